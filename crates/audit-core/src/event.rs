@@ -1,0 +1,332 @@
+//! The event as it is stored and published (contract v1).
+//!
+//! Timestamps are normalised to UTC with millisecond precision on the way in and always
+//! written as RFC 3339 with an explicit `Z`, so no consumer ever sees a zone-less time.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// One audit event, normalised (id assigned, times in UTC with ms precision).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEvent {
+    /// Unique id and deduplication key.
+    pub id: Uuid,
+    pub org_id: String,
+    #[serde(with = "utc_millis")]
+    pub occurred_at: OffsetDateTime,
+    /// When the platform received the event; absent only on messages produced straight to Kafka.
+    #[serde(
+        default,
+        with = "utc_millis::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub received_at: Option<OffsetDateTime>,
+    pub category: String,
+    pub action: String,
+    pub outcome: Outcome,
+    pub actor: Actor,
+    #[serde(default)]
+    pub targets: Vec<Target>,
+    #[serde(default)]
+    pub context: Context,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, MetadataValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default = "default_version")]
+    pub version: u8,
+}
+
+fn default_version() -> u8 {
+    crate::SCHEMA_VERSION
+}
+
+/// The same event as a producer may send it: the id and version may be absent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventInput {
+    #[serde(default)]
+    pub id: Option<Uuid>,
+    pub org_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub received_at: Option<OffsetDateTime>,
+    pub category: String,
+    pub action: String,
+    pub outcome: Outcome,
+    pub actor: Actor,
+    #[serde(default)]
+    pub targets: Vec<Target>,
+    #[serde(default)]
+    pub context: Context,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, MetadataValue>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default = "default_version")]
+    pub version: u8,
+}
+
+impl EventInput {
+    pub(crate) fn into_event(self, assign_id: impl FnOnce() -> Uuid) -> AuditEvent {
+        AuditEvent {
+            id: self.id.unwrap_or_else(assign_id),
+            org_id: self.org_id,
+            occurred_at: to_utc_millis(self.occurred_at),
+            received_at: self.received_at.map(to_utc_millis),
+            category: self.category,
+            action: self.action,
+            outcome: self.outcome,
+            actor: self.actor,
+            targets: self.targets,
+            context: self.context,
+            metadata: self.metadata,
+            source: self.source,
+            version: self.version,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorType {
+    User,
+    Service,
+    ApiKey,
+    System,
+}
+
+impl ActorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorType::User => "user",
+            ActorType::Service => "service",
+            ActorType::ApiKey => "api_key",
+            ActorType::System => "system",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Actor {
+    #[serde(rename = "type")]
+    pub kind: ActorType,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Context {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// A metadata value: flat by contract (no objects or arrays).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MetadataValue {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+}
+
+impl MetadataValue {
+    /// The value as text, for columnar storage and CSV (strings unquoted, null empty).
+    pub fn to_text(&self) -> String {
+        match self {
+            MetadataValue::Null => String::new(),
+            MetadataValue::Bool(value) => value.to_string(),
+            MetadataValue::Number(value) => value.to_string(),
+            MetadataValue::String(value) => value.clone(),
+        }
+    }
+}
+
+impl AuditEvent {
+    /// The canonical JSON encoding (the bytes published to Kafka and stored as `raw`).
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising plain structs, strings and numbers into a Vec cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn occurred_at_millis(&self) -> i64 {
+        unix_millis(self.occurred_at)
+    }
+}
+
+/// A fresh time-ordered event id (UUIDv7).
+pub fn new_event_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// The id for a retried single-event request carrying an `Idempotency-Key`: stable for the
+/// same producer, organization and key, so the retry deduplicates downstream.
+pub fn idempotent_event_id(producer: &str, org_id: &str, idempotency_key: &str) -> Uuid {
+    const NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_1c2e_7d4a_4c36_9d1b_3a0b_51a2_c0de);
+    let name = format!("{producer}\u{0}{org_id}\u{0}{idempotency_key}");
+    Uuid::new_v5(&NAMESPACE, name.as_bytes())
+}
+
+/// The id for a message produced straight to Kafka without one: a UUIDv7 whose time is the
+/// broker timestamp and whose random bits come from the message's position, so that
+/// re-consuming the same message (after a crash or rebalance) yields the same id.
+pub fn id_for_kafka_message(topic: &str, partition: i32, offset: i64, timestamp_ms: i64) -> Uuid {
+    let digest = Sha256::digest(format!("{topic}/{partition}/{offset}").as_bytes());
+    let mut random = [0u8; 10];
+    random.copy_from_slice(&digest[..10]);
+    let millis = u64::try_from(timestamp_ms.max(0)).unwrap_or(0);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
+}
+
+pub fn to_utc_millis(at: OffsetDateTime) -> OffsetDateTime {
+    let utc = at.to_offset(time::UtcOffset::UTC);
+    let millis = utc.millisecond();
+    utc.replace_nanosecond(u32::from(millis) * 1_000_000)
+        .unwrap_or(utc)
+}
+
+pub fn unix_millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Formats a time as RFC 3339 in UTC with milliseconds, e.g. `2026-11-26T07:04:25.123Z`.
+pub fn format_utc_millis(at: OffsetDateTime) -> String {
+    let utc = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        utc.year(),
+        u8::from(utc.month()),
+        utc.day(),
+        utc.hour(),
+        utc.minute(),
+        utc.second(),
+        utc.millisecond()
+    )
+}
+
+/// Serde helpers writing `2026-11-26T07:04:25.123Z` and reading any RFC 3339 time.
+pub mod utc_millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    pub fn serialize<S: Serializer>(at: &OffsetDateTime, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::format_utc_millis(*at))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<OffsetDateTime, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+            .map(super::to_utc_millis)
+            .map_err(serde::de::Error::custom)
+    }
+
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use time::OffsetDateTime;
+
+        pub fn serialize<S: Serializer>(
+            at: &Option<OffsetDateTime>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match at {
+                Some(at) => super::serialize(at, serializer),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<OffsetDateTime>, D::Error> {
+            let text = <Option<std::borrow::Cow<'de, str>>>::deserialize(deserializer)?;
+            text.map(|text| {
+                OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                    .map(super::super::to_utc_millis)
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn times_are_normalised_to_utc_millis() {
+        let at = datetime!(2026-11-26 09:04:25.123456789 +02:00);
+        assert_eq!(
+            format_utc_millis(to_utc_millis(at)),
+            "2026-11-26T07:04:25.123Z"
+        );
+    }
+
+    #[test]
+    fn idempotent_ids_are_stable_and_scoped() {
+        let first = idempotent_event_id("billing", "org_1", "k1");
+        assert_eq!(first, idempotent_event_id("billing", "org_1", "k1"));
+        assert_ne!(first, idempotent_event_id("billing", "org_2", "k1"));
+        assert_ne!(first, idempotent_event_id("identity", "org_1", "k1"));
+    }
+
+    #[test]
+    fn kafka_message_ids_are_deterministic_v7() {
+        let id = id_for_kafka_message("audit.events.v1", 3, 42, 1_764_140_000_000);
+        assert_eq!(
+            id,
+            id_for_kafka_message("audit.events.v1", 3, 42, 1_764_140_000_000)
+        );
+        assert_ne!(
+            id,
+            id_for_kafka_message("audit.events.v1", 3, 43, 1_764_140_000_000)
+        );
+        assert_eq!(id.get_version_num(), 7);
+    }
+}
