@@ -1,0 +1,20 @@
+//! Kafka plumbing shared by the gateway, the indexer and the forwarder.
+//!
+//! Delivery rules that every service relies on live here, in one place:
+//! * producers are idempotent with `acks=all` and key messages by organization with the
+//!   Java-compatible `murmur2_random` partitioner (product teams may produce with either client);
+//! * consumers never auto-commit nor auto-store offsets: offsets move only after the downstream
+//!   (ClickHouse, a destination, a retry topic) acknowledged;
+//! * dead letters keep the original key and bytes and say why in headers.
+
+pub mod config;
+pub mod dead_letter;
+pub mod error;
+pub mod stats;
+pub mod topics;
+
+pub use config::{ConsumerTuning, KafkaConfig, ProducerTuning};
+pub use dead_letter::{DeadLetter, DeadLetterWriter, header_str};
+pub use error::{Error, Result};
+pub use stats::StatsContext;
+pub use topics::{TopicsConfig, ensure_topics};

@@ -1,0 +1,161 @@
+//! `/healthz` (the process is alive), `/readyz` (every dependency answers) and `/metrics`.
+//!
+//! Readiness is pushed, not pulled: background tasks that already talk to Kafka/ClickHouse
+//! record the outcome in [`Readiness`], so a probe never waits on a slow dependency.
+
+use std::collections::BTreeMap;
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Serialize)]
+struct ComponentState {
+    ready: bool,
+    detail: String,
+}
+
+/// The readiness of each dependency of a service, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    components: Arc<RwLock<BTreeMap<&'static str, ComponentState>>>,
+}
+
+impl Readiness {
+    /// A readiness with these components, all not ready yet.
+    pub fn new(components: &[&'static str]) -> Self {
+        let readiness = Self::default();
+        for component in components {
+            readiness.set(component, false, "starting");
+        }
+        readiness
+    }
+
+    pub fn set(&self, component: &'static str, ready: bool, detail: impl Into<String>) {
+        let state = ComponentState {
+            ready,
+            detail: detail.into(),
+        };
+        let mut components = self.components.write().unwrap_or_else(|e| e.into_inner());
+        let changed = components
+            .get(component)
+            .is_none_or(|previous| previous.ready != ready);
+        if changed && component != "draining" {
+            if ready {
+                tracing::info!(component, detail = %state.detail, "dependency ready");
+            } else {
+                tracing::warn!(component, detail = %state.detail, "dependency not ready");
+            }
+        }
+        metrics::gauge!("ready", "component" => component).set(if ready { 1.0 } else { 0.0 });
+        components.insert(component, state);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        let components = self.components.read().unwrap_or_else(|e| e.into_inner());
+        components.values().all(|state| state.ready)
+    }
+
+    fn snapshot(&self) -> BTreeMap<&'static str, ComponentState> {
+        self.components
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+#[derive(Clone)]
+struct OpsState {
+    readiness: Readiness,
+    metrics: PrometheusHandle,
+}
+
+/// The three operational routes, to serve alone or merge into a service's router.
+pub fn ops_router(readiness: Readiness, metrics: PrometheusHandle) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(render_metrics))
+        .with_state(OpsState { readiness, metrics })
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<OpsState>) -> Response {
+    let status = if state.readiness.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(state.readiness.snapshot())).into_response()
+}
+
+async fn render_metrics(State(state): State<OpsState>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Serves `router` on `addr` until `shutdown` is cancelled, then lets in-flight requests
+/// finish for up to `grace`.
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_on(listener, router, shutdown, grace).await
+}
+
+/// Like [`serve`] on an already bound listener (tests bind port 0).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let local = listener.local_addr()?;
+    tracing::info!(%local, "http listening");
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown({
+        let shutdown = shutdown.clone();
+        async move { shutdown.cancelled().await }
+    });
+    let mut handle = tokio::spawn(server.into_future());
+    tokio::select! {
+        result = &mut handle => return flatten(result),
+        _ = shutdown.cancelled() => {}
+    }
+    match tokio::time::timeout(grace, &mut handle).await {
+        Ok(result) => flatten(result),
+        Err(_) => {
+            tracing::warn!(
+                ?grace,
+                "http drain timed out; closing remaining connections"
+            );
+            handle.abort();
+            Ok(())
+        }
+    }
+}
+
+fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io::Result<()> {
+    result.unwrap_or_else(|join_error| Err(std::io::Error::other(join_error)))
+}

@@ -1,0 +1,354 @@
+//! The records on the settings topic. Each value is a whole record (not a patch), so a reader
+//! that sees only the latest record per key (after compaction) has the full state.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::crypto::Sealed;
+
+/// One record on the settings topic, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SettingsRecord {
+    Org(OrgSettings),
+    ProducerKey(ProducerKeyRecord),
+    ApiToken(ApiTokenRecord),
+}
+
+impl SettingsRecord {
+    /// The record's key on the topic (compaction keeps the latest value per key).
+    pub fn key(&self) -> String {
+        match self {
+            SettingsRecord::Org(org) => org_key(&org.org_id),
+            SettingsRecord::ProducerKey(key) => producer_key_key(&key.key_id),
+            SettingsRecord::ApiToken(token) => api_token_key(&token.token_id),
+        }
+    }
+}
+
+pub fn org_key(org_id: &str) -> String {
+    format!("org/{org_id}")
+}
+
+pub fn producer_key_key(key_id: &str) -> String {
+    format!("producer_key/{key_id}")
+}
+
+pub fn api_token_key(token_id: &str) -> String {
+    format!("api_token/{token_id}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Plan {
+    #[default]
+    Free,
+    Team,
+    Enterprise,
+}
+
+impl Plan {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Free => "free",
+            Plan::Team => "team",
+            Plan::Enterprise => "enterprise",
+        }
+    }
+}
+
+/// One organization's settings. An organization without a record is on the free plan with
+/// the free plan's default retention and no destinations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgSettings {
+    pub org_id: String,
+    pub plan: Plan,
+    /// Custom retention in days; `None` means the plan's default.
+    #[serde(default)]
+    pub retention_days: Option<u16>,
+    #[serde(default)]
+    pub destinations: Vec<Destination>,
+    /// Incremented by every change; the API's ETag.
+    pub revision: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Who made the last change (operator token name or user id).
+    pub updated_by: String,
+}
+
+impl OrgSettings {
+    pub fn new(org_id: &str, now: OffsetDateTime, by: &str) -> Self {
+        Self {
+            org_id: org_id.to_string(),
+            plan: Plan::Free,
+            retention_days: None,
+            destinations: Vec::new(),
+            revision: 0,
+            updated_at: now,
+            updated_by: by.to_string(),
+        }
+    }
+
+    pub fn destination(&self, id: &str) -> Option<&Destination> {
+        self.destinations.iter().find(|d| d.id == id)
+    }
+
+    pub fn destination_mut(&mut self, id: &str) -> Option<&mut Destination> {
+        self.destinations.iter_mut().find(|d| d.id == id)
+    }
+}
+
+/// A SIEM destination of an organization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    pub id: String,
+    pub name: String,
+    /// Set by operators; a plan downgrade turns it off (the destination is kept).
+    pub enabled: bool,
+    /// Why the destination is disabled or paused, when it is.
+    #[serde(default)]
+    pub state: DestinationState,
+    #[serde(default)]
+    pub filters: Filters,
+    /// Standard Webhooks signing secrets; every active one signs (rotation overlap).
+    #[serde(default)]
+    pub signing_secrets: Vec<SigningSecret>,
+    /// Type and type-specific settings, e.g. `{"type": "splunk_hec", "url": …}`.
+    pub config: DestinationKind,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl Destination {
+    /// Whether events should be delivered to it now.
+    pub fn is_active(&self) -> bool {
+        self.enabled && matches!(self.state, DestinationState::Active)
+    }
+
+    /// The signing secrets in force at `now` (not expired).
+    pub fn active_signing_secrets(
+        &self,
+        now: OffsetDateTime,
+    ) -> impl Iterator<Item = &SigningSecret> {
+        self.signing_secrets
+            .iter()
+            .filter(move |secret| secret.expires_at.is_none_or(|expires| expires > now))
+    }
+}
+
+/// Operational state recorded on the settings topic so every forwarder instance agrees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum DestinationState {
+    #[default]
+    Active,
+    /// Paused by the forwarder after failing continuously, or because it is misconfigured;
+    /// events are kept on the retry path until an operator resumes it.
+    Paused {
+        #[serde(with = "time::serde::rfc3339")]
+        since: OffsetDateTime,
+        reason: String,
+    },
+}
+
+/// Which events a destination receives. Empty lists mean "all".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Filters {
+    /// Categories to forward; empty = all.
+    pub categories: Vec<String>,
+    /// Actions to forward, exact (`user.login.failed`) or prefix (`user.*`); empty = all.
+    pub actions: Vec<String>,
+    /// Actions never to forward (noise), exact or prefix.
+    pub exclude_actions: Vec<String>,
+}
+
+impl Filters {
+    pub fn matches(&self, category: &str, action: &str) -> bool {
+        let category_ok =
+            self.categories.is_empty() || self.categories.iter().any(|c| c == category);
+        let action_ok =
+            self.actions.is_empty() || self.actions.iter().any(|p| action_matches(p, action));
+        let excluded = self
+            .exclude_actions
+            .iter()
+            .any(|p| action_matches(p, action));
+        category_ok && action_ok && !excluded
+    }
+}
+
+/// `user.*` matches `user.login.failed`; anything else must match exactly.
+pub fn action_matches(pattern: &str, action: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => action.starts_with(prefix),
+        None => pattern == action,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningSecret {
+    pub id: String,
+    /// The sealed `whsec_…` secret.
+    pub secret: Sealed,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it stops signing (set on the old secret when a new one is rotated in).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// The destination's type and its type-specific settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DestinationKind {
+    SplunkHec(SplunkHecSettings),
+    Datadog(DatadogSettings),
+    Wazuh(WazuhSettings),
+    Webhook(WebhookSettings),
+}
+
+impl DestinationKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            DestinationKind::SplunkHec(_) => "splunk_hec",
+            DestinationKind::Datadog(_) => "datadog",
+            DestinationKind::Wazuh(_) => "wazuh",
+            DestinationKind::Webhook(_) => "webhook",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplunkHecSettings {
+    /// Collector base URL, e.g. `https://hec.example.com:8088` (the event path is appended).
+    pub url: String,
+    /// Sealed HEC token (a GUID).
+    pub token: Sealed,
+    #[serde(default)]
+    pub index: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub sourcetype: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Use indexer acknowledgement: "delivered" then means "indexed".
+    #[serde(default)]
+    pub indexer_ack: bool,
+    /// Largest request body in bytes (Splunk Cloud accepts about 1 MiB).
+    #[serde(default)]
+    pub max_batch_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatadogSettings {
+    /// Datadog site, e.g. `datadoghq.com` or `datadoghq.eu`.
+    pub site: String,
+    /// Overrides the intake URL derived from the site (tests, proxies).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Sealed `DD-API-KEY`.
+    pub api_key: Sealed,
+    #[serde(default)]
+    pub service: Option<String>,
+    #[serde(default)]
+    pub ddsource: Option<String>,
+    #[serde(default)]
+    pub ddtags: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WazuhSettings {
+    /// Manager API base URL, e.g. `https://wazuh.example.com:55000`.
+    pub url: String,
+    pub username: String,
+    /// Sealed password of the API user (needs RBAC action `event:ingest`).
+    pub password: Sealed,
+    /// Requests per minute the manager accepts (Wazuh's default limit is 30).
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Receiver URL.
+    pub url: String,
+    /// Most events per request.
+    #[serde(default)]
+    pub max_batch_events: Option<usize>,
+}
+
+/// A producer API key: the secret part is stored only as its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProducerKeyRecord {
+    pub key_id: String,
+    /// The producing service, e.g. `billing-api`; becomes the events' `source`.
+    pub name: String,
+    pub secret_sha256: String,
+    /// Categories this key may publish; `*` means every non-internal category.
+    pub categories: Vec<String>,
+    /// Organizations this key may publish for; `None` means any.
+    #[serde(default)]
+    pub orgs: Option<Vec<String>>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub created_by: String,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// An organization-scoped, read-only API token (Enterprise), stored as a hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTokenRecord {
+    pub token_id: String,
+    pub org_id: String,
+    pub name: String,
+    pub secret_sha256: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub created_by: String,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_match_exact_prefix_and_exclusions() {
+        let filters = Filters {
+            categories: vec!["authentication".into(), "security".into()],
+            actions: vec!["user.*".into(), "token.refreshed".into()],
+            exclude_actions: vec!["user.login.succeeded".into()],
+        };
+        assert!(filters.matches("authentication", "user.login.failed"));
+        assert!(filters.matches("security", "token.refreshed"));
+        assert!(!filters.matches("authentication", "user.login.succeeded"));
+        assert!(!filters.matches("billing", "user.login.failed"));
+        assert!(!filters.matches("security", "api_key.generated"));
+        assert!(Filters::default().matches("anything", "any.action"));
+    }
+
+    #[test]
+    fn records_round_trip_with_their_kind() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let record = SettingsRecord::Org(OrgSettings::new("org_a", now, "ops"));
+        let json = serde_json::to_string(&record).expect("json");
+        assert!(json.contains("\"kind\":\"org\""), "{json}");
+        assert_eq!(
+            serde_json::from_str::<SettingsRecord>(&json).expect("parse"),
+            record
+        );
+        assert_eq!(record.key(), "org/org_a");
+    }
+}

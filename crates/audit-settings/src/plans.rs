@@ -1,0 +1,142 @@
+//! Plans and what they allow: retention bounds and SIEM destinations.
+
+use serde::{Deserialize, Serialize};
+
+use audit_runtime::ConfigError;
+
+use crate::model::{OrgSettings, Plan};
+
+/// What one plan allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanPolicy {
+    /// Retention of an organization on this plan without a custom value, in days.
+    pub default_retention_days: u16,
+    /// Shortest custom retention operators may set, in days.
+    pub min_retention_days: u16,
+    /// Longest custom retention operators may set, in days.
+    pub max_retention_days: u16,
+    /// Whether organizations on this plan may have active SIEM destinations and API tokens.
+    pub streaming: bool,
+}
+
+/// The `[plans]` section: one policy per plan.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlansConfig {
+    pub free: PlanPolicy,
+    pub team: PlanPolicy,
+    pub enterprise: PlanPolicy,
+}
+
+impl Default for PlansConfig {
+    fn default() -> Self {
+        let standard = PlanPolicy {
+            default_retention_days: 90,
+            min_retention_days: 1,
+            max_retention_days: 90,
+            streaming: false,
+        };
+        Self {
+            free: standard.clone(),
+            team: standard,
+            enterprise: PlanPolicy {
+                default_retention_days: 90,
+                min_retention_days: 1,
+                max_retention_days: 1095,
+                streaming: true,
+            },
+        }
+    }
+}
+
+impl PlansConfig {
+    pub fn policy(&self, plan: Plan) -> &PlanPolicy {
+        match plan {
+            Plan::Free => &self.free,
+            Plan::Team => &self.team,
+            Plan::Enterprise => &self.enterprise,
+        }
+    }
+
+    /// The retention that applies to an organization (its custom value or its plan's default).
+    pub fn retention_days(&self, org: Option<&OrgSettings>) -> u16 {
+        match org {
+            Some(org) => org
+                .retention_days
+                .unwrap_or_else(|| self.policy(org.plan).default_retention_days),
+            None => self.free.default_retention_days,
+        }
+    }
+
+    /// Checks a custom retention against the plan's bounds.
+    pub fn check_retention(&self, plan: Plan, days: u16) -> Result<(), String> {
+        let policy = self.policy(plan);
+        if days < policy.min_retention_days || days > policy.max_retention_days {
+            return Err(format!(
+                "{days} days is outside the {} plan's bounds ({}–{} days)",
+                plan.as_str(),
+                policy.min_retention_days,
+                policy.max_retention_days
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
+        for (name, policy) in [
+            ("free", &self.free),
+            ("team", &self.team),
+            ("enterprise", &self.enterprise),
+        ] {
+            let key = format!("{section}.{name}");
+            if policy.min_retention_days == 0 {
+                return Err(ConfigError::invalid(
+                    format!("{key}.min_retention_days"),
+                    "must be at least 1",
+                ));
+            }
+            if policy.min_retention_days > policy.max_retention_days {
+                return Err(ConfigError::invalid(
+                    format!("{key}.min_retention_days"),
+                    "must not exceed max_retention_days",
+                ));
+            }
+            if !(policy.min_retention_days..=policy.max_retention_days)
+                .contains(&policy.default_retention_days)
+            {
+                return Err(ConfigError::invalid(
+                    format!("{key}.default_retention_days"),
+                    "must lie within min_retention_days..=max_retention_days",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_product() {
+        let plans = PlansConfig::default();
+        assert_eq!(plans.retention_days(None), 90);
+        assert!(plans.check_retention(Plan::Enterprise, 1095).is_ok());
+        assert!(plans.check_retention(Plan::Enterprise, 1096).is_err());
+        assert!(plans.check_retention(Plan::Team, 91).is_err());
+        assert!(plans.validate("plans").is_ok());
+    }
+
+    #[test]
+    fn invalid_bounds_name_the_key() {
+        let mut plans = PlansConfig::default();
+        plans.team.default_retention_days = 400;
+        let error = plans.validate("plans").unwrap_err().to_string();
+        assert!(
+            error.contains("plans.team.default_retention_days"),
+            "{error}"
+        );
+    }
+}
