@@ -10,11 +10,13 @@
 pub mod config;
 pub mod dead_letter;
 pub mod error;
+pub mod probe;
 pub mod stats;
 pub mod topics;
 
 pub use config::{ConsumerTuning, KafkaConfig, ProducerTuning};
 pub use dead_letter::{DeadLetter, DeadLetterWriter, header_str};
 pub use error::{Error, Result};
+pub use probe::spawn_kafka_probe;
 pub use stats::StatsContext;
 pub use topics::{TopicsConfig, ensure_topics};

@@ -1,6 +1,7 @@
 //! Structured logs (`tracing`, JSON or text) and the Prometheus metrics recorder.
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+pub use metrics_exporter_prometheus::PrometheusHandle;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
 

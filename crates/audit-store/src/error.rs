@@ -1,0 +1,22 @@
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("clickhouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
+    #[error("clickhouse did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("schema: {0}")]
+    Schema(String),
+    #[error("invalid query: {param}: {reason}")]
+    InvalidQuery { param: &'static str, reason: String },
+}
+
+impl Error {
+    pub fn invalid(param: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidQuery {
+            param,
+            reason: reason.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,21 @@
+//! The ClickHouse side of the pipeline.
+//!
+//! * [`migrations`]: versioned SQL (in `migrations/`), applied by `indexer migrate`.
+//! * [`rows`]: the row written per event.
+//! * [`Store`]: inserts with deduplication tokens, retention changes, health.
+//! * [`query`]: the organization-scoped reads of the API (filters, keyset pages, export, feed).
+//!
+//! Every statement that carries a value uses ClickHouse server-side parameters
+//! (`{name:Type}` + `param_name`), never string interpolation.
+
+pub mod config;
+pub mod error;
+pub mod migrations;
+pub mod query;
+pub mod rows;
+pub mod store;
+
+pub use config::ClickHouseConfig;
+pub use error::{Error, Result};
+pub use rows::EventRow;
+pub use store::{RetentionMutation, Store};

@@ -1,0 +1,90 @@
+//! The row stored per event. `indexed_at`, `search_text` and `version` are computed by
+//! ClickHouse (DEFAULT / MATERIALIZED), so they are not part of the inserted row.
+
+use audit_core::AuditEvent;
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct EventRow {
+    pub org_id: String,
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub occurred_at: OffsetDateTime,
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub id: Uuid,
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub received_at: OffsetDateTime,
+    pub category: String,
+    pub action: String,
+    pub outcome: String,
+    pub actor_type: String,
+    pub actor_id: String,
+    pub actor_name: String,
+    pub actor_email: String,
+    pub target_types: Vec<String>,
+    pub target_ids: Vec<String>,
+    pub target_names: Vec<String>,
+    pub ip: String,
+    pub user_agent: String,
+    pub location: String,
+    pub request_id: String,
+    pub metadata: Vec<(String, String)>,
+    pub source: String,
+    pub schema_version: u8,
+    pub retention_days: u16,
+    pub raw: String,
+}
+
+impl EventRow {
+    /// Builds the row of a validated event. `raw` is the event's canonical JSON;
+    /// `received_at` falls back to `fallback_received_at` (the broker's append time).
+    pub fn from_event(
+        event: &AuditEvent,
+        raw: &[u8],
+        retention_days: u16,
+        fallback_received_at: OffsetDateTime,
+    ) -> Self {
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        Self {
+            org_id: event.org_id.clone(),
+            occurred_at: event.occurred_at,
+            id: event.id,
+            received_at: event.received_at.unwrap_or(fallback_received_at),
+            category: event.category.clone(),
+            action: event.action.clone(),
+            outcome: event.outcome.as_str().to_string(),
+            actor_type: event.actor.kind.as_str().to_string(),
+            actor_id: event.actor.id.clone(),
+            actor_name: text(&event.actor.name),
+            actor_email: text(&event.actor.email),
+            target_types: event.targets.iter().map(|t| t.kind.clone()).collect(),
+            target_ids: event.targets.iter().map(|t| t.id.clone()).collect(),
+            target_names: event
+                .targets
+                .iter()
+                .map(|t| t.name.clone().unwrap_or_default())
+                .collect(),
+            ip: text(&event.context.ip),
+            user_agent: text(&event.context.user_agent),
+            location: text(&event.context.location),
+            request_id: text(&event.context.request_id),
+            metadata: event
+                .metadata
+                .iter()
+                .map(|(key, value)| (key.clone(), value.to_text()))
+                .collect(),
+            source: text(&event.source),
+            schema_version: event.version,
+            retention_days,
+            // The canonical encoding is produced by serde_json, hence UTF-8.
+            raw: String::from_utf8_lossy(raw).into_owned(),
+        }
+    }
+
+    /// Approximate size in memory/on the wire, for batch byte limits.
+    pub fn approx_bytes(&self) -> usize {
+        self.raw.len() * 2 + 64
+    }
+}

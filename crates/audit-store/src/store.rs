@@ -1,0 +1,213 @@
+//! Writes and maintenance against ClickHouse.
+
+use std::time::{Duration, Instant};
+
+use clickhouse::Client;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ClickHouseConfig;
+use crate::error::{Error, Result};
+use crate::migrations::{self, MigrationReport};
+use crate::rows::EventRow;
+
+/// The events table's name inside the configured database.
+pub const EVENTS_TABLE: &str = "events";
+
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    database: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("database", &self.database)
+            .finish()
+    }
+}
+
+/// Progress of one retention change being applied to stored rows.
+#[derive(Debug, Clone, Serialize, Deserialize, clickhouse::Row)]
+pub struct RetentionMutation {
+    pub mutation_id: String,
+    pub command: String,
+    #[serde(with = "clickhouse::serde::time::datetime")]
+    pub create_time: time::OffsetDateTime,
+    pub parts_to_do: i64,
+    pub is_done: u8,
+    pub latest_fail_reason: String,
+}
+
+impl Store {
+    pub fn new(config: &ClickHouseConfig) -> Self {
+        let client = Client::default()
+            .with_url(&config.url)
+            .with_user(&config.user)
+            .with_password(config.password.expose())
+            .with_database(&config.database);
+        Self {
+            client,
+            database: config.database.clone(),
+            timeout: Duration::from_secs(config.timeout_secs),
+        }
+    }
+
+    /// The client, scoped to the audit database.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Runs `future` with the configured timeout.
+    pub async fn timed<T>(&self, future: impl Future<Output = Result<T>>) -> Result<T> {
+        tokio::time::timeout(self.timeout, future)
+            .await
+            .unwrap_or(Err(Error::Timeout(self.timeout)))
+    }
+
+    /// `SELECT 1`: ClickHouse answers.
+    pub async fn ping(&self) -> Result<()> {
+        let probe = async {
+            let one: u8 = self.client.query("SELECT 1").fetch_one().await?;
+            debug_assert_eq!(one, 1);
+            Ok(())
+        };
+        tokio::time::timeout(Duration::from_secs(3), probe)
+            .await
+            .unwrap_or(Err(Error::Timeout(Duration::from_secs(3))))
+    }
+
+    /// Applies pending schema migrations.
+    pub async fn migrate(&self) -> Result<MigrationReport> {
+        // DDL runs before the database exists, so use an unscoped client.
+        let client = self.client.clone().with_database("default");
+        migrations::migrate(&client, &self.database, migrations::MIGRATIONS).await
+    }
+
+    /// Checks that the database has exactly the schema version this build expects.
+    pub async fn check_schema(&self) -> Result<()> {
+        let client = self.client.clone().with_database("default");
+        let current = migrations::current_version(&client, &self.database).await?;
+        let latest = migrations::latest_version();
+        match current.cmp(&latest) {
+            std::cmp::Ordering::Equal => Ok(()),
+            std::cmp::Ordering::Less => Err(Error::Schema(format!(
+                "database `{}` is at schema version {current}; run `indexer migrate` to reach {latest}",
+                self.database
+            ))),
+            std::cmp::Ordering::Greater => Err(Error::Schema(format!(
+                "database `{}` is at schema version {current}, newer than this build ({latest})",
+                self.database
+            ))),
+        }
+    }
+
+    /// Inserts one batch. The token makes a retry of the very same batch a no-op
+    /// (`insert_deduplication_token`); the table's ReplacingMergeTree covers every other replay.
+    pub async fn insert_events(&self, rows: &[EventRow], dedup_token: &str) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let insert = async {
+            let mut insert = self
+                .client
+                .insert::<EventRow>(EVENTS_TABLE)
+                .await?
+                .with_setting("insert_deduplication_token", dedup_token)
+                .with_timeouts(Some(self.timeout), Some(self.timeout));
+            for row in rows {
+                insert.write(row).await?;
+            }
+            insert.end().await?;
+            Ok(())
+        };
+        self.timed(insert).await?;
+        metrics::histogram!("clickhouse_insert_seconds").record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Rewrites the retention of an organization's stored rows (asynchronous mutation; the
+    /// TTL of the rewritten rows follows). Rows already at `days` are left alone.
+    pub async fn apply_retention(&self, org_id: &str, days: u16) -> Result<()> {
+        let statement = format!(
+            "ALTER TABLE {EVENTS_TABLE} UPDATE retention_days = {{days:UInt16}} \
+             WHERE org_id = {{org:String}} AND retention_days != {{days:UInt16}}"
+        );
+        self.timed(async {
+            self.client
+                .query(&statement)
+                .param("days", days)
+                .param("org", org_id)
+                .execute()
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The retention mutations touching an organization, newest first.
+    pub async fn retention_mutations(&self, org_id: &str) -> Result<Vec<RetentionMutation>> {
+        self.timed(async {
+            Ok(self
+                .client
+                .query(
+                    "SELECT mutation_id, command, create_time, parts_to_do, toUInt8(is_done) AS is_done, \
+                     latest_fail_reason FROM system.mutations \
+                     WHERE database = {db:String} AND table = {table:String} \
+                     AND position(command, 'retention_days') > 0 AND position(command, {org_literal:String}) > 0 \
+                     ORDER BY create_time DESC LIMIT 20",
+                )
+                .param("db", &self.database)
+                .param("table", EVENTS_TABLE)
+                .param("org_literal", format!("'{}'", org_id.replace('\\', "\\\\").replace('\'', "\\'")))
+                .fetch_all()
+                .await?)
+        })
+        .await
+    }
+}
+
+/// Stored rows of one organization with one retention value.
+#[derive(Debug, Clone, Serialize, Deserialize, clickhouse::Row)]
+pub struct RetentionClass {
+    pub org_id: String,
+    pub retention_days: u16,
+    pub rows: u64,
+}
+
+impl Store {
+    /// How many stored rows each organization has per retention value (physical rows,
+    /// duplicates included: every copy must carry the right retention).
+    pub async fn retention_classes(&self) -> Result<Vec<RetentionClass>> {
+        self.timed(async {
+            Ok(self
+                .client()
+                .query(
+                    "SELECT org_id, retention_days, count() AS rows FROM events \
+                     GROUP BY org_id, retention_days ORDER BY org_id, retention_days",
+                )
+                .fetch_all()
+                .await?)
+        })
+        .await
+    }
+
+    /// Whether a retention mutation for `org_id` to `days` is still running.
+    pub async fn retention_mutation_running(&self, org_id: &str, days: u16) -> Result<bool> {
+        let mutations = self.retention_mutations(org_id).await?;
+        let target = format!("retention_days = {days}");
+        Ok(mutations
+            .iter()
+            .any(|m| m.is_done == 0 && m.command.replace('`', "").contains(&target)))
+    }
+}

@@ -1,0 +1,200 @@
+//! The indexer's configuration (`config/indexer.toml`, overridable by `INDEXER__…` variables).
+
+use std::path::PathBuf;
+
+use audit_core::Limits;
+use audit_kafka::{ConsumerTuning, KafkaConfig, TopicsConfig};
+use audit_runtime::{ConfigError, HttpConfig, TelemetryConfig};
+use audit_settings::PlansConfig;
+use audit_store::ClickHouseConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexerConfig {
+    /// Where `/healthz`, `/readyz` and `/metrics` listen.
+    pub http: HttpConfig,
+    /// Log format and level.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    /// Kafka connection.
+    pub kafka: KafkaConfig,
+    /// Topic names and layout.
+    #[serde(default)]
+    pub topics: TopicsConfig,
+    /// ClickHouse connection.
+    pub clickhouse: ClickHouseConfig,
+    /// Consumer group and tuning.
+    #[serde(default)]
+    pub consumer: ConsumerConfig,
+    /// Batch bounds.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// Backoff of ClickHouse and dead-letter retries.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// Plans and their retention bounds (shared with the gateway and forwarder).
+    #[serde(default)]
+    pub plans: PlansConfig,
+    /// Event limits (shared with the gateway).
+    #[serde(default)]
+    pub limits: Limits,
+    /// Path of the category/action catalogue.
+    #[serde(default = "default_catalogue_path")]
+    pub catalogue_path: PathBuf,
+    /// Apply schema migrations at start (otherwise run `indexer migrate` first).
+    #[serde(default)]
+    pub migrate_on_start: bool,
+    /// Retention reconciliation.
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+pub fn default_catalogue_path() -> PathBuf {
+    PathBuf::from("config/catalogue.toml")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerConfig {
+    /// Consumer group; every indexer instance of one deployment uses the same.
+    pub group_id: String,
+    /// Consumer tuning.
+    #[serde(default)]
+    pub tuning: ConsumerTuning,
+    /// How long a rebalance or shutdown waits for in-flight batches before abandoning them
+    /// (abandoned batches may be inserted twice; the table deduplicates).
+    #[serde(default = "default_drain_secs")]
+    pub drain_timeout_secs: u64,
+}
+
+fn default_drain_secs() -> u64 {
+    15
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            group_id: "indexer".into(),
+            tuning: ConsumerTuning::default(),
+            drain_timeout_secs: default_drain_secs(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Most rows per insert.
+    pub max_rows: usize,
+    /// Most bytes (approximate) per insert.
+    pub max_bytes: usize,
+    /// Longest time a row waits for its batch to fill (ms): the freshness bound.
+    pub max_wait_ms: u64,
+    /// Batches queued for insertion before consumption pauses.
+    pub queue_depth: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            max_rows: 50_000,
+            max_bytes: 32 * 1024 * 1024,
+            max_wait_ms: 250,
+            queue_depth: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// First backoff delay (ms).
+    pub initial_backoff_ms: u64,
+    /// Largest backoff delay (ms).
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            initial_backoff_ms: 100,
+            max_backoff_ms: 10_000,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// The shared backoff engine: exponential, jittered, capped, never giving up.
+    pub fn backoff(&self) -> backon::ExponentialBuilder {
+        backon::ExponentialBuilder::default()
+            .with_min_delay(std::time::Duration::from_millis(self.initial_backoff_ms))
+            .with_max_delay(std::time::Duration::from_millis(self.max_backoff_ms))
+            .with_jitter()
+            .without_max_times()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Seconds between full reconciliations of stored retention with the settings.
+    pub reconcile_interval_secs: u64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            reconcile_interval_secs: 300,
+        }
+    }
+}
+
+impl IndexerConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.kafka.validate("kafka")?;
+        self.topics.validate("topics")?;
+        self.clickhouse.validate("clickhouse")?;
+        self.plans.validate("plans")?;
+        self.limits.validate().map_err(|message| {
+            let (key, reason) = message.split_once(": ").unwrap_or(("", message.as_str()));
+            ConfigError::invalid(format!("limits.{key}"), reason)
+        })?;
+        if self.consumer.group_id.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "consumer.group_id",
+                "must not be empty",
+            ));
+        }
+        if self.batch.max_rows == 0 {
+            return Err(ConfigError::invalid("batch.max_rows", "must be positive"));
+        }
+        if self.batch.max_bytes < 64 * 1024 {
+            return Err(ConfigError::invalid(
+                "batch.max_bytes",
+                "must be at least 65536",
+            ));
+        }
+        if self.batch.queue_depth == 0 {
+            return Err(ConfigError::invalid(
+                "batch.queue_depth",
+                "must be positive",
+            ));
+        }
+        if self.retry.initial_backoff_ms == 0
+            || self.retry.max_backoff_ms < self.retry.initial_backoff_ms
+        {
+            return Err(ConfigError::invalid(
+                "retry.max_backoff_ms",
+                "must be at least retry.initial_backoff_ms (> 0)",
+            ));
+        }
+        if !self.catalogue_path.exists() {
+            return Err(ConfigError::invalid(
+                "catalogue_path",
+                format!("{} does not exist", self.catalogue_path.display()),
+            ));
+        }
+        Ok(())
+    }
+}

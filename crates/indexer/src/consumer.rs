@@ -1,0 +1,598 @@
+//! The consuming half of the indexer: Kafka → validated rows → batches.
+//!
+//! # Protocol
+//!
+//! One dedicated thread owns the group consumer and calls `poll`; every rebalance callback
+//! therefore runs on this thread, between two messages. It decodes each message with the
+//! shared validator (invalid ones become dead letters carried in the batch) and cuts batches
+//! by rows, bytes and age. Full batches go to the writer task through a bounded queue.
+//!
+//! * **Offsets** are never stored or committed automatically. The writer commits a batch's
+//!   offsets only after its dead letters were acknowledged by Kafka and its rows by ClickHouse.
+//! * **Backpressure**: when the queue is full (ClickHouse slow or down), the thread pauses every
+//!   assigned partition and keeps polling, which serves rebalances and keeps group membership
+//!   without fetching; it resumes when the queue has room. Memory stays bounded by
+//!   `queue_depth + 1` batches plus librdkafka's prefetch (`queued_max_kbytes`).
+//! * **Rebalance (revoke)**: rows of the revoked partitions are dropped from the batch being
+//!   built (they were never committed, so the next owner re-reads them); the thread then waits
+//!   up to `drain_timeout` for batches already queued to be written, and commits the
+//!   acknowledged offsets of the revoked partitions synchronously before letting them go.
+//!   If the drain times out (ClickHouse down), those batches are abandoned to the writer: they
+//!   may still be inserted later, but their offsets are not committed (we no longer own the
+//!   partitions) and the table's deduplication removes the resulting copies from results.
+//! * **Shutdown**: stop polling, hand the partial batch to the writer, wait for the writer to
+//!   drain, commit synchronously, close the consumer.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use audit_core::EventValidator;
+use audit_core::validate::Arrival;
+use audit_kafka::StatsContext;
+use audit_settings::{PlansConfig, SettingsStore};
+use audit_store::EventRow;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::statistics::Statistics;
+use rdkafka::{Offset, TopicPartitionList};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::BatchConfig;
+
+/// A message that failed validation, to be dead-lettered before its offset is committed.
+#[derive(Debug, Clone)]
+pub struct DeadMessage {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub reason: String,
+}
+
+/// A unit of work for the writer: rows, dead letters, and the offsets they cover.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub rows: Vec<EventRow>,
+    pub dead: Vec<DeadMessage>,
+    /// Per partition: first and last offset contained.
+    pub ranges: BTreeMap<i32, (i64, i64)>,
+    pub bytes: usize,
+    pub started: Option<Instant>,
+    /// Partition of each row in `rows` (parallel vector), to drop revoked partitions' rows.
+    pub row_partitions: Vec<i32>,
+    /// Creation sequence number (for the retention reconciler's drain).
+    pub sequence: u64,
+}
+
+impl Batch {
+    fn track(&mut self, partition: i32, offset: i64) {
+        self.ranges
+            .entry(partition)
+            .and_modify(|range| range.1 = offset)
+            .or_insert((offset, offset));
+        self.started.get_or_insert_with(Instant::now);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// A token identifying exactly this batch's content: the same partitions and offset
+    /// ranges always give the same token, so re-inserting it is deduplicated by ClickHouse.
+    pub fn dedup_token(&self) -> String {
+        let mut hasher = Sha256::new();
+        for (partition, (first, last)) in &self.ranges {
+            hasher.update(format!("{partition}:{first}-{last};").as_bytes());
+        }
+        hex::encode(&hasher.finalize()[..16])
+    }
+
+    /// Removes everything that came from `revoked` partitions; returns how many rows went.
+    fn drop_partitions(&mut self, revoked: &[i32]) -> usize {
+        let before = self.rows.len();
+        let mut partitions = self.row_partitions.iter();
+        self.rows.retain(|_| {
+            partitions
+                .next()
+                .is_some_and(|partition| !revoked.contains(partition))
+        });
+        self.row_partitions
+            .retain(|partition| !revoked.contains(partition));
+        self.dead.retain(|dead| !revoked.contains(&dead.partition));
+        self.ranges
+            .retain(|partition, _| !revoked.contains(partition));
+        before - self.rows.len()
+    }
+}
+
+/// State shared by the consumer thread, its rebalance callbacks and the writer task.
+pub struct Shared {
+    pub topic: String,
+    /// The batch being built (only the consumer thread touches it; the lock is uncontended).
+    building: Mutex<Building>,
+    /// Batches handed to the writer and not yet finished.
+    in_flight: Mutex<usize>,
+    drained: Condvar,
+    /// Partitions currently owned.
+    owned: Mutex<HashSet<i32>>,
+    /// Next offset to commit per owned partition (last written + 1).
+    acked: Mutex<BTreeMap<i32, i64>>,
+    pub batches_created: AtomicU64,
+    pub batches_written: AtomicU64,
+    drain_timeout: Duration,
+}
+
+#[derive(Default)]
+struct Building {
+    /// The batch receiving messages.
+    current: Batch,
+    /// A cut batch waiting for room in the writer queue (consumption is paused meanwhile).
+    pending: Option<Batch>,
+}
+
+impl Shared {
+    pub fn new(topic: &str, drain_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            topic: topic.to_string(),
+            building: Mutex::new(Building::default()),
+            in_flight: Mutex::new(0),
+            drained: Condvar::new(),
+            owned: Mutex::new(HashSet::new()),
+            acked: Mutex::new(BTreeMap::new()),
+            batches_created: AtomicU64::new(0),
+            batches_written: AtomicU64::new(0),
+            drain_timeout,
+        })
+    }
+
+    /// Called by the writer when a batch is fully acknowledged downstream.
+    /// Returns the offsets to commit (only for partitions still owned).
+    pub fn batch_written(&self, batch: &Batch) -> TopicPartitionList {
+        let owned = lock(&self.owned);
+        let mut acked = lock(&self.acked);
+        let mut list = TopicPartitionList::new();
+        for (partition, (_, last)) in &batch.ranges {
+            if !owned.contains(partition) {
+                continue;
+            }
+            let next = last + 1;
+            let entry = acked.entry(*partition).or_insert(next);
+            *entry = (*entry).max(next);
+            let _ = list.add_partition_offset(&self.topic, *partition, Offset::Offset(*entry));
+        }
+        drop(acked);
+        drop(owned);
+        self.batches_written.fetch_add(1, Ordering::SeqCst);
+        let mut in_flight = lock(&self.in_flight);
+        *in_flight = in_flight.saturating_sub(1);
+        self.drained.notify_all();
+        list
+    }
+
+    /// Waits until no batch is in flight, or `timeout` passes. True when drained.
+    fn wait_drained(&self, timeout: Duration) -> bool {
+        let guard = lock(&self.in_flight);
+        let (guard, result) = self
+            .drained
+            .wait_timeout_while(guard, timeout, |in_flight| *in_flight > 0)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        drop(guard);
+        !result.timed_out()
+    }
+
+    fn acked_offsets(&self, partitions: &[i32]) -> TopicPartitionList {
+        let acked = lock(&self.acked);
+        let mut list = TopicPartitionList::new();
+        for partition in partitions {
+            if let Some(offset) = acked.get(partition) {
+                let _ = list.add_partition_offset(&self.topic, *partition, Offset::Offset(*offset));
+            }
+        }
+        list
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The consumer's context: lag metrics from statistics, and the rebalance protocol above.
+pub struct IndexerContext {
+    shared: Arc<Shared>,
+    stats: StatsContext,
+}
+
+impl IndexerContext {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            stats: StatsContext::new("indexer"),
+        }
+    }
+}
+
+impl ClientContext for IndexerContext {
+    fn stats(&self, statistics: Statistics) {
+        self.stats.record(&statistics);
+    }
+}
+
+impl ConsumerContext for IndexerContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let revoked: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+        if revoked.is_empty() {
+            return;
+        }
+        metrics::counter!("indexer_rebalances_total", "kind" => "revoke").increment(1);
+        {
+            let mut building = lock(&self.shared.building);
+            let mut dropped = building.current.drop_partitions(&revoked);
+            if let Some(pending) = building.pending.as_mut() {
+                dropped += pending.drop_partitions(&revoked);
+                if pending.is_empty() {
+                    building.pending = None;
+                }
+            }
+            if dropped > 0 {
+                tracing::info!(
+                    dropped,
+                    "dropped unsent rows of revoked partitions (the next owner re-reads them)"
+                );
+            }
+        }
+        let drained = self.shared.wait_drained(self.shared.drain_timeout);
+        let offsets = self.shared.acked_offsets(&revoked);
+        if offsets.count() > 0
+            && let Err(error) = consumer.commit(&offsets, CommitMode::Sync)
+        {
+            tracing::warn!(%error, "commit on revoke failed; the next owner re-reads (deduplicated)");
+        }
+        drop(offsets);
+        {
+            let mut owned = lock(&self.shared.owned);
+            let mut acked = lock(&self.shared.acked);
+            for partition in &revoked {
+                owned.remove(partition);
+                acked.remove(partition);
+            }
+        }
+        tracing::info!(?revoked, drained, "partitions revoked");
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            let assigned: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+            lock(&self.shared.owned).extend(assigned.iter().copied());
+            metrics::counter!("indexer_rebalances_total", "kind" => "assign").increment(1);
+            tracing::info!(?assigned, "partitions assigned");
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            metrics::counter!("indexer_commit_errors_total").increment(1);
+            tracing::warn!(%error, "offset commit failed (will be retried with the next batch)");
+        }
+    }
+}
+
+/// Everything the consumer thread needs.
+pub struct ConsumerLoop {
+    pub consumer: Arc<BaseConsumer<IndexerContext>>,
+    pub shared: Arc<Shared>,
+    pub validator: Arc<EventValidator>,
+    pub settings: SettingsStore,
+    pub plans: PlansConfig,
+    pub batch: BatchConfig,
+    pub queue: mpsc::Sender<Batch>,
+    pub shutdown: CancellationToken,
+}
+
+impl ConsumerLoop {
+    /// Runs until shutdown; then hands over the last batch and returns.
+    pub fn run(self) {
+        let max_wait = Duration::from_millis(self.batch.max_wait_ms);
+        let mut paused = false;
+        let mut settings = self.settings.view();
+        let mut settings_seen = Instant::now();
+        while !self.shutdown.is_cancelled() {
+            let waiting = match self.send_pending() {
+                Ok(waiting) => waiting,
+                Err(()) => {
+                    tracing::error!("writer stopped; indexer consumer exits");
+                    return;
+                }
+            };
+            // While a cut batch waits for the writer, keep polling paused so rebalances are
+            // served and the group keeps us, without fetching more.
+            if waiting != paused {
+                self.set_paused(waiting);
+                paused = waiting;
+            }
+            if settings_seen.elapsed() > Duration::from_millis(100) {
+                settings = self.settings.view();
+                settings_seen = Instant::now();
+            }
+            match self.consumer.poll(Duration::from_millis(50)) {
+                None => {}
+                Some(Err(error)) => {
+                    metrics::counter!("indexer_poll_errors_total").increment(1);
+                    tracing::warn!(%error, "poll error");
+                }
+                Some(Ok(message)) => self.accept(&message, &settings),
+            }
+            if !waiting {
+                self.cut_batch_if_due(max_wait);
+            }
+        }
+        // Shutdown: hand over what we have, wait for the writer, commit synchronously.
+        let (pending, current) = {
+            let mut building = lock(&self.shared.building);
+            (
+                building.pending.take(),
+                std::mem::take(&mut building.current),
+            )
+        };
+        let current = (!current.is_empty()).then(|| self.sealed(current));
+        for batch in pending.into_iter().chain(current) {
+            self.mark_in_flight(1);
+            if self.queue.blocking_send(batch).is_err() {
+                self.mark_in_flight(-1);
+                break;
+            }
+        }
+        let drained = self.shared.wait_drained(self.shared.drain_timeout);
+        let owned: Vec<i32> = lock(&self.shared.owned).iter().copied().collect();
+        let offsets = self.shared.acked_offsets(&owned);
+        if offsets.count() > 0
+            && let Err(error) = self.consumer.commit(&offsets, CommitMode::Sync)
+        {
+            tracing::warn!(%error, "final commit failed; uncommitted batches will be re-read (deduplicated)");
+        }
+        drop(offsets);
+        tracing::info!(drained, "indexer consumer stopped");
+    }
+
+    /// Tries to hand the pending batch to the writer. Ok(true) while one is still waiting.
+    fn send_pending(&self) -> Result<bool, ()> {
+        let mut building = lock(&self.shared.building);
+        let Some(batch) = building.pending.take() else {
+            return Ok(false);
+        };
+        // Count it in flight before the writer can possibly finish it.
+        self.mark_in_flight(1);
+        match self.queue.try_send(batch) {
+            Ok(()) => Ok(false),
+            Err(mpsc::error::TrySendError::Full(batch)) => {
+                self.mark_in_flight(-1);
+                building.pending = Some(batch);
+                Ok(true)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.mark_in_flight(-1);
+                Err(())
+            }
+        }
+    }
+
+    fn set_paused(&self, pause: bool) {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        let result = if pause {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        drop(assignment);
+        metrics::gauge!("indexer_paused").set(if pause { 1.0 } else { 0.0 });
+        match result {
+            Ok(()) if pause => tracing::warn!("writer queue full: consumption paused"),
+            Ok(()) => tracing::info!("consumption resumed"),
+            Err(error) => tracing::warn!(%error, pause, "pause/resume failed"),
+        }
+    }
+
+    fn accept(&self, message: &BorrowedMessage<'_>, settings: &audit_settings::SettingsView) {
+        let partition = message.partition();
+        let offset = message.offset();
+        let mut building = lock(&self.shared.building);
+        let batch = &mut building.current;
+        batch.track(partition, offset);
+        match decode(
+            message,
+            &self.validator,
+            &self.shared.topic,
+            settings,
+            &self.plans,
+        ) {
+            Ok(row) => {
+                batch.bytes += row.approx_bytes();
+                batch.rows.push(row);
+                batch.row_partitions.push(partition);
+            }
+            Err(reason) => {
+                metrics::counter!("indexer_invalid_messages_total").increment(1);
+                let payload = message.payload().unwrap_or_default();
+                batch.bytes += payload.len();
+                batch.dead.push(DeadMessage {
+                    partition,
+                    offset,
+                    key: message.key().map(<[u8]>::to_vec),
+                    payload: payload.to_vec(),
+                    reason,
+                });
+            }
+        }
+    }
+
+    /// Moves the current batch to `pending` when it is full or old enough.
+    fn cut_batch_if_due(&self, max_wait: Duration) {
+        let mut building = lock(&self.shared.building);
+        let batch = &building.current;
+        let due = building.pending.is_none()
+            && !batch.is_empty()
+            && (batch.rows.len() + batch.dead.len() >= self.batch.max_rows
+                || batch.bytes >= self.batch.max_bytes
+                || batch
+                    .started
+                    .is_some_and(|started| started.elapsed() >= max_wait));
+        if due {
+            let batch = std::mem::take(&mut building.current);
+            building.pending = Some(self.sealed(batch));
+        }
+    }
+
+    /// Numbers a batch and records its size.
+    fn sealed(&self, mut batch: Batch) -> Batch {
+        batch.sequence = self.shared.batches_created.fetch_add(1, Ordering::SeqCst) + 1;
+        metrics::histogram!("indexer_batch_rows").record(batch.rows.len() as f64);
+        metrics::histogram!("indexer_batch_bytes").record(batch.bytes as f64);
+        batch
+    }
+
+    fn mark_in_flight(&self, delta: isize) {
+        let mut in_flight = lock(&self.shared.in_flight);
+        *in_flight = in_flight.saturating_add_signed(delta);
+        if *in_flight == 0 {
+            self.shared.drained.notify_all();
+        }
+    }
+}
+
+/// Validates one message and builds its row, or says why it is dead.
+fn decode(
+    message: &BorrowedMessage<'_>,
+    validator: &EventValidator,
+    topic: &str,
+    settings: &audit_settings::SettingsView,
+    plans: &PlansConfig,
+) -> Result<EventRow, String> {
+    let Some(payload) = message.payload() else {
+        return Err("empty message (no value)".into());
+    };
+    let broker_time = message
+        .timestamp()
+        .to_millis()
+        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
+        .unwrap_or_else(OffsetDateTime::now_utc);
+    let arrival = Arrival {
+        now: OffsetDateTime::now_utc(),
+        received_at: Some(broker_time),
+        fallback_id: audit_core::event::id_for_kafka_message(
+            topic,
+            message.partition(),
+            message.offset(),
+            audit_core::event::unix_millis(broker_time),
+        ),
+    };
+    let valid = validator
+        .validate_bytes(payload, arrival)
+        .map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+    if let Some(key) = message.key()
+        && key != valid.event.org_id.as_bytes()
+    {
+        return Err(format!(
+            "message key `{}` differs from org_id `{}`: the key must be the organization (per-organization ordering)",
+            String::from_utf8_lossy(&key[..key.len().min(128)]),
+            valid.event.org_id
+        ));
+    }
+    let retention = plans.retention_days(settings.org(&valid.event.org_id).map(|org| org.as_ref()));
+    Ok(EventRow::from_event(
+        &valid.event,
+        &valid.json,
+        retention,
+        broker_time,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_tokens_depend_only_on_ranges() {
+        let mut first = Batch::default();
+        first.track(0, 10);
+        first.track(0, 11);
+        first.track(3, 7);
+        let mut same = Batch::default();
+        same.track(3, 7);
+        same.track(0, 10);
+        same.track(0, 11);
+        assert_eq!(first.dedup_token(), same.dedup_token());
+        let mut other = Batch::default();
+        other.track(0, 10);
+        assert_ne!(first.dedup_token(), other.dedup_token());
+    }
+
+    #[test]
+    fn revoked_partitions_leave_the_batch() {
+        let mut batch = Batch::default();
+        for (partition, offset) in [(0, 1), (1, 1), (0, 2)] {
+            batch.track(partition, offset);
+            batch
+                .rows
+                .push(sample_row(&format!("org_{partition}_{offset}")));
+            batch.row_partitions.push(partition);
+        }
+        batch.dead.push(DeadMessage {
+            partition: 1,
+            offset: 2,
+            key: None,
+            payload: vec![],
+            reason: "x".into(),
+        });
+        assert_eq!(batch.drop_partitions(&[1]), 1);
+        let orgs: Vec<&str> = batch.rows.iter().map(|r| r.org_id.as_str()).collect();
+        assert_eq!(orgs, ["org_0_1", "org_0_2"]);
+        assert!(batch.dead.is_empty());
+        assert_eq!(batch.ranges.keys().copied().collect::<Vec<_>>(), [0]);
+    }
+
+    fn sample_row(org: &str) -> EventRow {
+        let event: audit_core::AuditEvent = serde_json::from_value(serde_json::json!({
+            "id": "0190d7a0-6c1e-7b3a-9f00-000000000001", "org_id": org,
+            "occurred_at": "2026-01-01T00:00:00Z", "category": "billing", "action": "billing.invoice.generated",
+            "outcome": "success", "actor": {"type": "system", "id": "billing"}
+        }))
+        .expect("event");
+        EventRow::from_event(&event, b"{}", 90, OffsetDateTime::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn written_batches_commit_next_offsets_of_owned_partitions_only() {
+        let shared = Shared::new("t", Duration::from_millis(10));
+        lock(&shared.owned).insert(0);
+        *lock(&shared.in_flight) = 1;
+        let mut batch = Batch::default();
+        batch.track(0, 5);
+        batch.track(0, 9);
+        batch.track(1, 3);
+        let list = shared.batch_written(&batch);
+        let elements = list.elements();
+        assert_eq!(elements.len(), 1);
+        assert_eq!(elements[0].partition(), 0);
+        assert_eq!(elements[0].offset(), Offset::Offset(10));
+        assert!(shared.wait_drained(Duration::from_millis(1)));
+    }
+}
