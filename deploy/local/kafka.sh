@@ -69,8 +69,11 @@ ensure_libs() {
   local jar
   jar=$(find "$tmp" -maxdepth 1 -name 'kafka_2.13-*.jar' ! -name '*-test*' | head -n1)
   [[ -n $jar ]] || die "kafka_2.13 jar missing from resolved libs"
-  unzip -l "$jar" | grep -q ' kafka/Kafka.class$' || die "kafka.Kafka not in $jar"
-  unzip -l "$jar" | grep -q ' kafka/tools/StorageTool.class$' || die "kafka.tools.StorageTool not in $jar"
+  local listing cls
+  listing=$(unzip -Z1 "$jar")
+  for cls in kafka/Kafka.class kafka/tools/StorageTool.class; do
+    grep -qxF "$cls" <<<"$listing" || die "$cls not in $jar"
+  done
   printf '%s\n' "$want" >"$tmp/.pom-sha256"
   rm -rf -- "$LIBS"
   mv -- "$tmp" "$LIBS"
@@ -177,7 +180,9 @@ ensure_formatted() {
 # Ready = the broker answers a real metadata request and lists itself.
 # (__readiness_probe does not exist and is not auto-created: the request still round-trips.)
 ready() {
-  kcat -b "$BOOTSTRAP" -L -t __readiness_probe -m 2 2>/dev/null | grep -qE '^ *[1-9][0-9]* brokers:'
+  local md
+  md=$(kcat -b "$BOOTSTRAP" -L -t __readiness_probe -m 2 2>/dev/null) || return 1
+  grep -qE '^ *[1-9][0-9]* brokers:' <<<"$md"
 }
 
 cmd_wait() {
@@ -222,10 +227,12 @@ cmd_start() {
     >"$LOGFILE" 2>&1 </dev/null 9>&- &
   pid=$!
   printf '%s\n' "$pid" >"$PIDFILE"
-  running "$PIDFILE" "$MARKER" >/dev/null || {
+  if ! confirm_started "$PIDFILE" "$MARKER"; then
     log_tail "$LOGFILE"
-    die "pid $pid is not the broker we launched"
-  }
+    pid_gone "$pid" || stop_pid "$pid" 30
+    rm -f -- "$PIDFILE"
+    die "the broker (pid $pid) exited right after launch"
+  fi
   say "started pid $pid (log $LOGFILE), waiting for a metadata response…"
   if ! wait_until ready "$KAFKA_READY_TIMEOUT" "$PIDFILE" "$MARKER" "$LOGFILE"; then
     # Do not leave a half-started broker behind.

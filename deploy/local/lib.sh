@@ -58,15 +58,29 @@ port_owner() {
 # process whose command line contains MARKER (our instance directory), so a recycled pid
 # of an unrelated process is never mistaken for ours.
 running() {
-  local pidfile=$1 marker=$2 pid state
+  local pidfile=$1 marker=$2 pid state cmdline
   [[ -s $pidfile ]] || return 1
   pid=$(<"$pidfile")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   [[ -r /proc/$pid/cmdline ]] || return 1
   state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) || return 1
   [[ $state != Z ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$marker" || return 1
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *"$marker"* ]] || return 1
   printf '%s' "$pid"
+}
+
+# confirm_started PIDFILE MARKER: the background job needs a moment to exec the real
+# command; poll (up to 10 s) until the pid's command line is ours, fail if it exits first.
+confirm_started() {
+  local pidfile=$1 marker=$2 pid i
+  pid=$(<"$pidfile")
+  for ((i = 0; i < 200; i++)); do
+    running "$pidfile" "$marker" >/dev/null && return 0
+    pid_gone "$pid" && return 1
+    sleep 0.05
+  done
+  return 1
 }
 
 # pid_gone PID: the process has exited (or is a zombie waiting for its reaper).
