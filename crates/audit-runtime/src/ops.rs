@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, Serialize)]
 struct ComponentState {
     ready: bool,
+    /// Required components gate `/readyz`; the others are reported only.
+    required: bool,
     detail: String,
 }
 
@@ -31,21 +33,39 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    /// A readiness with these components, all not ready yet.
-    pub fn new(components: &[&'static str]) -> Self {
+    /// A readiness gated on these components, all not ready yet. Components set later
+    /// without being listed here are reported but do not gate readiness.
+    pub fn new(required: &[&'static str]) -> Self {
         let readiness = Self::default();
-        for component in components {
-            readiness.set(component, false, "starting");
+        {
+            let mut components = readiness
+                .components
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            for component in required {
+                components.insert(
+                    component,
+                    ComponentState {
+                        ready: false,
+                        required: true,
+                        detail: "starting".into(),
+                    },
+                );
+            }
         }
         readiness
     }
 
     pub fn set(&self, component: &'static str, ready: bool, detail: impl Into<String>) {
+        let mut components = self.components.write().unwrap_or_else(|e| e.into_inner());
+        let required = components
+            .get(component)
+            .is_some_and(|state| state.required);
         let state = ComponentState {
             ready,
+            required,
             detail: detail.into(),
         };
-        let mut components = self.components.write().unwrap_or_else(|e| e.into_inner());
         let changed = components
             .get(component)
             .is_none_or(|previous| previous.ready != ready);
@@ -62,7 +82,9 @@ impl Readiness {
 
     pub fn is_ready(&self) -> bool {
         let components = self.components.read().unwrap_or_else(|e| e.into_inner());
-        components.values().all(|state| state.ready)
+        components
+            .values()
+            .all(|state| state.ready || !state.required)
     }
 
     fn snapshot(&self) -> BTreeMap<&'static str, ComponentState> {

@@ -1,0 +1,76 @@
+//! Producer API keys: `Authorization: Bearer ak_<id>_<secret>` (or `X-Api-Key`).
+//! Each key is scoped to categories (and optionally organizations).
+
+use audit_core::{AuditEvent, Catalogue};
+use audit_settings::{ProducerKeyRecord, SettingsView};
+use axum::http::HeaderMap;
+use std::sync::Arc;
+
+use crate::error::ApiError;
+
+/// An authenticated producer.
+#[derive(Debug, Clone)]
+pub struct Producer {
+    pub record: Arc<ProducerKeyRecord>,
+}
+
+pub const PREFIX: &str = "ak";
+
+pub fn authenticate(headers: &HeaderMap, view: &SettingsView) -> Result<Producer, ApiError> {
+    let credential = super::bearer_token(headers)
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .ok_or_else(|| {
+            ApiError::Unauthorized("missing producer API key (Authorization: Bearer ak_…)".into())
+        })?;
+    let invalid = || ApiError::Unauthorized("invalid or revoked producer API key".into());
+    let (key_id, secret) = super::split_credential(credential, PREFIX).ok_or_else(invalid)?;
+    let record = view.producer_keys.get(key_id).ok_or_else(invalid)?;
+    if record.revoked_at.is_some() || !audit_settings::secret_matches(secret, &record.secret_sha256)
+    {
+        return Err(invalid());
+    }
+    Ok(Producer {
+        record: record.clone(),
+    })
+}
+
+impl Producer {
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    /// Whether this key may publish `event`; the error names the rule that refused it.
+    pub fn check_scope(&self, event: &AuditEvent, catalogue: &Catalogue) -> Result<(), String> {
+        let record = &self.record;
+        let internal = catalogue
+            .category(&event.category)
+            .is_some_and(|c| c.internal);
+        let named = record.categories.iter().any(|c| c == &event.category);
+        let wildcard = record.categories.iter().any(|c| c == "*");
+        if internal && !named {
+            return Err(format!(
+                "category `{}` is internal to the platform; key `{}` must name it explicitly to publish it",
+                event.category, record.name
+            ));
+        }
+        if !(named || wildcard) {
+            return Err(format!(
+                "key `{}` may publish categories [{}]; `{}` is not among them",
+                record.name,
+                record.categories.join(", "),
+                event.category
+            ));
+        }
+        if let Some(orgs) = &record.orgs
+            && !orgs.iter().any(|org| org == &event.org_id)
+        {
+            return Err(format!(
+                "key `{}` may publish for organizations [{}]; `{}` is not among them",
+                record.name,
+                orgs.join(", "),
+                event.org_id
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! API errors and their HTTP mapping — the one place where errors become status codes.
+//!
+//! Every error body has the same shape:
+//! `{"error": {"code": "…", "message": "…", "param": "…"?, "details": …?}}`.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{param}: {message}")]
+    BadRequest { param: String, message: String },
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{message}")]
+    Unprocessable { message: String, details: Value },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        retry_after_secs: u64,
+        details: Option<Value>,
+    },
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn bad_request(param: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            param: param.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn unavailable(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            retry_after_secs,
+            details: None,
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            ApiError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_request"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::Unprocessable { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+            }
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::PreconditionFailed(_) => {
+                (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+            }
+            ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            // Internal details go to the log, not to the caller.
+            ApiError::Internal(detail) => {
+                tracing::error!(detail = %detail, "internal error");
+                "internal error".to_string()
+            }
+            ApiError::BadRequest { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        let mut body = json!({"error": {"code": code, "message": message}});
+        match &self {
+            ApiError::BadRequest { param, .. } => body["error"]["param"] = json!(param),
+            ApiError::Unprocessable { details, .. } => body["error"]["details"] = details.clone(),
+            ApiError::Unavailable {
+                details: Some(details),
+                ..
+            } => body["error"]["details"] = details.clone(),
+            _ => {}
+        }
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::Unavailable {
+            retry_after_secs, ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        if matches!(self, ApiError::Unauthorized(_)) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<audit_store::Error> for ApiError {
+    fn from(error: audit_store::Error) -> Self {
+        match error {
+            audit_store::Error::InvalidQuery { param, reason } => {
+                ApiError::bad_request(param, reason)
+            }
+            audit_store::Error::Timeout(_) | audit_store::Error::ClickHouse(_) => {
+                tracing::warn!(%error, "clickhouse unavailable for a read");
+                ApiError::unavailable("the audit log store is unavailable; retry shortly", 2)
+            }
+            audit_store::Error::Schema(message) => ApiError::Internal(message),
+        }
+    }
+}
+
+impl From<audit_settings::Error> for ApiError {
+    fn from(error: audit_settings::Error) -> Self {
+        match error {
+            audit_settings::Error::Invalid { field, reason } => ApiError::Unprocessable {
+                message: format!("{field}: {reason}"),
+                details: json!([{"field": field, "reason": reason}]),
+            },
+            audit_settings::Error::NotFound(what) => ApiError::NotFound(what),
+            audit_settings::Error::Conflict(message) => ApiError::Conflict(message),
+            audit_settings::Error::Crypto(message) => {
+                ApiError::Internal(format!("secret handling: {message}"))
+            }
+            audit_settings::Error::Store(_) | audit_settings::Error::Kafka(_) => {
+                tracing::warn!(%error, "settings store unavailable");
+                ApiError::unavailable("settings store unavailable; retry shortly", 2)
+            }
+        }
+    }
+}

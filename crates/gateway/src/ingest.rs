@@ -1,0 +1,412 @@
+//! `POST /v1/events`: one event, a JSON array of events, or NDJSON.
+//!
+//! # Batch semantics
+//! By default each event stands alone: valid events are published, invalid ones are rejected
+//! with their errors, and the response lists every event by index (202 when all were
+//! accepted, 207 when some were, 422/403 when none were). With `?atomic=true` the request is
+//! all-or-nothing: one invalid event rejects the whole request and nothing is published.
+//!
+//! # Durability
+//! The response is sent only after Kafka acknowledged every accepted event. If Kafka is
+//! unavailable or the gateway's queue is full, the answer is 503 with `Retry-After`, listing
+//! the ids the events were given: retrying with those ids cannot create duplicates.
+//!
+//! # Idempotency
+//! An event's `id` is its deduplication key. Without one, a single-event request carrying an
+//! `Idempotency-Key` header gets an id derived from (producer, organization, key), and event
+//! *n* of a batch from (producer, organization, key, n); otherwise a fresh UUIDv7.
+
+use std::sync::Arc;
+
+use audit_core::FieldError;
+use audit_core::validate::Arrival;
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::App;
+use crate::auth::producer::{self, Producer};
+use crate::error::{ApiError, ApiResult};
+use crate::publisher::{Outgoing, PublishError};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestParams {
+    /// All-or-nothing: reject the whole request if any event is invalid.
+    #[serde(default)]
+    pub atomic: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyFormat {
+    Json,
+    Ndjson,
+}
+
+/// The outcome for one event of a request.
+#[derive(Debug, Serialize)]
+pub struct EventResult {
+    pub index: usize,
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<EventError>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventError {
+    pub code: &'static str,
+    pub path: String,
+    pub reason: String,
+}
+
+pub async fn ingest(
+    State(app): State<Arc<App>>,
+    Query(params): Query<IngestParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let producer = producer::authenticate(&headers, &app.settings.view()).inspect_err(|_| {
+        metrics::counter!("gateway_events_rejected_total", "reason" => "unauthenticated", "producer" => "").increment(1);
+    })?;
+    let Ok(_permit) = app.ingest_permits.try_acquire() else {
+        metrics::counter!("gateway_shed_requests_total").increment(1);
+        return Err(ApiError::unavailable(
+            "the gateway is at its concurrent request limit",
+            app.config.ingest.retry_after_secs,
+        ));
+    };
+    let format = body_format(&headers)?;
+    let bytes = read_body(body, &headers, app.config.ingest.max_body_bytes).await?;
+    let documents = parse_documents(&bytes, format)?;
+    let max_events = app.config.ingest.max_events_per_request;
+    if documents.len() > max_events {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "{} events in one request; at most {max_events}",
+            documents.len()
+        )));
+    }
+    if documents.is_empty() {
+        return Err(ApiError::Malformed("the request contains no events".into()));
+    }
+    let single = matches!(format, BodyFormat::Json) && !bytes.trim_ascii_start().starts_with(b"[");
+    let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+
+    let now = OffsetDateTime::now_utc();
+    let mut results = Vec::with_capacity(documents.len());
+    let mut accepted = Vec::with_capacity(documents.len());
+    for (index, document) in documents.iter().enumerate() {
+        let fallback_id = fallback_id(&producer, document, idempotency_key, single, index);
+        let outcome = match document {
+            Ok(value) => validate(
+                &app,
+                &producer,
+                value,
+                Arrival {
+                    now,
+                    received_at: Some(now),
+                    fallback_id,
+                },
+            ),
+            Err(error) => Err(vec![error.clone()]),
+        };
+        match outcome {
+            Ok(valid) => {
+                results.push(EventResult {
+                    index,
+                    status: "accepted",
+                    id: Some(valid.event.id),
+                    errors: Vec::new(),
+                });
+                accepted.push(valid);
+            }
+            Err(errors) => results.push(EventResult {
+                index,
+                status: "rejected",
+                id: None,
+                errors,
+            }),
+        }
+    }
+    let rejected = results.len() - accepted.len();
+    record_outcomes(&producer, &results);
+
+    if rejected > 0 && (params.atomic || accepted.is_empty()) {
+        return Ok(rejection_response(results, single, params.atomic));
+    }
+
+    let outgoing: Vec<Outgoing<'_>> = accepted
+        .iter()
+        .map(|valid| Outgoing {
+            org_id: &valid.event.org_id,
+            json: &valid.json,
+        })
+        .collect();
+    if let Err(error) = app.publisher.publish(&outgoing, producer.name()).await {
+        let ids: Vec<Uuid> = accepted.iter().map(|valid| valid.event.id).collect();
+        tracing::warn!(%error, events = ids.len(), producer = producer.name(), "publish failed; answering 503");
+        let retry_after = match error {
+            PublishError::Busy => app.config.ingest.retry_after_secs,
+            PublishError::NotAcknowledged(_) => app.config.ingest.retry_after_secs.max(2),
+        };
+        return Err(ApiError::Unavailable {
+            message: format!("{error}; nothing is guaranteed stored — retry with the same ids"),
+            retry_after_secs: retry_after,
+            details: Some(json!({"ids": ids})),
+        });
+    }
+    metrics::counter!("gateway_events_accepted_total", "producer" => producer.name().to_string())
+        .increment(accepted.len() as u64);
+
+    let status = if rejected == 0 {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    let mut body = json!({"accepted": accepted.len(), "rejected": rejected, "results": results});
+    if single {
+        body["id"] = json!(accepted.first().map(|valid| valid.event.id));
+    }
+    Ok((status, Json(body)).into_response())
+}
+
+fn validate(
+    app: &App,
+    producer: &Producer,
+    value: &Value,
+    arrival: Arrival,
+) -> Result<audit_core::validate::ValidEvent, Vec<EventError>> {
+    let mut valid = app
+        .validator
+        .validate_value(value, arrival)
+        .map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|FieldError { path, reason }| EventError {
+                    code: "invalid",
+                    path,
+                    reason,
+                })
+                .collect::<Vec<_>>()
+        })?;
+    producer
+        .check_scope(&valid.event, app.validator.catalogue())
+        .map_err(|reason| {
+            vec![EventError {
+                code: "forbidden",
+                path: "$".into(),
+                reason,
+            }]
+        })?;
+    if valid.event.source.is_none() {
+        // The producing service is known from its key: record it.
+        valid.event.source = Some(producer.name().to_string());
+        valid.json = valid.event.to_json();
+    }
+    Ok(valid)
+}
+
+fn fallback_id(
+    producer: &Producer,
+    document: &Result<Value, EventError>,
+    idempotency_key: Option<&str>,
+    single: bool,
+    index: usize,
+) -> Uuid {
+    let org_id = document
+        .as_ref()
+        .ok()
+        .and_then(|v| v.get("org_id"))
+        .and_then(Value::as_str);
+    match (idempotency_key, org_id) {
+        (Some(key), Some(org_id)) if single => {
+            audit_core::event::idempotent_event_id(&producer.record.key_id, org_id, key)
+        }
+        (Some(key), Some(org_id)) => audit_core::event::idempotent_event_id(
+            &producer.record.key_id,
+            org_id,
+            &format!("{key}#{index}"),
+        ),
+        _ => audit_core::event::new_event_id(),
+    }
+}
+
+fn rejection_response(results: Vec<EventResult>, single: bool, atomic: bool) -> Response {
+    let rejected: Vec<&EventResult> = results.iter().filter(|r| r.status == "rejected").collect();
+    let all_forbidden = rejected
+        .iter()
+        .all(|r| r.errors.iter().all(|e| e.code == "forbidden"));
+    let (status, code) = if all_forbidden {
+        (StatusCode::FORBIDDEN, "forbidden")
+    } else {
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+    };
+    let first = rejected
+        .first()
+        .and_then(|r| r.errors.first())
+        .map(|e| format!("{}: {}", e.path, e.reason))
+        .unwrap_or_default();
+    let message = if single {
+        first
+    } else if atomic {
+        format!(
+            "{} of {} events are invalid; nothing was published (atomic)",
+            rejected.len(),
+            results.len()
+        )
+    } else {
+        format!("all {} events were rejected", results.len())
+    };
+    let body = json!({
+        "error": {"code": code, "message": message},
+        "accepted": 0,
+        "rejected": rejected.len(),
+        "results": results,
+    });
+    (status, Json(body)).into_response()
+}
+
+fn record_outcomes(producer: &Producer, results: &[EventResult]) {
+    for result in results.iter().filter(|r| r.status == "rejected") {
+        let reason = result.errors.first().map(|e| e.code).unwrap_or("invalid");
+        metrics::counter!("gateway_events_rejected_total", "reason" => reason, "producer" => producer.name().to_string())
+            .increment(1);
+    }
+}
+
+fn body_format(headers: &HeaderMap) -> ApiResult<BodyFormat> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match content_type.as_deref() {
+        Some("application/json") => Ok(BodyFormat::Json),
+        Some("application/x-ndjson" | "application/ndjson" | "application/jsonl") => {
+            Ok(BodyFormat::Ndjson)
+        }
+        Some(other) => Err(ApiError::UnsupportedMediaType(format!(
+            "content type `{other}` is not accepted; send application/json or application/x-ndjson"
+        ))),
+        None => Err(ApiError::UnsupportedMediaType(
+            "missing Content-Type; send application/json or application/x-ndjson".into(),
+        )),
+    }
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> ApiResult<Bytes> {
+    let too_large = || ApiError::PayloadTooLarge(format!("request body exceeds {limit} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let length_exceeded = std::error::Error::source(&error)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if length_exceeded || error.to_string().contains("length limit") {
+            too_large()
+        } else {
+            ApiError::Malformed(format!("could not read the request body: {error}"))
+        }
+    })
+}
+
+/// Splits the body into documents. A malformed JSON body is a 400; a malformed NDJSON line
+/// only rejects that event.
+fn parse_documents(bytes: &[u8], format: BodyFormat) -> ApiResult<Vec<Result<Value, EventError>>> {
+    match format {
+        BodyFormat::Json => {
+            let value: Value = serde_json::from_slice(bytes)
+                .map_err(|error| ApiError::Malformed(format!("malformed JSON: {error}")))?;
+            match value {
+                Value::Array(items) => Ok(items.into_iter().map(Ok).collect()),
+                Value::Object(_) => Ok(vec![Ok(value)]),
+                _ => Err(ApiError::Malformed(
+                    "the body must be an event object or an array of events".into(),
+                )),
+            }
+        }
+        BodyFormat::Ndjson => Ok(bytes
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.trim_ascii().is_empty())
+            .map(|line| {
+                serde_json::from_slice::<Value>(line).map_err(|error| EventError {
+                    code: "invalid",
+                    path: "$".into(),
+                    reason: format!("not valid JSON: {error}"),
+                })
+            })
+            .collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types() {
+        let mut headers = HeaderMap::new();
+        assert!(matches!(
+            body_format(&headers),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().expect("header"),
+        );
+        assert_eq!(body_format(&headers).expect("json"), BodyFormat::Json);
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/x-ndjson".parse().expect("header"),
+        );
+        assert_eq!(body_format(&headers).expect("ndjson"), BodyFormat::Ndjson);
+        headers.insert(header::CONTENT_TYPE, "text/csv".parse().expect("header"));
+        assert!(matches!(
+            body_format(&headers),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+    }
+
+    #[test]
+    fn documents() {
+        assert_eq!(
+            parse_documents(b"{\"a\":1}", BodyFormat::Json)
+                .expect("one")
+                .len(),
+            1
+        );
+        assert_eq!(
+            parse_documents(b" [{},{}]", BodyFormat::Json)
+                .expect("two")
+                .len(),
+            2
+        );
+        assert!(matches!(
+            parse_documents(b"[{", BodyFormat::Json),
+            Err(ApiError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_documents(b"42", BodyFormat::Json),
+            Err(ApiError::Malformed(_))
+        ));
+        let lines = parse_documents(b"{}\n\n{bad\n{}\n", BodyFormat::Ndjson).expect("lines");
+        assert_eq!(lines.len(), 3);
+        assert!(lines[1].is_err());
+    }
+}

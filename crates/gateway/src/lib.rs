@@ -1,0 +1,168 @@
+//! The gateway: the front door of the audit-log pipeline.
+//!
+//! * `POST /v1/events` — authenticated ingest to Kafka ([`ingest`]).
+//! * `/v1/admin/…` — the operator settings API ([`admin`]).
+//! * `/v1/orgs/{org}/…` — the read and export API for Owners/Admins and Enterprise API
+//!   tokens ([`read`]), and the dashboard page `/orgs/{org}/security/audit-logs`.
+//! * `/healthz`, `/readyz`, `/metrics`.
+//!
+//! The gateway is stateless: tenant settings come from the shared settings topic, events go
+//! to Kafka, reads come from ClickHouse. Run as many as needed behind a load balancer.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod meta;
+pub mod publisher;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use audit_core::{Catalogue, EventValidator};
+use audit_kafka::{ensure_topics, spawn_kafka_probe};
+use audit_runtime::telemetry::PrometheusHandle;
+use audit_runtime::{Readiness, ops_router};
+use audit_settings::{SecretBox, SettingsStore};
+use audit_store::Store;
+use axum::Router;
+use axum::http::HeaderName;
+use axum::routing::post;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+pub use config::GatewayConfig;
+
+/// Everything a request handler may need.
+pub struct App {
+    pub config: GatewayConfig,
+    pub validator: Arc<EventValidator>,
+    pub settings: SettingsStore,
+    pub publisher: publisher::Publisher,
+    pub store: Store,
+    pub user_auth: auth::user::UserAuth,
+    pub secrets: SecretBox,
+    pub readiness: Readiness,
+    pub ingest_permits: Semaphore,
+    pub http: reqwest::Client,
+}
+
+/// Builds the router over a ready `App`.
+pub fn router(app: Arc<App>, metrics: PrometheusHandle) -> Router {
+    let sensitive = [
+        axum::http::header::AUTHORIZATION,
+        HeaderName::from_static("x-api-key"),
+        axum::http::header::COOKIE,
+    ];
+    Router::new()
+        .route("/v1/events", post(ingest::ingest))
+        .with_state(app.clone())
+        .merge(ops_router(app.readiness.clone(), metrics))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
+}
+
+/// Runs the gateway until `shutdown` is cancelled, then drains and returns.
+pub async fn run(
+    config: GatewayConfig,
+    metrics: PrometheusHandle,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let catalogue = Arc::new(Catalogue::load(&config.catalogue_path)?);
+    let validator = Arc::new(EventValidator::new(catalogue, config.limits)?);
+    let readiness = Readiness::new(&["kafka", "settings"]);
+    let secrets = SecretBox::from_config(&config.encryption, "encryption")?;
+
+    ensure_topics(&config.kafka, &config.topics)
+        .await
+        .context("ensuring Kafka topics")?;
+    let settings = SettingsStore::start(&config.kafka, &config.topics.settings, "gateway")?;
+    let publisher =
+        publisher::Publisher::new(&config.kafka, &config.producer, &config.topics.events)?;
+    let store = Store::new(&config.clickhouse);
+    let user_auth = auth::user::UserAuth::new(&config.auth)?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+
+    spawn_kafka_probe(
+        &config.kafka,
+        &config.topics.events,
+        readiness.clone(),
+        "kafka",
+        shutdown.clone(),
+    )?;
+    spawn_settings_readiness(settings.clone(), readiness.clone());
+    spawn_clickhouse_probe(store.clone(), readiness.clone(), shutdown.clone());
+
+    let app = Arc::new(App {
+        ingest_permits: Semaphore::new(config.ingest.max_concurrent_requests),
+        config,
+        validator,
+        settings: settings.clone(),
+        publisher,
+        store,
+        user_auth,
+        secrets,
+        readiness,
+        http,
+    });
+    spawn_jwks_refresh(app.clone(), shutdown.clone());
+    let listen = app.config.http.listen;
+    let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
+    audit_runtime::serve(listen, router(app.clone(), metrics), shutdown, grace).await?;
+
+    // In-flight requests are done; make sure everything they handed to Kafka is acknowledged.
+    app.publisher.flush(Duration::from_secs(10));
+    settings.stop();
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+fn spawn_settings_readiness(settings: SettingsStore, readiness: Readiness) {
+    tokio::spawn(async move {
+        match settings
+            .wait_caught_up(Duration::from_secs(24 * 3600))
+            .await
+        {
+            Ok(()) => readiness.set("settings", true, "caught up"),
+            Err(error) => readiness.set("settings", false, error.to_string()),
+        }
+    });
+}
+
+fn spawn_clickhouse_probe(store: Store, readiness: Readiness, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            match store.ping().await {
+                Ok(()) => readiness.set("clickhouse", true, "answers"),
+                Err(error) => readiness.set("clickhouse", false, error.to_string()),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    });
+}
+
+fn spawn_jwks_refresh(app: Arc<App>, shutdown: CancellationToken) {
+    let Some(every) = app.user_auth.jwks_refresh_secs() else {
+        return;
+    };
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = app.user_auth.refresh_jwks(&app.http).await {
+                tracing::warn!(%error, "JWKS refresh failed; keeping the previous keys");
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(every)) => {}
+            }
+        }
+    });
+}
