@@ -102,8 +102,7 @@ impl ProducerTuning {
                 "queue.buffering.max.kbytes",
                 self.queue_max_kbytes.to_string(),
             )
-            .set("message.timeout.ms", self.delivery_timeout_ms.to_string())
-            .set("statistics.interval.ms", "5000");
+            .set("message.timeout.ms", self.delivery_timeout_ms.to_string());
     }
 }
 
@@ -151,7 +150,6 @@ impl ConsumerTuning {
                 "queued.max.messages.kbytes",
                 self.queued_max_kbytes.to_string(),
             )
-            .set("fetch.max.bytes", "16777216")
-            .set("statistics.interval.ms", "5000");
+            .set("fetch.max.bytes", "16777216");
     }
 }

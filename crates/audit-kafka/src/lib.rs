@@ -18,5 +18,5 @@ pub use config::{ConsumerTuning, KafkaConfig, ProducerTuning};
 pub use dead_letter::{DeadLetter, DeadLetterWriter, header_str};
 pub use error::{Error, Result};
 pub use probe::spawn_kafka_probe;
-pub use stats::StatsContext;
+pub use stats::{StatsContext, enable_statistics, log_client_error};
 pub use topics::{TopicsConfig, ensure_topics};

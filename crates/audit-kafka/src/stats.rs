@@ -1,9 +1,17 @@
 //! Turns librdkafka's periodic statistics into Prometheus gauges (consumer lag per partition,
 //! producer queue depth) without any extra broker round trip.
 
+use rdkafka::ClientConfig;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
+
+/// Turns on librdkafka statistics; only for clients created with a [`StatsContext`] (or a
+/// context that forwards to it), since the default context would log them.
+pub fn enable_statistics(config: &mut ClientConfig) {
+    config.set("statistics.interval.ms", "5000");
+}
 
 /// A client context that exports lag and queue metrics. Services wrap or reuse it.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +34,25 @@ impl ClientContext for StatsContext {
     fn stats(&self, statistics: Statistics) {
         self.record(&statistics);
     }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error(self.role, &error, reason);
+    }
+}
+
+/// Logs a client-level error; end-of-partition notices are expected, not errors.
+pub fn log_client_error(role: &str, error: &KafkaError, reason: &str) {
+    let end_of_partition = matches!(
+        error,
+        KafkaError::PartitionEOF(_)
+            | KafkaError::Global(rdkafka::error::RDKafkaErrorCode::PartitionEOF)
+    );
+    if end_of_partition {
+        tracing::debug!(role, reason, "end of partition");
+        return;
+    }
+    metrics::counter!("kafka_client_errors_total", "role" => role.to_string()).increment(1);
+    tracing::warn!(role, %error, reason, "kafka client error");
 }
 
 impl ConsumerContext for StatsContext {}

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use audit_kafka::{KafkaConfig, ProducerTuning};
+use audit_kafka::{KafkaConfig, ProducerTuning, StatsContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -107,7 +107,8 @@ impl SettingsStore {
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest");
-        let consumer: BaseConsumer = consumer_config.create()?;
+        let consumer: BaseConsumer<StatsContext> =
+            consumer_config.create_with_context(StatsContext::new("settings"))?;
         let mut producer_config = kafka.client_config(&format!("{client_name}-settings-writer"));
         ProducerTuning {
             linger_ms: 0,
@@ -223,7 +224,7 @@ impl SettingsStore {
 }
 
 struct Follower {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<StatsContext>,
     topic: String,
     view: watch::Sender<Arc<SettingsView>>,
     stop: Arc<AtomicBool>,

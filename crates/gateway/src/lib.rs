@@ -9,6 +9,7 @@
 //! The gateway is stateless: tenant settings come from the shared settings topic, events go
 //! to Kafka, reads come from ClickHouse. Run as many as needed behind a load balancer.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -59,6 +60,7 @@ pub fn router(app: Arc<App>, metrics: PrometheusHandle) -> Router {
     ];
     Router::new()
         .route("/v1/events", post(ingest::ingest))
+        .merge(admin::router())
         .with_state(app.clone())
         .merge(ops_router(app.readiness.clone(), metrics))
         .layer(TraceLayer::new_for_http())

@@ -44,6 +44,7 @@ impl Publisher {
     ) -> Result<Self, KafkaError> {
         let mut config = kafka.client_config("gateway");
         tuning.apply(&mut config);
+        audit_kafka::enable_statistics(&mut config);
         let producer = config.create_with_context(StatsContext::new("gateway"))?;
         Ok(Self {
             producer,

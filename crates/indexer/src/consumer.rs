@@ -224,6 +224,10 @@ impl ClientContext for IndexerContext {
     fn stats(&self, statistics: Statistics) {
         self.stats.record(&statistics);
     }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        audit_kafka::log_client_error("indexer", &error, reason);
+    }
 }
 
 impl ConsumerContext for IndexerContext {

@@ -1,0 +1,156 @@
+//! Producer API keys: created by operators, shown once, stored as SHA-256, revocable.
+
+use std::sync::Arc;
+
+use audit_settings::{ProducerKeyRecord, SettingsRecord};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::destinations::rfc3339;
+use super::{OperatorAuth, check_org_id};
+use crate::App;
+use crate::auth::producer::PREFIX;
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// The producing service, e.g. `billing-api`.
+    pub name: String,
+    /// Categories it may publish (`*` = every non-internal category).
+    pub categories: Vec<String>,
+    /// Organizations it may publish for; absent = any.
+    pub orgs: Option<Vec<String>>,
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
+    audit_settings::Error::invalid(field, reason).into()
+}
+
+pub fn view(record: &ProducerKeyRecord) -> Value {
+    json!({
+        "key_id": record.key_id,
+        "name": record.name,
+        "categories": record.categories,
+        "orgs": record.orgs,
+        "created_at": rfc3339(record.created_at),
+        "created_by": record.created_by,
+        "revoked_at": record.revoked_at.map(rfc3339),
+    })
+}
+
+/// Validates a key request against the catalogue.
+pub fn validate(app: &App, input: &CreateKey) -> ApiResult<()> {
+    let name_ok = !input.name.is_empty()
+        && input.name.len() <= 100
+        && input
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !name_ok {
+        return Err(invalid(
+            "name",
+            "must be 1–100 characters of [A-Za-z0-9._-]",
+        ));
+    }
+    if input.categories.is_empty() {
+        return Err(invalid(
+            "categories",
+            "must name at least one category (or `*`)",
+        ));
+    }
+    for (index, category) in input.categories.iter().enumerate() {
+        if category != "*" && app.validator.catalogue().category(category).is_none() {
+            return Err(invalid(
+                format!("categories[{index}]"),
+                format!("unknown category `{category}`"),
+            ));
+        }
+    }
+    if let Some(orgs) = &input.orgs {
+        for (index, org) in orgs.iter().enumerate() {
+            check_org_id(org)
+                .map_err(|_| invalid(format!("orgs[{index}]"), "not a valid organization id"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates a key and returns it with its secret (the only time it is shown).
+pub async fn create_key(
+    app: &App,
+    input: CreateKey,
+    created_by: &str,
+) -> ApiResult<(ProducerKeyRecord, String)> {
+    validate(app, &input)?;
+    let (key_id, api_key, hash) = crate::auth::new_credential(PREFIX);
+    let record = ProducerKeyRecord {
+        key_id,
+        name: input.name,
+        secret_sha256: hash,
+        categories: input.categories,
+        orgs: input.orgs,
+        created_at: OffsetDateTime::now_utc(),
+        created_by: created_by.to_string(),
+        revoked_at: None,
+    };
+    app.settings
+        .put(&SettingsRecord::ProducerKey(record.clone()))
+        .await?;
+    tracing::info!(key_id = %record.key_id, name = %record.name, by = created_by, "producer key created");
+    Ok((record, api_key))
+}
+
+pub async fn create(
+    State(app): State<Arc<App>>,
+    OperatorAuth(operator): OperatorAuth,
+    Json(input): Json<CreateKey>,
+) -> ApiResult<Response> {
+    let (record, api_key) = create_key(&app, input, &operator.name).await?;
+    let mut body = view(&record);
+    body["api_key"] = json!(api_key);
+    body["note"] = json!("store this key now: it is shown only once");
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn list(
+    State(app): State<Arc<App>>,
+    OperatorAuth(_operator): OperatorAuth,
+) -> Json<Value> {
+    let snapshot = app.settings.view();
+    let mut keys: Vec<&Arc<ProducerKeyRecord>> = snapshot.producer_keys.values().collect();
+    keys.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    Json(json!({"keys": keys.iter().map(|k| view(k)).collect::<Vec<_>>()}))
+}
+
+pub async fn revoke(
+    State(app): State<Arc<App>>,
+    OperatorAuth(operator): OperatorAuth,
+    Path(key_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let snapshot = app.settings.view();
+    let record = snapshot
+        .producer_keys
+        .get(&key_id)
+        .ok_or_else(|| ApiError::NotFound(format!("producer key `{key_id}` not found")))?;
+    if record.revoked_at.is_some() {
+        return Ok(Json(view(record)));
+    }
+    let mut revoked = record.as_ref().clone();
+    revoked.revoked_at = Some(OffsetDateTime::now_utc());
+    let updated = app
+        .settings
+        .put(&SettingsRecord::ProducerKey(revoked))
+        .await?;
+    tracing::info!(key_id = %key_id, by = %operator.name, "producer key revoked");
+    let record = updated
+        .producer_keys
+        .get(&key_id)
+        .ok_or_else(|| ApiError::Internal("revoked key not visible".into()))?;
+    Ok(Json(view(record)))
+}
