@@ -1,0 +1,107 @@
+//! Building events and talking to the gateway as a producer and as an operator.
+
+use serde_json::{Value, json};
+
+use crate::OPERATOR_TOKEN;
+
+/// A valid event of `org` with `action` (category looked up in the shipped catalogue).
+pub fn event(org: &str, action: &str) -> Value {
+    let catalogue = audit_core::Catalogue::builtin();
+    let category = catalogue
+        .category_of(action)
+        .unwrap_or_else(|| panic!("unknown action {action}"));
+    json!({
+        "id": uuid::Uuid::now_v7().to_string(),
+        "org_id": org,
+        "occurred_at": now_rfc3339(),
+        "category": category,
+        "action": action,
+        "outcome": "success",
+        "actor": {"type": "user", "id": "u_1", "name": "Ada Lovelace", "email": "ada@example.com"},
+        "targets": [{"type": "user", "id": "u_2", "name": "Grace"}],
+        "context": {"ip": "203.0.113.7", "user_agent": "tests/1.0"},
+        "metadata": {"test": true},
+    })
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// A gateway client for tests.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub url: String,
+    pub http: reqwest::Client,
+}
+
+impl Gateway {
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Creates a producer key through the operator API; returns the API key.
+    pub async fn producer_key(
+        &self,
+        name: &str,
+        categories: &[&str],
+        orgs: Option<&[&str]>,
+    ) -> String {
+        let mut body = json!({"name": name, "categories": categories});
+        if let Some(orgs) = orgs {
+            body["orgs"] = json!(orgs);
+        }
+        let response = self.admin_post("/v1/admin/producer-keys", &body).await;
+        assert_eq!(response.0, 201, "creating a producer key: {}", response.1);
+        response.1["api_key"].as_str().unwrap().to_string()
+    }
+
+    pub async fn admin_post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.admin(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(OPERATOR_TOKEN);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Posts a JSON body (one event or an array) with a producer key.
+    pub async fn post_events(&self, key: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/v1/events", self.url))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}

@@ -1,0 +1,102 @@
+//! Talking to the real broker directly, as a product team or an operator would.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// An idempotent producer with the Java-compatible partitioner, like the gateway's.
+pub fn producer(brokers: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap()
+}
+
+/// Produces one message and waits for the acknowledgement.
+pub async fn produce(producer: &FutureProducer, topic: &str, key: Option<&str>, payload: &[u8]) {
+    let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).payload(payload);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .map_err(|(error, _)| error)
+        .unwrap();
+}
+
+/// Every message currently on `topic` (all partitions, from the beginning).
+pub fn read_all(brokers: &str, topic: &str) -> Vec<OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("reader-{}", rand::random::<u32>()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .first()
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    let mut ends = HashMap::new();
+    let mut list = TopicPartitionList::new();
+    for partition in &partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, *partition, Duration::from_secs(10))
+            .unwrap();
+        if high > low {
+            ends.insert(*partition, high);
+            list.add_partition_offset(topic, *partition, Offset::Offset(low))
+                .unwrap();
+        }
+    }
+    if ends.is_empty() {
+        return Vec::new();
+    }
+    consumer.assign(&list).unwrap();
+    drop(list);
+    let mut messages = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ends.is_empty() && std::time::Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let partition = message.partition();
+            let offset = message.offset();
+            messages.push(message.detach());
+            if ends.get(&partition).is_some_and(|end| offset + 1 >= *end) {
+                ends.remove(&partition);
+            }
+        }
+    }
+    messages
+}
+
+/// A header value of a message as text.
+pub fn header(message: &OwnedMessage, key: &str) -> Option<String> {
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key == key)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+/// The `id`s of the events on a topic.
+pub fn event_ids(brokers: &str, topic: &str) -> Vec<String> {
+    read_all(brokers, topic)
+        .iter()
+        .filter_map(|m| m.payload())
+        .filter_map(|p| serde_json::from_slice::<serde_json::Value>(p).ok())
+        .filter_map(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_string))
+        .collect()
+}

@@ -1,0 +1,42 @@
+//! Test harness for the end-to-end suites in `tests/tests/`.
+//!
+//! The suites run against the real Kafka broker and ClickHouse engine that `make test`
+//! starts once per run (`tests/run.sh`) and announces through `AUDIT_TEST_KAFKA` and
+//! `AUDIT_TEST_CLICKHOUSE`. A suite started some other way fails loudly instead of skipping.
+//! Every test works in its own [`Namespace`] — topics, consumer groups and ClickHouse
+//! database of its own — so tests run in parallel without seeing each other's data. Services
+//! are the real binaries (`target/debug/{gateway,indexer,forwarder}`), started as processes
+//! so tests can SIGKILL them.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+pub mod events;
+pub mod infra;
+pub mod kafka;
+pub mod service;
+
+pub use infra::{Infra, Namespace};
+pub use service::{Service, ServiceKind};
+
+/// The operator token of `config/gateway.toml` (dev only).
+pub const OPERATOR_TOKEN: &str = "dev-operator-token";
+/// The HS256 secret of `config/gateway.toml` (dev only).
+pub const HS256_SECRET: &str = "dev-only-hs256-secret-change-me";
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: std::time::Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
