@@ -7,11 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-export STATE_DIR="$ROOT/.local/test"
+# TEST_STATE_DIR and TEST_*_PORT let two test runs share a machine.
+export STATE_DIR="${TEST_STATE_DIR:-$ROOT/.local/test}"
 export CACHE_DIR="${CACHE_DIR:-$ROOT/.local/cache}"
 export KAFKA_PORT="${TEST_KAFKA_PORT:-29092}" KAFKA_CONTROLLER_PORT="${TEST_KAFKA_CONTROLLER_PORT:-29093}"
 export CH_HTTP_PORT="${TEST_CH_HTTP_PORT:-28123}" CH_TCP_PORT="${TEST_CH_TCP_PORT:-29000}"
 export AUDIT_TEST_KAFKA="127.0.0.1:$KAFKA_PORT" AUDIT_TEST_CLICKHOUSE="http://127.0.0.1:$CH_HTTP_PORT"
+export AUDIT_TEST_RUNS_DIR="$STATE_DIR/runs"
 
 log() { printf 'test: %s\n' "$*"; }
 started=$(date +%s)
@@ -34,7 +36,7 @@ wait "$build"
 OUT="$STATE_DIR/cargo-test.log"
 log "running the suites (unit + integration on the real engines)…"
 set +e
-cargo test --workspace --all-targets --quiet -- --test-threads="${TEST_THREADS:-3}" 2>&1 | tee "$OUT"
+cargo test --workspace --all-targets --quiet ${TEST_FILTER:-} -- --test-threads="${TEST_THREADS:-3}" 2>&1 | tee "$OUT"
 cargo_status=${PIPESTATUS[0]}
 set -e
 

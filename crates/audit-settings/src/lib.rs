@@ -28,8 +28,8 @@ pub mod store;
 pub use crypto::{SealKeys, Sealed, SecretBox};
 pub use error::{Error, Result};
 pub use model::{
-    ApiTokenRecord, Destination, DestinationKind, DestinationState, Filters, OrgSettings, Plan,
-    ProducerKeyRecord, SettingsRecord, SigningSecret,
+    ApiTokenRecord, Destination, DestinationHealth, DestinationKind, DestinationState, Filters,
+    OrgSettings, Plan, ProducerKeyRecord, SettingsRecord, SigningSecret,
 };
 pub use outbound::OutboundPolicy;
 pub use plans::{PlanPolicy, PlansConfig};

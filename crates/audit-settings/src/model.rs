@@ -13,6 +13,7 @@ pub enum SettingsRecord {
     Org(OrgSettings),
     ProducerKey(ProducerKeyRecord),
     ApiToken(ApiTokenRecord),
+    DestinationHealth(DestinationHealth),
 }
 
 impl SettingsRecord {
@@ -22,8 +23,45 @@ impl SettingsRecord {
             SettingsRecord::Org(org) => org_key(&org.org_id),
             SettingsRecord::ProducerKey(key) => producer_key_key(&key.key_id),
             SettingsRecord::ApiToken(token) => api_token_key(&token.token_id),
+            SettingsRecord::DestinationHealth(health) => {
+                health_key(&health.destination_id, &health.instance)
+            }
         }
     }
+}
+
+pub fn health_key(destination_id: &str, instance: &str) -> String {
+    format!("health/{destination_id}/{instance}")
+}
+
+/// One forwarder instance's view of one destination's health, published (at most every few
+/// seconds, when it changed) so the operator API can show it for the whole fleet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationHealth {
+    pub org_id: String,
+    pub destination_id: String,
+    /// The forwarder instance reporting.
+    pub instance: String,
+    /// `healthy`, `retrying` or `paused`.
+    pub state: String,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_success_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_failure_at: Option<OffsetDateTime>,
+    /// HTTP status (or `timeout`, `connect`) of the last failure.
+    #[serde(default)]
+    pub last_failure_status: Option<String>,
+    /// First bytes of the last failure's response body (never contains our secrets).
+    #[serde(default)]
+    pub last_failure_excerpt: Option<String>,
+    pub consecutive_failures: u64,
+    /// Events waiting for this destination on this instance (memory + retry topic).
+    pub backlog: u64,
+    pub delivered_total: u64,
+    pub dead_lettered_total: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
 }
 
 pub fn org_key(org_id: &str) -> String {
@@ -122,6 +160,51 @@ pub struct Destination {
 }
 
 impl Destination {
+    /// The associated data sealing a secret field of this destination (see [`crate::crypto`]),
+    /// e.g. `org_acme/dst_1a2b/config.token`: binds the ciphertext to org, destination and field.
+    pub fn seal_context(org_id: &str, destination_id: &str, field: &str) -> String {
+        format!("{org_id}/{destination_id}/{field}")
+    }
+
+    /// The seal context of one signing secret.
+    pub fn signing_seal_context(org_id: &str, destination_id: &str, secret_id: &str) -> String {
+        Self::seal_context(org_id, destination_id, &format!("signing/{secret_id}"))
+    }
+
+    /// Opens the signing secrets in force at `now` (`whsec_…` strings), for signing.
+    pub fn open_signing_secrets(
+        &self,
+        org_id: &str,
+        secrets: &crate::SecretBox,
+        now: OffsetDateTime,
+    ) -> crate::Result<Vec<audit_runtime::Secret>> {
+        self.active_signing_secrets(now)
+            .map(|s| {
+                secrets.open(
+                    &s.secret,
+                    &Self::signing_seal_context(org_id, &self.id, &s.id),
+                )
+            })
+            .collect()
+    }
+
+    /// Opens the type's credential (HEC token, Datadog API key or Wazuh password), if any.
+    pub fn open_credential(
+        &self,
+        org_id: &str,
+        secrets: &crate::SecretBox,
+    ) -> crate::Result<Option<audit_runtime::Secret>> {
+        let (field, sealed) = match &self.config {
+            DestinationKind::SplunkHec(settings) => ("config.token", &settings.token),
+            DestinationKind::Datadog(settings) => ("config.api_key", &settings.api_key),
+            DestinationKind::Wazuh(settings) => ("config.password", &settings.password),
+            DestinationKind::Webhook(_) => return Ok(None),
+        };
+        secrets
+            .open(sealed, &Self::seal_context(org_id, &self.id, field))
+            .map(Some)
+    }
+
     /// Whether events should be delivered to it now.
     pub fn is_active(&self) -> bool {
         self.enabled && matches!(self.state, DestinationState::Active)

@@ -25,7 +25,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
-use crate::model::{ApiTokenRecord, OrgSettings, ProducerKeyRecord, SettingsRecord};
+use crate::model::{
+    ApiTokenRecord, DestinationHealth, OrgSettings, ProducerKeyRecord, SettingsRecord,
+};
 
 /// An immutable snapshot of all settings.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +35,8 @@ pub struct SettingsView {
     pub orgs: HashMap<String, Arc<OrgSettings>>,
     pub producer_keys: HashMap<String, Arc<ProducerKeyRecord>>,
     pub api_tokens: HashMap<String, Arc<ApiTokenRecord>>,
+    /// Destination health by `destination_id/instance`.
+    pub health: HashMap<String, Arc<DestinationHealth>>,
     /// Offset of the last applied record (-1 before any).
     pub offset: i64,
     /// Whether the initial read reached the end of the topic.
@@ -56,6 +60,10 @@ impl SettingsView {
                 self.api_tokens
                     .insert(token.token_id.clone(), Arc::new(token));
             }
+            Some(SettingsRecord::DestinationHealth(health)) => {
+                let id = format!("{}/{}", health.destination_id, health.instance);
+                self.health.insert(id, Arc::new(health));
+            }
             None => {
                 let (kind, id) = key.split_once('/').unwrap_or((key, ""));
                 match kind {
@@ -67,6 +75,9 @@ impl SettingsView {
                     }
                     "api_token" => {
                         self.api_tokens.remove(id);
+                    }
+                    "health" => {
+                        self.health.remove(id);
                     }
                     _ => tracing::warn!(key, "tombstone for an unknown settings key"),
                 }

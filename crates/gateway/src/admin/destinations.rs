@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use audit_settings::model::{DatadogSettings, SplunkHecSettings, WazuhSettings, WebhookSettings};
 use audit_settings::{
-    Destination, DestinationKind, DestinationState, Filters, OrgSettings, Plan, Sealed, SecretBox,
+    Destination, DestinationKind, DestinationState, Filters, OrgSettings, Plan, Sealed,
     SigningSecret,
 };
 use axum::Json;
@@ -141,7 +141,7 @@ fn build_config(
     app: &App,
     input: ConfigInput,
     existing: Option<&DestinationKind>,
-    context: &str,
+    context: (&str, &str),
 ) -> ApiResult<DestinationKind> {
     let policy = &app.config.outbound;
     let check_url = |field: &str, url: &str| -> ApiResult<()> {
@@ -150,10 +150,14 @@ fn build_config(
             .map(|_| ())
             .map_err(|reason| invalid(field, reason))
     };
+    let (org_id, destination_id) = context;
     let seal = |field: &str, plain: Option<String>, kept: Option<&Sealed>| -> ApiResult<Sealed> {
         match (plain, kept) {
             (Some(plain), _) if plain.trim().is_empty() => Err(invalid(field, "must not be empty")),
-            (Some(plain), _) => Ok(app.secrets.seal(&plain, &format!("{context}/{field}"))),
+            (Some(plain), _) => Ok(app.secrets.seal(
+                &plain,
+                &Destination::seal_context(org_id, destination_id, field),
+            )),
             (None, Some(kept)) => Ok(kept.clone()),
             (None, None) => Err(invalid(field, "is required")),
         }
@@ -350,39 +354,20 @@ pub fn rfc3339(at: OffsetDateTime) -> String {
 fn new_signing_secret(
     app: &App,
     secret: &str,
-    context: &str,
+    context: (&str, &str),
     now: OffsetDateTime,
 ) -> SigningSecret {
     let id = audit_settings::random_id("whk");
+    let (org_id, destination_id) = context;
     SigningSecret {
-        secret: app.secrets.seal(secret, &format!("{context}/signing/{id}")),
+        secret: app.secrets.seal(
+            secret,
+            &Destination::signing_seal_context(org_id, destination_id, &id),
+        ),
         id,
         created_at: now,
         expires_at: None,
     }
-}
-
-/// The sealing context of a destination's secrets (binds them to org and destination).
-pub fn seal_context(org_id: &str, destination_id: &str) -> String {
-    format!("{org_id}/{destination_id}")
-}
-
-/// Opens a destination's signing secrets that are active at `now`.
-pub fn open_signing_secrets(
-    secrets: &SecretBox,
-    org_id: &str,
-    destination: &Destination,
-    now: OffsetDateTime,
-) -> Result<Vec<String>, audit_settings::Error> {
-    let context = seal_context(org_id, &destination.id);
-    destination
-        .active_signing_secrets(now)
-        .map(|s| {
-            secrets
-                .open(&s.secret, &format!("{context}/signing/{}", s.id))
-                .map(|p| p.expose().clone())
-        })
-        .collect()
 }
 
 pub async fn create(
@@ -404,8 +389,8 @@ pub async fn create(
     })?;
     check_signing_secret("signing_secret", &signing_secret)?;
     let destination_id = audit_settings::random_id("dst");
-    let context = seal_context(&org_id, &destination_id);
-    let config = build_config(&app, input.config, None, &context)?;
+    let context = (org_id.as_str(), destination_id.as_str());
+    let config = build_config(&app, input.config, None, context)?;
     let now = OffsetDateTime::now_utc();
     let destination = Destination {
         id: destination_id.clone(),
@@ -413,7 +398,7 @@ pub async fn create(
         enabled: input.enabled,
         state: DestinationState::Active,
         filters: input.filters,
-        signing_secrets: vec![new_signing_secret(&app, &signing_secret, &context, now)],
+        signing_secrets: vec![new_signing_secret(&app, &signing_secret, context, now)],
         config,
         created_at: now,
     };
@@ -458,7 +443,7 @@ pub async fn update(
     if let Some(filters) = &input.filters {
         check_filters(&app, filters)?;
     }
-    let context = seal_context(&org_id, &destination_id);
+    let context = (org_id.as_str(), destination_id.as_str());
     let (org, _) = update_org(&app, &operator, &org_id, &headers, |org| {
         let streaming = app.config.plans.policy(org.plan).streaming;
         let plan = org.plan;
@@ -487,7 +472,7 @@ pub async fn update(
             destination.filters = filters;
         }
         if let Some(config) = input.config {
-            destination.config = build_config(&app, config, Some(&destination.config), &context)?;
+            destination.config = build_config(&app, config, Some(&destination.config), context)?;
             change = change.meta("config", "updated");
         }
         Ok(change)
@@ -538,7 +523,7 @@ pub async fn rotate_secret(
             "must be between 0 and 2592000 (30 days)",
         ));
     }
-    let context = seal_context(&org_id, &destination_id);
+    let context = (org_id.as_str(), destination_id.as_str());
     let now = OffsetDateTime::now_utc();
     let (org, _) = update_org(&app, &operator, &org_id, &headers, |org| {
         let destination = org.destination_mut(&destination_id).ok_or_else(|| {
@@ -555,7 +540,7 @@ pub async fn rotate_secret(
         destination
             .signing_secrets
             .retain(|s| s.expires_at.is_none_or(|at| at > now));
-        let fresh = new_signing_secret(&app, &input.signing_secret, &context, now);
+        let fresh = new_signing_secret(&app, &input.signing_secret, context, now);
         let fresh_id = fresh.id.clone();
         destination.signing_secrets.push(fresh);
         Ok(OrgChange::new("audit_log.destination.secret_rotated")
@@ -617,6 +602,7 @@ pub fn disable_for_plan(org: &mut OrgSettings, plan: Plan) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use audit_settings::SecretBox;
 
     #[test]
     fn signing_secrets_follow_the_standard() {

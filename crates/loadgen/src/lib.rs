@@ -1,0 +1,191 @@
+//! Shared pieces of the benchmark binaries: latency recording, process RSS sampling,
+//! event generation and the result table printed by `make bench`.
+
+#![allow(clippy::print_stdout)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+
+/// Latencies in microseconds.
+#[derive(Debug)]
+pub struct Latencies {
+    histogram: Histogram<u64>,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Self {
+            // 1 µs .. 10 min, 3 significant digits.
+            histogram: Histogram::new_with_bounds(1, 600_000_000, 3)
+                .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!())),
+        }
+    }
+}
+
+impl Latencies {
+    pub fn record(&mut self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let _ = self.histogram.record(micros.min(600_000_000));
+    }
+
+    pub fn merge(&mut self, other: &Latencies) {
+        let _ = self.histogram.add(&other.histogram);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.histogram.len()
+    }
+
+    /// The percentile in milliseconds.
+    pub fn percentile_ms(&self, percentile: f64) -> f64 {
+        self.histogram.value_at_quantile(percentile / 100.0) as f64 / 1000.0
+    }
+}
+
+/// Samples the peak resident set size of a process (from /proc) until stopped.
+#[derive(Debug, Clone)]
+pub struct RssSampler {
+    peak_kb: Arc<AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RssSampler {
+    pub fn start(pid: u32) -> Self {
+        let sampler = Self {
+            peak_kb: Arc::new(AtomicU64::new(0)),
+            stop: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
+        let peak = sampler.peak_kb.clone();
+        let stop = sampler.stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(kb) = rss_kb(pid) {
+                    peak.fetch_max(kb, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        sampler
+    }
+
+    pub fn peak_mb(&self) -> f64 {
+        self.peak_kb.load(Ordering::Relaxed) as f64 / 1024.0
+    }
+
+    pub fn reset(&self) {
+        self.peak_kb.store(0, Ordering::Relaxed);
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Current RSS of a process in KiB.
+pub fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse().ok())
+}
+
+/// The pid of the process listening on a TCP port (from /proc/net/tcp + /proc/*/fd).
+pub fn pid_listening_on(port: u16) -> Option<u32> {
+    let hex_port = format!(":{port:04X}");
+    let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|path| {
+            let text = std::fs::read_to_string(path).ok()?;
+            text.lines().skip(1).find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                (fields.get(1)?.ends_with(&hex_port) && fields.get(3) == Some(&"0A"))
+                    .then(|| fields.get(9).map(|s| s.to_string()))?
+            })
+        })?;
+    let needle = format!("socket:[{inode}]");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|target| target.to_string_lossy() == needle)
+            {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
+/// Realistic actions per category, for generated events.
+pub const ACTIONS: &[(&str, &str)] = &[
+    ("authentication", "user.login.succeeded"),
+    ("authentication", "user.login.failed"),
+    ("authentication", "user.mfa.enrolled"),
+    ("user_management", "member.role.changed"),
+    ("user_management", "member.invite.sent"),
+    ("billing", "billing.invoice.generated"),
+    ("service", "resource.created"),
+    ("service", "resource.config.edited"),
+    ("security", "api_key.generated"),
+    ("data_access", "data.export.requested"),
+];
+
+/// A realistic event (≈ 500 bytes) of organization `org`, `n`-th of its run.
+pub fn generated_event(org: &str, n: u64, occurred_at: &str) -> Value {
+    let (category, action) = ACTIONS[(n % ACTIONS.len() as u64) as usize];
+    json!({
+        "id": uuid::Uuid::now_v7().to_string(),
+        "org_id": org,
+        "occurred_at": occurred_at,
+        "category": category,
+        "action": action,
+        "outcome": if n % 7 == 0 { "failure" } else { "success" },
+        "actor": {"type": "user", "id": format!("user_{}", n % 500), "name": format!("User {}", n % 500), "email": format!("user{}@example.com", n % 500)},
+        "targets": [{"type": "resource", "id": format!("res_{}", n % 1000), "name": format!("Resource {}", n % 1000)}],
+        "context": {"ip": format!("198.51.100.{}", n % 250), "user_agent": "Mozilla/5.0 (bench)", "location": "Paris, FR", "request_id": format!("req_{n}")},
+        "metadata": {"plan": "enterprise", "attempt": n % 3, "region": "eu-west-1"},
+        "source": "loadgen",
+    })
+}
+
+/// One row of the benchmark table.
+#[derive(Debug, Clone, Default)]
+pub struct BenchRow {
+    pub name: String,
+    pub throughput: String,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub peak_rss_mb: Option<f64>,
+    pub notes: String,
+}
+
+/// Prints rows as a Markdown table (pasted into BENCHMARKS.md).
+pub fn print_table(rows: &[BenchRow]) {
+    println!("| benchmark | throughput | p50 | p99 | peak RSS | notes |");
+    println!("|---|---|---|---|---|---|");
+    let ms = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.1} ms"));
+    for row in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            row.name,
+            row.throughput,
+            ms(row.p50_ms),
+            ms(row.p99_ms),
+            row.peak_rss_mb
+                .map_or("–".to_string(), |v| format!("{v:.0} MB")),
+            row.notes
+        );
+    }
+}
