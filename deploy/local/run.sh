@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# `make run`: the whole pipeline on this machine — real Kafka, the real ClickHouse engine,
+# the gateway, the indexer, the forwarder and local fake SIEM receivers — seeded with two demo
+# organizations and demo events. Prints where to look; Ctrl-C stops everything it started.
+# `deploy/local/run.sh stop` (make stop) stops a run left in the background.
+#   PROFILE=release make run   builds optimised binaries (slower build, faster services).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+STATE="$ROOT/.local"
+RUN="$STATE/run"
+LOGS="$STATE/logs"
+PROFILE="${PROFILE:-debug}"
+GATEWAY_URL="http://127.0.0.1:8080"
+SERVICES=(fake-receivers forwarder gateway indexer)
+
+say() { printf 'run: %s\n' "$*"; }
+
+stop_services() {
+  local name pid pids=()
+  for name in "${SERVICES[@]}"; do
+    [[ -s $RUN/$name.pid ]] || continue
+    pid=$(<"$RUN/$name.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+    fi
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  rm -f "$RUN"/*.pid
+}
+
+if [[ ${1:-} == stop ]]; then
+  stop_services
+  deploy/local/infra.sh down
+  exit 0
+fi
+
+WITH_BROWSER=0 deploy/local/prereqs.sh
+mkdir -p "$RUN" "$LOGS"
+stop_services # a previous run left in the background
+
+say "building ($PROFILE)…"
+if [[ $PROFILE == release ]]; then
+  cargo build --release --workspace --bins --quiet
+else
+  cargo build --workspace --bins --quiet
+fi
+BIN="$ROOT/target/$PROFILE"
+deploy/local/infra.sh up
+
+start() { # name, binary, args…
+  local name=$1 binary=$2
+  shift 2
+  if [[ ! -x $binary ]]; then
+    say "skipping $name ($binary not built)"
+    return 0
+  fi
+  nohup "$binary" "$@" >>"$LOGS/$name.log" 2>&1 &
+  echo $! >"$RUN/$name.pid"
+}
+
+wait_ready() { # name, url
+  local name=$1 url=$2 i
+  [[ -s $RUN/$name.pid ]] || return 0
+  for i in $(seq 1 600); do
+    if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+    if ! kill -0 "$(<"$RUN/$name.pid")" 2>/dev/null; then
+      tail -n 30 "$LOGS/$name.log" >&2
+      say "ERROR: $name exited during start (log: $LOGS/$name.log)"
+      exit 1
+    fi
+    sleep 0.1
+  done
+  tail -n 30 "$LOGS/$name.log" >&2
+  say "ERROR: $name not ready after 60 s (log: $LOGS/$name.log)"
+  exit 1
+}
+
+cleanup() {
+  echo
+  say "stopping services…"
+  stop_services
+  deploy/local/infra.sh down
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start fake-receivers "$BIN/fake-receivers"
+start indexer "$BIN/indexer" --config config/indexer.toml
+start gateway "$BIN/gateway" --config config/gateway.toml
+start forwarder "$BIN/forwarder" --config config/forwarder.toml
+wait_ready indexer http://127.0.0.1:9101/readyz
+wait_ready gateway "$GATEWAY_URL/readyz"
+wait_ready forwarder http://127.0.0.1:9102/readyz
+
+say "seeding demo tenants (config/seed.toml) through the operator API…"
+"$BIN/demo" --gateway "$GATEWAY_URL" seed --file config/seed.toml --keys-file "$STATE/demo-keys.json"
+KEY=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["demo-producer"])' "$STATE/demo-keys.json")
+say "publishing demo events…"
+"$BIN/demo" --gateway "$GATEWAY_URL" publish --key "$KEY" --orgs org_acme,org_globex --count 400
+
+ACME=$("$BIN/gateway" --config config/gateway.toml mint-token --org org_acme --role admin --subject user_alice --email alice@acme.example)
+GLOBEX=$("$BIN/gateway" --config config/gateway.toml mint-token --org org_globex --role owner --subject user_bob --email bob@globex.example)
+
+cat <<MSG
+
+  The audit-log pipeline is running. Ctrl-C stops everything.
+
+  Dashboard (Security → Audit Logs), signed in as an Admin of each organization:
+    $GATEWAY_URL/orgs/org_acme/security/audit-logs#token=$ACME
+    $GATEWAY_URL/orgs/org_globex/security/audit-logs#token=$GLOBEX
+
+  Publish an event as a product team:
+    curl -sS -X POST $GATEWAY_URL/v1/events -H "Authorization: Bearer $KEY" \\
+      -H 'content-type: application/json' \\
+      -d '{"org_id":"org_acme","occurred_at":"$(date -u +%Y-%m-%dT%H:%M:%SZ)","category":"authentication","action":"user.login.failed","outcome":"failure","actor":{"type":"user","id":"u_42","email":"eve@acme.example"},"context":{"ip":"203.0.113.9"}}'
+
+  Query the log:
+    curl -sS "$GATEWAY_URL/v1/orgs/org_acme/events?limit=5" -H "Authorization: Bearer $ACME"
+
+  Operator API (token: dev-operator-token):
+    curl -sS $GATEWAY_URL/v1/admin/orgs/org_globex -H 'Authorization: Bearer dev-operator-token'
+
+  ClickHouse (read-only user):   curl -sS 'http://127.0.0.1:18123/?user=ops_reader&password=ops_reader_local' --data 'SELECT action, count() FROM audit.events GROUP BY action'
+  Metrics:  $GATEWAY_URL/metrics   http://127.0.0.1:9101/metrics   http://127.0.0.1:9102/metrics
+  Logs:     $LOGS/{gateway,indexer,forwarder,fake-receivers}.log
+
+MSG
+
+# Keep running until Ctrl-C; report a service that dies.
+while true; do
+  for name in indexer gateway forwarder; do
+    if [[ -s $RUN/$name.pid ]] && ! kill -0 "$(<"$RUN/$name.pid")" 2>/dev/null; then
+      say "WARNING: $name exited; see $LOGS/$name.log"
+      rm -f "$RUN/$name.pid"
+    fi
+  done
+  sleep 2
+done
