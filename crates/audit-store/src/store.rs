@@ -205,9 +205,12 @@ impl Store {
     /// Whether a retention mutation for `org_id` to `days` is still running.
     pub async fn retention_mutation_running(&self, org_id: &str, days: u16) -> Result<bool> {
         let mutations = self.retention_mutations(org_id).await?;
-        let target = format!("retention_days = {days}");
-        Ok(mutations
-            .iter()
-            .any(|m| m.is_done == 0 && m.command.replace('`', "").contains(&target)))
+        // Bound parameters appear in the command as `_CAST(30, 'UInt16')`.
+        let literal = format!("retention_days = {days}");
+        let cast = format!("retention_days = _CAST({days},");
+        Ok(mutations.iter().any(|m| {
+            let command = m.command.replace('`', "");
+            m.is_done == 0 && (command.contains(&literal) || command.contains(&cast))
+        }))
     }
 }

@@ -16,6 +16,7 @@ pub mod error;
 pub mod ingest;
 pub mod meta;
 pub mod publisher;
+pub mod read;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +50,11 @@ pub struct App {
     pub readiness: Readiness,
     pub ingest_permits: Semaphore,
     pub http: reqwest::Client,
+    /// Signs pagination and feed cursors.
+    pub cursors: read::cursor::CursorCodec,
+    /// When each (organization, reader) last had a view of the log recorded.
+    pub recent_views:
+        std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
 }
 
 /// Builds the router over a ready `App`.
@@ -61,6 +67,7 @@ pub fn router(app: Arc<App>, metrics: PrometheusHandle) -> Router {
     Router::new()
         .route("/v1/events", post(ingest::ingest))
         .merge(admin::router())
+        .merge(read::router())
         .with_state(app.clone())
         .merge(ops_router(app.readiness.clone(), metrics))
         .layer(TraceLayer::new_for_http())
@@ -101,7 +108,18 @@ pub async fn run(
     spawn_settings_readiness(settings.clone(), readiness.clone());
     spawn_clickhouse_probe(store.clone(), readiness.clone(), shutdown.clone());
 
+    let cursor_key = match &config.read.cursor_secret {
+        Some(secret) => secret.expose().as_bytes().to_vec(),
+        None => {
+            tracing::warn!(
+                "read.cursor_secret is not set: cursors are valid only on this instance until it restarts"
+            );
+            audit_settings::random_token(32).into_bytes()
+        }
+    };
     let app = Arc::new(App {
+        cursors: read::cursor::CursorCodec::new(&cursor_key),
+        recent_views: std::sync::Mutex::new(std::collections::HashMap::new()),
         ingest_permits: Semaphore::new(config.ingest.max_concurrent_requests),
         config,
         validator,

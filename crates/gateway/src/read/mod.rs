@@ -1,0 +1,291 @@
+//! The read API of an organization's log, for its Owners and Admins (JWT) and, on Enterprise,
+//! its read-only API tokens.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /v1/orgs/{org}/events` | filtered list, newest first, keyset cursor (`next_cursor`) |
+//! | `GET /v1/orgs/{org}/events/{id}` | one event |
+//! | `GET /v1/orgs/{org}/events/export?format=csv\|json\|ndjson` | the whole filtered log, streamed |
+//! | `GET /v1/orgs/{org}/events/feed?after=…` | everything after a cursor in arrival order (SIEM polling) |
+//! | `POST/GET /v1/orgs/{org}/api-tokens`, `DELETE …/{id}` | Enterprise read-only API tokens |
+//! | `GET /v1/catalogue` | categories and actions (filter choices) |
+//!
+//! Reading is itself audited: an export is recorded (with its filters) before the first byte
+//! is sent, and viewing the log at most once per reader and organization every ten minutes.
+//! When the audit trail cannot be written, the read is refused (503): no unaudited reads.
+
+pub mod cursor;
+pub mod export;
+pub mod params;
+pub mod tokens;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde_json::json;
+use uuid::Uuid;
+
+use self::cursor::CursorKind;
+use crate::App;
+use crate::auth::user::Reader;
+use crate::error::{ApiError, ApiResult};
+use crate::meta::{self, Meta};
+
+/// How often viewing the log is recorded per reader and organization.
+const VIEW_RECORD_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Extracts an authenticated reader (not yet authorized for a given organization).
+#[derive(Debug)]
+pub struct ReaderAuth(pub Reader);
+
+impl FromRequestParts<Arc<App>> for ReaderAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
+        let view = app.settings.view();
+        app.user_auth
+            .authenticate(&parts.headers, &view, &app.config.plans)
+            .map(ReaderAuth)
+    }
+}
+
+pub fn router() -> Router<Arc<App>> {
+    Router::new()
+        .route("/v1/orgs/{org}/events", get(list))
+        .route("/v1/orgs/{org}/events/export", get(export::export))
+        .route("/v1/orgs/{org}/events/feed", get(feed))
+        .route("/v1/orgs/{org}/events/{id}", get(one))
+        .route(
+            "/v1/orgs/{org}/api-tokens",
+            get(tokens::list).post(tokens::create),
+        )
+        .route("/v1/orgs/{org}/api-tokens/{token}", delete(tokens::revoke))
+        .route("/v1/catalogue", get(catalogue))
+}
+
+/// A JSON page: `{"data": [<events>], "next_cursor": …, "has_more": …}`, the events spliced
+/// in as stored (canonical JSON) without re-encoding.
+fn page_response(
+    rows: &[audit_store::query::ListedEvent],
+    next_cursor: Option<String>,
+    has_more: bool,
+) -> Response {
+    let mut body = String::with_capacity(rows.iter().map(|r| r.raw.len() + 1).sum::<usize>() + 128);
+    body.push_str("{\"data\":[");
+    for (index, row) in rows.iter().enumerate() {
+        if index > 0 {
+            body.push(',');
+        }
+        body.push_str(&row.raw);
+    }
+    body.push_str("],\"next_cursor\":");
+    body.push_str(&serde_json::to_string(&next_cursor).unwrap_or_else(|_| "null".into()));
+    body.push_str(",\"has_more\":");
+    body.push_str(if has_more { "true" } else { "false" });
+    body.push('}');
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Records `audit_log.viewed` unless this reader did so recently for this organization.
+async fn record_view(
+    app: &App,
+    reader: &Reader,
+    org_id: &str,
+    headers: &HeaderMap,
+    described: &[(String, String)],
+) -> ApiResult<()> {
+    let key = (org_id.to_string(), reader.subject.clone());
+    {
+        let recent = app.recent_views.lock().unwrap_or_else(|e| e.into_inner());
+        if recent
+            .get(&key)
+            .is_some_and(|at| at.elapsed() < VIEW_RECORD_INTERVAL)
+        {
+            return Ok(());
+        }
+    }
+    let mut event = Meta::new(org_id, "audit_log.viewed", reader.actor(), headers);
+    for (name, value) in described {
+        event = event.meta(&format!("filter.{name}"), value.clone());
+    }
+    meta::record(app, event).await?;
+    let mut recent = app.recent_views.lock().unwrap_or_else(|e| e.into_inner());
+    recent.retain(|_, at| at.elapsed() < VIEW_RECORD_INTERVAL);
+    recent.insert(key, Instant::now());
+    Ok(())
+}
+
+async fn list(
+    State(app): State<Arc<App>>,
+    ReaderAuth(reader): ReaderAuth,
+    Path(org_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    reader.authorize(&org_id)?;
+    let read = &app.config.read;
+    let params = params::parse(
+        query.as_deref(),
+        &["limit", "cursor"],
+        app.validator.catalogue(),
+        read.max_limit,
+    )?;
+    let cursor = match &params.cursor {
+        Some(cursor) => {
+            let (at, id) = app
+                .cursors
+                .decode(CursorKind::Page, &org_id, "cursor", cursor)?;
+            Some(audit_store::query::PageCursor {
+                occurred_at_ms: at,
+                id,
+            })
+        }
+        None => None,
+    };
+    if cursor.is_none() {
+        record_view(&app, &reader, &org_id, &headers, &params.described).await?;
+    }
+    let limit = params.limit.unwrap_or(read.default_limit);
+    let mut rows = app
+        .store
+        .list_events(&org_id, &params.filter, cursor, limit + 1)
+        .await?;
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = match rows.last() {
+        Some(last) if has_more => Some(app.cursors.encode(
+            CursorKind::Page,
+            &org_id,
+            last.position_ms,
+            parse_id(&last.event_id)?,
+        )),
+        _ => None,
+    };
+    metrics::counter!("gateway_reads_total", "kind" => "list").increment(1);
+    Ok(page_response(&rows, next_cursor, has_more))
+}
+
+fn parse_id(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| ApiError::Internal(format!("stored id `{id}` is not a UUID")))
+}
+
+async fn one(
+    State(app): State<Arc<App>>,
+    ReaderAuth(reader): ReaderAuth,
+    Path((org_id, id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    reader.authorize(&org_id)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::bad_request("id", "must be a UUID"))?;
+    let raw = app
+        .store
+        .event_json(&org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("event `{id}` not found")))?;
+    let mut response = raw.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// Everything after `after` in arrival order: a SIEM or compliance tool polls this with the
+/// returned `next_cursor` and gets every event exactly once, late arrivals included.
+async fn feed(
+    State(app): State<Arc<App>>,
+    ReaderAuth(reader): ReaderAuth,
+    Path(org_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    reader.authorize(&org_id)?;
+    let read = &app.config.read;
+    let params = params::parse(
+        query.as_deref(),
+        &["limit", "after"],
+        app.validator.catalogue(),
+        read.max_limit,
+    )?;
+    if !params.described.is_empty() {
+        return Err(ApiError::bad_request(
+            &params.described[0].0,
+            "the feed takes no filters (only `after` and `limit`); filter on your side",
+        ));
+    }
+    let after = match &params.after {
+        Some(after) => {
+            let (at, id) = app
+                .cursors
+                .decode(CursorKind::Feed, &org_id, "after", after)?;
+            Some(audit_store::query::FeedCursor {
+                indexed_at_ms: at,
+                id,
+            })
+        }
+        None => None,
+    };
+    record_view(
+        &app,
+        &reader,
+        &org_id,
+        &headers,
+        &[("feed".into(), "true".into())],
+    )
+    .await?;
+    let limit = params.limit.unwrap_or(read.max_limit);
+    let mut rows = app
+        .store
+        .feed(&org_id, after, read.feed_settle_secs, limit + 1)
+        .await?;
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next_cursor = match rows.last() {
+        Some(last) => Some(app.cursors.encode(
+            CursorKind::Feed,
+            &org_id,
+            last.position_ms,
+            parse_id(&last.event_id)?,
+        )),
+        // Nothing new: poll again with the same cursor.
+        None => params.after.clone(),
+    };
+    metrics::counter!("gateway_reads_total", "kind" => "feed").increment(1);
+    Ok(page_response(&rows, next_cursor, has_more))
+}
+
+async fn catalogue(
+    State(app): State<Arc<App>>,
+    ReaderAuth(_reader): ReaderAuth,
+) -> Json<serde_json::Value> {
+    let categories: Vec<serde_json::Value> = app
+        .validator
+        .catalogue()
+        .categories()
+        .map(|category| {
+            json!({
+                "name": category.name,
+                "description": category.description,
+                "beta": category.beta,
+                "actions": category.actions.iter().map(|a| json!({"name": a.name, "description": a.description})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!({"categories": categories}))
+}

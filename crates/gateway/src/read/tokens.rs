@@ -1,0 +1,153 @@
+//! Enterprise read-only API tokens (`at_<id>_<secret>`): created, listed and revoked by the
+//! organization's Owners and Admins, shown once, stored as SHA-256, accepted by the query,
+//! export and feed APIs of that organization only.
+
+use std::sync::Arc;
+
+use audit_settings::{ApiTokenRecord, SettingsRecord};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::ReaderAuth;
+use crate::App;
+use crate::admin::destinations::rfc3339;
+use crate::auth::user::API_TOKEN_PREFIX;
+use crate::error::{ApiError, ApiResult};
+use crate::meta::{self, Meta};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// What the token is for, e.g. `splunk-pull`.
+    pub name: String,
+}
+
+fn view(record: &ApiTokenRecord) -> Value {
+    json!({
+        "token_id": record.token_id,
+        "name": record.name,
+        "created_at": rfc3339(record.created_at),
+        "created_by": record.created_by,
+        "revoked_at": record.revoked_at.map(rfc3339),
+    })
+}
+
+fn require_enterprise(app: &App, org_id: &str) -> ApiResult<()> {
+    let plan = app
+        .settings
+        .view()
+        .org(org_id)
+        .map(|o| o.plan)
+        .unwrap_or_default();
+    if !app.config.plans.policy(plan).streaming {
+        return Err(ApiError::Forbidden(format!(
+            "API access requires the Enterprise plan; this organization is on `{}`",
+            plan.as_str()
+        )));
+    }
+    Ok(())
+}
+
+pub async fn create(
+    State(app): State<Arc<App>>,
+    ReaderAuth(reader): ReaderAuth,
+    Path(org_id): Path<String>,
+    headers: HeaderMap,
+    Json(input): Json<CreateToken>,
+) -> ApiResult<Response> {
+    reader.authorize_admin_user(&org_id)?;
+    require_enterprise(&app, &org_id)?;
+    let name = input.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(audit_settings::Error::invalid("name", "must be 1–100 characters").into());
+    }
+    let (token_id, token, hash) = crate::auth::new_credential(API_TOKEN_PREFIX);
+    let record = ApiTokenRecord {
+        token_id: token_id.clone(),
+        org_id: org_id.clone(),
+        name: name.to_string(),
+        secret_sha256: hash,
+        created_at: OffsetDateTime::now_utc(),
+        created_by: reader.subject.clone(),
+        revoked_at: None,
+    };
+    app.settings
+        .put(&SettingsRecord::ApiToken(record.clone()))
+        .await?;
+    meta::record(
+        &app,
+        Meta::new(
+            &org_id,
+            "audit_log.api_token.created",
+            reader.actor(),
+            &headers,
+        )
+        .target("api_token", &token_id, Some(name)),
+    )
+    .await?;
+    let mut body = view(&record);
+    body["token"] = json!(token);
+    body["note"] = json!("store this token now: it is shown only once");
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+pub async fn list(
+    State(app): State<Arc<App>>,
+    ReaderAuth(reader): ReaderAuth,
+    Path(org_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    reader.authorize_admin_user(&org_id)?;
+    let snapshot = app.settings.view();
+    let mut tokens: Vec<&Arc<ApiTokenRecord>> = snapshot
+        .api_tokens
+        .values()
+        .filter(|t| t.org_id == org_id)
+        .collect();
+    tokens.sort_by_key(|t| t.created_at);
+    Ok(Json(
+        json!({"tokens": tokens.iter().map(|t| view(t)).collect::<Vec<_>>()}),
+    ))
+}
+
+pub async fn revoke(
+    State(app): State<Arc<App>>,
+    ReaderAuth(reader): ReaderAuth,
+    Path((org_id, token_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    reader.authorize_admin_user(&org_id)?;
+    let snapshot = app.settings.view();
+    let record = snapshot
+        .api_tokens
+        .get(&token_id)
+        .filter(|t| t.org_id == org_id)
+        .ok_or_else(|| ApiError::NotFound(format!("API token `{token_id}` not found")))?;
+    if record.revoked_at.is_some() {
+        return Ok(Json(view(record)));
+    }
+    let mut revoked = record.as_ref().clone();
+    revoked.revoked_at = Some(OffsetDateTime::now_utc());
+    let name = revoked.name.clone();
+    let updated = app.settings.put(&SettingsRecord::ApiToken(revoked)).await?;
+    meta::record(
+        &app,
+        Meta::new(
+            &org_id,
+            "audit_log.api_token.revoked",
+            reader.actor(),
+            &headers,
+        )
+        .target("api_token", &token_id, Some(&name)),
+    )
+    .await?;
+    let record = updated
+        .api_tokens
+        .get(&token_id)
+        .ok_or_else(|| ApiError::Internal("revoked token not visible".into()))?;
+    Ok(Json(view(record)))
+}
