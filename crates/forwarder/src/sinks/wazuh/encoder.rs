@@ -1,0 +1,23 @@
+//! Events → Wazuh event strings; strings → `{"events":[…]}`.
+
+use crate::event::ForwardEvent;
+
+/// The JSON string (quoted, escaped) of `{"integration":"solarius-audit-log","audit":<event>}`.
+pub fn encode(event: &ForwardEvent) -> Vec<u8> {
+    let mut inner = Vec::with_capacity(event.json.len() + 48);
+    inner.extend_from_slice(b"{\"integration\":\"solarius-audit-log\",\"audit\":");
+    inner.extend_from_slice(&event.json);
+    inner.push(b'}');
+    // The event JSON is UTF-8 (it came from a JSON parser), so this is lossless.
+    let text = String::from_utf8_lossy(&inner);
+    serde_json::to_vec(text.as_ref()).unwrap_or_default()
+}
+
+pub fn frame(parts: &[&[u8]]) -> Vec<u8> {
+    let array = crate::sinks::json_array(parts);
+    let mut body = Vec::with_capacity(array.len() + 12);
+    body.extend_from_slice(b"{\"events\":");
+    body.extend_from_slice(&array);
+    body.push(b'}');
+    body
+}
