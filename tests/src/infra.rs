@@ -127,3 +127,96 @@ impl Namespace {
         response.text().await.ok()?.trim().parse().ok()
     }
 }
+
+/// A Kafka broker or ClickHouse engine of a test's own, for tests that stop it on purpose
+/// (the shared ones must stay up for the tests running alongside). Started by the project's
+/// own scripts with the run's download cache; stopped when dropped.
+#[derive(Debug)]
+pub struct DedicatedEngine {
+    kind: EngineKind,
+    state_dir: PathBuf,
+    ports: (u16, u16),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    Kafka,
+    ClickHouse,
+}
+
+impl DedicatedEngine {
+    pub fn start(kind: EngineKind, ns: &Namespace) -> Self {
+        let engine = Self {
+            kind,
+            state_dir: ns.dir.join(match kind {
+                EngineKind::Kafka => "kafka",
+                EngineKind::ClickHouse => "clickhouse",
+            }),
+            ports: (crate::service::free_port(), crate::service::free_port()),
+        };
+        engine.run("start");
+        engine
+    }
+
+    /// `127.0.0.1:port` for Kafka, `http://127.0.0.1:port` for ClickHouse.
+    pub fn address(&self) -> String {
+        match self.kind {
+            EngineKind::Kafka => format!("127.0.0.1:{}", self.ports.0),
+            EngineKind::ClickHouse => format!("http://127.0.0.1:{}", self.ports.0),
+        }
+    }
+
+    pub fn stop(&self) {
+        self.run("stop");
+    }
+
+    pub fn resume(&self) {
+        self.run("start");
+    }
+
+    fn run(&self, action: &str) {
+        let script = match self.kind {
+            EngineKind::Kafka => "deploy/local/kafka.sh",
+            EngineKind::ClickHouse => "deploy/local/clickhouse.sh",
+        };
+        let cache = std::env::var("CACHE_DIR").unwrap_or_else(|_| repo_root().join(".local/cache").display().to_string());
+        let mut command = std::process::Command::new(repo_root().join(script));
+        command.arg(action).env("STATE_DIR", &self.state_dir).env("CACHE_DIR", cache);
+        match self.kind {
+            EngineKind::Kafka => command
+                .env("KAFKA_PORT", self.ports.0.to_string())
+                .env("KAFKA_CONTROLLER_PORT", self.ports.1.to_string())
+                .env("KAFKA_HEAP", "384m"),
+            EngineKind::ClickHouse => command
+                .env("CH_HTTP_PORT", self.ports.0.to_string())
+                .env("CH_TCP_PORT", self.ports.1.to_string()),
+        };
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{script} {action} failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for DedicatedEngine {
+    fn drop(&mut self) {
+        let script = match self.kind {
+            EngineKind::Kafka => "deploy/local/kafka.sh",
+            EngineKind::ClickHouse => "deploy/local/clickhouse.sh",
+        };
+        let mut command = std::process::Command::new(repo_root().join(script));
+        command.arg("stop").env("STATE_DIR", &self.state_dir);
+        match self.kind {
+            EngineKind::Kafka => command
+                .env("KAFKA_PORT", self.ports.0.to_string())
+                .env("KAFKA_CONTROLLER_PORT", self.ports.1.to_string()),
+            EngineKind::ClickHouse => command
+                .env("CH_HTTP_PORT", self.ports.0.to_string())
+                .env("CH_TCP_PORT", self.ports.1.to_string()),
+        };
+        let _ = command.output();
+    }
+}

@@ -15,7 +15,7 @@ pub mod infra;
 pub mod kafka;
 pub mod service;
 
-pub use infra::{Infra, Namespace};
+pub use infra::{DedicatedEngine, EngineKind, Infra, Namespace};
 pub use service::{Service, ServiceKind};
 
 /// The operator token of `config/gateway.toml` (dev only).
@@ -39,4 +39,16 @@ where
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+}
+
+/// Mints a user token signed with the dev HS256 secret (`ttl_secs` may be negative: expired).
+pub fn user_token(org: &str, role: &str, subject: &str, ttl_secs: i64) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = serde_json::json!({"sub": subject, "org_id": org, "role": role, "iat": now, "exp": now + ttl_secs});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(HS256_SECRET.as_bytes()),
+    )
+    .unwrap()
 }

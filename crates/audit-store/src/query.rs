@@ -91,6 +91,9 @@ pub const CSV_COLUMNS: &[&str] = &[
     "source",
 ];
 
+/// Rows past their retention are invisible at once, even before a TTL merge removes them.
+const NOT_EXPIRED: &str = "toDateTime(occurred_at) + toIntervalDay(retention_days) > now()";
+
 /// A SQL fragment with the parameters it uses.
 #[derive(Debug, Default)]
 struct Sql {
@@ -161,6 +164,7 @@ impl EventFilter {
         let mut sql = Sql::default();
         sql.conditions.push("org_id = {org:String}".into());
         sql.param("org", ParamValue::Text(org_id.to_string()));
+        sql.conditions.push(NOT_EXPIRED.into());
         if let Some(since) = self.since {
             sql.conditions
                 .push("occurred_at >= {since:DateTime64(3, 'UTC')}".into());
@@ -291,7 +295,9 @@ impl Store {
         self.timed(async {
             let row: Option<RawRow> = self
                 .client()
-                .query("SELECT raw FROM events FINAL WHERE org_id = {org:String} AND id = {id:UUID} LIMIT 1")
+                .query(&format!(
+                    "SELECT raw FROM events FINAL WHERE org_id = {{org:String}} AND id = {{id:UUID}} AND {NOT_EXPIRED} LIMIT 1"
+                ))
                 .param("org", org_id)
                 .param("id", id.to_string())
                 .fetch_optional()
@@ -382,6 +388,7 @@ impl Store {
     ) -> Result<Vec<ListedEvent>> {
         let mut conditions = vec![
             "org_id = {org:String}".to_string(),
+            NOT_EXPIRED.to_string(),
             "indexed_at <= now64(3) - toIntervalSecond({settle:UInt32})".to_string(),
         ];
         if after.is_some() {

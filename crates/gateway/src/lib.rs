@@ -12,6 +12,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod ingest;
 pub mod meta;
@@ -68,6 +69,7 @@ pub fn router(app: Arc<App>, metrics: PrometheusHandle) -> Router {
         .route("/v1/events", post(ingest::ingest))
         .merge(admin::router())
         .merge(read::router())
+        .merge(dashboard::router())
         .with_state(app.clone())
         .merge(ops_router(app.readiness.clone(), metrics))
         .layer(TraceLayer::new_for_http())

@@ -1,0 +1,305 @@
+//! Which offsets may be committed: an event's offset is done only when every destination it
+//! was routed to has delivered it, parked it on the retry topic, or dead-lettered it.
+//!
+//! Per owned partition the tracker keeps the events still in flight, in offset order, each with
+//! the number of destinations that have not answered yet. The committable offset of a
+//! partition is the first in-flight offset (nothing at or after it is committed), or the next
+//! offset after the last one read when nothing is in flight. Every assignment of a partition
+//! gets a new epoch: acknowledgements of an older epoch (a lane finishing after the partition
+//! was revoked) are ignored, so a stale acknowledgement can never move a new owner's offsets.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// A handle to acknowledge one routed event for one destination.
+#[derive(Clone)]
+pub struct Ack {
+    tracker: Arc<OffsetTracker>,
+    partition: i32,
+    offset: i64,
+    epoch: u64,
+}
+
+impl std::fmt::Debug for Ack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Ack({}/{}@{})", self.partition, self.offset, self.epoch)
+    }
+}
+
+impl Ack {
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    pub fn offset(&self) -> i64 {
+        self.offset
+    }
+
+    /// Whether the partition is still owned under the epoch the event was read in.
+    pub fn is_current(&self) -> bool {
+        self.tracker.epoch(self.partition) == Some(self.epoch)
+    }
+
+    /// Acknowledges these events (delivered, parked or dead-lettered for their destination).
+    pub fn all<'a>(acks: impl IntoIterator<Item = &'a Ack>) {
+        let mut acks = acks.into_iter().peekable();
+        while let Some(first) = acks.next() {
+            let tracker = first.tracker.clone();
+            let mut state = tracker.lock();
+            state.ack(first.partition, first.offset, first.epoch);
+            while let Some(next) = acks.next_if(|next| Arc::ptr_eq(&next.tracker, &tracker)) {
+                state.ack(next.partition, next.offset, next.epoch);
+            }
+            drop(state);
+            tracker.drained.notify_all();
+        }
+    }
+
+    pub fn done(&self) {
+        Ack::all([self]);
+    }
+}
+
+#[derive(Debug, Default)]
+struct PartitionTrack {
+    epoch: u64,
+    /// In-flight events: offset and destinations still to answer.
+    in_flight: VecDeque<(i64, u32)>,
+    /// The offset after the last one read.
+    next_offset: Option<i64>,
+    /// The last committed offset.
+    committed: Option<i64>,
+}
+
+impl PartitionTrack {
+    fn committable(&self) -> Option<i64> {
+        match self.in_flight.front() {
+            Some((offset, _)) => Some(*offset),
+            None => self.next_offset,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct TrackerState {
+    partitions: HashMap<i32, PartitionTrack>,
+    in_flight_events: usize,
+    next_epoch: u64,
+}
+
+impl TrackerState {
+    fn ack(&mut self, partition: i32, offset: i64, epoch: u64) {
+        let Some(track) = self.partitions.get_mut(&partition) else {
+            return;
+        };
+        if track.epoch != epoch {
+            return;
+        }
+        let Ok(index) = track.in_flight.binary_search_by_key(&offset, |(o, _)| *o) else {
+            return;
+        };
+        let remaining = &mut track.in_flight[index].1;
+        *remaining = remaining.saturating_sub(1);
+        while track.in_flight.front().is_some_and(|(_, left)| *left == 0) {
+            track.in_flight.pop_front();
+            self.in_flight_events = self.in_flight_events.saturating_sub(1);
+        }
+    }
+}
+
+/// The offsets of one consumer (the events consumer or the retry consumer).
+#[derive(Debug)]
+pub struct OffsetTracker {
+    topic: String,
+    state: Mutex<TrackerState>,
+    drained: Condvar,
+}
+
+impl OffsetTracker {
+    pub fn new(topic: &str) -> Arc<Self> {
+        Arc::new(Self {
+            topic: topic.to_string(),
+            state: Mutex::new(TrackerState::default()),
+            drained: Condvar::new(),
+        })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TrackerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes ownership of partitions (a new epoch each).
+    pub fn assign(&self, partitions: &[i32]) {
+        let mut state = self.lock();
+        for partition in partitions {
+            state.next_epoch += 1;
+            let epoch = state.next_epoch;
+            let previous = state.partitions.insert(
+                *partition,
+                PartitionTrack {
+                    epoch,
+                    ..PartitionTrack::default()
+                },
+            );
+            if let Some(previous) = previous {
+                state.in_flight_events = state
+                    .in_flight_events
+                    .saturating_sub(previous.in_flight.len());
+            }
+        }
+    }
+
+    /// Lets partitions go; returns their committable offsets (to commit before releasing).
+    pub fn revoke(&self, partitions: &[i32]) -> Vec<(i32, i64)> {
+        let mut state = self.lock();
+        let mut offsets = Vec::new();
+        for partition in partitions {
+            if let Some(track) = state.partitions.remove(partition) {
+                state.in_flight_events = state
+                    .in_flight_events
+                    .saturating_sub(track.in_flight.len());
+                if let Some(offset) = track.committable()
+                    && track.committed != Some(offset)
+                {
+                    offsets.push((*partition, offset));
+                }
+            }
+        }
+        drop(state);
+        self.drained.notify_all();
+        offsets
+    }
+
+    pub fn epoch(&self, partition: i32) -> Option<u64> {
+        self.lock().partitions.get(&partition).map(|track| track.epoch)
+    }
+
+    pub fn owned(&self) -> Vec<i32> {
+        self.lock().partitions.keys().copied().collect()
+    }
+
+    /// Records a message read at `offset`, routed to `destinations` destinations. Returns the
+    /// acknowledgement handle (`None` when nothing needs acknowledging or the partition is
+    /// not owned).
+    pub fn track(self: &Arc<Self>, partition: i32, offset: i64, destinations: u32) -> Option<Ack> {
+        let mut state = self.lock();
+        let track = state.partitions.get_mut(&partition)?;
+        track.next_offset = Some(track.next_offset.map_or(offset + 1, |next| next.max(offset + 1)));
+        if destinations == 0 {
+            return None;
+        }
+        let epoch = track.epoch;
+        track.in_flight.push_back((offset, destinations));
+        state.in_flight_events += 1;
+        Some(Ack {
+            tracker: self.clone(),
+            partition,
+            offset,
+            epoch,
+        })
+    }
+
+    /// Events read and not yet acknowledged by all their destinations.
+    pub fn in_flight(&self) -> usize {
+        self.lock().in_flight_events
+    }
+
+    /// Offsets that moved since the last call, marked as committed.
+    pub fn to_commit(&self) -> Vec<(i32, i64)> {
+        let mut state = self.lock();
+        let mut offsets = Vec::new();
+        for (partition, track) in &mut state.partitions {
+            if let Some(offset) = track.committable()
+                && track.committed != Some(offset)
+            {
+                track.committed = Some(offset);
+                offsets.push((*partition, offset));
+            }
+        }
+        offsets
+    }
+
+    /// Waits until no event of `partitions` (all owned ones when `None`) is in flight, or
+    /// `timeout` passes. True when drained.
+    pub fn wait_drained(&self, partitions: Option<&[i32]>, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        loop {
+            let busy = state.partitions.iter().any(|(partition, track)| {
+                partitions.is_none_or(|wanted| wanted.contains(partition))
+                    && !track.in_flight.is_empty()
+            });
+            if !busy {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = self
+                .drained
+                .wait_timeout(state, deadline - now)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_stop_at_the_first_event_still_in_flight() {
+        let tracker = OffsetTracker::new("t");
+        tracker.assign(&[0]);
+        let a = tracker.track(0, 10, 2).expect("tracked");
+        assert!(tracker.track(0, 11, 0).is_none(), "no destination: nothing to wait for");
+        let c = tracker.track(0, 12, 1).expect("tracked");
+        assert_eq!(tracker.to_commit(), vec![(0, 10)]);
+        c.done();
+        assert!(tracker.to_commit().is_empty(), "10 still in flight");
+        a.done();
+        assert!(tracker.to_commit().is_empty(), "10 waits for its second destination");
+        a.done();
+        assert_eq!(tracker.to_commit(), vec![(0, 13)]);
+        assert_eq!(tracker.in_flight(), 0);
+    }
+
+    #[test]
+    fn stale_acknowledgements_are_ignored() {
+        let tracker = OffsetTracker::new("t");
+        tracker.assign(&[3]);
+        let old = tracker.track(3, 5, 1).expect("tracked");
+        assert_eq!(tracker.revoke(&[3]), vec![(3, 5)]);
+        assert!(!old.is_current());
+        tracker.assign(&[3]);
+        let fresh = tracker.track(3, 5, 1).expect("tracked");
+        old.done();
+        assert_eq!(tracker.in_flight(), 1, "the old epoch's ack does not count");
+        assert!(fresh.is_current());
+        fresh.done();
+        assert_eq!(tracker.to_commit(), vec![(3, 6)]);
+    }
+
+    #[test]
+    fn unowned_partitions_are_not_tracked_and_drains_wait() {
+        let tracker = OffsetTracker::new("t");
+        assert!(tracker.track(1, 0, 1).is_none());
+        tracker.assign(&[1, 2]);
+        let ack = tracker.track(1, 0, 1).expect("tracked");
+        assert!(!tracker.wait_drained(Some(&[1]), Duration::from_millis(10)));
+        assert!(tracker.wait_drained(Some(&[2]), Duration::from_millis(10)));
+        let waiter = {
+            let tracker = tracker.clone();
+            std::thread::spawn(move || tracker.wait_drained(None, Duration::from_secs(10)))
+        };
+        ack.done();
+        assert!(waiter.join().expect("thread"));
+    }
+}
