@@ -194,7 +194,13 @@ mod tests {
             !html.contains("<script>") && !html.contains("style=") && !html.contains("<style"),
             "the CSP forbids inline scripts and styles"
         );
-        for handler in [" onclick=", " onload=", " onerror=", " onsubmit=", "javascript:"] {
+        for handler in [
+            " onclick=",
+            " onload=",
+            " onerror=",
+            " onsubmit=",
+            "javascript:",
+        ] {
             assert!(!html.contains(handler), "inline handler {handler}");
         }
     }
@@ -219,7 +225,10 @@ mod tests {
         .await;
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
         let css = asset(Path("audit-logs.css".into()), HeaderMap::new()).await;
-        assert_eq!(css.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
+        assert_eq!(
+            css.headers()[header::CONTENT_TYPE],
+            "text/css; charset=utf-8"
+        );
         let missing = asset(Path("../Cargo.toml".into()), HeaderMap::new()).await;
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     }

@@ -103,6 +103,11 @@ function h(tag, props = {}, ...children) {
   return node;
 }
 
+/** Replaces the children of `node`, skipping null/false ones (optional parts). */
+function setChildren(node, ...children) {
+  node.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+}
+
 function slot(root, name) {
   return root.querySelector(`[data-f="${name}"]`);
 }
@@ -1137,12 +1142,12 @@ function copyButton(text, label) {
 function renderDetail(event) {
   state.detailEvent = event;
   const category = h('span', { class: `cat-chip hue-${hueOf(event.category)}` }, h('span', { class: 'dot', 'aria-hidden': 'true' }), humanize(event.category));
-  $('detail-category').replaceChildren(category);
+  setChildren($('detail-category'), category);
   $('detail-title').textContent = event.action;
   $('detail-description').textContent = describe(event);
 
   const failed = event.outcome === 'failure';
-  $('detail-badges').replaceChildren(
+  setChildren($('detail-badges'),
     h('span', { class: `badge ${failed ? 'badge-failure' : 'badge-success'}`, text: failed ? 'Failure' : 'Success' }),
     event.source ? h('span', { class: 'tag mono', title: 'Source (the producer that published it)', text: event.source }) : null,
     event.version !== undefined ? h('span', { class: 'tag', text: `Schema v${event.version}` }) : null,
@@ -1153,7 +1158,7 @@ function renderDetail(event) {
   const actor = event.actor || {};
   const context = event.context || {};
   const otherZone = state.tz === 'utc' ? `${localZoneName()}: ${localAbsolute(occurred)}` : `UTC: ${event.occurred_at}`;
-  $('detail-facts').replaceChildren(
+  setChildren($('detail-facts'),
     fact(
       'Occurred',
       h('span', { class: 'mono', text: `${formatAbsolute(occurred, { ms: true })} ${zoneShort(occurred)}` }),
@@ -1175,7 +1180,7 @@ function renderDetail(event) {
   );
 
   const targets = Array.isArray(event.targets) ? event.targets : [];
-  $('detail-targets').replaceChildren(
+  setChildren($('detail-targets'),
     ...(targets.length
       ? targets.map((target) =>
           h(
@@ -1189,7 +1194,7 @@ function renderDetail(event) {
   );
 
   const metadata = event.metadata && typeof event.metadata === 'object' ? Object.entries(event.metadata) : [];
-  $('detail-metadata').replaceChildren(
+  setChildren($('detail-metadata'),
     ...(metadata.length
       ? metadata.map(([key, value]) =>
           h('div', { class: 'kv-row' }, h('dt', { class: 'mono', text: key }), h('dd', { class: 'mono', text: typeof value === 'string' ? value : JSON.stringify(value) })),
@@ -1203,7 +1208,7 @@ function renderDetail(event) {
     context.ip ? ['Same IP', { ip: context.ip }, context.ip] : null,
     targets[0] ? ['Same target', { target_type: targets[0].type, target_id: targets[0].id }, `${targets[0].type}:${targets[0].id}`] : null,
   ].filter(Boolean);
-  $('detail-quick').replaceChildren(
+  setChildren($('detail-quick'),
     ...quick.map(([label, patch, value]) =>
       h(
         'button',
