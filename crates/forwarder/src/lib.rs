@@ -1,9 +1,275 @@
-//! The forwarder (work in progress).
+//! The forwarder: delivers Enterprise organizations' audit events to their SIEMs.
+//!
+//! ```text
+//! events topic ──group forwarder──▶ consumer thread ──route──▶ main lane (per destination) ──▶ SIEM
+//!                                                                  │ failing past the in-memory budget
+//!                                                                  ▼
+//! retry topic ◀─────────────────── park (key org/destination) ◀────┘
+//!      └──group forwarder-retry──▶ retry thread ──when due──▶ retry lane ──▶ SIEM
+//!                                                                 └── poison / too old ──▶ dead-letter topic
+//! ```
+//!
+//! Guarantee: **at-least-once** per destination. An event's offset is committed only after
+//! every destination it matches has delivered it, parked it durably on the retry topic, or
+//! dead-lettered it; a crash re-delivers what was in flight. Every request carries a
+//! `webhook-id` derived from the destination and the event ids (the same batch resent has the
+//! same id) and every event its own `id`, so receivers can deduplicate. While a destination is
+//! healthy its events arrive in order (one request in flight per destination); events that
+//! went through the retry path may arrive after newer ones.
+//!
+//! Modules: [`consumer`] and [`retry`] (the two consumer threads and their protocols),
+//! [`router`] and [`lane`] (batching, delivery, retries, parking), [`sinks`] (one folder per
+//! destination type), [`signing`], [`backoff`], [`outbound`], [`health`], [`replay`],
+//! [`test_event`].
 
 pub mod backoff;
 pub mod config;
+pub mod consumer;
+pub mod delivery;
 pub mod error;
 pub mod event;
+pub mod health;
+pub mod lane;
+pub mod offsets;
+pub mod ops;
 pub mod outbound;
+pub mod parking;
+pub mod replay;
+pub mod retry;
+pub mod router;
 pub mod signing;
 pub mod sinks;
+pub mod test_event;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use audit_core::{Catalogue, EventValidator};
+use audit_kafka::{ensure_topics, spawn_kafka_probe};
+use audit_runtime::Readiness;
+use audit_runtime::telemetry::PrometheusHandle;
+use audit_settings::{SecretBox, SettingsStore};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::FutureProducer;
+use tokio_util::sync::CancellationToken;
+
+pub use config::ForwarderConfig;
+pub use error::{Error, Result};
+pub use replay::{ReplayReport, ReplayRequest, replay};
+pub use test_event::{TestDelivery, TestSettings, send_test_event};
+
+use crate::consumer::{EventsConsumer, TrackedContext};
+use crate::event::Decoder;
+use crate::health::{HealthLoop, Registry};
+use crate::lane::{LaneContext, Role};
+use crate::offsets::OffsetTracker;
+use crate::outbound::{ClientTimeouts, build_client};
+use crate::parking::Parker;
+use crate::retry::RetryConsumer;
+use crate::router::Router;
+use crate::sinks::SinkContext;
+
+/// The current time in unix milliseconds.
+pub fn now_ms() -> i64 {
+    audit_core::event::unix_millis(time::OffsetDateTime::now_utc())
+}
+
+/// Runs the forwarder until `shutdown` is cancelled, then drains and returns.
+pub async fn run(
+    config: ForwarderConfig,
+    metrics: PrometheusHandle,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let catalogue = Arc::new(Catalogue::load(&config.catalogue_path)?);
+    let validator = Arc::new(EventValidator::new(catalogue, config.limits)?);
+    let secrets = SecretBox::from_config(&config.encryption, "encryption")?;
+    let readiness = Readiness::new(&["kafka", "settings"]);
+    let registry = Arc::new(Registry::default());
+    let instance = config.delivery.instance();
+
+    let ops = tokio::spawn(audit_runtime::serve(
+        config.http.listen,
+        ops::router(readiness.clone(), metrics, registry.clone()),
+        shutdown.clone(),
+        Duration::from_secs(2),
+    ));
+
+    ensure_topics(&config.kafka, &config.topics).await?;
+    let settings = SettingsStore::start(&config.kafka, &config.topics.settings, "forwarder")?;
+    tokio::select! {
+        result = settings.wait_caught_up(Duration::from_secs(3600)) => result?,
+        _ = shutdown.cancelled() => return Ok(()),
+    }
+    readiness.set("settings", true, "caught up");
+    spawn_kafka_probe(
+        &config.kafka,
+        &config.topics.events,
+        readiness.clone(),
+        "kafka",
+        shutdown.clone(),
+    )?;
+
+    let client = build_client(
+        &config.outbound,
+        ClientTimeouts {
+            connect: Duration::from_millis(config.delivery.connect_timeout_ms),
+            request: Duration::from_millis(config.delivery.request_timeout_ms),
+        },
+    )?;
+    let mut producer_config = config.kafka.client_config(&format!("forwarder-{instance}"));
+    config.producer.apply(&mut producer_config);
+    let producer: FutureProducer = producer_config.create()?;
+    // Lanes stop retrying at shutdown and park instead; parking itself stops when the drain
+    // ends (`lanes_stop`), so a broker outage cannot hold the process forever.
+    let lanes_stop = CancellationToken::new();
+    let parker = Parker::new(
+        producer.clone(),
+        &config.topics.forwarder_retry,
+        &config.topics.dead_letter,
+        lanes_stop.clone(),
+    );
+    let context = Arc::new(LaneContext {
+        sinks: SinkContext {
+            client,
+            policy: config.outbound.clone(),
+            secrets,
+            options: config.sinks.clone(),
+        },
+        parker: parker.clone(),
+        backoff: config.retry.engine(),
+        retry: config.retry.clone(),
+        linger: config.delivery.linger(),
+        max_event_age: Duration::from_secs(config.delivery.max_event_age_secs),
+        shutdown: shutdown.clone(),
+    });
+    let runtime = tokio::runtime::Handle::current();
+    let drain_timeout = Duration::from_secs(config.consumer.drain_timeout_secs);
+    let commit_interval = Duration::from_millis(config.consumer.commit_interval_ms);
+
+    // The events consumer.
+    let events_tracker = OffsetTracker::new(&config.topics.events);
+    let mut events_config = config.kafka.client_config(&format!("forwarder-{instance}"));
+    config
+        .consumer
+        .tuning
+        .apply(&mut events_config, &config.consumer.group_id);
+    audit_kafka::enable_statistics(&mut events_config);
+    let events_consumer: Arc<BaseConsumer<TrackedContext>> =
+        Arc::new(events_config.create_with_context(TrackedContext::new(
+            "forwarder",
+            events_tracker.clone(),
+            drain_timeout,
+        ))?);
+    events_consumer.subscribe(&[&config.topics.events])?;
+    let events = EventsConsumer {
+        consumer: events_consumer.clone(),
+        tracker: events_tracker,
+        router: Router::new(
+            Role::Main,
+            context.clone(),
+            registry.clone(),
+            runtime.clone(),
+            config.delivery.lane_queue_events,
+            Duration::from_millis(config.delivery.overflow_after_ms),
+        ),
+        decoder: Decoder::new(validator, config.delivery.trust_gateway_messages),
+        settings: settings.clone(),
+        plans: config.plans.clone(),
+        commit_interval,
+        max_buffered_events: config.consumer.max_buffered_events,
+        drain_timeout,
+        shutdown: shutdown.clone(),
+    };
+    let events_thread = {
+        let runtime = runtime.clone();
+        std::thread::Builder::new()
+            .name("forwarder-events".into())
+            .spawn(move || events.run(runtime))?
+    };
+
+    // The retry consumer.
+    let retry_tracker = OffsetTracker::new(&config.topics.forwarder_retry);
+    let mut retry_config = config
+        .kafka
+        .client_config(&format!("forwarder-retry-{instance}"));
+    config
+        .consumer
+        .tuning
+        .apply(&mut retry_config, &config.consumer.retry_group());
+    audit_kafka::enable_statistics(&mut retry_config);
+    let retry_consumer: Arc<BaseConsumer<TrackedContext>> =
+        Arc::new(retry_config.create_with_context(TrackedContext::new(
+            "forwarder-retry",
+            retry_tracker.clone(),
+            drain_timeout,
+        ))?);
+    retry_consumer.subscribe(&[&config.topics.forwarder_retry])?;
+    let retry = RetryConsumer {
+        consumer: retry_consumer.clone(),
+        tracker: retry_tracker,
+        router: Router::new(
+            Role::Retry,
+            context.clone(),
+            registry.clone(),
+            runtime.clone(),
+            config.delivery.lane_queue_events,
+            Duration::from_millis(config.delivery.overflow_after_ms),
+        ),
+        registry: registry.clone(),
+        parker: parker.clone(),
+        settings: settings.clone(),
+        plans: config.plans.clone(),
+        commit_interval,
+        max_buffered_events: config.consumer.max_buffered_events,
+        drain_timeout,
+        max_event_age: Duration::from_secs(config.delivery.max_event_age_secs),
+        paused_recheck: Duration::from_secs(config.retry.paused_recheck_secs),
+        shutdown: shutdown.clone(),
+    };
+    let retry_thread = {
+        let runtime = runtime.clone();
+        std::thread::Builder::new()
+            .name("forwarder-retry".into())
+            .spawn(move || retry.run(runtime))?
+    };
+
+    let health = HealthLoop {
+        registry: registry.clone(),
+        settings: settings.clone(),
+        parker,
+        events_topic: config.topics.events.clone(),
+        instance: instance.clone(),
+        publish_interval: Duration::from_secs(config.health.publish_interval_secs),
+        pause_after: Duration::from_secs(config.retry.pause_after_secs),
+    };
+    let health_stop = CancellationToken::new();
+    let health_task = tokio::spawn(health.run(health_stop.clone()));
+    tracing::info!(
+        %instance,
+        topic = %config.topics.events,
+        group = %config.consumer.group_id,
+        retry_topic = %config.topics.forwarder_retry,
+        "forwarder consuming"
+    );
+
+    shutdown.cancelled().await;
+    tracing::info!("draining: delivering or parking what is in flight");
+    let joined = tokio::task::spawn_blocking(move || {
+        let events = events_thread.join().is_ok();
+        let retry = retry_thread.join().is_ok();
+        events && retry
+    })
+    .await;
+    if !matches!(joined, Ok(true)) {
+        tracing::error!("a consumer thread ended abnormally");
+    }
+    lanes_stop.cancel();
+    health_stop.cancel();
+    let _ = health_task.await;
+    drop(events_consumer);
+    drop(retry_consumer);
+    settings.stop();
+    let _ = ops.await;
+    tracing::info!("forwarder stopped");
+    Ok(())
+}

@@ -160,9 +160,8 @@ impl OffsetTracker {
         let mut offsets = Vec::new();
         for partition in partitions {
             if let Some(track) = state.partitions.remove(partition) {
-                state.in_flight_events = state
-                    .in_flight_events
-                    .saturating_sub(track.in_flight.len());
+                state.in_flight_events =
+                    state.in_flight_events.saturating_sub(track.in_flight.len());
                 if let Some(offset) = track.committable()
                     && track.committed != Some(offset)
                 {
@@ -176,7 +175,10 @@ impl OffsetTracker {
     }
 
     pub fn epoch(&self, partition: i32) -> Option<u64> {
-        self.lock().partitions.get(&partition).map(|track| track.epoch)
+        self.lock()
+            .partitions
+            .get(&partition)
+            .map(|track| track.epoch)
     }
 
     pub fn owned(&self) -> Vec<i32> {
@@ -189,7 +191,11 @@ impl OffsetTracker {
     pub fn track(self: &Arc<Self>, partition: i32, offset: i64, destinations: u32) -> Option<Ack> {
         let mut state = self.lock();
         let track = state.partitions.get_mut(&partition)?;
-        track.next_offset = Some(track.next_offset.map_or(offset + 1, |next| next.max(offset + 1)));
+        track.next_offset = Some(
+            track
+                .next_offset
+                .map_or(offset + 1, |next| next.max(offset + 1)),
+        );
         if destinations == 0 {
             return None;
         }
@@ -259,13 +265,19 @@ mod tests {
         let tracker = OffsetTracker::new("t");
         tracker.assign(&[0]);
         let a = tracker.track(0, 10, 2).expect("tracked");
-        assert!(tracker.track(0, 11, 0).is_none(), "no destination: nothing to wait for");
+        assert!(
+            tracker.track(0, 11, 0).is_none(),
+            "no destination: nothing to wait for"
+        );
         let c = tracker.track(0, 12, 1).expect("tracked");
         assert_eq!(tracker.to_commit(), vec![(0, 10)]);
         c.done();
         assert!(tracker.to_commit().is_empty(), "10 still in flight");
         a.done();
-        assert!(tracker.to_commit().is_empty(), "10 waits for its second destination");
+        assert!(
+            tracker.to_commit().is_empty(),
+            "10 waits for its second destination"
+        );
         a.done();
         assert_eq!(tracker.to_commit(), vec![(0, 13)]);
         assert_eq!(tracker.in_flight(), 0);

@@ -1,0 +1,343 @@
+//! The events consumer: Kafka → routed deliveries, with offsets committed only when done.
+//!
+//! # Protocol
+//!
+//! One dedicated thread owns the group consumer (group `consumer.group_id`, `forwarder` by
+//! default) and calls `poll`; rebalance callbacks therefore run on this thread, between two
+//! messages. For each message it decodes the event ([`crate::event`]), finds the organization's
+//! settings, and routes one [`Delivery`] to the lane of every destination that should receive
+//! it: the organization's plan streams (Enterprise), the destination is enabled, its filters
+//! match. A paused destination still receives its events: its lane parks them on the retry
+//! topic (reason `paused`) so they are delivered after an operator resumes it.
+//!
+//! * **Offsets** are never stored or committed automatically. The [`OffsetTracker`] counts,
+//!   per message, the destinations that have not answered; a lane answers when the event is
+//!   delivered, parked on the retry topic (acknowledged by Kafka) or dead-lettered. Every
+//!   `commit_interval_ms` the thread commits, per partition, the first offset still in flight
+//!   (or the next one when none is). A crash therefore re-delivers at most what was in flight:
+//!   **at-least-once**; receivers deduplicate on the event `id` or the `webhook-id`.
+//! * **Backpressure**: lane queues are bounded; the router waits on a full lane (or parks the
+//!   lane's events if it holds others back, see [`crate::router`]). When more than
+//!   `max_buffered_events` events are in flight the thread pauses every assigned partition and
+//!   keeps polling (rebalances are served, group membership kept, nothing fetched) until the
+//!   lanes catch up.
+//! * **Rebalance (revoke)**: the thread waits up to `drain_timeout_secs` for the events of the
+//!   revoked partitions to be answered (a failing destination parks within its in-memory
+//!   budget, so this normally completes), commits their offsets synchronously and lets them go.
+//!   Events of those partitions still queued afterwards are dropped by their lanes before
+//!   sending (their epoch is gone), and their late answers are ignored: the next owner re-reads
+//!   them from the committed offset.
+//! * **Assign**: new partitions get a new epoch and start from the committed offset.
+//! * **Shutdown**: stop polling, close the lanes (they deliver what they hold; a failing one
+//!   parks at once instead of waiting), wait up to `drain_timeout_secs`, commit synchronously,
+//!   close the consumer.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use audit_kafka::StatsContext;
+use audit_settings::{PlansConfig, SettingsStore, SettingsView};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::statistics::Statistics;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::delivery::Delivery;
+use crate::event::{Decoder, MessageInfo};
+use crate::offsets::OffsetTracker;
+use crate::router::Router;
+
+/// The context of both consumers: lag metrics, and the rebalance half of the protocol.
+pub struct TrackedContext {
+    role: &'static str,
+    tracker: Arc<OffsetTracker>,
+    stats: StatsContext,
+    drain_timeout: Duration,
+    /// Set at shutdown, when the drain already happened.
+    closing: AtomicBool,
+    assignments: AtomicU64,
+}
+
+impl TrackedContext {
+    pub fn new(role: &'static str, tracker: Arc<OffsetTracker>, drain_timeout: Duration) -> Self {
+        Self {
+            role,
+            tracker,
+            stats: StatsContext::new(role),
+            drain_timeout,
+            closing: AtomicBool::new(false),
+            assignments: AtomicU64::new(0),
+        }
+    }
+
+    pub fn tracker(&self) -> &Arc<OffsetTracker> {
+        &self.tracker
+    }
+
+    pub fn set_closing(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+
+    /// Incremented on every assignment (to re-apply a pause to new partitions).
+    pub fn assignments(&self) -> u64 {
+        self.assignments.load(Ordering::Relaxed)
+    }
+}
+
+impl ClientContext for TrackedContext {
+    fn stats(&self, statistics: Statistics) {
+        self.stats.record(&statistics);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        audit_kafka::log_client_error(self.role, &error, reason);
+    }
+}
+
+impl ConsumerContext for TrackedContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let revoked: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+        if revoked.is_empty() {
+            return;
+        }
+        metrics::counter!("forwarder_rebalances_total", "consumer" => self.role, "kind" => "revoke")
+            .increment(1);
+        let drained = self.closing.load(Ordering::Relaxed)
+            || self
+                .tracker
+                .wait_drained(Some(&revoked), self.drain_timeout);
+        let offsets = self.tracker.revoke(&revoked);
+        commit(consumer, self.tracker.topic(), &offsets, CommitMode::Sync);
+        tracing::info!(
+            consumer = self.role,
+            ?revoked,
+            drained,
+            "partitions revoked"
+        );
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            let assigned: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+            self.tracker.assign(&assigned);
+            self.assignments.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("forwarder_rebalances_total", "consumer" => self.role, "kind" => "assign")
+                .increment(1);
+            tracing::info!(consumer = self.role, ?assigned, "partitions assigned");
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            metrics::counter!("forwarder_commit_errors_total", "consumer" => self.role)
+                .increment(1);
+            tracing::warn!(consumer = self.role, %error, "offset commit failed (the next one covers it)");
+        }
+    }
+}
+
+/// Commits `offsets` of `topic`.
+pub fn commit(
+    consumer: &BaseConsumer<TrackedContext>,
+    topic: &str,
+    offsets: &[(i32, i64)],
+    mode: CommitMode,
+) {
+    if offsets.is_empty() {
+        return;
+    }
+    let mut list = TopicPartitionList::new();
+    for (partition, offset) in offsets {
+        let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+    }
+    if let Err(error) = consumer.commit(&list, mode) {
+        tracing::warn!(%error, "offset commit could not be sent; the next one covers it");
+    }
+}
+
+/// Pauses or resumes every assigned partition.
+pub fn set_paused(consumer: &BaseConsumer<TrackedContext>, pause: bool, role: &'static str) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    let result = if pause {
+        consumer.pause(&assignment)
+    } else {
+        consumer.resume(&assignment)
+    };
+    drop(assignment);
+    metrics::gauge!("forwarder_consumer_paused", "consumer" => role).set(if pause {
+        1.0
+    } else {
+        0.0
+    });
+    if let Err(error) = result {
+        tracing::warn!(%error, pause, "pause/resume failed");
+    }
+}
+
+/// Everything the events consumer thread needs.
+pub struct EventsConsumer {
+    pub consumer: Arc<BaseConsumer<TrackedContext>>,
+    pub tracker: Arc<OffsetTracker>,
+    pub router: Router,
+    pub decoder: Decoder,
+    pub settings: SettingsStore,
+    pub plans: PlansConfig,
+    pub commit_interval: Duration,
+    pub max_buffered_events: usize,
+    pub drain_timeout: Duration,
+    pub shutdown: CancellationToken,
+}
+
+impl EventsConsumer {
+    /// Runs until shutdown, then drains as the protocol says.
+    pub fn run(mut self, runtime: tokio::runtime::Handle) {
+        let mut view = self.settings.view();
+        self.router.sync(&view, &self.plans);
+        let mut settings_checked = Instant::now();
+        let mut last_commit = Instant::now();
+        let mut paused = false;
+        let mut paused_assignments = 0;
+        while !self.shutdown.is_cancelled() {
+            if settings_checked.elapsed() >= Duration::from_millis(50) {
+                settings_checked = Instant::now();
+                let current = self.settings.view();
+                if !Arc::ptr_eq(&current, &view) {
+                    view = current;
+                    self.router.sync(&view, &self.plans);
+                }
+            }
+            let over = self.tracker.in_flight() >= self.max_buffered_events;
+            let assignments = self.consumer.context().assignments();
+            if over != paused || (paused && assignments != paused_assignments) {
+                if over && !paused {
+                    tracing::info!(
+                        in_flight = self.tracker.in_flight(),
+                        "buffer full: pausing consumption"
+                    );
+                }
+                set_paused(&self.consumer, over, "events");
+                paused = over;
+                paused_assignments = assignments;
+            }
+            let consumer = self.consumer.clone();
+            match consumer.poll(Duration::from_millis(50)) {
+                None => {}
+                Some(Err(error)) => {
+                    metrics::counter!("forwarder_poll_errors_total", "consumer" => "events")
+                        .increment(1);
+                    tracing::warn!(%error, "poll error");
+                }
+                Some(Ok(message)) => self.accept(&message, &view),
+            }
+            if last_commit.elapsed() >= self.commit_interval {
+                last_commit = Instant::now();
+                let offsets = self.tracker.to_commit();
+                commit(
+                    &self.consumer,
+                    self.tracker.topic(),
+                    &offsets,
+                    CommitMode::Async,
+                );
+            }
+        }
+        self.stop(runtime);
+    }
+
+    fn accept(&mut self, message: &BorrowedMessage<'_>, view: &SettingsView) {
+        let partition = message.partition();
+        let offset = message.offset();
+        let from_gateway = message
+            .headers()
+            .is_some_and(|headers| headers.iter().any(|header| header.key == "producer"));
+        let info = MessageInfo {
+            topic: self.tracker.topic(),
+            partition,
+            offset,
+            timestamp_ms: message.timestamp().to_millis(),
+            from_gateway,
+        };
+        let event = match self.decoder.decode(message.key(), message.payload(), info) {
+            Ok(event) => event,
+            Err(reason) => {
+                // The indexer dead-letters invalid messages; the forwarder skips them.
+                metrics::counter!("forwarder_skipped_total", "reason" => "invalid").increment(1);
+                tracing::debug!(partition, offset, %reason, "message not forwarded: invalid");
+                self.tracker.track(partition, offset, 0);
+                return;
+            }
+        };
+        let Some(org) = view.org(&event.org_id).cloned() else {
+            self.tracker.track(partition, offset, 0);
+            return;
+        };
+        if !self.plans.policy(org.plan).streaming {
+            self.tracker.track(partition, offset, 0);
+            return;
+        }
+        let targets: Vec<&audit_settings::Destination> = org
+            .destinations
+            .iter()
+            .filter(|d| d.enabled && d.filters.matches(&event.category, &event.action))
+            .collect();
+        let count = u32::try_from(targets.len()).unwrap_or(u32::MAX);
+        let Some(ack) = self.tracker.track(partition, offset, count) else {
+            return;
+        };
+        let event = Arc::new(event);
+        let source: Arc<str> = Arc::from(format!("{}/{partition}/{offset}", self.tracker.topic()));
+        for destination in targets {
+            let delivery = Delivery {
+                event: event.clone(),
+                ack: Some(ack.clone()),
+                attempt: 0,
+                first_failed_ms: None,
+                source: source.clone(),
+            };
+            if !self.router.route(&org.org_id, destination, delivery) {
+                return;
+            }
+        }
+    }
+
+    fn stop(mut self, runtime: tokio::runtime::Handle) {
+        tracing::info!(
+            in_flight = self.tracker.in_flight(),
+            "events consumer draining"
+        );
+        let lanes = self.router.close();
+        let drained = self.tracker.wait_drained(None, self.drain_timeout);
+        let offsets = self.tracker.to_commit();
+        commit(
+            &self.consumer,
+            self.tracker.topic(),
+            &offsets,
+            CommitMode::Sync,
+        );
+        if !drained {
+            tracing::warn!(
+                in_flight = self.tracker.in_flight(),
+                "not every event was answered in time; they will be re-read (at-least-once)"
+            );
+            for lane in &lanes {
+                lane.abort();
+            }
+        }
+        runtime.block_on(async {
+            for lane in lanes {
+                let _ = tokio::time::timeout(Duration::from_secs(2), lane).await;
+            }
+        });
+        self.consumer.context().set_closing();
+        self.consumer.unsubscribe();
+        tracing::info!(drained, "events consumer stopped");
+    }
+}

@@ -1,0 +1,631 @@
+//! Per-destination health: what this instance knows about each destination, exposed on
+//! `/v1/destinations`, as metrics, and as `DestinationHealth` records on the settings topic
+//! (at most every `publish_interval_secs` per destination, when something changed) that the
+//! gateway's operator API aggregates across instances.
+//!
+//! The same loop pauses destinations: one that asked to be paused (misconfigured) or that has
+//! failed continuously for `pause_after_secs` is set to `Paused` in its organization's settings
+//! (read-modify-write, revision + 1, `updated_by = "forwarder"`) and an
+//! `audit_log.destination.paused` event is recorded in the organization's log.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use audit_core::{Actor, ActorType, AuditEvent, MetadataValue, Outcome, Target};
+use audit_settings::{DestinationHealth, DestinationState, SettingsRecord, SettingsStore};
+use rdkafka::message::{Header, OwnedHeaders};
+use serde::Serialize;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use crate::parking::Parker;
+use crate::sinks::{Attempt, SinkState};
+
+/// The state shown to operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthState {
+    Healthy,
+    Retrying,
+    Paused,
+}
+
+impl HealthState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Healthy => "healthy",
+            HealthState::Retrying => "retrying",
+            HealthState::Paused => "paused",
+        }
+    }
+}
+
+/// A pause the forwarder wants recorded in the settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PauseRequest {
+    pub reason: String,
+    pub last_status: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    last_success_at: Option<OffsetDateTime>,
+    last_failure_at: Option<OffsetDateTime>,
+    last_failure_status: Option<String>,
+    last_failure_excerpt: Option<String>,
+    consecutive_failures: u64,
+    failing_since: Option<Instant>,
+    delivered_total: u64,
+    dead_lettered_total: u64,
+    parked_total: u64,
+    /// The lane parks instead of sending (failing or backlogged).
+    parking: bool,
+    /// Paused in the settings (or locally, waiting for the settings write).
+    paused: bool,
+    pause_request: Option<PauseRequest>,
+    changed: bool,
+    last_published: Option<Instant>,
+}
+
+/// Everything this process shares about one destination: health, counters and the sink
+/// state common to its main and retry lanes.
+#[derive(Debug)]
+pub struct DestinationShared {
+    pub org_id: String,
+    pub destination_id: String,
+    pub sink_state: SinkState,
+    inner: Mutex<Inner>,
+    /// Events queued or in flight in this process's lanes.
+    queued: AtomicI64,
+    /// Events this process parked and has not seen resolved yet (an estimate: another
+    /// instance's retry consumer may resolve them).
+    parked_outstanding: AtomicI64,
+    /// The retry lane's circuit: no attempt before this time (unix ms).
+    retry_blocked_until_ms: AtomicI64,
+    /// Last successful delivery (unix ms), read by the main lane to stop parking.
+    last_success_ms: AtomicI64,
+}
+
+/// A snapshot of one destination's health, for the ops API and the health records.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthSnapshot {
+    pub org_id: String,
+    pub destination_id: String,
+    pub state: HealthState,
+    pub last_success_at: Option<String>,
+    pub last_failure_at: Option<String>,
+    pub last_failure_status: Option<String>,
+    pub last_failure_excerpt: Option<String>,
+    pub consecutive_failures: u64,
+    pub backlog: u64,
+    pub delivered_total: u64,
+    pub dead_lettered_total: u64,
+    pub parked_total: u64,
+}
+
+impl DestinationShared {
+    pub fn new(org_id: &str, destination_id: &str) -> Self {
+        Self {
+            org_id: org_id.to_string(),
+            destination_id: destination_id.to_string(),
+            sink_state: SinkState::default(),
+            inner: Mutex::new(Inner::default()),
+            queued: AtomicI64::new(0),
+            parked_outstanding: AtomicI64::new(0),
+            retry_blocked_until_ms: AtomicI64::new(0),
+            last_success_ms: AtomicI64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn delivered(&self, events: u64) {
+        let now = OffsetDateTime::now_utc();
+        self.last_success_ms
+            .store(crate::now_ms(), Ordering::Relaxed);
+        let mut inner = self.lock();
+        inner.last_success_at = Some(now);
+        inner.delivered_total += events;
+        if inner.consecutive_failures > 0 || inner.failing_since.is_some() {
+            inner.changed = true;
+        }
+        inner.consecutive_failures = 0;
+        inner.failing_since = None;
+        // Published on change only; counters alone do not force a record.
+        if inner.last_published.is_none() {
+            inner.changed = true;
+        }
+    }
+
+    pub fn failed(&self, attempt: &Attempt) {
+        let mut inner = self.lock();
+        inner.last_failure_at = Some(OffsetDateTime::now_utc());
+        inner.last_failure_status = Some(attempt.status.clone());
+        inner.last_failure_excerpt = Some(attempt.excerpt.clone());
+        inner.consecutive_failures += 1;
+        inner.failing_since.get_or_insert_with(Instant::now);
+        inner.changed = true;
+    }
+
+    pub fn dead_lettered(&self, events: u64) {
+        let mut inner = self.lock();
+        inner.dead_lettered_total += events;
+        inner.changed = true;
+    }
+
+    pub fn parked(&self, events: u64) {
+        self.parked_outstanding
+            .fetch_add(i64::try_from(events).unwrap_or(0), Ordering::Relaxed);
+        let mut inner = self.lock();
+        inner.parked_total += events;
+        inner.changed = true;
+    }
+
+    /// A parked event was taken off the retry topic (delivered, re-parked or dead-lettered).
+    pub fn unparked(&self, events: u64) {
+        let events = i64::try_from(events).unwrap_or(0);
+        let _ =
+            self.parked_outstanding
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| {
+                    Some((current - events).max(0))
+                });
+    }
+
+    pub fn queued(&self, delta: i64) {
+        self.queued.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    pub fn set_parking(&self, parking: bool) {
+        let mut inner = self.lock();
+        if inner.parking != parking {
+            inner.parking = parking;
+            inner.changed = true;
+        }
+    }
+
+    pub fn set_paused(&self, paused: bool) {
+        let mut inner = self.lock();
+        if inner.paused != paused {
+            inner.paused = paused;
+            inner.changed = true;
+            if !paused {
+                // Resumed by an operator: a new failure streak starts from zero.
+                inner.failing_since = None;
+                inner.consecutive_failures = 0;
+                inner.pause_request = None;
+            }
+        }
+    }
+
+    /// Asks for the destination to be paused (misconfigured).
+    pub fn request_pause(&self, request: PauseRequest) {
+        let mut inner = self.lock();
+        inner.paused = true;
+        if inner.pause_request.is_none() {
+            inner.pause_request = Some(request);
+        }
+        inner.changed = true;
+    }
+
+    pub fn last_success_ms(&self) -> i64 {
+        self.last_success_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn retry_blocked_until_ms(&self) -> i64 {
+        self.retry_blocked_until_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn block_retries_until(&self, unix_ms: i64) {
+        self.retry_blocked_until_ms
+            .store(unix_ms, Ordering::Relaxed);
+    }
+
+    pub fn backlog(&self) -> u64 {
+        let queued = self.queued.load(Ordering::Relaxed).max(0);
+        let parked = self.parked_outstanding.load(Ordering::Relaxed).max(0);
+        u64::try_from(queued + parked).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> HealthState {
+        let inner = self.lock();
+        if inner.paused {
+            HealthState::Paused
+        } else if inner.parking || inner.consecutive_failures > 0 {
+            HealthState::Retrying
+        } else {
+            HealthState::Healthy
+        }
+    }
+
+    pub fn snapshot(&self) -> HealthSnapshot {
+        let state = self.state();
+        let backlog = self.backlog();
+        let inner = self.lock();
+        let text = |at: Option<OffsetDateTime>| at.map(audit_core::event::format_utc_millis);
+        HealthSnapshot {
+            org_id: self.org_id.clone(),
+            destination_id: self.destination_id.clone(),
+            state,
+            last_success_at: text(inner.last_success_at),
+            last_failure_at: text(inner.last_failure_at),
+            last_failure_status: inner.last_failure_status.clone(),
+            last_failure_excerpt: inner.last_failure_excerpt.clone(),
+            consecutive_failures: inner.consecutive_failures,
+            backlog,
+            delivered_total: inner.delivered_total,
+            dead_lettered_total: inner.dead_lettered_total,
+            parked_total: inner.parked_total,
+        }
+    }
+
+    /// What the pause loop should do: a pause request, or a failure streak past `pause_after`.
+    fn pause_due(&self, pause_after: Duration) -> Option<PauseRequest> {
+        let inner = self.lock();
+        if let Some(request) = &inner.pause_request {
+            return Some(request.clone());
+        }
+        if inner.paused {
+            return None;
+        }
+        let since = inner.failing_since?;
+        (since.elapsed() >= pause_after).then(|| PauseRequest {
+            reason: format!(
+                "failing continuously for {} s (last status {})",
+                since.elapsed().as_secs(),
+                inner.last_failure_status.as_deref().unwrap_or("unknown")
+            ),
+            last_status: inner.last_failure_status.clone(),
+        })
+    }
+
+    fn pause_recorded(&self) {
+        let mut inner = self.lock();
+        inner.pause_request = None;
+        inner.paused = true;
+        inner.changed = true;
+    }
+
+    /// Takes the "changed" flag when a record is due.
+    fn take_publish_due(&self, interval: Duration) -> bool {
+        let mut inner = self.lock();
+        let due = inner.changed
+            && inner
+                .last_published
+                .is_none_or(|at| at.elapsed() >= interval);
+        if due {
+            inner.changed = false;
+            inner.last_published = Some(Instant::now());
+        }
+        due
+    }
+}
+
+/// Every destination this process has seen, by destination id.
+#[derive(Debug, Default)]
+pub struct Registry {
+    destinations: Mutex<HashMap<String, Arc<DestinationShared>>>,
+}
+
+impl Registry {
+    pub fn get(&self, org_id: &str, destination_id: &str) -> Arc<DestinationShared> {
+        let mut map = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(destination_id.to_string())
+            .or_insert_with(|| Arc::new(DestinationShared::new(org_id, destination_id)))
+            .clone()
+    }
+
+    pub fn all(&self) -> Vec<Arc<DestinationShared>> {
+        let map = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().cloned().collect()
+    }
+
+    pub fn find(&self, destination_id: &str) -> Option<Arc<DestinationShared>> {
+        let map = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(destination_id).cloned()
+    }
+
+    pub fn snapshots(&self) -> Vec<HealthSnapshot> {
+        let mut snapshots: Vec<HealthSnapshot> =
+            self.all().iter().map(|shared| shared.snapshot()).collect();
+        snapshots.sort_by(|a, b| {
+            (a.org_id.as_str(), a.destination_id.as_str())
+                .cmp(&(b.org_id.as_str(), b.destination_id.as_str()))
+        });
+        snapshots
+    }
+}
+
+/// The health loop: metrics, health records, pauses.
+pub struct HealthLoop {
+    pub registry: Arc<Registry>,
+    pub settings: SettingsStore,
+    pub parker: Parker,
+    pub events_topic: String,
+    pub instance: String,
+    pub publish_interval: Duration,
+    pub pause_after: Duration,
+}
+
+impl HealthLoop {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for shared in self.registry.all() {
+                self.sync_paused_state(&shared);
+                if let Some(request) = shared.pause_due(self.pause_after) {
+                    self.pause(&shared, &request).await;
+                }
+                record_metrics(&shared);
+                if shared.take_publish_due(self.publish_interval) {
+                    self.publish(&shared).await;
+                }
+            }
+        }
+    }
+
+    /// Follows the settings: an operator's resume clears a local pause.
+    fn sync_paused_state(&self, shared: &DestinationShared) {
+        let view = self.settings.view();
+        let paused_in_settings = view
+            .org(&shared.org_id)
+            .and_then(|org| org.destination(&shared.destination_id))
+            .map(|destination| matches!(destination.state, DestinationState::Paused { .. }));
+        let pending_request = shared.lock().pause_request.is_some();
+        match paused_in_settings {
+            Some(true) => shared.set_paused(true),
+            Some(false) if !pending_request => shared.set_paused(false),
+            _ => {}
+        }
+    }
+
+    async fn publish(&self, shared: &DestinationShared) {
+        let snapshot = shared.snapshot();
+        let parse = |text: &Option<String>| {
+            text.as_deref().and_then(|t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+        };
+        let record = SettingsRecord::DestinationHealth(DestinationHealth {
+            org_id: snapshot.org_id.clone(),
+            destination_id: snapshot.destination_id.clone(),
+            instance: self.instance.clone(),
+            state: snapshot.state.as_str().to_string(),
+            last_success_at: parse(&snapshot.last_success_at),
+            last_failure_at: parse(&snapshot.last_failure_at),
+            last_failure_status: snapshot.last_failure_status.clone(),
+            last_failure_excerpt: snapshot.last_failure_excerpt.clone(),
+            consecutive_failures: snapshot.consecutive_failures,
+            backlog: snapshot.backlog,
+            delivered_total: snapshot.delivered_total,
+            dead_lettered_total: snapshot.dead_lettered_total,
+            updated_at: OffsetDateTime::now_utc(),
+        });
+        if let Err(error) = self.settings.put(&record).await {
+            tracing::warn!(%error, destination_id = %snapshot.destination_id, "could not publish destination health");
+            shared.lock().changed = true;
+        }
+    }
+
+    /// Records the pause in the settings and the audit log. Retried on the next tick on error.
+    async fn pause(&self, shared: &DestinationShared, request: &PauseRequest) {
+        let view = self.settings.view();
+        let Some(org) = view.org(&shared.org_id) else {
+            return;
+        };
+        let Some(destination) = org.destination(&shared.destination_id) else {
+            return;
+        };
+        if matches!(destination.state, DestinationState::Paused { .. }) {
+            shared.pause_recorded();
+            return;
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut updated = org.as_ref().clone();
+        let name = destination.name.clone();
+        let type_name = destination.config.type_name();
+        if let Some(target) = updated.destination_mut(&shared.destination_id) {
+            target.state = DestinationState::Paused {
+                since: now,
+                reason: request.reason.clone(),
+            };
+        }
+        updated.revision += 1;
+        updated.updated_at = now;
+        updated.updated_by = "forwarder".into();
+        if let Err(error) = self.settings.put(&SettingsRecord::Org(updated)).await {
+            tracing::warn!(%error, destination_id = %shared.destination_id, "could not pause the destination; retrying");
+            return;
+        }
+        tracing::warn!(
+            org_id = %shared.org_id,
+            destination_id = %shared.destination_id,
+            reason = %request.reason,
+            "destination paused"
+        );
+        metrics::counter!("forwarder_destinations_paused_total", "destination_type" => type_name)
+            .increment(1);
+        shared.pause_recorded();
+        let event = paused_event(shared, &name, type_name, request, now);
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "content-type",
+                value: Some("application/json"),
+            })
+            .insert(Header {
+                key: "schema-version",
+                value: Some("1"),
+            })
+            .insert(Header {
+                key: "producer",
+                value: Some("audit-log"),
+            });
+        let json = event.to_json();
+        if let Err(error) = self
+            .parker
+            .produce(&self.events_topic, &shared.org_id, &json, headers)
+            .await
+        {
+            tracing::error!(%error, destination_id = %shared.destination_id, "could not record the pause in the audit log");
+        }
+    }
+}
+
+fn paused_event(
+    shared: &DestinationShared,
+    name: &str,
+    type_name: &str,
+    request: &PauseRequest,
+    now: OffsetDateTime,
+) -> AuditEvent {
+    let mut metadata = std::collections::BTreeMap::new();
+    metadata.insert(
+        "reason".to_string(),
+        MetadataValue::String(request.reason.chars().take(1000).collect()),
+    );
+    metadata.insert(
+        "destination_type".to_string(),
+        MetadataValue::String(type_name.to_string()),
+    );
+    if let Some(status) = &request.last_status {
+        metadata.insert(
+            "last_status".to_string(),
+            MetadataValue::String(status.clone()),
+        );
+    }
+    let at = audit_core::event::to_utc_millis(now);
+    AuditEvent {
+        id: audit_core::event::new_event_id(),
+        org_id: shared.org_id.clone(),
+        occurred_at: at,
+        received_at: Some(at),
+        category: "audit_log".into(),
+        action: "audit_log.destination.paused".into(),
+        outcome: Outcome::Success,
+        actor: Actor {
+            kind: ActorType::System,
+            id: "forwarder".into(),
+            name: Some("Audit log forwarder".into()),
+            email: None,
+        },
+        targets: vec![Target {
+            kind: "destination".into(),
+            id: shared.destination_id.clone(),
+            name: Some(name.to_string()),
+        }],
+        context: audit_core::Context::default(),
+        metadata,
+        source: Some("audit-log".into()),
+        version: audit_core::SCHEMA_VERSION,
+    }
+}
+
+fn record_metrics(shared: &DestinationShared) {
+    let state = shared.state();
+    let labels = [
+        ("org_id", shared.org_id.clone()),
+        ("destination_id", shared.destination_id.clone()),
+    ];
+    metrics::gauge!("forwarder_backlog", &labels).set(shared.backlog() as f64);
+    for candidate in [
+        HealthState::Healthy,
+        HealthState::Retrying,
+        HealthState::Paused,
+    ] {
+        let mut labels = labels.to_vec();
+        labels.push(("state", candidate.as_str().to_string()));
+        metrics::gauge!("forwarder_destination_state", &labels).set(if candidate == state {
+            1.0
+        } else {
+            0.0
+        });
+    }
+    metrics::gauge!("forwarder_consecutive_failures", &labels)
+        .set(shared.lock().consecutive_failures as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinks::Verdict;
+
+    fn failure(status: &str) -> Attempt {
+        Attempt {
+            verdict: Verdict::Retriable,
+            status: status.into(),
+            excerpt: "busy".into(),
+            retry_after: None,
+            latency: Duration::ZERO,
+            message_id: "msg_1".into(),
+        }
+    }
+
+    #[test]
+    fn state_follows_failures_parking_and_pauses() {
+        let shared = DestinationShared::new("org_a", "dst_1");
+        assert_eq!(shared.state(), HealthState::Healthy);
+        shared.failed(&failure("503"));
+        shared.failed(&failure("timeout"));
+        let snapshot = shared.snapshot();
+        assert_eq!(snapshot.state, HealthState::Retrying);
+        assert_eq!(snapshot.consecutive_failures, 2);
+        assert_eq!(snapshot.last_failure_status.as_deref(), Some("timeout"));
+        assert!(shared.pause_due(Duration::from_secs(3600)).is_none());
+        assert!(
+            shared.pause_due(Duration::ZERO).is_some(),
+            "failing past pause_after"
+        );
+        shared.delivered(10);
+        assert_eq!(shared.state(), HealthState::Healthy);
+        assert!(shared.pause_due(Duration::ZERO).is_none());
+
+        shared.request_pause(PauseRequest {
+            reason: "HEC code 4".into(),
+            last_status: Some("403".into()),
+        });
+        assert_eq!(shared.state(), HealthState::Paused);
+        assert_eq!(
+            shared
+                .pause_due(Duration::from_secs(3600))
+                .map(|r| r.reason),
+            Some("HEC code 4".into())
+        );
+        shared.pause_recorded();
+        assert!(shared.pause_due(Duration::from_secs(3600)).is_none());
+        shared.set_paused(false);
+        assert_eq!(shared.state(), HealthState::Healthy);
+    }
+
+    #[test]
+    fn backlog_counts_queued_and_parked_events() {
+        let shared = DestinationShared::new("org_a", "dst_1");
+        shared.queued(5);
+        shared.parked(3);
+        assert_eq!(shared.backlog(), 8);
+        shared.unparked(10);
+        shared.queued(-5);
+        assert_eq!(shared.backlog(), 0);
+    }
+
+    #[test]
+    fn records_are_published_on_change_at_most_every_interval() {
+        let shared = DestinationShared::new("org_a", "dst_1");
+        shared.failed(&failure("503"));
+        assert!(shared.take_publish_due(Duration::from_secs(60)));
+        shared.failed(&failure("503"));
+        assert!(
+            !shared.take_publish_due(Duration::from_secs(60)),
+            "too soon"
+        );
+        assert!(shared.take_publish_due(Duration::ZERO));
+        assert!(!shared.take_publish_due(Duration::ZERO), "nothing changed");
+    }
+}

@@ -1,0 +1,249 @@
+//! Routing events to lanes, from a consumer thread.
+//!
+//! The router owns one lane per destination (spawned on the runtime when the destination's
+//! first event arrives) and keeps the lanes in step with the settings: a changed destination
+//! is reconfigured in order with its events, a deleted or disabled one is retired.
+//!
+//! **Backpressure and isolation.** A lane's queue is bounded (`lane_queue_events`). When it is
+//! full the consumer waits (plain backpressure: the forwarder runs at its destinations' pace
+//! and memory stays bounded) — unless that lane is what holds everyone else back: when the
+//! consumer has spent more than half of the last `overflow_after_ms` waiting for one lane while
+//! other lanes had traffic, that lane *overflows*: the consumer parks its new events on the
+//! retry topic itself (reason `backlog`) until the lane has emptied its queue. A slow or hung
+//! destination therefore costs the others at most a few seconds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use audit_settings::{Destination, PlansConfig, SettingsView};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::delivery::{Delivery, ParkReason};
+use crate::health::{DestinationShared, Registry};
+use crate::lane::{Lane, LaneContext, LaneInput, LaneSpec, Role};
+use crate::parking::ParkInfo;
+
+struct LaneHandle {
+    sender: mpsc::Sender<LaneInput>,
+    destination: Arc<Destination>,
+    shared: Arc<DestinationShared>,
+    overflowing: Arc<AtomicBool>,
+    last_routed: Instant,
+    /// Time the consumer spent waiting for this lane since `window_start`.
+    blocked: Duration,
+    window_start: Instant,
+}
+
+/// Routes deliveries to lanes; lives on one consumer thread.
+pub struct Router {
+    role: Role,
+    lanes: HashMap<(String, String), LaneHandle>,
+    context: Arc<LaneContext>,
+    registry: Arc<Registry>,
+    runtime: tokio::runtime::Handle,
+    queue_capacity: usize,
+    overflow_after: Duration,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Router {
+    pub fn new(
+        role: Role,
+        context: Arc<LaneContext>,
+        registry: Arc<Registry>,
+        runtime: tokio::runtime::Handle,
+        queue_capacity: usize,
+        overflow_after: Duration,
+    ) -> Self {
+        Self {
+            role,
+            lanes: HashMap::new(),
+            context,
+            registry,
+            runtime,
+            queue_capacity,
+            overflow_after,
+            tasks: Vec::new(),
+        }
+    }
+
+    /// The lane of `destination`, started on first use.
+    fn lane(&mut self, org_id: &str, destination: &Destination) -> &mut LaneHandle {
+        let key = (org_id.to_string(), destination.id.clone());
+        self.lanes.entry(key).or_insert_with(|| {
+            let (sender, input) = mpsc::channel(self.queue_capacity);
+            let shared = self.registry.get(org_id, &destination.id);
+            let overflowing = Arc::new(AtomicBool::new(false));
+            let destination = Arc::new(destination.clone());
+            let lane = Lane::new(LaneSpec {
+                role: self.role,
+                org_id: org_id.to_string(),
+                destination: destination.clone(),
+                shared: shared.clone(),
+                context: self.context.clone(),
+                input,
+                overflowing: overflowing.clone(),
+            });
+            self.tasks.push(self.runtime.spawn(lane.run()));
+            LaneHandle {
+                sender,
+                destination,
+                shared,
+                overflowing,
+                last_routed: Instant::now(),
+                blocked: Duration::ZERO,
+                window_start: Instant::now(),
+            }
+        })
+    }
+
+    /// Hands one delivery to its destination's lane (waiting while the lane is full, see the
+    /// module doc). False when it could not be handed over because of shutdown.
+    pub fn route(&mut self, org_id: &str, destination: &Destination, delivery: Delivery) -> bool {
+        let overflow_after = self.overflow_after;
+        let role = self.role;
+        let shutdown = self.context.shutdown.clone();
+        let lane = self.lane(org_id, destination);
+        lane.shared.queued(1);
+        lane.last_routed = Instant::now();
+        if lane.overflowing.load(Ordering::Relaxed) {
+            let shared = lane.shared.clone();
+            self.park_overflow(org_id, &destination.id, shared, delivery);
+            return true;
+        }
+        let mut input = LaneInput::Deliver(delivery);
+        let mut waiting_since: Option<Instant> = None;
+        loop {
+            let lane = self.lane(org_id, destination);
+            match lane.sender.try_send(input) {
+                Ok(()) => {
+                    if let Some(since) = waiting_since {
+                        lane.blocked += since.elapsed();
+                    }
+                    if lane.window_start.elapsed() >= overflow_after {
+                        lane.window_start = Instant::now();
+                        lane.blocked = Duration::ZERO;
+                    }
+                    return true;
+                }
+                Err(mpsc::error::TrySendError::Full(back)) => {
+                    input = back;
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    if shutdown.is_cancelled() {
+                        lane.shared.queued(-1);
+                        return false;
+                    }
+                    let blocked = lane.blocked + since.elapsed();
+                    let window = lane.window_start.elapsed().max(Duration::from_millis(1));
+                    let holding_back = role == Role::Main
+                        && blocked >= overflow_after / 2
+                        && blocked * 2 >= window.min(overflow_after);
+                    if holding_back && self.others_active(org_id, &destination.id) {
+                        let lane = self.lane(org_id, destination);
+                        lane.overflowing.store(true, Ordering::Relaxed);
+                        lane.blocked = Duration::ZERO;
+                        lane.window_start = Instant::now();
+                        let shared = lane.shared.clone();
+                        tracing::warn!(
+                            destination_id = %destination.id,
+                            "destination cannot keep up and holds other destinations back; parking its new events"
+                        );
+                        if let LaneInput::Deliver(delivery) = input {
+                            self.park_overflow(org_id, &destination.id, shared, delivery);
+                        }
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    lane.shared.queued(-1);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Whether another lane received events within the overflow window.
+    fn others_active(&self, org_id: &str, destination_id: &str) -> bool {
+        self.lanes.iter().any(|((org, id), lane)| {
+            (org != org_id || id != destination_id)
+                && lane.last_routed.elapsed() < self.overflow_after
+        })
+    }
+
+    fn park_overflow(
+        &self,
+        org_id: &str,
+        destination_id: &str,
+        shared: Arc<DestinationShared>,
+        delivery: Delivery,
+    ) {
+        let parker = self.context.parker.clone();
+        let org_id = org_id.to_string();
+        let destination_id = destination_id.to_string();
+        let next = crate::now_ms()
+            + i64::try_from(self.context.backoff.delay(1, None).as_millis()).unwrap_or(0);
+        self.runtime.spawn(async move {
+            let info = ParkInfo {
+                org_id: &org_id,
+                destination_id: &destination_id,
+                reason: ParkReason::Backlog,
+                attempt: delivery.attempt,
+                next_attempt_ms: next,
+                last_status: None,
+                last_excerpt: None,
+            };
+            let parked = parker.park(&[&delivery], &info).await;
+            shared.queued(-1);
+            if parked {
+                shared.parked(1);
+                metrics::counter!("forwarder_overflow_parked_total").increment(1);
+            }
+        });
+    }
+
+    /// Brings lanes in step with the settings: reconfigure changed destinations, retire
+    /// deleted or disabled ones (and every lane of an organization that lost streaming).
+    pub fn sync(&mut self, view: &SettingsView, plans: &PlansConfig) {
+        let mut retired = Vec::new();
+        for ((org_id, destination_id), lane) in &mut self.lanes {
+            let current = view
+                .org(org_id)
+                .filter(|org| plans.policy(org.plan).streaming)
+                .and_then(|org| org.destination(destination_id))
+                .filter(|destination| destination.enabled);
+            match current {
+                None => retired.push((org_id.clone(), destination_id.clone())),
+                Some(destination) if *destination != *lane.destination => {
+                    let destination = Arc::new(destination.clone());
+                    lane.destination = destination.clone();
+                    // Order matters: events routed after this see the new settings. A full
+                    // queue delays the change slightly; it never drops it.
+                    if lane
+                        .sender
+                        .blocking_send(LaneInput::Configure(Some(destination)))
+                        .is_err()
+                    {
+                        retired.push((org_id.clone(), destination_id.clone()));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        for key in retired {
+            if let Some(lane) = self.lanes.remove(&key) {
+                tracing::info!(org_id = %key.0, destination_id = %key.1, lane = self.role.as_str(), "destination removed or disabled; retiring its lane");
+                let _ = lane.sender.blocking_send(LaneInput::Configure(None));
+            }
+        }
+    }
+
+    /// Closes every lane (they deliver what they hold, then stop) and returns their tasks.
+    pub fn close(&mut self) -> Vec<JoinHandle<()>> {
+        self.lanes.clear();
+        std::mem::take(&mut self.tasks)
+    }
+}
