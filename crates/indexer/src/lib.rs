@@ -88,6 +88,7 @@ pub async fn run(
         .consumer
         .tuning
         .apply(&mut consumer_config, &config.consumer.group_id);
+    audit_kafka::enable_statistics(&mut consumer_config);
     let kafka_consumer: Arc<BaseConsumer<consumer::IndexerContext>> = Arc::new(
         consumer_config.create_with_context(consumer::IndexerContext::new(shared.clone()))?,
     );
