@@ -88,7 +88,12 @@ impl Gateway {
     }
 
     /// Posts raw bytes with a content type (None = no header); returns status, body, Retry-After.
-    pub async fn post_raw(&self, key: Option<&str>, content_type: Option<&str>, body: Vec<u8>) -> (u16, Value, Option<String>) {
+    pub async fn post_raw(
+        &self,
+        key: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Value, Option<String>) {
         let mut request = self.http.post(format!("{}/v1/events", self.url)).body(body);
         if let Some(key) = key {
             request = request.bearer_auth(key);
@@ -98,9 +103,17 @@ impl Gateway {
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
-        let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)), retry_after)
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            retry_after,
+        )
     }
 
     /// Posts a JSON body (one event or an array) with a producer key.

@@ -179,9 +179,13 @@ impl DedicatedEngine {
             EngineKind::Kafka => "deploy/local/kafka.sh",
             EngineKind::ClickHouse => "deploy/local/clickhouse.sh",
         };
-        let cache = std::env::var("CACHE_DIR").unwrap_or_else(|_| repo_root().join(".local/cache").display().to_string());
+        let cache = std::env::var("CACHE_DIR")
+            .unwrap_or_else(|_| repo_root().join(".local/cache").display().to_string());
         let mut command = std::process::Command::new(repo_root().join(script));
-        command.arg(action).env("STATE_DIR", &self.state_dir).env("CACHE_DIR", cache);
+        command
+            .arg(action)
+            .env("STATE_DIR", &self.state_dir)
+            .env("CACHE_DIR", cache);
         match self.kind {
             EngineKind::Kafka => command
                 .env("KAFKA_PORT", self.ports.0.to_string())
