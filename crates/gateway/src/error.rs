@@ -162,3 +162,59 @@ impl From<audit_settings::Error> for ApiError {
         }
     }
 }
+
+/// `Json<T>` whose rejections use the API's error shape (and name the offending field).
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    axum::Json<T>:
+        axum::extract::FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::extract::rejection::JsonRejection;
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(JsonRejection::JsonDataError(error)) => {
+                // serde's message names the field: "unknown field `x`", "missing field `y`".
+                let message = error.body_text().replace(
+                    "Failed to deserialize the JSON body into the target type: ",
+                    "",
+                );
+                Err(ApiError::Unprocessable {
+                    details: json!([{"field": field_of(&message), "reason": message}]),
+                    message,
+                })
+            }
+            Err(JsonRejection::JsonSyntaxError(error)) => Err(ApiError::Malformed(format!(
+                "malformed JSON: {}",
+                error.body_text()
+            ))),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType(
+                "send the body as application/json".into(),
+            )),
+            Err(other) => Err(ApiError::Malformed(other.body_text())),
+        }
+    }
+}
+
+/// The field a serde error message is about: `config.url: …` or "… field `name` …".
+fn field_of(message: &str) -> String {
+    if let Some((path, _)) = message.split_once(": ")
+        && !path.contains(' ')
+    {
+        return path.to_string();
+    }
+    message
+        .split('`')
+        .nth(1)
+        .map(str::to_string)
+        .unwrap_or_else(|| "body".into())
+}

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 
 use super::{OperatorAuth, OrgChange, update_org};
 use crate::App;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiResult};
 
 /// Shown instead of a secret.
 pub const MASK: &str = "********";
@@ -375,7 +375,7 @@ pub async fn create(
     OperatorAuth(operator): OperatorAuth,
     Path(org_id): Path<String>,
     headers: HeaderMap,
-    Json(input): Json<CreateDestination>,
+    ApiJson(input): ApiJson<CreateDestination>,
 ) -> ApiResult<Response> {
     if input.name.trim().is_empty() || input.name.len() > 200 {
         return Err(invalid("name", "must be 1–200 characters"));
@@ -438,7 +438,7 @@ pub async fn update(
     OperatorAuth(operator): OperatorAuth,
     Path((org_id, destination_id)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(input): Json<UpdateDestination>,
+    ApiJson(input): ApiJson<UpdateDestination>,
 ) -> ApiResult<Json<Value>> {
     if let Some(filters) = &input.filters {
         check_filters(&app, filters)?;
@@ -514,7 +514,7 @@ pub async fn rotate_secret(
     OperatorAuth(operator): OperatorAuth,
     Path((org_id, destination_id)): Path<(String, String)>,
     headers: HeaderMap,
-    Json(input): Json<RotateSecret>,
+    ApiJson(input): ApiJson<RotateSecret>,
 ) -> ApiResult<Json<Value>> {
     check_signing_secret("signing_secret", &input.signing_secret)?;
     if !(0..=30 * 24 * 3600).contains(&input.overlap_secs) {

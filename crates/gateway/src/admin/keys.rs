@@ -15,7 +15,7 @@ use super::destinations::rfc3339;
 use super::{OperatorAuth, check_org_id};
 use crate::App;
 use crate::auth::producer::PREFIX;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiResult};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,7 +109,7 @@ pub async fn create_key(
 pub async fn create(
     State(app): State<Arc<App>>,
     OperatorAuth(operator): OperatorAuth,
-    Json(input): Json<CreateKey>,
+    ApiJson(input): ApiJson<CreateKey>,
 ) -> ApiResult<Response> {
     let (record, api_key) = create_key(&app, input, &operator.name).await?;
     let mut body = view(&record);

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::destinations::{self, rfc3339};
 use super::{OperatorAuth, OrgChange, check_org_id, update_org};
 use crate::App;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiResult};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,7 +79,7 @@ pub async fn update(
     OperatorAuth(operator): OperatorAuth,
     Path(org_id): Path<String>,
     headers: HeaderMap,
-    Json(input): Json<UpdateOrg>,
+    ApiJson(input): ApiJson<UpdateOrg>,
 ) -> ApiResult<Response> {
     if input.plan.is_none() && input.retention_days.is_none() {
         return Err(audit_settings::Error::invalid(

@@ -17,7 +17,7 @@ use super::ReaderAuth;
 use crate::App;
 use crate::admin::destinations::rfc3339;
 use crate::auth::user::API_TOKEN_PREFIX;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::meta::{self, Meta};
 
 #[derive(Debug, Deserialize)]
@@ -58,7 +58,7 @@ pub async fn create(
     ReaderAuth(reader): ReaderAuth,
     Path(org_id): Path<String>,
     headers: HeaderMap,
-    Json(input): Json<CreateToken>,
+    ApiJson(input): ApiJson<CreateToken>,
 ) -> ApiResult<Response> {
     reader.authorize_admin_user(&org_id)?;
     require_enterprise(&app, &org_id)?;
