@@ -11,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 pub mod events;
+pub mod fakes;
 pub mod infra;
 pub mod kafka;
 pub mod service;
