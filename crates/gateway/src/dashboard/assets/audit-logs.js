@@ -169,6 +169,16 @@ function initials(text) {
   return letters.toUpperCase();
 }
 
+const ACTOR_KINDS = { user: 'User', api_key: 'API key', service: 'Service', system: 'System' };
+
+function actorKind(type) {
+  return ACTOR_KINDS[type] || humanize(type);
+}
+
+function capitalize(text) {
+  return text ? text.charAt(0).toUpperCase() + text.slice(1) : '';
+}
+
 function formatBytes(bytes) {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
@@ -344,14 +354,14 @@ async function errorOf(response) {
 /** Maps an API error to what the user sees. `where` is `list`, `more`, `detail`, `export`, `live` or `catalogue`. */
 function handleError(error, where) {
   if (error.status === 401) {
-    showSignIn(`Sign in again: ${error.message}.`);
+    showSignIn(`The gateway refused the token (${error.message}). Sign in again.`);
     return;
   }
   if (error.status === 403) {
     const role = claimText('role');
     showBlocked(
       'Owners and Admins only',
-      `${error.message}.${role ? ` You are signed in as ${humanize(role).toLowerCase()} of ${claimText('org_id') || 'your organization'}.` : ''} Ask an Owner of ${ORG} for access.`,
+      `${capitalize(error.message)}.${role ? ` You are signed in as ${role === 'admin' ? 'an' : 'a'} ${role} of ${claimText('org_id') || 'your organization'}.` : ''} Ask an Owner of ${ORG} for access.`,
     );
     return;
   }
@@ -528,7 +538,7 @@ function setTimeZone(tz) {
   $('tz-local-button').textContent = state.tz === 'local' ? `Local · ${offsetLabel(new Date())}` : 'Local';
   $('tz-local-button').title = `Show times in ${localZoneName()} (U toggles)`;
   $('zone-label').textContent = zoneLabel();
-  for (const hint of document.querySelectorAll('[data-zone-short]')) hint.textContent = `(${zoneShort()})`;
+  for (const hint of document.querySelectorAll('[data-zone-short]')) hint.textContent = zoneShort();
   // Times already on screen follow; the custom range keeps its instants.
   for (const row of $('rows').rows) {
     const event = state.byId.get(row.dataset.id);
@@ -693,10 +703,17 @@ function readForm() {
 /** Applies the filters: new URL (a history entry, so Back works), fresh first page. */
 function applyFilters({ fromForm = true } = {}) {
   if (fromForm && !readForm()) return;
-  closeDetail({ restoreFocus: false });
-  history.pushState(null, '', pageUrl());
+  closeDetail({ restoreFocus: false, updateUrl: false });
+  navigate();
   writeForm();
   loadFirstPage();
+}
+
+/** A history entry per distinct view, so Back returns to the previous filters. */
+function navigate() {
+  const url = pageUrl();
+  if (url === location.pathname + location.search) history.replaceState(null, '', url);
+  else history.pushState(null, '', url);
 }
 
 let textTimer = null;
@@ -720,8 +737,8 @@ function clearFilters() {
   state.filters = emptyFilters();
   clearFieldErrors();
   writeForm();
-  closeDetail({ restoreFocus: false });
-  history.pushState(null, '', pageUrl());
+  closeDetail({ restoreFocus: false, updateUrl: false });
+  navigate();
   loadFirstPage();
 }
 
@@ -991,8 +1008,8 @@ function renderRow(event) {
   const primary = actor.name || actor.email || actor.id || 'Unknown actor';
   slot(row, 'actor-name').textContent = primary;
   const secondary = actor.name && actor.email ? actor.email : actor.id !== primary ? actor.id : '';
-  const kind = actor.type && actor.type !== 'user' ? `${humanize(actor.type)} · ` : '';
-  slot(row, 'actor-sub').textContent = kind + (secondary || '');
+  const kind = actor.type && actor.type !== 'user' ? actorKind(actor.type) : '';
+  slot(row, 'actor-sub').textContent = [kind, secondary].filter(Boolean).join(' · ');
   slot(row, 'avatar').textContent = initials(actor.name || actor.email || actor.id);
   slot(row, 'avatar').classList.add(`hue-${hueOf(actor.id || '')}`);
 
@@ -1098,14 +1115,14 @@ async function openDetail(id, { focusPanel = true } = {}) {
   if (focusPanel || wasHidden) drawer.focus({ preventScroll: true });
 }
 
-function closeDetail({ restoreFocus = true } = {}) {
+function closeDetail({ restoreFocus = true, updateUrl = true } = {}) {
   const drawer = $('detail');
   if (drawer.hidden && !state.detailId) return;
   state.detailId = null;
   state.detailEvent = null;
   show(drawer, false);
   document.body.classList.remove('drawer-open');
-  if (state.token && document.getElementById('log') && !$('log').hidden) {
+  if (updateUrl && state.token && !$('log').hidden) {
     history.replaceState(history.state, '', pageUrl());
   }
   if (restoreFocus) {
@@ -1172,7 +1189,7 @@ function renderDetail(event) {
       'Actor',
       h('span', { class: 'strong', text: actor.name || actor.email || actor.id || 'Unknown' }),
       actor.email && actor.name ? h('span', { class: 'sub', text: actor.email }) : null,
-      h('span', { class: 'sub mono', text: `${actor.type || 'actor'} · ${actor.id || '—'}` }),
+      h('span', { class: 'sub mono', text: `${actorKind(actor.type || 'actor')} · ${actor.id || '—'}` }),
     ),
     fact('IP address', h('span', { class: 'mono', text: context.ip || '—' }), context.location ? h('span', { class: 'sub', text: context.location }) : null),
     context.user_agent ? fact('User agent', h('span', { class: 'mono break small', text: context.user_agent })) : null,
@@ -1243,9 +1260,9 @@ function filterBy(patch) {
   filters.since = state.filters.since;
   filters.until = state.filters.until;
   state.filters = { ...filters, ...patch };
-  closeDetail({ restoreFocus: false });
+  closeDetail({ restoreFocus: false, updateUrl: false });
   writeForm();
-  history.pushState(null, '', pageUrl());
+  navigate();
   loadFirstPage();
 }
 
@@ -1298,7 +1315,13 @@ async function exportLog(format, button) {
     const params = apiFilterParams();
     params.set('format', format);
     const response = await api(`${ORG_PATH}/events/export`, params);
-    const blob = await response.blob();
+    let blob;
+    try {
+      blob = await response.blob();
+    } catch {
+      // The export is streamed: a failure after the first byte cuts the body short.
+      throw new ApiError(response.status, 'export_interrupted', 'The export was interrupted before it was complete, so no file was saved. Try again.');
+    }
     const name = fileNameOf(response.headers.get('Content-Disposition')) || `audit-log_${ORG}.${format}`;
     const url = URL.createObjectURL(blob);
     const link = h('a', { href: url, download: name, hidden: true });
