@@ -6,6 +6,7 @@
 //! the organization's own log. Updates accept `If-Match: "<revision>"` to refuse changes
 //! made against a stale read (412).
 
+pub mod delivery;
 pub mod destinations;
 pub mod keys;
 pub mod orgs;
@@ -61,6 +62,14 @@ pub fn router() -> Router<Arc<App>> {
         .route(
             "/v1/admin/orgs/{org}/destinations/{destination}/resume",
             post(destinations::resume),
+        )
+        .route(
+            "/v1/admin/orgs/{org}/destinations/{destination}/test",
+            post(delivery::test),
+        )
+        .route(
+            "/v1/admin/orgs/{org}/destinations/{destination}/health",
+            get(delivery::health),
         )
         .route(
             "/v1/admin/producer-keys",

@@ -1,0 +1,247 @@
+//! Delivery of a destination, for operators: send a signed test event now, and read its
+//! health as every forwarder instance reports it.
+//!
+//! * `POST /v1/admin/orgs/{org}/destinations/{destination}/test` sends one
+//!   `audit_log.destination.tested` event through the forwarder's own sink (same encoding,
+//!   signing, outbound safety) and answers what the destination said: delivered or not,
+//!   status, latency, response excerpt. The test is itself audited
+//!   (`audit_log.destination.tested` in the organization's log).
+//! * `GET /v1/admin/orgs/{org}/destinations/{destination}/health` aggregates the
+//!   `DestinationHealth` records that forwarder instances publish on the settings topic.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use audit_settings::{DestinationHealth, DestinationState};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use super::destinations::rfc3339;
+use super::{OperatorAuth, check_org_id};
+use crate::App;
+use crate::error::{ApiError, ApiResult};
+use crate::meta::{self, Meta};
+
+pub async fn test(
+    State(app): State<Arc<App>>,
+    OperatorAuth(operator): OperatorAuth,
+    Path((org_id, destination_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    check_org_id(&org_id)?;
+    let view = app.settings.view();
+    let org = view
+        .org(&org_id)
+        .ok_or_else(|| ApiError::NotFound(format!("organization `{org_id}` has no settings")))?;
+    let destination = org
+        .destination(&destination_id)
+        .ok_or_else(|| ApiError::NotFound(format!("destination `{destination_id}` not found")))?;
+    let sinks = forwarder::sinks::SinksConfig::default();
+    let settings = forwarder::TestSettings {
+        secrets: &app.secrets,
+        policy: &app.config.outbound,
+        sinks: &sinks,
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(15),
+    };
+    let answer = match forwarder::send_test_event(&org_id, destination, &settings).await {
+        Ok(delivery) => json!({
+            "destination_id": destination_id,
+            "delivered": delivery.delivered,
+            "outcome": delivery.outcome,
+            "status": delivery.status,
+            "latency_ms": delivery.latency_ms,
+            "response_excerpt": delivery.response_excerpt,
+            "webhook_id": delivery.webhook_id,
+            "event_id": delivery.event_id,
+        }),
+        Err(error) => json!({
+            "destination_id": destination_id,
+            "delivered": false,
+            "outcome": "misconfigured",
+            "status": "config",
+            "latency_ms": 0,
+            "response_excerpt": error.to_string(),
+        }),
+    };
+    tracing::info!(
+        org_id,
+        destination_id,
+        operator = %operator.name,
+        delivered = %answer["delivered"],
+        status = %answer["status"],
+        "destination tested"
+    );
+    let text = |key: &str| match &answer[key] {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let event = Meta::new(
+        &org_id,
+        "audit_log.destination.tested",
+        meta::operator_actor(&operator.name),
+        &headers,
+    )
+    .target("destination", &destination_id, Some(&destination.name))
+    .meta("destination_type", destination.config.type_name())
+    .meta("delivered", text("delivered"))
+    .meta("status", text("status"))
+    .meta("latency_ms", text("latency_ms"));
+    meta::record(&app, event).await?;
+    Ok(Json(answer))
+}
+
+pub async fn health(
+    State(app): State<Arc<App>>,
+    OperatorAuth(_operator): OperatorAuth,
+    Path((org_id, destination_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    check_org_id(&org_id)?;
+    let view = app.settings.view();
+    let org = view
+        .org(&org_id)
+        .ok_or_else(|| ApiError::NotFound(format!("organization `{org_id}` has no settings")))?;
+    let destination = org
+        .destination(&destination_id)
+        .ok_or_else(|| ApiError::NotFound(format!("destination `{destination_id}` not found")))?;
+    let mut reports: Vec<&DestinationHealth> = view
+        .health
+        .values()
+        .map(|record| record.as_ref())
+        .filter(|record| record.org_id == org_id && record.destination_id == destination_id)
+        .collect();
+    reports.sort_by(|a, b| a.instance.cmp(&b.instance));
+    Ok(Json(aggregate(destination, &reports)))
+}
+
+/// One view of a destination over every instance's report: the worst state, the latest
+/// success and failure, the longest failure streak, summed backlog and counters.
+fn aggregate(destination: &audit_settings::Destination, reports: &[&DestinationHealth]) -> Value {
+    let paused = match &destination.state {
+        DestinationState::Paused { since, reason } => {
+            Some(json!({"since": rfc3339(*since), "reason": reason}))
+        }
+        DestinationState::Active => None,
+    };
+    let rank = |state: &str| match state {
+        "paused" => 2,
+        "retrying" => 1,
+        _ => 0,
+    };
+    let state = if paused.is_some() {
+        "paused".to_string()
+    } else if !destination.enabled {
+        "disabled".to_string()
+    } else {
+        reports
+            .iter()
+            .max_by_key(|record| rank(&record.state))
+            .map_or_else(|| "unknown".to_string(), |record| record.state.clone())
+    };
+    let last_success = reports.iter().filter_map(|r| r.last_success_at).max();
+    let last_failure = reports
+        .iter()
+        .filter(|r| r.last_failure_at.is_some())
+        .max_by_key(|r| r.last_failure_at);
+    json!({
+        "destination_id": destination.id,
+        "type": destination.config.type_name(),
+        "state": state,
+        "paused": paused,
+        "last_success_at": last_success.map(rfc3339),
+        "last_failure": last_failure.map(|r| json!({
+            "at": r.last_failure_at.map(rfc3339),
+            "status": r.last_failure_status,
+            "response_excerpt": r.last_failure_excerpt,
+        })),
+        "consecutive_failures": reports.iter().map(|r| r.consecutive_failures).max().unwrap_or(0),
+        "backlog": reports.iter().map(|r| r.backlog).sum::<u64>(),
+        "delivered_total": reports.iter().map(|r| r.delivered_total).sum::<u64>(),
+        "dead_lettered_total": reports.iter().map(|r| r.dead_lettered_total).sum::<u64>(),
+        "instances": reports.iter().map(|r| json!({
+            "instance": r.instance,
+            "state": r.state,
+            "consecutive_failures": r.consecutive_failures,
+            "backlog": r.backlog,
+            "updated_at": rfc3339(r.updated_at),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use audit_settings::model::{DestinationKind, WebhookSettings};
+    use audit_settings::{Destination, Filters};
+    use time::OffsetDateTime;
+
+    fn destination(state: DestinationState) -> Destination {
+        Destination {
+            id: "dst_1".into(),
+            name: "SOC".into(),
+            enabled: true,
+            state,
+            filters: Filters::default(),
+            signing_secrets: vec![],
+            config: DestinationKind::Webhook(WebhookSettings {
+                url: "https://soc.example.com/hook".into(),
+                max_batch_events: None,
+            }),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn report(
+        instance: &str,
+        state: &str,
+        failures: u64,
+        backlog: u64,
+        at: i64,
+    ) -> DestinationHealth {
+        let at = OffsetDateTime::from_unix_timestamp(at).expect("time");
+        DestinationHealth {
+            org_id: "org_a".into(),
+            destination_id: "dst_1".into(),
+            instance: instance.into(),
+            state: state.into(),
+            last_success_at: Some(at),
+            last_failure_at: (failures > 0).then_some(at),
+            last_failure_status: (failures > 0).then(|| format!("503 from {instance}")),
+            last_failure_excerpt: None,
+            consecutive_failures: failures,
+            backlog,
+            delivered_total: 10,
+            dead_lettered_total: 1,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn aggregates_the_worst_state_latest_failure_and_sums() {
+        let a = report("fwd-a", "healthy", 0, 5, 1_700_000_000);
+        let b = report("fwd-b", "retrying", 3, 7, 1_700_000_100);
+        let view = aggregate(&destination(DestinationState::Active), &[&a, &b]);
+        assert_eq!(view["state"], "retrying");
+        assert_eq!(view["backlog"], 12);
+        assert_eq!(view["delivered_total"], 20);
+        assert_eq!(view["consecutive_failures"], 3);
+        assert_eq!(view["last_failure"]["status"], "503 from fwd-b");
+        assert_eq!(view["instances"].as_array().map(Vec::len), Some(2));
+
+        let paused = aggregate(
+            &destination(DestinationState::Paused {
+                since: OffsetDateTime::UNIX_EPOCH,
+                reason: "HEC code 4".into(),
+            }),
+            &[&a],
+        );
+        assert_eq!(paused["state"], "paused");
+        assert_eq!(paused["paused"]["reason"], "HEC code 4");
+        assert_eq!(
+            aggregate(&destination(DestinationState::Active), &[])["state"],
+            "unknown"
+        );
+    }
+}
