@@ -74,7 +74,8 @@ fn seed_events() -> Vec<Value> {
                 "category": category,
                 "action": action,
                 "outcome": outcome,
-                "actor": actors[n % actors.len()],
+                // Shifted every round of actions, so each actor meets several categories.
+                "actor": actors[(n + n / actions.len()) % actors.len()],
                 "targets": targets[n % targets.len()],
                 "context": {
                     "ip": ip,
