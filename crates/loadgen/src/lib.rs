@@ -189,3 +189,123 @@ pub fn print_table(rows: &[BenchRow]) {
         );
     }
 }
+
+/// A release service started by a benchmark, killed when dropped.
+#[derive(Debug)]
+pub struct BenchService {
+    pub name: String,
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl BenchService {
+    /// Starts `binary` from the repository root with `env` overrides; logs to `log`.
+    pub fn start(
+        name: &str,
+        binary: &std::path::Path,
+        port: u16,
+        env: &[(String, String)],
+        log: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let child = std::process::Command::new(binary)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", binary.display()))?;
+        Ok(Self {
+            name: name.to_string(),
+            port,
+            child,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits for `/readyz` to answer 200.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(response) = client.get(format!("{}/readyz", self.url())).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                anyhow::bail!("{} exited during start: {status}", self.name);
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("{} not ready within {timeout:?}", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for BenchService {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// Runs SQL against ClickHouse over HTTP and returns the body.
+pub async fn clickhouse(
+    http: &reqwest::Client,
+    url: &str,
+    database: &str,
+    sql: &str,
+) -> anyhow::Result<String> {
+    let response = http
+        .post(format!("{url}/?database={database}"))
+        .body(sql.to_string())
+        .send()
+        .await?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        anyhow::bail!(
+            "ClickHouse refused `{}`: {text}",
+            sql.chars().take(200).collect::<String>()
+        );
+    }
+    Ok(text)
+}
