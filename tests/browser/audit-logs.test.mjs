@@ -225,7 +225,7 @@ test('an event opens in the detail panel with its full JSON', async () => {
   }
   assert.equal(await page.locator('#detail-title').innerText(), shown.action);
   assert.equal(searchParam('event'), id);
-  await screenshot('audit-logs-detail.png');
+  await screenshot('audit-logs-detail.png', { animations: 'disabled' });
 
   await page.keyboard.press('Escape');
   await page.locator('#detail').waitFor({ state: 'hidden' });
@@ -383,7 +383,7 @@ test('members are refused, bad tokens are sent to sign in, sign-out forgets the 
     await page.goto(`${GATEWAY_URL}${PAGE_PATH}#token=${MEMBER_TOKEN}`);
     await page.locator('#blocked').waitFor({ state: 'visible' });
     assert.equal(await page.locator('#blocked-title').innerText(), 'Owners and Admins only');
-    await screenshot('audit-logs-forbidden.png');
+    await screenshot('audit-logs-forbidden.png', { animations: 'disabled' });
 
     await page.click('#blocked-signin');
     await page.locator('#signin').waitFor({ state: 'visible' });
@@ -391,7 +391,7 @@ test('members are refused, bad tokens are sent to sign in, sign-out forgets the 
     await page.click('#signin-form button[type="submit"]');
     await page.locator('#signin-error').waitFor({ state: 'visible' });
     assert.match(await page.locator('#signin-error').innerText(), /invalid token/i);
-    await screenshot('audit-logs-signin.png');
+    await screenshot('audit-logs-signin.png', { animations: 'disabled' });
   } finally {
     await page.close();
     page = main;

@@ -427,7 +427,7 @@ function markFieldError(param, message) {
   input.setAttribute('aria-invalid', 'true');
   const note = $(`${input.id}-error`);
   if (note) {
-    note.textContent = message;
+    note.textContent = capitalize(message);
     show(note, true);
   }
   if (param === 'since' || param === 'until') show($('custom-range'), true);
@@ -641,8 +641,12 @@ function activeFilterCount() {
 function rangeWords() {
   const filters = state.filters;
   if (filters.range !== 'custom') return RANGE_WORDS[filters.range] || '';
-  const from = filters.since ? formatAbsolute(new Date(filters.since)) : null;
-  const to = filters.until ? formatAbsolute(new Date(filters.until)) : null;
+  const shown = (iso) => {
+    const date = new Date(iso);
+    return iso && !Number.isNaN(date.getTime()) ? formatAbsolute(date) : null;
+  };
+  const from = shown(filters.since);
+  const to = shown(filters.until);
   if (from && to) return `from ${from} to ${to} ${zoneShort()}`;
   if (from) return `since ${from} ${zoneShort()}`;
   if (to) return `before ${to} ${zoneShort()}`;
@@ -690,9 +694,15 @@ function readForm() {
   if (next.range === 'custom') {
     const since = inputToIso($('f-since').value);
     const until = inputToIso($('f-until').value);
-    if (since === null) return markFieldError('since', 'Not a valid date and time'), false;
-    if (until === null) return markFieldError('until', 'Not a valid date and time'), false;
-    if (since && until && since >= until) return markFieldError('until', 'Must be after “From”'), false;
+    const problem =
+      since === null ? ['since', 'Not a valid date and time']
+      : until === null ? ['until', 'Not a valid date and time']
+      : since && until && since >= until ? ['until', 'Must be after “From”']
+      : null;
+    if (problem) {
+      markFieldError(...problem);
+      return false;
+    }
     next.since = since;
     next.until = until;
   }
@@ -873,6 +883,7 @@ async function loadFirstPage() {
     if (state.selectedId && !state.byId.has(state.selectedId)) state.selectedId = null;
     renderRows();
     announce(`${resultCountText()}.`);
+    requestAnimationFrame(loadMoreIfNearEnd);
   } catch (error) {
     if (error.name === 'AbortError' || generation !== state.generation) return;
     $('rows').replaceChildren();
@@ -914,6 +925,8 @@ async function loadMore() {
     state.nextCursor = body.next_cursor || null;
     state.hasMore = Boolean(body.has_more && body.next_cursor);
     updateFooter();
+    syncSelection({ focus: false });
+    requestAnimationFrame(loadMoreIfNearEnd);
   } catch (error) {
     if (generation === state.generation) handleError(error, 'more');
   } finally {
@@ -922,6 +935,13 @@ async function loadMore() {
     button.textContent = 'Load more events';
     if (generation === state.generation) setBusy(false);
   }
+}
+
+/** Infinite scroll: keep loading while the end of the list is (nearly) in view. */
+function loadMoreIfNearEnd() {
+  if (!state.hasMore || $('table-foot').hidden) return;
+  const rect = $('sentinel').getBoundingClientRect();
+  if (rect.top < window.innerHeight + 400) loadMore();
 }
 
 function setBusy(busy) {
@@ -956,6 +976,7 @@ function renderEmpty(kind) {
     $('empty-title').textContent = 'Events could not be loaded';
     $('empty-message').textContent = 'See the message above.';
     show($('empty-clear'), activeFilterCount() > 0);
+    show($('empty-widen'), false);
     $('result-count').textContent = '';
     return;
   }
@@ -965,6 +986,8 @@ function renderEmpty(kind) {
       ? `Nothing ${rangeWords()} matches. Try a wider time range or remove a filter.`
       : 'Events appear here as soon as your organization records them. Try a wider time range, or turn on Live mode.';
   show($('empty-clear'), kind === 'filtered');
+  // Custom ranges are deliberate; presets shorter than the default retention can widen.
+  show($('empty-widen'), state.filters.range !== 'custom' && state.filters.range !== '90d');
   $('result-count').textContent = resultCountText();
 }
 
@@ -1039,7 +1062,7 @@ function rowOf(id) {
 }
 
 /** Marks the selected row (roving tabindex: the selected, else the first row, is tabbable). */
-function syncSelection({ focus }) {
+function syncSelection({ focus, scroll = false }) {
   const rows = $('rows').rows;
   let tabbable = rowOf(state.selectedId);
   for (const row of rows) {
@@ -1052,14 +1075,14 @@ function syncSelection({ focus }) {
   if (tabbable) tabbable.tabIndex = 0;
   const selected = rowOf(state.selectedId);
   if (selected) {
-    selected.scrollIntoView({ block: 'nearest' });
+    if (scroll) selected.scrollIntoView({ block: 'nearest' });
     if (focus) selected.focus({ preventScroll: true });
   }
 }
 
 function select(id, { focus = true } = {}) {
   state.selectedId = id;
-  syncSelection({ focus });
+  syncSelection({ focus, scroll: true });
   if (state.detailId && id) openDetail(id, { focusPanel: false });
 }
 
@@ -1582,6 +1605,7 @@ function wire() {
   });
   $('clear-filters').addEventListener('click', clearFilters);
   $('empty-clear').addEventListener('click', clearFilters);
+  $('empty-widen').addEventListener('click', () => setRange('90d'));
   $('banner-retry').addEventListener('click', () => {
     hideBanner();
     loadFirstPage();
