@@ -7,6 +7,8 @@
 //! installed here when missing (`npm ci`, from the lockfile); Chromium comes from
 //! `deploy/local/prereqs.sh`, which `make test` runs.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
