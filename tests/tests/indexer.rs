@@ -327,3 +327,47 @@ async fn ttl_removes_rows_past_each_organizations_retention() {
         .await;
     assert!(changes >= 1);
 }
+
+/// Issue 8: several indexers share the partitions; killing one mid-stream, adding one and
+/// stopping one gracefully all rebalance without loss or duplicates in query results.
+#[tokio::test(flavor = "multi_thread")]
+async fn rebalances_keep_results_exactly_once() {
+    let ns = Namespace::new("indexer-rebalance");
+    let extra = [
+        ("INDEXER__BATCH__MAX_ROWS", "1000"),
+        ("INDEXER__BATCH__MAX_WAIT_MS", "100"),
+    ];
+    let mut first = Service::start(ServiceKind::Indexer, &ns, &extra).await;
+    let mut second = Service::start(ServiceKind::Indexer, &ns, &extra).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let producing = produce_until(&ns, 24, 1_500, stop.clone());
+
+    let progress = |minimum: u64| {
+        let ns = &ns;
+        async move {
+            eventually("indexing progresses", Duration::from_secs(60), || async {
+                (ns.try_sql_u64("SELECT count() FROM events")
+                    .await
+                    .unwrap_or(0)
+                    > minimum)
+                    .then_some(())
+            })
+            .await
+        }
+    };
+    progress(1_500).await;
+    first.kill(); // its partitions move to the survivor after the session timeout
+    progress(8_000).await;
+    let third = Service::start(ServiceKind::Indexer, &ns, &extra).await; // scale up
+    progress(14_000).await;
+    assert!(second.terminate(), "graceful stop drains and exits cleanly"); // scale down
+    progress(18_000).await;
+    stop.store(true, Ordering::Relaxed);
+    let produced = producing.await.unwrap();
+    assert_exactly_once(&ns, &produced).await;
+    let log = std::fs::read_to_string(third.log_path()).unwrap();
+    assert!(
+        log.contains("partitions assigned"),
+        "the added indexer took partitions"
+    );
+}
