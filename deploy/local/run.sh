@@ -4,6 +4,9 @@
 # organizations and demo events. Prints where to look; Ctrl-C stops everything it started.
 # `deploy/local/run.sh stop` (make stop) stops a run left in the background.
 #   PROFILE=release make run   builds optimised binaries (slower build, faster services).
+#   GATEWAYS=2 INDEXERS=2 FORWARDERS=2 make run   runs several instances of each service
+#   (gateways on 8080, 8081…; indexer ops on 9101, 9111…; forwarder ops on 9102, 9112…):
+#   indexers and forwarders share the partitions of their consumer groups.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -12,15 +15,15 @@ RUN="$STATE/run"
 LOGS="$STATE/logs"
 PROFILE="${PROFILE:-debug}"
 GATEWAY_URL="http://127.0.0.1:8080"
-SERVICES=(fake-receivers forwarder gateway indexer)
+GATEWAYS="${GATEWAYS:-1}" INDEXERS="${INDEXERS:-1}" FORWARDERS="${FORWARDERS:-1}"
 
 say() { printf 'run: %s\n' "$*"; }
 
 stop_services() {
-  local name pid pids=()
-  for name in "${SERVICES[@]}"; do
-    [[ -s $RUN/$name.pid ]] || continue
-    pid=$(<"$RUN/$name.pid")
+  local pidfile pid pids=()
+  for pidfile in "$RUN"/*.pid; do
+    [[ -s $pidfile ]] || continue
+    pid=$(<"$pidfile")
     if kill -0 "$pid" 2>/dev/null; then
       kill -TERM "$pid" 2>/dev/null || true
       pids+=("$pid")
@@ -52,7 +55,7 @@ fi
 BIN="$ROOT/target/$PROFILE"
 deploy/local/infra.sh up
 
-start() { # name, binary, args…
+start() { # name, binary, args… (environment assignments before `start` apply to the service)
   local name=$1 binary=$2
   shift 2
   if [[ ! -x $binary ]]; then
@@ -90,12 +93,18 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 start fake-receivers "$BIN/fake-receivers"
-start indexer "$BIN/indexer" --config config/indexer.toml
-start gateway "$BIN/gateway" --config config/gateway.toml
-start forwarder "$BIN/forwarder" --config config/forwarder.toml
-wait_ready indexer http://127.0.0.1:9101/readyz
-wait_ready gateway "$GATEWAY_URL/readyz"
-wait_ready forwarder http://127.0.0.1:9102/readyz
+for ((i = 0; i < INDEXERS; i++)); do
+  INDEXER__HTTP__LISTEN="127.0.0.1:$((9101 + 10 * i))" start "indexer-$((i + 1))" "$BIN/indexer" --config config/indexer.toml
+done
+for ((i = 0; i < GATEWAYS; i++)); do
+  GATEWAY__HTTP__LISTEN="127.0.0.1:$((8080 + i))" start "gateway-$((i + 1))" "$BIN/gateway" --config config/gateway.toml
+done
+for ((i = 0; i < FORWARDERS; i++)); do
+  FORWARDER__HTTP__LISTEN="127.0.0.1:$((9102 + 10 * i))" start "forwarder-$((i + 1))" "$BIN/forwarder" --config config/forwarder.toml
+done
+for ((i = 0; i < INDEXERS; i++)); do wait_ready "indexer-$((i + 1))" "http://127.0.0.1:$((9101 + 10 * i))/readyz"; done
+for ((i = 0; i < GATEWAYS; i++)); do wait_ready "gateway-$((i + 1))" "http://127.0.0.1:$((8080 + i))/readyz"; done
+for ((i = 0; i < FORWARDERS; i++)); do wait_ready "forwarder-$((i + 1))" "http://127.0.0.1:$((9102 + 10 * i))/readyz"; done
 
 say "seeding demo tenants (config/seed.toml) through the operator API…"
 "$BIN/demo" --gateway "$GATEWAY_URL" seed --file config/seed.toml --keys-file "$STATE/demo-keys.json"
@@ -126,17 +135,20 @@ cat <<MSG
     curl -sS $GATEWAY_URL/v1/admin/orgs/org_globex -H 'Authorization: Bearer dev-operator-token'
 
   ClickHouse (read-only user):   curl -sS 'http://127.0.0.1:18123/?user=ops_reader&password=ops_reader_local' --data 'SELECT action, count() FROM audit.events GROUP BY action'
+  Instances: $GATEWAYS gateway(s) from :8080, $INDEXERS indexer(s) (ops :9101, :9111…), $FORWARDERS forwarder(s) (ops :9102, :9112…)
   Metrics:  $GATEWAY_URL/metrics   http://127.0.0.1:9101/metrics   http://127.0.0.1:9102/metrics
-  Logs:     $LOGS/{gateway,indexer,forwarder,fake-receivers}.log
+  Logs:     $LOGS/{gateway-N,indexer-N,forwarder-N,fake-receivers}.log
 
 MSG
 
 # Keep running until Ctrl-C; report a service that dies.
 while true; do
-  for name in indexer gateway forwarder; do
-    if [[ -s $RUN/$name.pid ]] && ! kill -0 "$(<"$RUN/$name.pid")" 2>/dev/null; then
+  for pidfile in "$RUN"/*.pid; do
+    [[ -s $pidfile ]] || continue
+    name=$(basename "$pidfile" .pid)
+    if ! kill -0 "$(<"$pidfile")" 2>/dev/null; then
       say "WARNING: $name exited; see $LOGS/$name.log"
-      rm -f "$RUN/$name.pid"
+      rm -f "$pidfile"
     fi
   done
   sleep 2
