@@ -1,6 +1,8 @@
 use audit_runtime::{ConfigError, Secret};
 use serde::{Deserialize, Serialize};
 
+use crate::migrations::SchemaLayout;
+
 /// The `[clickhouse]` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,6 +21,24 @@ pub struct ClickHouseConfig {
     /// Seconds a query or insert may take before it is abandoned (and retried by the caller).
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Schema layout: `single_node` (one server) or `replicated` (replicated `events_local`
+    /// tables on every node of `cluster` behind a Distributed `events` table). Chooses the
+    /// migrations `indexer migrate` applies; reads and inserts use `events` either way.
+    #[serde(default)]
+    pub layout: Layout,
+    /// The cluster (a `remote_servers` name) holding the tables; required by, and only
+    /// allowed with, `layout = "replicated"`.
+    #[serde(default)]
+    pub cluster: String,
+}
+
+/// The `[clickhouse] layout` choice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    #[default]
+    SingleNode,
+    Replicated,
 }
 
 fn default_user() -> String {
@@ -59,6 +79,80 @@ impl ClickHouseConfig {
                 "must be positive",
             ));
         }
-        Ok(())
+        match self.layout {
+            Layout::SingleNode if !self.cluster.is_empty() => Err(ConfigError::invalid(
+                format!("{section}.cluster"),
+                "is only used with layout = \"replicated\"",
+            )),
+            Layout::Replicated if !valid_cluster_name(&self.cluster) => Err(ConfigError::invalid(
+                format!("{section}.cluster"),
+                "layout = \"replicated\" needs the cluster name ([A-Za-z0-9_.-]+)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The schema layout, with its cluster.
+    pub fn schema_layout(&self) -> SchemaLayout {
+        match self.layout {
+            Layout::SingleNode => SchemaLayout::SingleNode,
+            Layout::Replicated => SchemaLayout::Replicated {
+                cluster: self.cluster.clone(),
+            },
+        }
+    }
+}
+
+/// A cluster name goes into SQL as a quoted literal: allow only what `remote_servers` names use.
+fn valid_cluster_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(layout: serde_json::Value) -> ClickHouseConfig {
+        let mut value = serde_json::json!({ "url": "http://127.0.0.1:18123" });
+        if let (Some(base), Some(extra)) = (value.as_object_mut(), layout.as_object()) {
+            base.extend(extra.clone());
+        }
+        serde_json::from_value(value).expect("deserializes")
+    }
+
+    #[test]
+    fn layout_defaults_to_single_node() {
+        let config = parse(serde_json::json!({}));
+        assert!(config.validate("clickhouse").is_ok());
+        assert_eq!(config.schema_layout(), SchemaLayout::SingleNode);
+    }
+
+    #[test]
+    fn replicated_layout_needs_a_cluster_name() {
+        let config =
+            parse(serde_json::json!({ "layout": "replicated", "cluster": "audit_cluster" }));
+        assert!(config.validate("clickhouse").is_ok());
+        assert_eq!(
+            config.schema_layout(),
+            SchemaLayout::Replicated {
+                cluster: "audit_cluster".into()
+            }
+        );
+
+        for bad in ["", "x' OR 1", "a b"] {
+            let error = parse(serde_json::json!({ "layout": "replicated", "cluster": bad }))
+                .validate("clickhouse")
+                .expect_err("invalid")
+                .to_string();
+            assert!(error.contains("clickhouse.cluster"), "{error}");
+        }
+        let error = parse(serde_json::json!({ "cluster": "audit_cluster" }))
+            .validate("clickhouse")
+            .expect_err("invalid")
+            .to_string();
+        assert!(error.contains("only used with"), "{error}");
     }
 }

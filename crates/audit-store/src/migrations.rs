@@ -4,6 +4,15 @@
 //! * Checked: an applied migration whose text changed since is reported (checksum).
 //! * Safe against downgrades: a database with a version newer than this build knows is
 //!   refused, so an old indexer never writes into a schema it does not understand.
+//!
+//! Two layouts share the versions: [`SchemaLayout::SingleNode`] (`migrations/*.sql`: one
+//! server) and [`SchemaLayout::Replicated`] (`migrations/replicated/*.sql`: replicated
+//! `events_local` tables on every node of a cluster behind a Distributed `events` table; every
+//! DDL statement, the bookkeeping included, runs `ON CLUSTER`). A migration added to one
+//! layout is added to the other with the same version.
+//!
+//! Placeholders replaced in the SQL: `{database}`, and `{cluster}` in the replicated layout.
+//! `{shard}` and `{replica}` are the servers' own macros and are left as they are.
 
 use clickhouse::Client;
 use serde::Deserialize;
@@ -26,9 +35,93 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     sql: include_str!("../migrations/0001_events.sql"),
 }];
 
-/// The newest version this build knows.
-pub fn latest_version() -> u32 {
-    MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
+/// The migrations of the replicated schema (same versions as [`MIGRATIONS`]).
+pub const MIGRATIONS_REPLICATED: &[Migration] = &[Migration {
+    version: 1,
+    name: "events",
+    sql: include_str!("../migrations/replicated/0001_events.sql"),
+}];
+
+/// Where the schema lives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SchemaLayout {
+    /// One server: `events` is a ReplacingMergeTree.
+    #[default]
+    SingleNode,
+    /// A cluster (a `remote_servers` entry, with Keeper): `events_local` is a
+    /// ReplicatedReplacingMergeTree on every node and `events` a Distributed table over them,
+    /// sharded by organization. DDL runs `ON CLUSTER '{cluster}'`.
+    Replicated { cluster: String },
+}
+
+impl SchemaLayout {
+    /// The migrations of this layout.
+    pub fn migrations(&self) -> &'static [Migration] {
+        match self {
+            Self::SingleNode => MIGRATIONS,
+            Self::Replicated { .. } => MIGRATIONS_REPLICATED,
+        }
+    }
+
+    /// The newest version this build knows.
+    pub fn latest_version(&self) -> u32 {
+        self.migrations()
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The engine the `events` table has in this layout (as `system.tables` names it).
+    pub fn events_engine(&self) -> &'static str {
+        match self {
+            Self::SingleNode => "ReplacingMergeTree",
+            Self::Replicated { .. } => "Distributed",
+        }
+    }
+
+    /// ` ON CLUSTER '<cluster>'`, or nothing on a single node.
+    fn on_cluster(&self) -> String {
+        match self {
+            Self::SingleNode => String::new(),
+            Self::Replicated { cluster } => format!(" ON CLUSTER '{cluster}'"),
+        }
+    }
+
+    /// The statements creating the database and the `schema_migrations` table. On a cluster
+    /// the table is replicated across every node of every shard (one Keeper path, replica
+    /// `{shard}-{replica}`), so any node answers with the applied versions.
+    fn bookkeeping(&self, database: &str) -> [String; 2] {
+        let on_cluster = self.on_cluster();
+        let engine = match self {
+            Self::SingleNode => "MergeTree".to_string(),
+            Self::Replicated { .. } => format!(
+                "ReplicatedMergeTree('/clickhouse/tables/all/{database}/schema_migrations', '{{shard}}-{{replica}}')"
+            ),
+        };
+        [
+            format!("CREATE DATABASE IF NOT EXISTS {database}{on_cluster}"),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {database}.schema_migrations{on_cluster} \
+                 (version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) \
+                 ENGINE = {engine} ORDER BY version"
+            ),
+        ]
+    }
+
+    /// The statements of `migration` with the placeholders replaced.
+    pub fn render(&self, migration: &Migration, database: &str) -> Vec<String> {
+        statements(migration.sql)
+            .into_iter()
+            .map(|statement| {
+                let statement = statement.replace("{database}", database);
+                match self {
+                    Self::SingleNode => statement,
+                    Self::Replicated { cluster } => statement.replace("{cluster}", cluster),
+                }
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, clickhouse::Row, Deserialize)]
@@ -44,24 +137,16 @@ pub struct MigrationReport {
     pub already_applied: Vec<u32>,
 }
 
-/// Applies the pending migrations to `database`.
+/// Applies the pending migrations of `layout` to `database`.
 pub async fn migrate(
     client: &Client,
     database: &str,
-    migrations: &[Migration],
+    layout: &SchemaLayout,
 ) -> Result<MigrationReport> {
-    client
-        .query(&format!("CREATE DATABASE IF NOT EXISTS {database}"))
-        .execute()
-        .await?;
-    client
-        .query(&format!(
-            "CREATE TABLE IF NOT EXISTS {database}.schema_migrations \
-             (version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) \
-             ENGINE = MergeTree ORDER BY version"
-        ))
-        .execute()
-        .await?;
+    let migrations = layout.migrations();
+    for statement in layout.bookkeeping(database) {
+        client.query(&statement).execute().await?;
+    }
     let applied: Vec<Applied> = client
         .query(&format!(
             "SELECT version, checksum FROM {database}.schema_migrations ORDER BY version"
@@ -92,8 +177,7 @@ pub async fn migrate(
             report.already_applied.push(migration.version);
             continue;
         }
-        for statement in statements(migration.sql) {
-            let statement = statement.replace("{database}", database);
+        for statement in layout.render(migration, database) {
             client.query(&statement).execute().await.map_err(|error| {
                 Error::Schema(format!(
                     "migration {} ({}) failed: {error}",
@@ -118,7 +202,26 @@ pub async fn migrate(
         );
         report.applied.push(migration.version);
     }
+    check_layout(client, database, layout).await?;
     Ok(report)
+}
+
+/// Checks that the `events` table of `database` has the engine of `layout`: a single-node
+/// schema used as a cluster's (or the reverse) is refused rather than half-working.
+pub async fn check_layout(client: &Client, database: &str, layout: &SchemaLayout) -> Result<()> {
+    let engines: Vec<String> = client
+        .query("SELECT engine FROM system.tables WHERE database = {db:String} AND name = 'events'")
+        .param("db", database)
+        .fetch_all()
+        .await?;
+    let expected = layout.events_engine();
+    match engines.first() {
+        Some(engine) if engine != expected => Err(Error::Schema(format!(
+            "`{database}.events` is a {engine} table but `clickhouse.layout` expects {expected}; \
+             set the layout the database was created with"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The schema version recorded in `database` (0 when none).
@@ -177,15 +280,116 @@ mod tests {
 
     #[test]
     fn migrations_are_ordered_and_unique() {
-        let versions: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
-        let mut sorted = versions.clone();
-        sorted.sort_unstable();
-        sorted.dedup();
-        assert_eq!(versions, sorted);
-        assert!(
-            statements(MIGRATIONS[0].sql)
-                .iter()
-                .all(|s| !s.trim().is_empty())
+        for migrations in [MIGRATIONS, MIGRATIONS_REPLICATED] {
+            let versions: Vec<u32> = migrations.iter().map(|m| m.version).collect();
+            let mut sorted = versions.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(versions, sorted);
+            assert!(
+                migrations
+                    .iter()
+                    .all(|m| statements(m.sql).iter().all(|s| !s.trim().is_empty()))
+            );
+        }
+    }
+
+    #[test]
+    fn both_layouts_have_the_same_versions() {
+        let single: Vec<(u32, &str)> = MIGRATIONS.iter().map(|m| (m.version, m.name)).collect();
+        let replicated: Vec<(u32, &str)> = MIGRATIONS_REPLICATED
+            .iter()
+            .map(|m| (m.version, m.name))
+            .collect();
+        assert_eq!(single, replicated);
+        let cluster = SchemaLayout::Replicated {
+            cluster: "prod".into(),
+        };
+        assert_eq!(
+            SchemaLayout::SingleNode.latest_version(),
+            cluster.latest_version()
         );
+    }
+
+    fn replicated() -> SchemaLayout {
+        SchemaLayout::Replicated {
+            cluster: "audit_cluster".into(),
+        }
+    }
+
+    #[test]
+    fn replicated_schema_renders_replicated_tables_behind_a_distributed_table() {
+        let rendered = replicated().render(&MIGRATIONS_REPLICATED[0], "audit_prod");
+        assert_eq!(rendered.len(), 2, "{rendered:#?}");
+        let (local, distributed) = (&rendered[0], &rendered[1]);
+
+        assert!(local.starts_with(
+            "CREATE TABLE IF NOT EXISTS audit_prod.events_local ON CLUSTER 'audit_cluster'"
+        ));
+        // {database} is ours to fill; {shard} and {replica} are the servers' macros.
+        assert!(local.contains(
+            "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit_prod/events_local', '{replica}', version)"
+        ));
+        assert!(local.contains("ORDER BY (org_id, occurred_at, id)"));
+        assert!(local.contains("TTL toDateTime(occurred_at) + toIntervalDay(retention_days)"));
+        assert!(!local.contains("non_replicated_deduplication_window"));
+
+        assert!(distributed.starts_with(
+            "CREATE TABLE IF NOT EXISTS audit_prod.events ON CLUSTER 'audit_cluster'"
+        ));
+        assert!(distributed.contains("AS audit_prod.events_local"));
+        assert!(distributed.contains(
+            "ENGINE = Distributed('audit_cluster', audit_prod, events_local, cityHash64(org_id))"
+        ));
+
+        for statement in &rendered {
+            assert!(!statement.contains("{database}") && !statement.contains("{cluster}"));
+            assert!(
+                !statement.contains("--"),
+                "comments are dropped: {statement}"
+            );
+            assert!(!statement.ends_with(';'));
+        }
+    }
+
+    #[test]
+    fn replicated_schema_has_the_single_node_columns_and_indexes() {
+        // Everything between the opening parenthesis and the engine must be identical, so
+        // both layouts store and index the same rows.
+        fn body(sql: &str) -> &str {
+            let start = sql.find("\n(\n").expect("column list");
+            let end = sql.find("\nENGINE").expect("engine");
+            &sql[start..end]
+        }
+        assert_eq!(body(MIGRATIONS[0].sql), body(MIGRATIONS_REPLICATED[0].sql));
+    }
+
+    #[test]
+    fn single_node_rendering_replaces_only_the_database() {
+        let rendered = SchemaLayout::SingleNode.render(&MIGRATIONS[0], "audit");
+        assert_eq!(rendered.len(), 1);
+        assert!(rendered[0].starts_with("CREATE TABLE IF NOT EXISTS audit.events\n("));
+        assert!(rendered[0].contains("ENGINE = ReplacingMergeTree(version)"));
+        assert!(!rendered[0].contains("ON CLUSTER"));
+    }
+
+    #[test]
+    fn bookkeeping_runs_on_the_cluster_with_a_replicated_table() {
+        let [database, table] = replicated().bookkeeping("audit");
+        assert_eq!(
+            database,
+            "CREATE DATABASE IF NOT EXISTS audit ON CLUSTER 'audit_cluster'"
+        );
+        assert!(table.starts_with(
+            "CREATE TABLE IF NOT EXISTS audit.schema_migrations ON CLUSTER 'audit_cluster' ("
+        ));
+        assert!(table.contains(
+            "ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/audit/schema_migrations', '{shard}-{replica}')"
+        ));
+
+        let [database, table] = SchemaLayout::SingleNode.bookkeeping("audit");
+        assert_eq!(database, "CREATE DATABASE IF NOT EXISTS audit");
+        assert!(table.ends_with("ENGINE = MergeTree ORDER BY version"));
+        assert!(!table.contains("ON CLUSTER"));
     }
 }

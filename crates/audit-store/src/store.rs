@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ClickHouseConfig;
 use crate::error::{Error, Result};
-use crate::migrations::{self, MigrationReport};
+use crate::migrations::{self, MigrationReport, SchemaLayout};
 use crate::rows::EventRow;
 
 /// The events table's name inside the configured database.
@@ -18,6 +18,7 @@ pub struct Store {
     client: Client,
     database: String,
     timeout: Duration,
+    layout: SchemaLayout,
 }
 
 impl std::fmt::Debug for Store {
@@ -51,6 +52,7 @@ impl Store {
             client,
             database: config.database.clone(),
             timeout: Duration::from_secs(config.timeout_secs),
+            layout: config.schema_layout(),
         }
     }
 
@@ -86,20 +88,23 @@ impl Store {
             .unwrap_or(Err(Error::Timeout(Duration::from_secs(3))))
     }
 
-    /// Applies pending schema migrations.
+    /// Applies pending schema migrations of the configured layout.
     pub async fn migrate(&self) -> Result<MigrationReport> {
         // DDL runs before the database exists, so use an unscoped client.
         let client = self.client.clone().with_database("default");
-        migrations::migrate(&client, &self.database, migrations::MIGRATIONS).await
+        migrations::migrate(&client, &self.database, &self.layout).await
     }
 
-    /// Checks that the database has exactly the schema version this build expects.
+    /// Checks that the database has exactly the schema version this build expects, in the
+    /// configured layout.
     pub async fn check_schema(&self) -> Result<()> {
         let client = self.client.clone().with_database("default");
         let current = migrations::current_version(&client, &self.database).await?;
-        let latest = migrations::latest_version();
+        let latest = self.layout.latest_version();
         match current.cmp(&latest) {
-            std::cmp::Ordering::Equal => Ok(()),
+            std::cmp::Ordering::Equal => {
+                migrations::check_layout(&client, &self.database, &self.layout).await
+            }
             std::cmp::Ordering::Less => Err(Error::Schema(format!(
                 "database `{}` is at schema version {current}; run `indexer migrate` to reach {latest}",
                 self.database

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use audit_store::config::Layout;
+use clap::{Parser, Subcommand, ValueEnum};
 use indexer::IndexerConfig;
 
 #[derive(Debug, Parser)]
@@ -29,9 +30,24 @@ enum Command {
     /// Consume and index (the default).
     Run,
     /// Apply the ClickHouse schema migrations and exit.
-    Migrate,
+    Migrate {
+        /// Schema layout, overriding `clickhouse.layout` (the running indexers must be
+        /// configured with the same one: they check it at start).
+        #[arg(long, value_enum)]
+        layout: Option<LayoutArg>,
+        /// Cluster for the replicated layout, overriding `clickhouse.cluster`.
+        #[arg(long)]
+        cluster: Option<String>,
+    },
     /// Validate the configuration and exit.
     CheckConfig,
+}
+
+/// `--layout` values (the `[clickhouse] layout` names).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LayoutArg {
+    SingleNode,
+    Replicated,
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,15 +68,27 @@ fn failure(error: &anyhow::Error) -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config: IndexerConfig = audit_runtime::config::load(Some(&cli.config), "INDEXER")?;
+    let mut config: IndexerConfig = audit_runtime::config::load(Some(&cli.config), "INDEXER")?;
+    let command = cli.command.unwrap_or(Command::Run);
+    if let Command::Migrate { layout, cluster } = &command {
+        if let Some(layout) = layout {
+            config.clickhouse.layout = match layout {
+                LayoutArg::SingleNode => Layout::SingleNode,
+                LayoutArg::Replicated => Layout::Replicated,
+            };
+        }
+        if let Some(cluster) = cluster {
+            config.clickhouse.cluster.clone_from(cluster);
+        }
+    }
     config.validate()?;
     let metrics = audit_runtime::telemetry::init(&config.telemetry, "indexer");
-    match cli.command.unwrap_or(Command::Run) {
+    match command {
         Command::CheckConfig => {
             tracing::info!(config = %cli.config.display(), "configuration is valid");
             Ok(())
         }
-        Command::Migrate => indexer::migrate(&config).await,
+        Command::Migrate { .. } => indexer::migrate(&config).await,
         Command::Run => indexer::run(config, metrics, audit_runtime::shutdown_token()).await,
     }
 }
