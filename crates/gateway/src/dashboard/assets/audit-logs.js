@@ -1650,9 +1650,12 @@ function wire() {
   $('new-pill').addEventListener('click', () => {
     state.unseenNew = 0;
     updateNewPill();
-    window.scrollTo({ top: 0, behavior: 'smooth' });
+    window.scrollTo({ top: 0 });
     const first = state.events[0];
-    if (first) select(first.id, { focus: true });
+    if (first) {
+      state.selectedId = first.id;
+      syncSelection({ focus: true });
+    }
   });
   window.addEventListener('scroll', () => {
     if (state.unseenNew && $('results').getBoundingClientRect().top >= 0) {
