@@ -52,20 +52,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => return failure(&error.into()),
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => failure(&error),
-    }
-}
-
-fn failure(error: &anyhow::Error) -> std::process::ExitCode {
-    eprintln!("gateway: {error:#}");
-    std::process::ExitCode::FAILURE
+    audit_runtime::cli::block_on_main("gateway", run(Cli::parse()))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

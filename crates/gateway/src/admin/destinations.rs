@@ -347,6 +347,19 @@ pub fn view(destination: &Destination) -> Value {
     })
 }
 
+/// The destination `id` of `org`, for changing it.
+fn find_mut<'a>(org: &'a mut OrgSettings, id: &str) -> ApiResult<&'a mut Destination> {
+    org.destination_mut(id)
+        .ok_or_else(|| ApiError::NotFound(format!("destination `{id}` not found")))
+}
+
+/// The masked view of destination `id` in freshly stored settings.
+fn stored_view(org: &OrgSettings, id: &str) -> ApiResult<Value> {
+    org.destination(id).map(view).ok_or_else(|| {
+        ApiError::Internal(format!("destination `{id}` not visible after the write"))
+    })
+}
+
 pub fn rfc3339(at: OffsetDateTime) -> String {
     audit_core::event::format_utc_millis(at)
 }
@@ -412,10 +425,11 @@ pub async fn create(
             .meta("enabled", created.enabled.to_string()))
     })
     .await?;
-    let stored = org
-        .destination(&destination_id)
-        .ok_or_else(|| ApiError::Internal("destination vanished".into()))?;
-    Ok((StatusCode::CREATED, Json(view(stored))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(stored_view(&org, &destination_id)?),
+    )
+        .into_response())
 }
 
 pub async fn get(
@@ -447,9 +461,7 @@ pub async fn update(
     let (org, _) = update_org(&app, &operator, &org_id, &headers, |org| {
         let streaming = app.config.plans.policy(org.plan).streaming;
         let plan = org.plan;
-        let destination = org
-            .destination_mut(&destination_id)
-            .ok_or_else(|| ApiError::NotFound(format!("destination `{destination_id}` not found")))?;
+        let destination = find_mut(org, &destination_id)?;
         let mut change = OrgChange::new("audit_log.destination.updated").target("destination", &destination_id, Some(&destination.name));
         if let Some(name) = input.name {
             if name.trim().is_empty() || name.len() > 200 {
@@ -478,10 +490,7 @@ pub async fn update(
         Ok(change)
     })
     .await?;
-    let destination = org
-        .destination(&destination_id)
-        .ok_or_else(|| ApiError::Internal("destination vanished".into()))?;
-    Ok(Json(view(destination)))
+    Ok(Json(stored_view(&org, &destination_id)?))
 }
 
 pub async fn delete(
@@ -526,9 +535,7 @@ pub async fn rotate_secret(
     let context = (org_id.as_str(), destination_id.as_str());
     let now = OffsetDateTime::now_utc();
     let (org, _) = update_org(&app, &operator, &org_id, &headers, |org| {
-        let destination = org.destination_mut(&destination_id).ok_or_else(|| {
-            ApiError::NotFound(format!("destination `{destination_id}` not found"))
-        })?;
+        let destination = find_mut(org, &destination_id)?;
         let overlap_end = now + time::Duration::seconds(input.overlap_secs);
         for secret in &mut destination.signing_secrets {
             let expires = secret
@@ -549,10 +556,7 @@ pub async fn rotate_secret(
             .meta("overlap_secs", input.overlap_secs.to_string()))
     })
     .await?;
-    let destination = org
-        .destination(&destination_id)
-        .ok_or_else(|| ApiError::Internal("destination vanished".into()))?;
-    Ok(Json(view(destination)))
+    Ok(Json(stored_view(&org, &destination_id)?))
 }
 
 pub async fn resume(
@@ -563,9 +567,7 @@ pub async fn resume(
 ) -> ApiResult<Json<Value>> {
     let (org, _) = update_org(&app, &operator, &org_id, &headers, |org| {
         require_streaming(&app, org)?;
-        let destination = org.destination_mut(&destination_id).ok_or_else(|| {
-            ApiError::NotFound(format!("destination `{destination_id}` not found"))
-        })?;
+        let destination = find_mut(org, &destination_id)?;
         let was = std::mem::take(&mut destination.state);
         let reason = match was {
             DestinationState::Paused { reason, .. } => reason,
@@ -578,10 +580,7 @@ pub async fn resume(
             .meta("paused_reason", reason))
     })
     .await?;
-    let destination = org
-        .destination(&destination_id)
-        .ok_or_else(|| ApiError::Internal("destination vanished".into()))?;
-    Ok(Json(view(destination)))
+    Ok(Json(stored_view(&org, &destination_id)?))
 }
 
 /// On a downgrade to a plan without streaming, destinations are disabled (kept).

@@ -163,23 +163,37 @@ async fn list(
         record_view(&app, &reader, &org_id, &headers, &params.described).await?;
     }
     let limit = params.limit.unwrap_or(read.default_limit);
-    let mut rows = app
+    let rows = app
         .store
         .list_events(&org_id, &params.filter, cursor, limit + 1)
         .await?;
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = match rows.last() {
-        Some(last) if has_more => Some(app.cursors.encode(
-            CursorKind::Page,
-            &org_id,
-            last.position_ms,
-            parse_id(&last.event_id)?,
-        )),
-        _ => None,
-    };
+    let (rows, last, has_more) = cut_page(&app, CursorKind::Page, &org_id, rows, limit)?;
+    let next_cursor = if has_more { last } else { None };
     metrics::counter!("gateway_reads_total", "kind" => "list").increment(1);
     Ok(page_response(&rows, next_cursor, has_more))
+}
+
+/// Cuts rows fetched with `limit + 1` to `limit`; returns them, the signed cursor of the last
+/// row kept (if any), and whether more rows follow.
+fn cut_page(
+    app: &App,
+    kind: CursorKind,
+    org_id: &str,
+    mut rows: Vec<audit_store::query::ListedEvent>,
+    limit: u32,
+) -> ApiResult<(Vec<audit_store::query::ListedEvent>, Option<String>, bool)> {
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let last = match rows.last() {
+        Some(last) => {
+            Some(
+                app.cursors
+                    .encode(kind, org_id, last.position_ms, parse_id(&last.event_id)?),
+            )
+        }
+        None => None,
+    };
+    Ok((rows, last, has_more))
 }
 
 fn parse_id(id: &str) -> ApiResult<Uuid> {
@@ -250,22 +264,13 @@ async fn feed(
     )
     .await?;
     let limit = params.limit.unwrap_or(read.max_limit);
-    let mut rows = app
+    let rows = app
         .store
         .feed(&org_id, after, read.feed_settle_secs, limit + 1)
         .await?;
-    let has_more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = match rows.last() {
-        Some(last) => Some(app.cursors.encode(
-            CursorKind::Feed,
-            &org_id,
-            last.position_ms,
-            parse_id(&last.event_id)?,
-        )),
-        // Nothing new: poll again with the same cursor.
-        None => params.after.clone(),
-    };
+    let (rows, last, has_more) = cut_page(&app, CursorKind::Feed, &org_id, rows, limit)?;
+    // Nothing new: poll again with the same cursor.
+    let next_cursor = last.or_else(|| params.after.clone());
     metrics::counter!("gateway_reads_total", "kind" => "feed").increment(1);
     Ok(page_response(&rows, next_cursor, has_more))
 }
