@@ -371,6 +371,7 @@ test('live mode shows a newly published event without a reload', async () => {
   assert.match(await page.locator(`#row-${id}`).innerText(), new RegExp(name));
   assert.equal(await page.evaluate(() => window.__samePage), true, 'no reload happened');
 
+  await page.locator('#toast').waitFor({ state: 'hidden' });
   await screenshot('audit-logs.png', { fullPage: true });
   await page.click('#live-toggle');
   assert.equal(await page.getAttribute('#live-toggle', 'aria-checked'), 'false');
