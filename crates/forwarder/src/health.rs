@@ -130,11 +130,13 @@ impl DestinationShared {
         let mut inner = self.lock();
         inner.last_success_at = Some(now);
         inner.delivered_total += events;
-        if inner.consecutive_failures > 0 || inner.failing_since.is_some() {
+        if inner.consecutive_failures > 0 || inner.failing_since.is_some() || inner.parking {
             inner.changed = true;
         }
         inner.consecutive_failures = 0;
         inner.failing_since = None;
+        // The destination answers again: the main lane stops parking at its next batch.
+        inner.parking = false;
         // Published on change only; counters alone do not force a record.
         if inner.last_published.is_none() {
             inner.changed = true;

@@ -60,8 +60,8 @@ struct WazuhState {
     core: Arc<FakeCore>,
     setup: WazuhSetup,
     jwt_key: [u8; 32],
-    /// Tokens issued before this (unix s) are revoked.
-    revoked_before: AtomicU64,
+    /// Tokens of an older generation are revoked.
+    generation: AtomicU64,
     logins: AtomicU64,
     expired_tokens_refused: AtomicU64,
     window: Mutex<VecDeque<Instant>>,
@@ -92,7 +92,7 @@ impl FakeWazuh {
             core: core.clone(),
             setup,
             jwt_key: rand::random(),
-            revoked_before: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
             logins: AtomicU64::new(0),
             expired_tokens_refused: AtomicU64::new(0),
             window: Mutex::new(VecDeque::new()),
@@ -132,9 +132,7 @@ impl FakeWazuh {
 
     /// Invalidates every token issued so far.
     pub fn revoke_tokens(&self) {
-        self.state
-            .revoked_before
-            .store(now_s() + 1, Ordering::Relaxed);
+        self.state.generation.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn flaky(&self, id: &str) {
@@ -174,6 +172,7 @@ fn issue(state: &WazuhState) -> String {
         "run_as": false,
         "rbac_roles": [1],
         "rbac_mode": "white",
+        "generation": state.generation.load(Ordering::Relaxed),
     });
     let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
     let signed = format!("{header}.{payload}");
@@ -198,8 +197,8 @@ fn check_token(state: &WazuhState, token: &str) -> Result<(), bool> {
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .ok_or(false)?;
     let exp = claims["exp"].as_u64().ok_or(false)?;
-    let iat = claims["iat"].as_u64().ok_or(false)?;
-    if now_s() >= exp || iat < state.revoked_before.load(Ordering::Relaxed) {
+    let generation = claims["generation"].as_u64().ok_or(false)?;
+    if now_s() >= exp || generation < state.generation.load(Ordering::Relaxed) {
         return Err(true);
     }
     Ok(())
