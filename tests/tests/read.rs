@@ -555,6 +555,24 @@ async fn filters_pages_exports_and_hostile_input() {
         .unwrap();
     assert!(evil["request_id"].starts_with("'+cmd"));
 
+    // Filters on aliased CSV columns (time range, ip, category) apply to the stored values.
+    let (status, narrowed, _) = reader
+        .get(Some(&token), &format!("/v1/orgs/org_r/events/export?format=csv&since={}&until={}&ip=203.0.113.3&category=authentication,security", urlencode(&since), urlencode(&until)))
+        .await;
+    assert_eq!(status, 200);
+    let narrowed_ids: HashSet<String> = csv::Reader::from_reader(narrowed.as_bytes())
+        .records()
+        .map(|r| r.unwrap()[0].to_string())
+        .collect();
+    let expected = ids_where(&events, |e| {
+        at(e) >= since
+            && at(e) < until
+            && e["context"]["ip"] == "203.0.113.3"
+            && (e["category"] == "authentication" || e["category"] == "security")
+    });
+    assert!(!expected.is_empty());
+    assert_eq!(narrowed_ids, expected);
+
     // JSON exports: an array and NDJSON with the same events.
     let (status, array, _) = reader
         .get(

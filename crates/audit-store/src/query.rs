@@ -373,6 +373,9 @@ impl Store {
         );
         Ok(sql
             .apply(self.client().query(&statement))
+            // The CSV columns are aliased to the table's column names (`… AS occurred_at`);
+            // without this, WHERE would compare against the formatted text, not the column.
+            .with_setting("prefer_column_name_to_alias", "1")
             .with_setting("format_csv_delimiter", ",")
             .with_setting("output_format_csv_crlf_end_of_line", "1")
             .fetch_bytes(clickhouse_format)?)

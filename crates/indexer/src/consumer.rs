@@ -309,8 +309,9 @@ impl ConsumerLoop {
     pub fn run(self) {
         let max_wait = Duration::from_millis(self.batch.max_wait_ms);
         let mut paused = false;
-        let mut settings = self.settings.view();
-        let mut settings_seen = Instant::now();
+        // Follow settings changes message by message (a change check is one atomic load).
+        let mut changes = self.settings.subscribe();
+        let mut settings = changes.borrow_and_update().clone();
         while !self.shutdown.is_cancelled() {
             let waiting = match self.send_pending() {
                 Ok(waiting) => waiting,
@@ -325,9 +326,8 @@ impl ConsumerLoop {
                 self.set_paused(waiting);
                 paused = waiting;
             }
-            if settings_seen.elapsed() > Duration::from_millis(100) {
-                settings = self.settings.view();
-                settings_seen = Instant::now();
+            if changes.has_changed().unwrap_or(false) {
+                settings = changes.borrow_and_update().clone();
             }
             match self.consumer.poll(Duration::from_millis(50)) {
                 None => {}

@@ -70,9 +70,9 @@ impl RetentionReconciler {
     /// Batches cut before the change carry the old value; wait until they are written so the
     /// mutation covers them.
     async fn wait_for_batches_decoded_before_now(&self) {
-        // The consumer refreshes its settings snapshot every 100 ms; one more batch may still
-        // be cut with the old one.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The consumer picks up the change at its next message; the batch it is filling may
+        // still hold rows stamped with the old value.
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let target = self.shared.batches_created.load(Ordering::SeqCst) + 1;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while self.shared.batches_written.load(Ordering::SeqCst) < target
