@@ -137,6 +137,16 @@ pub struct MigrationReport {
     pub already_applied: Vec<u32>,
 }
 
+/// Every statement `migrate` would run on an empty database, in order (for review before a
+/// production migration: `indexer migrate --print-sql`).
+pub fn script(database: &str, layout: &SchemaLayout) -> Vec<String> {
+    let mut script = layout.bookkeeping(database).to_vec();
+    for migration in layout.migrations() {
+        script.extend(layout.render(migration, database));
+    }
+    script
+}
+
 /// Applies the pending migrations of `layout` to `database`.
 pub async fn migrate(
     client: &Client,
@@ -371,6 +381,21 @@ mod tests {
         assert!(rendered[0].starts_with("CREATE TABLE IF NOT EXISTS audit.events\n("));
         assert!(rendered[0].contains("ENGINE = ReplacingMergeTree(version)"));
         assert!(!rendered[0].contains("ON CLUSTER"));
+    }
+
+    #[test]
+    fn the_script_is_bookkeeping_then_every_migration() {
+        let script = script("audit", &replicated());
+        assert_eq!(script.len(), 4);
+        assert!(script[0].starts_with("CREATE DATABASE"));
+        assert!(script[1].contains(".schema_migrations"));
+        assert!(script[2].contains(".events_local"));
+        assert!(script[3].contains("Distributed("));
+        assert!(
+            script
+                .iter()
+                .all(|s| s.contains("ON CLUSTER 'audit_cluster'"))
+        );
     }
 
     #[test]

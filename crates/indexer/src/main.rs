@@ -38,6 +38,10 @@ enum Command {
         /// Cluster for the replicated layout, overriding `clickhouse.cluster`.
         #[arg(long)]
         cluster: Option<String>,
+        /// Print every statement a migration of an empty database runs, and exit without
+        /// connecting.
+        #[arg(long)]
+        print_sql: bool,
     },
     /// Validate the configuration and exit.
     CheckConfig,
@@ -46,6 +50,7 @@ enum Command {
 /// `--layout` values (the `[clickhouse] layout` names).
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LayoutArg {
+    #[value(name = "single_node")]
     SingleNode,
     Replicated,
 }
@@ -70,7 +75,10 @@ fn failure(error: &anyhow::Error) -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config: IndexerConfig = audit_runtime::config::load(Some(&cli.config), "INDEXER")?;
     let command = cli.command.unwrap_or(Command::Run);
-    if let Command::Migrate { layout, cluster } = &command {
+    if let Command::Migrate {
+        layout, cluster, ..
+    } = &command
+    {
         if let Some(layout) = layout {
             config.clickhouse.layout = match layout {
                 LayoutArg::SingleNode => Layout::SingleNode,
@@ -86,6 +94,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match command {
         Command::CheckConfig => {
             tracing::info!(config = %cli.config.display(), "configuration is valid");
+            Ok(())
+        }
+        Command::Migrate {
+            print_sql: true, ..
+        } => {
+            let layout = config.clickhouse.schema_layout();
+            for statement in audit_store::migrations::script(&config.clickhouse.database, &layout) {
+                println!("{statement};\n");
+            }
             Ok(())
         }
         Command::Migrate { .. } => indexer::migrate(&config).await,
