@@ -1,5 +1,6 @@
 //! `indexer`: Kafka → ClickHouse. See the library docs for the delivery guarantee.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use audit_store::config::Layout;
@@ -100,8 +101,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_sql: true, ..
         } => {
             let layout = config.clickhouse.schema_layout();
+            let mut stdout = std::io::stdout().lock();
             for statement in audit_store::migrations::script(&config.clickhouse.database, &layout) {
-                println!("{statement};\n");
+                writeln!(stdout, "{statement};\n")?;
             }
             Ok(())
         }
