@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, once, what building and testing need beyond the machine's toolchains (Rust, Java,
-# Python, Node are present on our machines): Debian packages for the C build of librdkafka,
+# Python, Node are present on our machines): Debian packages for the C build of librdkafka
+# (with OpenSSL),
 # kcat (the independent Kafka client the tests use), and Chromium for the browser test.
 # Idempotent: does nothing when everything is there.
 set -euo pipefail
@@ -17,6 +18,8 @@ for pair in "kcat:kcat" "curl:curl" "make:make" "cc:gcc" "g++:g++" "pkg-config:p
   cmd=${pair%%:*} pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# librdkafka links the system OpenSSL (TLS and SASL_SSL/SCRAM to production brokers).
+pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 if [[ ${WITH_BROWSER:-1} == 1 ]]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v node >/dev/null 2>&1 || missing+=(nodejs npm)

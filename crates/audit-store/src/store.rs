@@ -12,6 +12,8 @@ use crate::rows::EventRow;
 
 /// The events table's name inside the configured database.
 pub const EVENTS_TABLE: &str = "events";
+/// The shard-local table behind `events` on the replicated layout.
+pub const EVENTS_LOCAL_TABLE: &str = "events_local";
 
 #[derive(Clone)]
 pub struct Store {
@@ -142,10 +144,18 @@ impl Store {
     }
 
     /// Rewrites the retention of an organization's stored rows (asynchronous mutation; the
-    /// TTL of the rewritten rows follows). Rows already at `days` are left alone.
+    /// TTL of the rewritten rows follows). Rows already at `days` are left alone. On the
+    /// replicated layout the mutation runs on the shards' `events_local` tables (a Distributed
+    /// table takes no mutations).
     pub async fn apply_retention(&self, org_id: &str, days: u16) -> Result<()> {
+        let target = match &self.layout {
+            SchemaLayout::SingleNode => EVENTS_TABLE.to_string(),
+            SchemaLayout::Replicated { cluster } => {
+                format!("{EVENTS_LOCAL_TABLE} ON CLUSTER '{cluster}'")
+            }
+        };
         let statement = format!(
-            "ALTER TABLE {EVENTS_TABLE} UPDATE retention_days = {{days:UInt16}} \
+            "ALTER TABLE {target} UPDATE retention_days = {{days:UInt16}} \
              WHERE org_id = {{org:String}} AND retention_days != {{days:UInt16}}"
         );
         self.timed(async {
@@ -160,21 +170,33 @@ impl Store {
         .await
     }
 
-    /// The retention mutations touching an organization, newest first.
+    /// The retention mutations touching an organization, newest first (on every replica of the
+    /// replicated layout).
     pub async fn retention_mutations(&self, org_id: &str) -> Result<Vec<RetentionMutation>> {
+        let (source, table) = match &self.layout {
+            SchemaLayout::SingleNode => ("system.mutations".to_string(), EVENTS_TABLE),
+            SchemaLayout::Replicated { cluster } => (
+                format!("clusterAllReplicas('{cluster}', system.mutations)"),
+                EVENTS_LOCAL_TABLE,
+            ),
+        };
+        let statement = format!(
+            "SELECT mutation_id, command, create_time, parts_to_do, toUInt8(is_done) AS is_done, \
+             latest_fail_reason FROM {source} \
+             WHERE database = {{db:String}} AND table = {{table:String}} \
+             AND position(command, 'retention_days') > 0 AND position(command, {{org_literal:String}}) > 0 \
+             ORDER BY create_time DESC LIMIT 20"
+        );
         self.timed(async {
             Ok(self
                 .client
-                .query(
-                    "SELECT mutation_id, command, create_time, parts_to_do, toUInt8(is_done) AS is_done, \
-                     latest_fail_reason FROM system.mutations \
-                     WHERE database = {db:String} AND table = {table:String} \
-                     AND position(command, 'retention_days') > 0 AND position(command, {org_literal:String}) > 0 \
-                     ORDER BY create_time DESC LIMIT 20",
-                )
+                .query(&statement)
                 .param("db", &self.database)
-                .param("table", EVENTS_TABLE)
-                .param("org_literal", format!("'{}'", org_id.replace('\\', "\\\\").replace('\'', "\\'")))
+                .param("table", table)
+                .param(
+                    "org_literal",
+                    format!("'{}'", org_id.replace('\\', "\\\\").replace('\'', "\\'")),
+                )
                 .fetch_all()
                 .await?)
         })
