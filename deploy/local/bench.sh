@@ -2,7 +2,8 @@
 # `make bench`: builds release binaries, starts a bench instance of Kafka and ClickHouse (own
 # ports and state under .local/bench), runs every benchmark and prints one table, also saved
 # to .local/bench/results.md with a description of the machine (paste it into BENCHMARKS.md).
-#   BENCH=ingest|indexer|read|forwarder make bench   runs one group; BENCH_SECONDS sets durations.
+#   BENCH=ingest|indexer|read|forwarder make bench   runs one group; BENCH_SECONDS sets durations;
+#   BENCH_SKIP_BUILD=1 uses the release binaries already built.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -13,8 +14,10 @@ GROUPS_TO_RUN="${BENCH:-ingest indexer read forwarder}"
 say() { printf 'bench: %s\n' "$*"; }
 
 WITH_BROWSER=0 deploy/local/prereqs.sh
-say "building release binaries (first build ≈ 10 min on 2 cores)…"
-cargo build --release --workspace --bins --quiet
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+  say "building release binaries (first build ≈ 10 min on 2 cores)…"
+  cargo build --release --workspace --bins --quiet
+fi
 
 deploy/local/infra.sh down >/dev/null 2>&1 || true
 # Kafka starts empty every run (pre-filled topics are large); ClickHouse keeps the generated
