@@ -154,6 +154,7 @@ pub async fn run(
         .tuning
         .apply(&mut events_config, &config.consumer.group_id);
     audit_kafka::enable_statistics(&mut events_config);
+    fast_refetch(&mut events_config, &config.kafka);
     let events_consumer: Arc<BaseConsumer<TrackedContext>> =
         Arc::new(events_config.create_with_context(TrackedContext::new(
             "forwarder",
@@ -197,6 +198,7 @@ pub async fn run(
         .tuning
         .apply(&mut retry_config, &config.consumer.retry_group());
     audit_kafka::enable_statistics(&mut retry_config);
+    fast_refetch(&mut retry_config, &config.kafka);
     let retry_consumer: Arc<BaseConsumer<TrackedContext>> =
         Arc::new(retry_config.create_with_context(TrackedContext::new(
             "forwarder-retry",
@@ -272,4 +274,14 @@ pub async fn run(
     let _ = ops.await;
     tracing::info!("forwarder stopped");
     Ok(())
+}
+
+/// librdkafka waits `fetch.queue.backoff.ms` (1 s by default) before fetching again once its
+/// prefetch queue reached `queued.max.messages.kbytes`; with the small queue that bounds our
+/// memory, that pause would cap a partition at one queue's worth per second. Fetch again soon
+/// instead (unless the operator set it in `[kafka] properties`).
+fn fast_refetch(client: &mut rdkafka::ClientConfig, kafka: &audit_kafka::KafkaConfig) {
+    if !kafka.properties.contains_key("fetch.queue.backoff.ms") {
+        client.set("fetch.queue.backoff.ms", "20");
+    }
 }

@@ -220,11 +220,15 @@ impl FakeCore {
             if !recorder.seen.insert(id.clone()) {
                 recorder.stats.duplicates += 1;
             }
-            let item = if self.record_items { item } else { None };
+            let (item, webhook_id) = if self.record_items {
+                (item, webhook_id.to_string())
+            } else {
+                (None, String::new())
+            };
             recorder.events.push(ReceivedEvent {
                 id,
                 at_us,
-                webhook_id: webhook_id.to_string(),
+                webhook_id,
                 item,
             });
         }

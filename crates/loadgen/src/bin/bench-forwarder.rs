@@ -1,0 +1,656 @@
+//! `bench-forwarder`: the forwarder's benchmark (part of `make bench`).
+//!
+//! 1. Starts the fake receivers (`fake-receivers --ids-only`) and a gateway (only to create the
+//!    organizations and their destinations through the operator API, as an operator would;
+//!    it is stopped before measuring).
+//! 2. **Throughput**, per destination type (Splunk HEC, webhook): pre-fills an events topic
+//!    (6 partitions) with `--events` events of one Enterprise organization, starts the release
+//!    `forwarder` on it, and measures events/s from the first to the last event the receiver
+//!    accepted (batching and Standard Webhooks signing on, JSON, no compression), and the
+//!    forwarder's peak RSS.
+//! 3. **Latency**: a fresh forwarder on an empty topic; events produced at a fixed
+//!    `--rate` (1,000/s) for `--latency-secs`; latency = receiver arrival − produce call, per
+//!    event (ids matched); p50/p99 and peak RSS.
+//!
+//! Everything runs on this machine: Kafka, the forwarder, the receivers and this process share
+//! the cores. Run from the repository root (the services read `config/`).
+
+#![allow(clippy::print_stdout)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Parser;
+use loadgen::{BenchRow, Latencies, RssSampler, generated_event, print_table};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use serde_json::{Value, json};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench-forwarder",
+    about = "Forwarder benchmark: events/s to Splunk HEC and webhook fakes, p99 latency at a fixed rate, peak RSS."
+)]
+struct Cli {
+    /// Kafka bootstrap servers.
+    #[arg(long, default_value = "127.0.0.1:19092")]
+    brokers: String,
+    /// Where the release binaries are (forwarder, gateway, fake-receivers).
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// Events pre-filled for each throughput run.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Offered rate of the latency run (events/s).
+    #[arg(long, default_value_t = 1_000)]
+    rate: u64,
+    /// Duration of the latency run (seconds).
+    #[arg(long, default_value_t = 30)]
+    latency_secs: u64,
+    /// Which runs: hec, webhook, latency (comma separated).
+    #[arg(long, default_value = "hec,webhook,latency", value_delimiter = ',')]
+    runs: Vec<String>,
+    /// Longest wait for a throughput run to finish (seconds).
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+    /// Extra forwarder settings, e.g. `FORWARDER__DELIVERY__LINGER_MS=100` (repeatable).
+    #[arg(long = "forwarder-env", value_parser = parse_env)]
+    forwarder_env: Vec<(String, String)>,
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| "expected KEY=VALUE".to_string())?;
+    if !key.starts_with("FORWARDER__") {
+        return Err("the key must start with FORWARDER__".into());
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+const SIGNING_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+const HEC_TOKEN: &str = "11111111-2222-3333-4444-555555555555";
+const OPERATOR_TOKEN: &str = "dev-operator-token";
+
+/// A child process killed when dropped.
+struct Process {
+    name: &'static str,
+    child: Child,
+}
+
+impl Process {
+    fn spawn(
+        name: &'static str,
+        binary: &Path,
+        args: &[&str],
+        env: &[(String, String)],
+        log: &Path,
+    ) -> Result<Self> {
+        let log_file =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let child = Command::new(binary)
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        Ok(Self { name, child })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("bench: {} did not stop in time; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+async fn wait_ready(http: &reqwest::Client, url: &str, process: &mut Process) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(response) = http.get(url).send().await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = process.child.try_wait() {
+            bail!("{} exited during start ({status})", process.name);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{} not ready at {url} within 60 s", process.name)
+}
+
+/// The topics of one run.
+struct Topics {
+    prefix: String,
+}
+
+impl Topics {
+    fn events(&self, run: &str) -> String {
+        format!("{}.{run}.events", self.prefix)
+    }
+    fn settings(&self) -> String {
+        format!("{}.settings", self.prefix)
+    }
+    fn dead_letter(&self) -> String {
+        format!("{}.dlq", self.prefix)
+    }
+    fn retry(&self) -> String {
+        format!("{}.retry", self.prefix)
+    }
+}
+
+async fn create_topic(brokers: &str, name: &str) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let topic = NewTopic::new(name, 6, TopicReplication::Fixed(1))
+        .set("message.timestamp.type", "LogAppendTime")
+        .set("retention.ms", "86400000");
+    let results = admin
+        .create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => bail!("creating {topic}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+fn producer(brokers: &str) -> Result<FutureProducer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("partitioner", "murmur2_random")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "200000")
+        .create()?)
+}
+
+/// The headers the gateway puts on what it publishes (validated events).
+fn gateway_headers() -> OwnedHeaders {
+    OwnedHeaders::new()
+        .insert(Header {
+            key: "content-type",
+            value: Some("application/json"),
+        })
+        .insert(Header {
+            key: "schema-version",
+            value: Some("1"),
+        })
+        .insert(Header {
+            key: "producer",
+            value: Some("loadgen"),
+        })
+}
+
+fn occurred_at_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Sends one event, waiting while the producer queue is full; returns its id.
+fn send(producer: &FutureProducer, topic: &str, org: &str, n: u64) -> Result<String> {
+    let mut event = generated_event(org, n, &occurred_at_now());
+    event["received_at"] = json!(occurred_at_now());
+    let id = event["id"].as_str().unwrap_or_default().to_string();
+    let payload = event.to_string();
+    loop {
+        let record = FutureRecord::to(topic)
+            .key(org)
+            .payload(&payload)
+            .headers(gateway_headers());
+        match producer.send_result(record) {
+            Ok(_) => return Ok(id),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((error, _)) => return Err(error.into()),
+        }
+    }
+}
+
+/// Creates the organizations and destinations of the benchmark through a gateway.
+async fn provision(
+    cli: &Cli,
+    topics: &Topics,
+    http: &reqwest::Client,
+    hec_url: &str,
+    webhook_url: &str,
+) -> Result<HashMap<&'static str, String>> {
+    let port = free_port()?;
+    let env = vec![
+        ("GATEWAY__KAFKA__BROKERS".to_string(), cli.brokers.clone()),
+        (
+            "GATEWAY__TOPICS__EVENTS".to_string(),
+            format!("{}.gateway.events", topics.prefix),
+        ),
+        (
+            "GATEWAY__TOPICS__DEAD_LETTER".to_string(),
+            topics.dead_letter(),
+        ),
+        ("GATEWAY__TOPICS__SETTINGS".to_string(), topics.settings()),
+        (
+            "GATEWAY__TOPICS__FORWARDER_RETRY".to_string(),
+            topics.retry(),
+        ),
+        (
+            "GATEWAY__HTTP__LISTEN".to_string(),
+            format!("127.0.0.1:{port}"),
+        ),
+        (
+            "GATEWAY__TELEMETRY__LOG_FORMAT".to_string(),
+            "text".to_string(),
+        ),
+    ];
+    let mut gateway = Process::spawn(
+        "gateway",
+        &cli.bin_dir.join("gateway"),
+        &["--config", "config/gateway.toml"],
+        &env,
+        Path::new(&format!("/tmp/{}-gateway.log", topics.prefix)),
+    )?;
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(http, &format!("{base}/readyz"), &mut gateway).await?;
+    let admin = |method: reqwest::Method, path: String, body: Value| {
+        let request = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(OPERATOR_TOKEN)
+            .json(&body);
+        async move {
+            let response = request.send().await?;
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if !status.is_success() {
+                return Err(anyhow!("{status}: {body}"));
+            }
+            Ok::<Value, anyhow::Error>(body)
+        }
+    };
+    let mut ids = HashMap::new();
+    for (org, config) in [
+        (
+            "org_bench_hec",
+            json!({"type": "splunk_hec", "url": hec_url, "token": HEC_TOKEN, "index": "audit"}),
+        ),
+        (
+            "org_bench_webhook",
+            json!({"type": "webhook", "url": format!("{webhook_url}/audit")}),
+        ),
+        (
+            "org_bench_latency",
+            json!({"type": "splunk_hec", "url": hec_url, "token": HEC_TOKEN, "index": "audit"}),
+        ),
+    ] {
+        admin(
+            reqwest::Method::PATCH,
+            format!("/v1/admin/orgs/{org}"),
+            json!({"plan": "enterprise"}),
+        )
+        .await?;
+        let created = admin(
+            reqwest::Method::POST,
+            format!("/v1/admin/orgs/{org}/destinations"),
+            json!({"name": format!("{org} destination"), "signing_secret": SIGNING_SECRET, "config": config}),
+        )
+        .await?;
+        ids.insert(org, created["id"].as_str().unwrap_or_default().to_string());
+    }
+    gateway.stop();
+    Ok(ids)
+}
+
+/// Starts a release forwarder on `events_topic` with group `group`.
+async fn start_forwarder(
+    cli: &Cli,
+    topics: &Topics,
+    events_topic: &str,
+    group: &str,
+    http: &reqwest::Client,
+) -> Result<(Process, String)> {
+    let port = free_port()?;
+    let env = vec![
+        ("FORWARDER__KAFKA__BROKERS".to_string(), cli.brokers.clone()),
+        (
+            "FORWARDER__TOPICS__EVENTS".to_string(),
+            events_topic.to_string(),
+        ),
+        (
+            "FORWARDER__TOPICS__DEAD_LETTER".to_string(),
+            topics.dead_letter(),
+        ),
+        ("FORWARDER__TOPICS__SETTINGS".to_string(), topics.settings()),
+        (
+            "FORWARDER__TOPICS__FORWARDER_RETRY".to_string(),
+            topics.retry(),
+        ),
+        (
+            "FORWARDER__HTTP__LISTEN".to_string(),
+            format!("127.0.0.1:{port}"),
+        ),
+        (
+            "FORWARDER__CONSUMER__GROUP_ID".to_string(),
+            group.to_string(),
+        ),
+    ]
+    .into_iter()
+    .chain(cli.forwarder_env.iter().cloned())
+    .collect::<Vec<_>>();
+    let mut forwarder = Process::spawn(
+        "forwarder",
+        &cli.bin_dir.join("forwarder"),
+        &["--config", "config/forwarder.toml"],
+        &env,
+        Path::new(&format!("/tmp/{group}-forwarder.log")),
+    )?;
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(http, &format!("{url}/readyz"), &mut forwarder).await?;
+    Ok((forwarder, url))
+}
+
+async fn stats(http: &reqwest::Client, receiver: &str) -> Result<Value> {
+    Ok(http
+        .get(format!("{receiver}/_fake/stats"))
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
+async fn accepted_events(http: &reqwest::Client, receiver: &str) -> Result<u64> {
+    Ok(stats(http, receiver).await?["events"].as_u64().unwrap_or(0))
+}
+
+/// Pre-fills, forwards, measures.
+async fn throughput_run(
+    cli: &Cli,
+    topics: &Topics,
+    http: &reqwest::Client,
+    run: &str,
+    org: &str,
+    receiver: &str,
+) -> Result<BenchRow> {
+    let topic = topics.events(run);
+    create_topic(&cli.brokers, &topic).await?;
+    let producer = producer(&cli.brokers)?;
+    let started = Instant::now();
+    for n in 0..cli.events {
+        send(&producer, &topic, org, n)?;
+    }
+    producer.flush(Duration::from_secs(120))?;
+    let fill = started.elapsed();
+    println!(
+        "bench: {run}: pre-filled {} events in {:.1} s ({:.0}/s)",
+        cli.events,
+        fill.as_secs_f64(),
+        cli.events as f64 / fill.as_secs_f64()
+    );
+    let before = accepted_events(http, receiver).await?;
+    let target = before + cli.events;
+    let group = format!("{}-{run}", topics.prefix);
+    let launched = Instant::now();
+    let (mut forwarder, _) = start_forwarder(cli, topics, &topic, &group, http).await?;
+    let rss = RssSampler::start(forwarder.pid());
+    let deadline = Instant::now() + Duration::from_secs(cli.timeout_secs);
+    let mut first: Option<(Instant, u64)> = None;
+    let mut last = (Instant::now(), before);
+    loop {
+        let count = accepted_events(http, receiver).await?;
+        let now = Instant::now();
+        if count > before && first.is_none() {
+            first = Some((now, count));
+        }
+        if count != last.1 {
+            last = (now, count);
+        }
+        if count >= target {
+            break;
+        }
+        if now > deadline {
+            bail!(
+                "{run}: only {} of {} events delivered within {} s",
+                count - before,
+                cli.events,
+                cli.timeout_secs
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let total = launched.elapsed();
+    rss.stop();
+    let peak = rss.peak_mb();
+    forwarder.stop();
+    let (first_at, first_count) = first.unwrap_or((launched, before));
+    let measured = last.0.duration_since(first_at).as_secs_f64().max(0.001);
+    let rate = (last.1 - first_count) as f64 / measured;
+    let receiver_stats = stats(http, receiver).await?;
+    Ok(BenchRow {
+        name: format!("forwarder → {run} (fake), Kafka → receiver"),
+        throughput: format!("{rate:.0} events/s"),
+        p50_ms: None,
+        p99_ms: None,
+        peak_rss_mb: Some(peak),
+        notes: format!(
+            "{} events of one organization (one partition, in order), batching + HMAC signing, JSON, no compression; {:.1} s incl. start; {} requests, {} duplicates, {} signature failures",
+            cli.events,
+            total.as_secs_f64(),
+            receiver_stats["accepted_requests"],
+            receiver_stats["duplicates"],
+            receiver_stats["signature_failures"],
+        ),
+    })
+}
+
+/// A fixed offered rate; per-event latency from produce to receiver arrival.
+async fn latency_run(
+    cli: &Cli,
+    topics: &Topics,
+    http: &reqwest::Client,
+    receiver: &str,
+) -> Result<BenchRow> {
+    let topic = topics.events("latency");
+    create_topic(&cli.brokers, &topic).await?;
+    let group = format!("{}-latency", topics.prefix);
+    let (mut forwarder, _) = start_forwarder(cli, topics, &topic, &group, http).await?;
+    let rss = RssSampler::start(forwarder.pid());
+    let from: u64 = http
+        .get(format!("{receiver}/_fake/received?from=0&limit=0"))
+        .send()
+        .await?
+        .json::<Value>()
+        .await?["next"]
+        .as_u64()
+        .unwrap_or(0);
+    let before = accepted_events(http, receiver).await?;
+    let producer = producer(&cli.brokers)?;
+    let mut sent_at: HashMap<String, u64> = HashMap::new();
+    let total = cli.rate * cli.latency_secs;
+    let tick = Duration::from_millis(10);
+    let per_tick = (cli.rate / 100).max(1);
+    let started = Instant::now();
+    let mut n = 0;
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    while n < total {
+        interval.tick().await;
+        for _ in 0..per_tick.min(total - n) {
+            let id = send(&producer, &topic, "org_bench_latency", n)?;
+            sent_at.insert(id, now_us());
+            n += 1;
+        }
+    }
+    let offered = n as f64 / started.elapsed().as_secs_f64();
+    producer.flush(Duration::from_secs(30))?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while accepted_events(http, receiver).await? < before + total {
+        if Instant::now() > deadline {
+            bail!("latency: not every event delivered within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rss.stop();
+    forwarder.stop();
+    let mut latencies = Latencies::default();
+    let mut next = from;
+    loop {
+        let page: Value = http
+            .get(format!("{receiver}/_fake/received?from={next}&limit=50000"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        if events.is_empty() {
+            break;
+        }
+        for pair in &events {
+            let (Some(id), Some(at)) = (pair[0].as_str(), pair[1].as_u64()) else {
+                continue;
+            };
+            if let Some(sent) = sent_at.remove(id) {
+                latencies.record(Duration::from_micros(at.saturating_sub(sent)));
+            }
+        }
+        next = page["next"].as_u64().unwrap_or(next);
+    }
+    if !sent_at.is_empty() {
+        bail!(
+            "latency: {} events not matched at the receiver",
+            sent_at.len()
+        );
+    }
+    Ok(BenchRow {
+        name: "forwarder delivery latency @ fixed rate (Splunk HEC fake)".into(),
+        throughput: format!("{offered:.0} events/s offered"),
+        p50_ms: Some(latencies.percentile_ms(50.0)),
+        p99_ms: Some(latencies.percentile_ms(99.0)),
+        peak_rss_mb: Some(rss.peak_mb()),
+        notes: format!(
+            "{} events over {} s; produce call → receiver arrival; default config (linger 200 ms)",
+            latencies.count(),
+            cli.latency_secs
+        ),
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let http = reqwest::Client::new();
+    let prefix = format!("bench{:08x}", rand::random::<u32>());
+    let topics = Topics {
+        prefix: prefix.clone(),
+    };
+    // The gateway creates the settings, dead-letter and retry topics (compacted settings).
+    let ports = [free_port()?, free_port()?, free_port()?, free_port()?];
+    let port_args: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let mut receivers = Process::spawn(
+        "fake-receivers",
+        &cli.bin_dir.join("fake-receivers"),
+        &[
+            "--ids-only",
+            "--hec-port",
+            &port_args[0],
+            "--datadog-port",
+            &port_args[1],
+            "--wazuh-port",
+            &port_args[2],
+            "--webhook-port",
+            &port_args[3],
+        ],
+        &[],
+        Path::new(&format!("/tmp/{prefix}-receivers.log")),
+    )?;
+    let hec = format!("http://127.0.0.1:{}", ports[0]);
+    let webhook = format!("http://127.0.0.1:{}", ports[3]);
+    wait_ready(&http, &format!("{hec}/_fake/stats"), &mut receivers).await?;
+    wait_ready(&http, &format!("{webhook}/_fake/stats"), &mut receivers).await?;
+    provision(&cli, &topics, &http, &hec, &webhook).await?;
+
+    let mut rows = Vec::new();
+    for run in &cli.runs {
+        let row = match run.as_str() {
+            "hec" => {
+                throughput_run(&cli, &topics, &http, "splunk_hec", "org_bench_hec", &hec).await?
+            }
+            "webhook" => {
+                throughput_run(
+                    &cli,
+                    &topics,
+                    &http,
+                    "webhook",
+                    "org_bench_webhook",
+                    &webhook,
+                )
+                .await?
+            }
+            "latency" => latency_run(&cli, &topics, &http, &hec).await?,
+            other => bail!("unknown run `{other}` (hec, webhook, latency)"),
+        };
+        println!(
+            "bench: {}: {} (peak RSS {:.0} MB)",
+            row.name,
+            row.throughput,
+            row.peak_rss_mb.unwrap_or(0.0)
+        );
+        rows.push(row);
+    }
+    receivers.stop();
+    println!();
+    print_table(&rows);
+    Ok(())
+}
