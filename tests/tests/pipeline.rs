@@ -184,3 +184,84 @@ async fn direct_producers_are_validated_and_bad_messages_dead_lettered() {
         );
     }
 }
+
+/// The gateway's integrity tag lets consumers skip re-validation; a forged tag buys nothing:
+/// the message is fully validated (and dead-lettered when invalid).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_integrity_tag_does_not_bypass_validation() {
+    let ns = Namespace::new("integrity");
+    let indexer = Service::start(ServiceKind::Indexer, &ns, &[]).await;
+    let gateway = Service::start(ServiceKind::Gateway, &ns, &[]).await;
+    let client = Gateway::new(&gateway.url());
+    let key = client.producer_key("svc", &["*"], None).await;
+    let through_gateway = event("org_tag", "resource.created");
+    assert_eq!(client.post_events(&key, &through_gateway).await.0, 202);
+
+    let mut invalid = event("org_tag", "resource.deleted");
+    invalid["action"] = json!("resource.vaporised");
+    let payload = invalid.to_string();
+    let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+        key: audit_core::integrity::HEADER,
+        value: Some("v1=Zm9yZ2VkLXRhZy1mb3JnZWQtdGFnLWZvcmdlZC10YWctZm9yZ2Vk"),
+    });
+    let producer = kafka::producer(&ns.infra.kafka);
+    let record = rdkafka::producer::FutureRecord::to(&ns.events_topic)
+        .key("org_tag")
+        .payload(&payload)
+        .headers(headers);
+    producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+
+    let letters = eventually(
+        "the forged message dead-lettered",
+        Duration::from_secs(30),
+        || {
+            let brokers = ns.infra.kafka.clone();
+            let topic = ns.dead_letter_topic.clone();
+            async move {
+                let letters = kafka::read_all(&brokers, &topic);
+                (!letters.is_empty()).then_some(letters)
+            }
+        },
+    )
+    .await;
+    assert!(
+        kafka::header(&letters[0], "dlq-reason")
+            .unwrap()
+            .contains("resource.vaporised")
+    );
+    let id = through_gateway["id"].as_str().unwrap();
+    eventually(
+        "the gateway's event indexed",
+        Duration::from_secs(30),
+        || async {
+            (ns.try_sql_u64(&format!(
+                "SELECT count() FROM events FINAL WHERE id = '{id}'"
+            ))
+            .await
+                == Some(1))
+            .then_some(())
+        },
+    )
+    .await;
+    let metrics = reqwest::get(format!("{}/metrics", indexer.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("indexer_messages_total") && l.contains("path=\"tagged\"")),
+        "gateway messages take the tagged path"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("indexer_messages_total") && l.contains("path=\"validated\""))
+    );
+}

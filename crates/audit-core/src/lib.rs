@@ -9,6 +9,7 @@
 pub mod catalogue;
 pub mod error;
 pub mod event;
+pub mod integrity;
 pub mod validate;
 
 pub use catalogue::{Catalogue, CategoryDef};

@@ -173,11 +173,11 @@ impl EventValidator {
                 format!("an event must be a JSON object, not {}", json_type(value)),
             )]);
         }
-        let schema_errors = self.schema_errors(value);
-        if !schema_errors.is_empty() {
-            return Err(schema_errors);
+        // `is_valid` is much cheaper than collecting errors: only invalid events pay for them.
+        if !self.schema.is_valid(value) {
+            return Err(self.schema_errors(value));
         }
-        let input: EventInput = serde_json::from_value(value.clone())
+        let input = EventInput::deserialize(value)
             .map_err(|error| vec![FieldError::new("$", error.to_string())])?;
         let mut event = input.into_event(|| arrival.fallback_id);
         if event.received_at.is_none() {

@@ -38,6 +38,10 @@ pub struct TopicsConfig {
     pub dead_letter_retention_hours: u32,
     /// Create missing topics at start. Turn off where topics are managed by the platform.
     pub create: bool,
+    /// Secret shared by the gateway and the consumers: the gateway tags the messages it
+    /// validated (`audit-integrity` header, HMAC-SHA256) so consumers can skip re-validating
+    /// them; untagged messages are always validated. Unset: every message is validated.
+    pub integrity_key: Option<audit_runtime::Secret>,
 }
 
 impl Default for TopicsConfig {
@@ -52,11 +56,19 @@ impl Default for TopicsConfig {
             events_retention_hours: 7 * 24,
             dead_letter_retention_hours: 30 * 24,
             create: true,
+            integrity_key: None,
         }
     }
 }
 
 impl TopicsConfig {
+    /// The integrity key, if configured (validated by `validate`).
+    pub fn integrity(&self) -> Option<audit_core::integrity::IntegrityKey> {
+        self.integrity_key
+            .as_ref()
+            .and_then(|key| audit_core::integrity::IntegrityKey::new(key.expose()).ok())
+    }
+
     pub fn validate(&self, section: &str) -> std::result::Result<(), audit_runtime::ConfigError> {
         if self.events_partitions < 1 {
             return Err(audit_runtime::ConfigError::invalid(

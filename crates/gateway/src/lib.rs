@@ -91,8 +91,12 @@ pub async fn run(
         .await
         .context("ensuring Kafka topics")?;
     let settings = SettingsStore::start(&config.kafka, &config.topics.settings, "gateway")?;
-    let publisher =
-        publisher::Publisher::new(&config.kafka, &config.producer, &config.topics.events)?;
+    let publisher = publisher::Publisher::new(
+        &config.kafka,
+        &config.producer,
+        &config.topics.events,
+        config.topics.integrity(),
+    )?;
     let store = Store::new(&config.clickhouse);
     let user_auth = auth::user::UserAuth::new(&config.auth)?;
     let http = reqwest::Client::builder()

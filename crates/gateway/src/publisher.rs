@@ -34,6 +34,8 @@ pub struct Publisher {
     producer: FutureProducer<StatsContext>,
     topic: String,
     timeout: Duration,
+    /// Tags every published event as validated (see `audit_core::integrity`).
+    integrity: Option<audit_core::integrity::IntegrityKey>,
 }
 
 impl Publisher {
@@ -41,6 +43,7 @@ impl Publisher {
         kafka: &KafkaConfig,
         tuning: &ProducerTuning,
         topic: &str,
+        integrity: Option<audit_core::integrity::IntegrityKey>,
     ) -> Result<Self, KafkaError> {
         let mut config = kafka.client_config("gateway");
         tuning.apply(&mut config);
@@ -49,6 +52,7 @@ impl Publisher {
         Ok(Self {
             producer,
             topic: topic.to_string(),
+            integrity,
             // Slightly beyond the producer's own delivery timeout, which reports first.
             timeout: Duration::from_millis(u64::from(tuning.delivery_timeout_ms) + 1_000),
         })
@@ -63,7 +67,7 @@ impl Publisher {
         let started = Instant::now();
         let mut deliveries = Vec::with_capacity(events.len());
         for event in events {
-            let headers = OwnedHeaders::new_with_capacity(3)
+            let mut headers = OwnedHeaders::new_with_capacity(4)
                 .insert(Header {
                     key: "content-type",
                     value: Some("application/json"),
@@ -76,6 +80,13 @@ impl Publisher {
                     key: "producer",
                     value: Some(producer_name),
                 });
+            if let Some(integrity) = &self.integrity {
+                let tag = integrity.tag(event.json);
+                headers = headers.insert(Header {
+                    key: audit_core::integrity::HEADER,
+                    value: Some(tag.as_str()),
+                });
+            }
             let record = FutureRecord::to(&self.topic)
                 .key(event.org_id)
                 .payload(event.json)

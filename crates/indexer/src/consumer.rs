@@ -28,8 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use audit_core::EventValidator;
+use audit_core::integrity::IntegrityKey;
 use audit_core::validate::Arrival;
+use audit_core::{AuditEvent, EventValidator};
 use audit_kafka::StatsContext;
 use audit_settings::{PlansConfig, SettingsStore};
 use audit_store::EventRow;
@@ -297,6 +298,8 @@ pub struct ConsumerLoop {
     pub consumer: Arc<BaseConsumer<IndexerContext>>,
     pub shared: Arc<Shared>,
     pub validator: Arc<EventValidator>,
+    /// Verifies the gateway's integrity tags (fast path); `None`: validate everything.
+    pub integrity: Option<IntegrityKey>,
     pub settings: SettingsStore,
     pub plans: PlansConfig,
     pub batch: BatchConfig,
@@ -415,13 +418,13 @@ impl ConsumerLoop {
         let mut building = lock(&self.shared.building);
         let batch = &mut building.current;
         batch.track(partition, offset);
-        match decode(
-            message,
-            &self.validator,
-            &self.shared.topic,
-            settings,
-            &self.plans,
-        ) {
+        let decoder = Decoder {
+            validator: &self.validator,
+            integrity: self.integrity.as_ref(),
+            topic: &self.shared.topic,
+            plans: &self.plans,
+        };
+        match decode(message, &decoder, settings) {
             Ok(row) => {
                 batch.bytes += row.approx_bytes();
                 batch.rows.push(row);
@@ -479,10 +482,8 @@ impl ConsumerLoop {
 /// Validates one message and builds its row, or says why it is dead.
 fn decode(
     message: &BorrowedMessage<'_>,
-    validator: &EventValidator,
-    topic: &str,
+    decoder: &Decoder<'_>,
     settings: &audit_settings::SettingsView,
-    plans: &PlansConfig,
 ) -> Result<EventRow, String> {
     let Some(payload) = message.payload() else {
         return Err("empty message (no value)".into());
@@ -492,41 +493,62 @@ fn decode(
         .to_millis()
         .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
         .unwrap_or_else(OffsetDateTime::now_utc);
-    let arrival = Arrival {
-        now: OffsetDateTime::now_utc(),
-        received_at: Some(broker_time),
-        fallback_id: audit_core::event::id_for_kafka_message(
-            topic,
-            message.partition(),
-            message.offset(),
-            audit_core::event::unix_millis(broker_time),
-        ),
+    let tag = audit_kafka::header_str(message.headers(), audit_core::integrity::HEADER);
+    let tagged = match (decoder.integrity, tag) {
+        (Some(key), Some(tag)) => key.verify(payload, tag.as_bytes()),
+        _ => false,
     };
-    let valid = validator
-        .validate_bytes(payload, arrival)
-        .map_err(|errors| {
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })?;
+    let (event, json) = if tagged {
+        // Validated by the gateway, which wrote this exact canonical JSON.
+        metrics::counter!("indexer_messages_total", "path" => "tagged").increment(1);
+        let event: AuditEvent = serde_json::from_slice(payload)
+            .map_err(|error| format!("tagged message is not a canonical event: {error}"))?;
+        (event, std::borrow::Cow::Borrowed(payload))
+    } else {
+        metrics::counter!("indexer_messages_total", "path" => "validated").increment(1);
+        let arrival = Arrival {
+            now: OffsetDateTime::now_utc(),
+            received_at: Some(broker_time),
+            fallback_id: audit_core::event::id_for_kafka_message(
+                decoder.topic,
+                message.partition(),
+                message.offset(),
+                audit_core::event::unix_millis(broker_time),
+            ),
+        };
+        let valid = decoder
+            .validator
+            .validate_bytes(payload, arrival)
+            .map_err(|errors| {
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
+        (valid.event, std::borrow::Cow::Owned(valid.json))
+    };
     if let Some(key) = message.key()
-        && key != valid.event.org_id.as_bytes()
+        && key != event.org_id.as_bytes()
     {
         return Err(format!(
             "message key `{}` differs from org_id `{}`: the key must be the organization (per-organization ordering)",
             String::from_utf8_lossy(&key[..key.len().min(128)]),
-            valid.event.org_id
+            event.org_id
         ));
     }
-    let retention = plans.retention_days(settings.org(&valid.event.org_id).map(|org| org.as_ref()));
-    Ok(EventRow::from_event(
-        &valid.event,
-        &valid.json,
-        retention,
-        broker_time,
-    ))
+    let retention = decoder
+        .plans
+        .retention_days(settings.org(&event.org_id).map(|org| org.as_ref()));
+    Ok(EventRow::from_event(&event, &json, retention, broker_time))
+}
+
+/// What decoding needs besides the message.
+pub struct Decoder<'a> {
+    pub validator: &'a EventValidator,
+    pub integrity: Option<&'a IntegrityKey>,
+    pub topic: &'a str,
+    pub plans: &'a PlansConfig,
 }
 
 #[cfg(test)]

@@ -104,6 +104,7 @@ pub async fn run(
         consumer: kafka_consumer.clone(),
         shared: shared.clone(),
         validator,
+        integrity: config.topics.integrity(),
         settings: settings.clone(),
         plans: config.plans.clone(),
         batch: config.batch.clone(),
