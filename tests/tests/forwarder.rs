@@ -615,7 +615,8 @@ async fn a_poison_event_is_dead_lettered_alone_and_replay_resends_it() {
         json!({"categories": ["service"]}),
     )
     .await;
-    let forwarder = Forwarder::start(&ns, &[]).await;
+    let forwarder =
+        Forwarder::start(&ns, &[("FORWARDER__DELIVERY__MAX_EVENT_AGE_SECS", "3600")]).await;
     let key = gateway.producer_key("poison-tests", &["*"], None).await;
 
     let since = audit_tests::events::now_rfc3339();
@@ -711,6 +712,52 @@ async fn a_poison_event_is_dead_lettered_alone_and_replay_resends_it() {
         "replay was for Splunk only"
     );
     assert_signed("hec", &hec);
+    // An event older than max_event_age is dead-lettered instead of delivered.
+    let mut stale = event("org_poison", "resource.deleted");
+    let two_hours_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+    let stamp = two_hours_ago
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    stale["occurred_at"] = json!(stamp);
+    stale["received_at"] = json!(stamp);
+    let stale_id = stale["id"].as_str().unwrap().to_string();
+    let producer = kafka::producer(&ns.infra.kafka);
+    kafka::produce(
+        &producer,
+        &ns.events_topic,
+        Some("org_poison"),
+        stale.to_string().as_bytes(),
+    )
+    .await;
+    let aged = eventually(
+        "the stale event dead-lettered",
+        Duration::from_secs(30),
+        || {
+            let (brokers, topic, stale_id) = (
+                brokers.clone(),
+                ns.dead_letter_topic.clone(),
+                stale_id.clone(),
+            );
+            async move {
+                let letters: Vec<String> = kafka::read_all(&brokers, &topic)
+                    .iter()
+                    .filter(|m| {
+                        rdkafka::Message::payload(*m)
+                            .and_then(|p| serde_json::from_slice::<Value>(p).ok())
+                            .is_some_and(|e| e["id"] == stale_id.as_str())
+                    })
+                    .filter_map(|m| kafka::header(m, "dlq-reason"))
+                    .collect();
+                (letters.len() >= 2).then_some(letters)
+            }
+        },
+    )
+    .await;
+    assert!(
+        aged.iter().all(|reason| reason.contains("max_event_age")),
+        "{aged:?}"
+    );
+    assert!(!hec.unique_ids().contains(&stale_id));
 }
 
 #[tokio::test(flavor = "multi_thread")]

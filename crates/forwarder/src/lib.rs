@@ -268,9 +268,12 @@ pub async fn run(
     lanes_stop.cancel();
     health_stop.cancel();
     let _ = health_task.await;
+    tracing::debug!("health loop stopped");
     drop(events_consumer);
     drop(retry_consumer);
+    tracing::debug!("consumers closed");
     settings.stop();
+    tracing::debug!("settings follower stopped");
     let _ = ops.await;
     tracing::info!("forwarder stopped");
     Ok(())
