@@ -134,9 +134,6 @@ pub struct DeliveryConfig {
     /// Events older than this (since they reached the platform) go to the dead-letter topic
     /// instead of being retried again (seconds).
     pub max_event_age_secs: u64,
-    /// Skip the full contract validation for messages published by the gateway (it validated
-    /// them already; they carry its `producer` header). Direct producers are always validated.
-    pub trust_gateway_messages: bool,
 }
 
 impl Default for DeliveryConfig {
@@ -149,7 +146,6 @@ impl Default for DeliveryConfig {
             connect_timeout_ms: 5_000,
             request_timeout_ms: 15_000,
             max_event_age_secs: 72 * 3600,
-            trust_gateway_messages: true,
         }
     }
 }

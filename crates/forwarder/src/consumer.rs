@@ -255,15 +255,18 @@ impl EventsConsumer {
     fn accept(&mut self, message: &BorrowedMessage<'_>, view: &SettingsView) {
         let partition = message.partition();
         let offset = message.offset();
-        let from_gateway = message
-            .headers()
-            .is_some_and(|headers| headers.iter().any(|header| header.key == "producer"));
+        let integrity_tag = message.headers().and_then(|headers| {
+            headers
+                .iter()
+                .find(|header| header.key == audit_core::integrity::HEADER)
+                .and_then(|header| header.value)
+        });
         let info = MessageInfo {
             topic: self.tracker.topic(),
             partition,
             offset,
             timestamp_ms: message.timestamp().to_millis(),
-            from_gateway,
+            integrity_tag,
         };
         let event = match self.decoder.decode(message.key(), message.payload(), info) {
             Ok(event) => event,

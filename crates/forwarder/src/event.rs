@@ -1,16 +1,18 @@
 //! Events as the forwarder handles them: the few fields routing and the wire formats need,
 //! plus the event's canonical JSON, forwarded byte for byte.
 //!
-//! Messages published by the gateway were validated there (they carry its `producer` header)
-//! and are only decoded for their head. Messages produced straight to Kafka run through the
-//! same validator as the indexer, with the same fallback id and `received_at`, so an event
-//! without an id gets the id it has in query results, and a message the indexer dead-letters
-//! as invalid is not forwarded either.
+//! Messages the gateway validated carry its integrity tag (`audit-integrity`, an HMAC of the
+//! value under the key shared with the consumers, see `audit_core::integrity`): they are only
+//! decoded for their head. Every other message (produced straight to Kafka, or with a missing
+//! or forged tag) runs through the same validator as the indexer, with the same fallback id
+//! and `received_at`, so an event without an id gets the id it has in query results, and a
+//! message the indexer dead-letters as invalid is not forwarded either.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use audit_core::EventValidator;
+use audit_core::integrity::IntegrityKey;
 use audit_core::validate::Arrival;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -65,22 +67,23 @@ pub struct MessageInfo<'a> {
     pub offset: i64,
     /// Broker timestamp (LogAppendTime on the events topic), unix ms.
     pub timestamp_ms: Option<i64>,
-    /// Whether the message carries the gateway's `producer` header.
-    pub from_gateway: bool,
+    /// The message's `audit-integrity` header, if any.
+    pub integrity_tag: Option<&'a [u8]>,
 }
 
 /// Decodes messages of the events topic.
 #[derive(Debug, Clone)]
 pub struct Decoder {
     validator: Arc<EventValidator>,
-    trust_gateway: bool,
+    /// Verifies the gateway's tags; `None`: validate every message.
+    integrity: Option<IntegrityKey>,
 }
 
 impl Decoder {
-    pub fn new(validator: Arc<EventValidator>, trust_gateway: bool) -> Self {
+    pub fn new(validator: Arc<EventValidator>, integrity: Option<IntegrityKey>) -> Self {
         Self {
             validator,
-            trust_gateway,
+            integrity,
         }
     }
 
@@ -95,7 +98,11 @@ impl Decoder {
         let broker_ms = info
             .timestamp_ms
             .unwrap_or_else(|| audit_core::event::unix_millis(OffsetDateTime::now_utc()));
-        let event = if self.trust_gateway && info.from_gateway {
+        let validated_by_gateway = match (&self.integrity, info.integrity_tag) {
+            (Some(key), Some(tag)) => key.verify(payload, tag),
+            _ => false,
+        };
+        let event = if validated_by_gateway {
             decode_head(payload, broker_ms)?
         } else {
             self.validate(payload, info, broker_ms)?
@@ -237,29 +244,43 @@ pub fn synthetic_event(org_id: &str, action: &str, metadata: serde_json::Value) 
 mod tests {
     use super::*;
 
+    const KEY: &str = "test-integrity-key-0123456789abcdef";
+
     fn decoder() -> Decoder {
         let catalogue = Arc::new(audit_core::Catalogue::builtin());
         let validator =
             EventValidator::new(catalogue, audit_core::Limits::default()).expect("validator");
-        Decoder::new(Arc::new(validator), true)
+        Decoder::new(
+            Arc::new(validator),
+            Some(IntegrityKey::new(KEY).expect("key")),
+        )
     }
 
-    fn info(from_gateway: bool) -> MessageInfo<'static> {
+    fn info(tag: Option<&[u8]>) -> MessageInfo<'_> {
         MessageInfo {
             topic: "audit.events.v1",
             partition: 2,
             offset: 40,
             timestamp_ms: Some(1_764_140_000_000),
-            from_gateway,
+            integrity_tag: tag,
         }
+    }
+
+    fn tag(payload: &str) -> String {
+        IntegrityKey::new(KEY).expect("key").tag(payload.as_bytes())
     }
 
     const GATEWAY_EVENT: &str = r#"{"id":"0190d7a0-6c1e-7b3a-9f00-000000000001","org_id":"org_a","occurred_at":"2026-01-01T00:00:00.250Z","received_at":"2026-01-01T00:00:01.000Z","category":"authentication","action":"user.login.failed","outcome":"failure","actor":{"type":"user","id":"u_1"},"targets":[],"context":{},"metadata":{"k":"v"},"source":"identity-api","version":1}"#;
 
     #[test]
     fn gateway_messages_are_decoded_for_their_head_only() {
+        let tag = tag(GATEWAY_EVENT);
         let event = decoder()
-            .decode(Some(b"org_a"), Some(GATEWAY_EVENT.as_bytes()), info(true))
+            .decode(
+                Some(b"org_a"),
+                Some(GATEWAY_EVENT.as_bytes()),
+                info(Some(tag.as_bytes())),
+            )
             .expect("decodes");
         assert_eq!(event.id, "0190d7a0-6c1e-7b3a-9f00-000000000001");
         assert_eq!(event.action, "user.login.failed");
@@ -278,7 +299,7 @@ mod tests {
     fn direct_messages_are_validated_and_get_the_indexers_id() {
         let direct = r#"{"org_id":"org_a","occurred_at":"2026-01-01T02:00:00+02:00","category":"billing","action":"billing.invoice.generated","outcome":"success","actor":{"type":"system","id":"billing"}}"#;
         let event = decoder()
-            .decode(Some(b"org_a"), Some(direct.as_bytes()), info(false))
+            .decode(Some(b"org_a"), Some(direct.as_bytes()), info(None))
             .expect("valid");
         let expected =
             audit_core::event::id_for_kafka_message("audit.events.v1", 2, 40, 1_764_140_000_000);
@@ -291,7 +312,17 @@ mod tests {
         let unknown = direct.replace("billing.invoice.generated", "billing.teleported");
         assert!(
             decoder()
-                .decode(Some(b"org_a"), Some(unknown.as_bytes()), info(false))
+                .decode(Some(b"org_a"), Some(unknown.as_bytes()), info(None))
+                .is_err()
+        );
+        // A forged tag does not skip validation.
+        assert!(
+            decoder()
+                .decode(
+                    Some(b"org_a"),
+                    Some(unknown.as_bytes()),
+                    info(Some(b"v1=forged"))
+                )
                 .is_err()
         );
     }
@@ -299,14 +330,19 @@ mod tests {
     #[test]
     fn bad_messages_say_why() {
         let decoder = decoder();
-        assert!(decoder.decode(Some(b"org_a"), None, info(true)).is_err());
+        assert!(decoder.decode(Some(b"org_a"), None, info(None)).is_err());
         assert!(
             decoder
-                .decode(Some(b"org_a"), Some(b"{not json"), info(true))
+                .decode(Some(b"org_a"), Some(b"{not json"), info(None))
                 .is_err()
         );
+        let tag = tag(GATEWAY_EVENT);
         let error = decoder
-            .decode(Some(b"org_b"), Some(GATEWAY_EVENT.as_bytes()), info(true))
+            .decode(
+                Some(b"org_b"),
+                Some(GATEWAY_EVENT.as_bytes()),
+                info(Some(tag.as_bytes())),
+            )
             .expect_err("key mismatch");
         assert!(error.contains("key"), "{error}");
     }

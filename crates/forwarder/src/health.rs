@@ -343,6 +343,8 @@ impl Registry {
 
 /// The health loop: metrics, health records, pauses.
 pub struct HealthLoop {
+    /// Tags the pause audit events as validated (see `audit_core::integrity`).
+    pub integrity: Option<audit_core::integrity::IntegrityKey>,
     pub registry: Arc<Registry>,
     pub settings: SettingsStore,
     pub parker: Parker,
@@ -457,7 +459,8 @@ impl HealthLoop {
             .increment(1);
         shared.pause_recorded();
         let event = paused_event(shared, &name, type_name, request, now);
-        let headers = OwnedHeaders::new()
+        let json = event.to_json();
+        let mut headers = OwnedHeaders::new()
             .insert(Header {
                 key: "content-type",
                 value: Some("application/json"),
@@ -470,7 +473,13 @@ impl HealthLoop {
                 key: "producer",
                 value: Some("audit-log"),
             });
-        let json = event.to_json();
+        if let Some(integrity) = &self.integrity {
+            let tag = integrity.tag(&json);
+            headers = headers.insert(Header {
+                key: audit_core::integrity::HEADER,
+                value: Some(tag.as_str()),
+            });
+        }
         if let Err(error) = self
             .parker
             .produce(&self.events_topic, &shared.org_id, &json, headers)

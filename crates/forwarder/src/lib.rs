@@ -173,7 +173,7 @@ pub async fn run(
             config.delivery.lane_queue_events,
             Duration::from_millis(config.delivery.overflow_after_ms),
         ),
-        decoder: Decoder::new(validator, config.delivery.trust_gateway_messages),
+        decoder: Decoder::new(validator, config.topics.integrity()),
         settings: settings.clone(),
         plans: config.plans.clone(),
         commit_interval,
@@ -236,6 +236,7 @@ pub async fn run(
     };
 
     let health = HealthLoop {
+        integrity: config.topics.integrity(),
         registry: registry.clone(),
         settings: settings.clone(),
         parker,

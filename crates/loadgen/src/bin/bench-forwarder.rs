@@ -23,6 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
+use audit_core::integrity::{self, IntegrityKey};
 use clap::Parser;
 use loadgen::{BenchRow, Latencies, RssSampler, generated_event, print_table};
 use rdkafka::ClientConfig;
@@ -54,9 +55,18 @@ struct Cli {
     /// Duration of the latency run (seconds).
     #[arg(long, default_value_t = 30)]
     latency_secs: u64,
-    /// Which runs: hec, webhook, latency (comma separated).
-    #[arg(long, default_value = "hec,webhook,latency", value_delimiter = ',')]
+    /// Which runs (comma separated): hec, webhook and latency use events as the gateway
+    /// publishes them (integrity-tagged: not validated again); hec-direct uses events of a direct
+    /// producer (untagged: the forwarder runs the full validator on each).
+    #[arg(
+        long,
+        default_value = "hec,webhook,latency,hec-direct",
+        value_delimiter = ','
+    )]
     runs: Vec<String>,
+    /// The integrity key shared with the forwarder (`[topics] integrity_key`).
+    #[arg(long, default_value = "dev-only-integrity-key-change-me-0123456789")]
+    integrity_key: String,
     /// Longest wait for a throughput run to finish (seconds).
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
@@ -220,9 +230,10 @@ fn producer(brokers: &str) -> Result<FutureProducer> {
         .create()?)
 }
 
-/// The headers the gateway puts on what it publishes (validated events).
-fn gateway_headers() -> OwnedHeaders {
-    OwnedHeaders::new()
+/// The headers the gateway puts on what it publishes: with its integrity tag when `key` is
+/// given (events it validated), without for a direct producer's events.
+fn headers(payload: &str, key: Option<&IntegrityKey>) -> OwnedHeaders {
+    let headers = OwnedHeaders::new()
         .insert(Header {
             key: "content-type",
             value: Some("application/json"),
@@ -230,11 +241,22 @@ fn gateway_headers() -> OwnedHeaders {
         .insert(Header {
             key: "schema-version",
             value: Some("1"),
-        })
-        .insert(Header {
-            key: "producer",
-            value: Some("loadgen"),
-        })
+        });
+    match key {
+        Some(key) => {
+            let tag = key.tag(payload.as_bytes());
+            headers
+                .insert(Header {
+                    key: "producer",
+                    value: Some("loadgen"),
+                })
+                .insert(Header {
+                    key: integrity::HEADER,
+                    value: Some(tag.as_str()),
+                })
+        }
+        None => headers,
+    }
 }
 
 fn occurred_at_now() -> String {
@@ -244,7 +266,13 @@ fn occurred_at_now() -> String {
 }
 
 /// Sends one event, waiting while the producer queue is full; returns its id.
-fn send(producer: &FutureProducer, topic: &str, org: &str, n: u64) -> Result<String> {
+fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    org: &str,
+    n: u64,
+    key: Option<&IntegrityKey>,
+) -> Result<String> {
     let mut event = generated_event(org, n, &occurred_at_now());
     event["received_at"] = json!(occurred_at_now());
     let id = event["id"].as_str().unwrap_or_default().to_string();
@@ -253,7 +281,7 @@ fn send(producer: &FutureProducer, topic: &str, org: &str, n: u64) -> Result<Str
         let record = FutureRecord::to(topic)
             .key(org)
             .payload(&payload)
-            .headers(gateway_headers());
+            .headers(headers(&payload, key));
         match producer.send_result(record) {
             Ok(_) => return Ok(id),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -423,13 +451,18 @@ async fn throughput_run(
     run: &str,
     org: &str,
     receiver: &str,
+    key: Option<&IntegrityKey>,
 ) -> Result<BenchRow> {
-    let topic = topics.events(run);
+    let slug = match key {
+        Some(_) => run.to_string(),
+        None => format!("{run}-direct"),
+    };
+    let topic = topics.events(&slug);
     create_topic(&cli.brokers, &topic).await?;
     let producer = producer(&cli.brokers)?;
     let started = Instant::now();
     for n in 0..cli.events {
-        send(&producer, &topic, org, n)?;
+        send(&producer, &topic, org, n, key)?;
     }
     producer.flush(Duration::from_secs(120))?;
     let fill = started.elapsed();
@@ -441,7 +474,7 @@ async fn throughput_run(
     );
     let before = accepted_events(http, receiver).await?;
     let target = before + cli.events;
-    let group = format!("{}-{run}", topics.prefix);
+    let group = format!("{}-{slug}", topics.prefix);
     let launched = Instant::now();
     let (mut forwarder, _) = start_forwarder(cli, topics, &topic, &group, http).await?;
     let rss = RssSampler::start(forwarder.pid());
@@ -479,7 +512,10 @@ async fn throughput_run(
     let rate = (last.1 - first_count) as f64 / measured;
     let receiver_stats = stats(http, receiver).await?;
     Ok(BenchRow {
-        name: format!("forwarder → {run} (fake), Kafka → receiver"),
+        name: match key {
+            Some(_) => format!("forwarder → {run} (fake), Kafka → receiver"),
+            None => format!("forwarder → {run} (fake), direct producer's events (validated)"),
+        },
         throughput: format!("{rate:.0} events/s"),
         p50_ms: None,
         p99_ms: None,
@@ -501,6 +537,7 @@ async fn latency_run(
     topics: &Topics,
     http: &reqwest::Client,
     receiver: &str,
+    key: Option<&IntegrityKey>,
 ) -> Result<BenchRow> {
     let topic = topics.events("latency");
     create_topic(&cli.brokers, &topic).await?;
@@ -528,7 +565,7 @@ async fn latency_run(
     while n < total {
         interval.tick().await;
         for _ in 0..per_tick.min(total - n) {
-            let id = send(&producer, &topic, "org_bench_latency", n)?;
+            let id = send(&producer, &topic, "org_bench_latency", n, key)?;
             sent_at.insert(id, now_us());
             n += 1;
         }
@@ -621,11 +658,34 @@ async fn main() -> Result<()> {
     wait_ready(&http, &format!("{webhook}/_fake/stats"), &mut receivers).await?;
     provision(&cli, &topics, &http, &hec, &webhook).await?;
 
+    let key = IntegrityKey::new(&cli.integrity_key)
+        .map_err(|reason| anyhow!("--integrity-key {reason}"))?;
     let mut rows = Vec::new();
     for run in &cli.runs {
         let row = match run.as_str() {
             "hec" => {
-                throughput_run(&cli, &topics, &http, "splunk_hec", "org_bench_hec", &hec).await?
+                throughput_run(
+                    &cli,
+                    &topics,
+                    &http,
+                    "splunk_hec",
+                    "org_bench_hec",
+                    &hec,
+                    Some(&key),
+                )
+                .await?
+            }
+            "hec-direct" => {
+                throughput_run(
+                    &cli,
+                    &topics,
+                    &http,
+                    "splunk_hec",
+                    "org_bench_hec",
+                    &hec,
+                    None,
+                )
+                .await?
             }
             "webhook" => {
                 throughput_run(
@@ -635,11 +695,12 @@ async fn main() -> Result<()> {
                     "webhook",
                     "org_bench_webhook",
                     &webhook,
+                    Some(&key),
                 )
                 .await?
             }
-            "latency" => latency_run(&cli, &topics, &http, &hec).await?,
-            other => bail!("unknown run `{other}` (hec, webhook, latency)"),
+            "latency" => latency_run(&cli, &topics, &http, &hec, Some(&key)).await?,
+            other => bail!("unknown run `{other}` (hec, webhook, latency, hec-direct)"),
         };
         println!(
             "bench: {}: {} (peak RSS {:.0} MB)",
