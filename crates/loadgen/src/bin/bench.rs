@@ -46,6 +46,9 @@ struct Cli {
     /// Seconds per throughput scenario.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// The `[topics] integrity_key` the services use (the dev key of config/*.toml).
+    #[arg(long, default_value = "dev-only-integrity-key-change-me-0123456789")]
+    integrity_key: String,
     #[command(subcommand)]
     which: Which,
 }
@@ -474,7 +477,14 @@ async fn create_topic(brokers: &str, topic: &str) -> anyhow::Result<()> {
 }
 
 /// Fills the topic with `count` events as fast as the producer goes.
-async fn prefill(brokers: &str, topic: &str, count: u64) -> anyhow::Result<Duration> {
+/// With `integrity`, messages carry the gateway's tag (as the gateway writes them); without,
+/// they are what a product team produces straight to Kafka.
+async fn prefill(
+    brokers: &str,
+    topic: &str,
+    count: u64,
+    integrity: Option<&audit_core::integrity::IntegrityKey>,
+) -> anyhow::Result<Duration> {
     let producer: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("enable.idempotence", "true")
@@ -488,8 +498,18 @@ async fn prefill(brokers: &str, topic: &str, count: u64) -> anyhow::Result<Durat
     for n in 0..count {
         let org = format!("org_{:04}", n % 1000);
         let payload = generated_event(&org, n, &at).to_string();
+        let tag = integrity.map(|key| key.tag(payload.as_bytes()));
         loop {
-            match producer.send_result(FutureRecord::to(topic).key(&org).payload(&payload)) {
+            let mut record = FutureRecord::to(topic).key(&org).payload(&payload);
+            if let Some(tag) = &tag {
+                record = record.headers(rdkafka::message::OwnedHeaders::new().insert(
+                    rdkafka::message::Header {
+                        key: audit_core::integrity::HEADER,
+                        value: Some(tag.as_str()),
+                    },
+                ));
+            }
+            match producer.send_result(record) {
                 Ok(_) => break,
                 Err((
                     rdkafka::error::KafkaError::MessageProduction(
@@ -524,14 +544,31 @@ async fn count_rows(bench: &Bench, ns: &Namespace) -> u64 {
 }
 
 async fn indexer(bench: &mut Bench, events: u64) -> anyhow::Result<()> {
-    // Throughput from a pre-filled topic.
+    let key = audit_core::integrity::IntegrityKey::new(&bench.cli.integrity_key)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    for (label, integrity) in [
+        ("as written by the gateway (tagged)", Some(&key)),
+        ("produced straight to Kafka (fully validated)", None),
+    ] {
+        indexer_throughput(bench, events, label, integrity).await?;
+    }
+    indexer_freshness(bench).await
+}
+
+/// Indexer throughput from a pre-filled topic.
+async fn indexer_throughput(
+    bench: &mut Bench,
+    events: u64,
+    label: &str,
+    integrity: Option<&audit_core::integrity::IntegrityKey>,
+) -> anyhow::Result<()> {
     let ns = Namespace::new(&bench.cli, "indexer");
     create_topic(&ns.kafka, &ns.events_topic()).await?;
     eprintln!(
         "bench: pre-filling {} with {events} events…",
         ns.events_topic()
     );
-    let filled = prefill(&ns.kafka, &ns.events_topic(), events).await?;
+    let filled = prefill(&ns.kafka, &ns.events_topic(), events, integrity).await?;
     eprintln!("bench: pre-filled in {filled:.1?}");
     let started = Instant::now();
     let indexer = bench.start(&ns, "indexer", &[]).await?;
@@ -553,7 +590,7 @@ async fn indexer(bench: &mut Bench, events: u64) -> anyhow::Result<()> {
     let done = Instant::now();
     let indexing = done - first_row.unwrap_or(started);
     bench.rows.push(BenchRow {
-        name: format!("indexer, {events} events from a pre-filled topic"),
+        name: format!("indexer, {events} events pre-filled, {label}"),
         throughput: format!("{:.0} events/s", events as f64 / indexing.as_secs_f64()),
         p50_ms: None,
         p99_ms: None,
@@ -565,8 +602,18 @@ async fn indexer(bench: &mut Bench, events: u64) -> anyhow::Result<()> {
     });
     drop(indexer);
     rss.stop();
+    clickhouse(
+        &bench.http,
+        &ns.clickhouse,
+        "default",
+        &format!("DROP DATABASE IF EXISTS {}", ns.database()),
+    )
+    .await?;
+    Ok(())
+}
 
-    // Freshness: gateway acknowledgement → queryable in ClickHouse, at a steady 5,000 events/s.
+/// Freshness: gateway acknowledgement → queryable in ClickHouse, at a steady 5,000 events/s.
+async fn indexer_freshness(bench: &mut Bench) -> anyhow::Result<()> {
     let ns = Namespace::new(&bench.cli, "fresh");
     let gateway = bench.start(&ns, "gateway", &[]).await?;
     let indexer = bench.start(&ns, "indexer", &[]).await?;
