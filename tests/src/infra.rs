@@ -73,16 +73,20 @@ impl Namespace {
     /// Environment overrides pointing a service at this namespace.
     pub fn env(&self, prefix: &str) -> Vec<(String, String)> {
         let var = |key: &str| format!("{prefix}__{key}");
-        vec![
+        let mut env = vec![
             (var("KAFKA__BROKERS"), self.infra.kafka.clone()),
             (var("TOPICS__EVENTS"), self.events_topic.clone()),
             (var("TOPICS__DEAD_LETTER"), self.dead_letter_topic.clone()),
             (var("TOPICS__SETTINGS"), self.settings_topic.clone()),
             (var("TOPICS__FORWARDER_RETRY"), self.retry_topic.clone()),
-            (var("CLICKHOUSE__URL"), self.infra.clickhouse.clone()),
-            (var("CLICKHOUSE__DATABASE"), self.database.clone()),
             (var("TELEMETRY__LOG_FORMAT"), "text".into()),
-        ]
+        ];
+        // The forwarder has no ClickHouse (and refuses unknown configuration keys).
+        if prefix != "FORWARDER" {
+            env.push((var("CLICKHOUSE__URL"), self.infra.clickhouse.clone()));
+            env.push((var("CLICKHOUSE__DATABASE"), self.database.clone()));
+        }
+        env
     }
 
     /// Runs SQL on ClickHouse (in this namespace's database) and returns the TSV output.

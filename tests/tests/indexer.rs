@@ -2,6 +2,8 @@
 //! per-organization TTL retention (default, Enterprise, custom) including changes applied to
 //! rows already stored.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // test suites: unwrap states what must hold
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -144,7 +146,7 @@ async fn clickhouse_down_for_20s_no_loss_no_duplicates() {
                 .send()
                 .await
                 .ok()?;
-            (response.status().as_u16() == 503).then(|| ())?;
+            (response.status().as_u16() == 503).then_some(())?;
             response.text().await.ok()
         },
     )

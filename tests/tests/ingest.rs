@@ -1,6 +1,8 @@
 //! Issue 3 — the gateway's write path: authentication and scopes, every validation class,
 //! the 4xx paths, durability when Kafka goes away mid-load, and idempotent resubmission.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // test suites: unwrap states what must hold
+
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -139,7 +141,8 @@ async fn producers_are_authenticated_and_scoped() {
 async fn every_validation_class_is_a_precise_per_event_error() {
     let (_ns, _gateway, client) = gateway_only("ingest-validation").await;
     let key = client.producer_key("all", &["*"], None).await;
-    let mutations: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let mutations: Vec<(&str, Mutation, &str)> = vec![
         (
             "missing field",
             Box::new(|e: &mut Value| {

@@ -1,6 +1,8 @@
 //! The pipe is real: gateway → Kafka → indexer → ClickHouse, and product teams producing
 //! straight to Kafka (with kcat, an independent client) get the same validation.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // test suites: unwrap states what must hold
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 

@@ -2,6 +2,8 @@
 //! stable under concurrent inserts, hostile input, streamed exports parsed back, the audit
 //! trail of reads, and the arrival-ordered feed for Enterprise API tokens.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // test suites: unwrap states what must hold
+
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 

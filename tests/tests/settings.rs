@@ -1,6 +1,8 @@
 //! Issue 5 — tenant settings: one source of truth followed live by every instance, validated
 //! changes, write-only secrets sealed at rest, and every change in the organization's own log.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // test suites: unwrap states what must hold
+
 use std::time::{Duration, Instant};
 
 use audit_tests::events::{Gateway, event};

@@ -296,6 +296,8 @@ pub mod utc_millis {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use time::macros::datetime;
 

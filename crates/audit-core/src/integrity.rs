@@ -62,6 +62,8 @@ impl IntegrityKey {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -91,7 +91,7 @@ impl TopicsConfig {
         for (index, name) in names.iter().enumerate() {
             if name.is_empty() || names[..index].contains(name) {
                 return Err(audit_runtime::ConfigError::invalid(
-                    format!("{section}"),
+                    section,
                     format!("topic name `{name}` is empty or used twice"),
                 ));
             }

@@ -81,6 +81,8 @@ fn default_drain_secs() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[derive(Debug, Deserialize)]
@@ -92,6 +94,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own large error type
     fn env_overrides_file_and_errors_name_the_key() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("svc.toml", "name = 'a'\n[http]\nlisten = '127.0.0.1:1'\n")?;

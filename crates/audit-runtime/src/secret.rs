@@ -42,6 +42,8 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Secret<T> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

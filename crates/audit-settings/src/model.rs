@@ -405,6 +405,8 @@ pub struct ApiTokenRecord {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -153,6 +153,8 @@ fn restricted_kind(ip: IpAddr) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -113,6 +113,8 @@ fn valid_cluster_name(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn parse(layout: serde_json::Value) -> ClickHouseConfig {

@@ -69,6 +69,8 @@ pub fn parse_retry_after(value: &str, now: OffsetDateTime) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn engine() -> BackoffEngine {

@@ -324,6 +324,8 @@ fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn sample() -> ForwarderConfig {

@@ -173,6 +173,8 @@ fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

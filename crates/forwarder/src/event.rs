@@ -242,6 +242,8 @@ pub fn synthetic_event(org_id: &str, action: &str, metadata: serde_json::Value) 
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     const KEY: &str = "test-integrity-key-0123456789abcdef";

@@ -565,6 +565,8 @@ fn record_metrics(shared: &DestinationShared) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use crate::sinks::Verdict;
 

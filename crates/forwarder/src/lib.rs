@@ -154,7 +154,6 @@ pub async fn run(
         .tuning
         .apply(&mut events_config, &config.consumer.group_id);
     audit_kafka::enable_statistics(&mut events_config);
-    fast_refetch(&mut events_config, &config.kafka);
     let events_consumer: Arc<BaseConsumer<TrackedContext>> =
         Arc::new(events_config.create_with_context(TrackedContext::new(
             "forwarder",
@@ -198,7 +197,6 @@ pub async fn run(
         .tuning
         .apply(&mut retry_config, &config.consumer.retry_group());
     audit_kafka::enable_statistics(&mut retry_config);
-    fast_refetch(&mut retry_config, &config.kafka);
     let retry_consumer: Arc<BaseConsumer<TrackedContext>> =
         Arc::new(retry_config.create_with_context(TrackedContext::new(
             "forwarder-retry",
@@ -278,23 +276,4 @@ pub async fn run(
     let _ = ops.await;
     tracing::info!("forwarder stopped");
     Ok(())
-}
-
-/// Two librdkafka fetch defaults cost the forwarder dearly (unless the operator sets them in
-/// `[kafka] properties`):
-/// * `fetch.queue.backoff.ms` (1 s): once the prefetch queue reached
-///   `queued.max.messages.kbytes`, the next fetch waits a second; with the small queue that
-///   bounds our memory, that capped one partition near 20k events/s. Fetch again soon instead.
-/// * `fetch.wait.max.ms` (500 ms): measured at 1,000 events/s, about 1% of events waited up to
-///   that long in the broker's fetch long-poll (p99 ≈ 400 ms above the batch linger); 100 ms
-///   brings the p99 down to the linger, for one cheap fetch request per 100 ms when idle.
-fn fast_refetch(client: &mut rdkafka::ClientConfig, kafka: &audit_kafka::KafkaConfig) {
-    for (key, value) in [
-        ("fetch.queue.backoff.ms", "20"),
-        ("fetch.wait.max.ms", "100"),
-    ] {
-        if !kafka.properties.contains_key(key) {
-            client.set(key, value);
-        }
-    }
 }

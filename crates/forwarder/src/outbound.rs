@@ -109,6 +109,8 @@ pub fn check_url(policy: &OutboundPolicy, raw: &str) -> Result<url::Url, String>
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -451,6 +451,8 @@ impl RetryConsumer {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use audit_settings::{
         Filters, OrgSettings, Plan, SecretBox, SettingsView,

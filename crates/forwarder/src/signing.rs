@@ -126,6 +126,8 @@ pub fn batch_message_id<'a>(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     /// The test vector of PROTOCOLS.md (from the Standard Webhooks specification).

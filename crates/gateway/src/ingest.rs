@@ -357,6 +357,8 @@ fn parse_documents(bytes: &[u8], format: BodyFormat) -> ApiResult<Vec<Result<Val
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

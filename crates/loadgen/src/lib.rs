@@ -151,7 +151,7 @@ pub fn generated_event(org: &str, n: u64, occurred_at: &str) -> Value {
         "occurred_at": occurred_at,
         "category": category,
         "action": action,
-        "outcome": if n % 7 == 0 { "failure" } else { "success" },
+        "outcome": if n.is_multiple_of(7) { "failure" } else { "success" },
         "actor": {"type": "user", "id": format!("user_{}", n % 500), "name": format!("User {}", n % 500), "email": format!("user{}@example.com", n % 500)},
         "targets": [{"type": "resource", "id": format!("res_{}", n % 1000), "name": format!("Resource {}", n % 1000)}],
         "context": {"ip": format!("198.51.100.{}", n % 250), "user_agent": "Mozilla/5.0 (bench)", "location": "Paris, FR", "request_id": format!("req_{n}")},

@@ -426,6 +426,8 @@ pub(crate) fn with_default_path(mut url: url::Url, path: &str) -> url::Url {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

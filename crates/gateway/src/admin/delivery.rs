@@ -172,6 +172,8 @@ fn aggregate(destination: &audit_settings::Destination, reports: &[&DestinationH
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use audit_settings::model::{DestinationKind, WebhookSettings};
     use audit_settings::{Destination, Filters};

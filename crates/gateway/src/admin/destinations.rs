@@ -600,6 +600,8 @@ pub fn disable_for_plan(org: &mut OrgSettings, plan: Plan) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use audit_settings::SecretBox;
 

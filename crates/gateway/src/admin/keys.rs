@@ -124,7 +124,7 @@ pub async fn list(
 ) -> Json<Value> {
     let snapshot = app.settings.view();
     let mut keys: Vec<&Arc<ProducerKeyRecord>> = snapshot.producer_keys.values().collect();
-    keys.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    keys.sort_by_key(|k| k.created_at);
     Json(json!({"keys": keys.iter().map(|k| view(k)).collect::<Vec<_>>()}))
 }
 

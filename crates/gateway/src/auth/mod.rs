@@ -41,6 +41,8 @@ pub fn new_credential(prefix: &str) -> (String, String, String) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

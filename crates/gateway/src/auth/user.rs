@@ -321,6 +321,8 @@ pub fn mint_hs256(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use audit_runtime::Secret;
 

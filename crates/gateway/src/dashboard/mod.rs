@@ -163,6 +163,8 @@ fn serve(asset: &Asset, request_headers: &HeaderMap) -> Response {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn request(headers: &[(&str, &str)]) -> HeaderMap {

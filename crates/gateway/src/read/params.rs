@@ -211,6 +211,8 @@ fn apply(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn parse_ok(query: &str) -> ReadParams {
