@@ -159,6 +159,15 @@ impl Forwarder {
         self.wait_ready().await;
     }
 
+    /// SIGTERM: drain, commit, leave the group; waits for the exit.
+    fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+
     /// This instance's view of its destinations.
     async fn destinations(&self) -> Value {
         reqwest::get(format!("{}/v1/destinations", self.url()))
@@ -1188,4 +1197,70 @@ async fn misconfigured_or_failing_destinations_are_paused_audited_and_resumed_wi
         assert_signed(name, fake);
     }
     assert_signed("hec", &hec);
+}
+
+/// Issue 8: a second forwarder joins mid-stream (the group rebalances its partitions), then
+/// the first leaves gracefully: every event is still delivered at least once; duplicates are
+/// counted and reported.
+#[tokio::test(flavor = "multi_thread")]
+async fn adding_and_removing_forwarders_mid_stream_delivers_every_event_at_least_once() {
+    let ns = Namespace::new("fwd-rebalance");
+    let gateway_service = Service::start(ServiceKind::Gateway, &ns, &[]).await;
+    let gateway = Gateway::new(&gateway_service.url());
+    let hook = FakeWebhook::start(WebhookSetup::default()).await;
+    hook.set_latency(Duration::from_millis(20));
+    // Twelve organizations spread their events over the topic's partitions.
+    let orgs: Vec<String> = (0..12).map(|n| format!("org_rb{n}")).collect();
+    for org in &orgs {
+        enterprise(&gateway, org).await;
+        destination(
+            &gateway,
+            org,
+            "SOC hook",
+            json!({"type": "webhook", "url": format!("{}/audit/{org}", hook.url()), "max_batch_events": 50}),
+            json!({}),
+        )
+        .await;
+    }
+    let key = gateway.producer_key("svc", &["*"], None).await;
+    let mut first = Forwarder::start(&ns, &[]).await;
+
+    let mut sent = Vec::new();
+    let mut second = None;
+    for round in 0..30 {
+        let batch: Vec<Value> = (0..120)
+            .map(|i| event(&orgs[(round * 120 + i) % orgs.len()], "resource.created"))
+            .collect();
+        sent.extend(publish(&gateway, &key, &batch).await);
+        if round == 8 {
+            second = Some(Forwarder::start(&ns, &[]).await); // scale up mid-stream
+        }
+        if round == 20 {
+            first.terminate(); // scale down gracefully mid-stream
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    delivered_all(
+        "every event with the group resized twice",
+        &hook,
+        &sent,
+        Duration::from_secs(120),
+    )
+    .await;
+    let stats = hook.stats();
+    println!(
+        "forwarder rebalance: {} events, {} deliveries, {} duplicates (at-least-once)",
+        sent.len(),
+        stats.events,
+        stats.duplicates
+    );
+    assert!(stats.events >= sent.len() as u64);
+    assert_signed("hook", &hook);
+    let second = second.unwrap();
+    let log = std::fs::read_to_string(&second.log).unwrap();
+    assert!(
+        log.contains("partitions assigned"),
+        "the added forwarder took partitions: {}",
+        second.log.display()
+    );
 }

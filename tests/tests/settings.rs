@@ -93,6 +93,40 @@ async fn a_change_reaches_every_instance_and_restarts_rebuild_before_ready() {
     )
     .await;
 
+    // A forwarder sees a destination created through the first gateway and starts delivering.
+    let hook = audit_tests::fakes::FakeWebhook::start(
+        audit_tests::fakes::webhook::WebhookSetup::default(),
+    )
+    .await;
+    let _forwarder = Service::start(ServiceKind::Forwarder, &ns, &[]).await;
+    let (status, body) = one
+        .admin_post(
+            "/v1/admin/orgs/org_live/destinations",
+            &json!({"name": "hook", "signing_secret": audit_tests::fakes::SIGNING_SECRET,
+                    "config": {"type": "webhook", "url": format!("{}/audit", audit_tests::fakes::Fake::url(&hook))}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let created_at = Instant::now();
+    let forwarded = event("org_live", "user.login.failed");
+    assert_eq!(one.post_events(&key, &forwarded).await.0, 202);
+    let forwarded_id = forwarded["id"].as_str().unwrap().to_string();
+    eventually(
+        "the forwarder delivers to the new destination",
+        Duration::from_secs(20),
+        || async {
+            audit_tests::fakes::Fake::core(&hook)
+                .unique_ids()
+                .contains(&forwarded_id)
+                .then_some(())
+        },
+    )
+    .await;
+    println!(
+        "forwarder delivered to the new destination {:?} after it was created",
+        created_at.elapsed()
+    );
+
     // More changes through the first gateway, then the second restarts: when it reports
     // ready it already has the latest view.
     for days in [500, 600, 700] {

@@ -165,13 +165,65 @@ pub struct Context {
 }
 
 /// A metadata value: flat by contract (no objects or arrays).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum MetadataValue {
     Null,
     Bool(bool),
     Number(serde_json::Number),
     String(String),
+}
+
+// Hand-written: serde's untagged enums buffer the value and build an error for every variant
+// they reject, which showed up in the indexer's profile.
+impl<'de> Deserialize<'de> for MetadataValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = MetadataValue;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, number, boolean or null")
+            }
+
+            fn visit_unit<E>(self) -> Result<MetadataValue, E> {
+                Ok(MetadataValue::Null)
+            }
+
+            fn visit_none<E>(self) -> Result<MetadataValue, E> {
+                Ok(MetadataValue::Null)
+            }
+
+            fn visit_bool<E>(self, value: bool) -> Result<MetadataValue, E> {
+                Ok(MetadataValue::Bool(value))
+            }
+
+            fn visit_i64<E>(self, value: i64) -> Result<MetadataValue, E> {
+                Ok(MetadataValue::Number(value.into()))
+            }
+
+            fn visit_u64<E>(self, value: u64) -> Result<MetadataValue, E> {
+                Ok(MetadataValue::Number(value.into()))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<MetadataValue, E> {
+                serde_json::Number::from_f64(value)
+                    .map(MetadataValue::Number)
+                    .ok_or_else(|| E::custom("metadata numbers must be finite"))
+            }
+
+            fn visit_str<E>(self, value: &str) -> Result<MetadataValue, E> {
+                Ok(MetadataValue::String(value.to_string()))
+            }
+
+            fn visit_string<E>(self, value: String) -> Result<MetadataValue, E> {
+                Ok(MetadataValue::String(value))
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl MetadataValue {
@@ -300,6 +352,24 @@ mod tests {
 
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn metadata_values_round_trip() {
+        let json = r#"{"s":"x","n":-3,"f":1.5,"b":true,"z":null,"u":18446744073709551615}"#;
+        let parsed: BTreeMap<String, MetadataValue> = serde_json::from_str(json).expect("parse");
+        assert_eq!(parsed["s"], MetadataValue::String("x".into()));
+        assert_eq!(parsed["z"], MetadataValue::Null);
+        assert_eq!(parsed["b"].to_text(), "true");
+        assert_eq!(parsed["f"].to_text(), "1.5");
+        assert_eq!(parsed["u"].to_text(), "18446744073709551615");
+        let back: serde_json::Value = serde_json::to_value(&parsed).expect("json");
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(json).expect("json")
+        );
+        assert!(serde_json::from_str::<MetadataValue>("[1]").is_err());
+        assert!(serde_json::from_str::<MetadataValue>("{}").is_err());
+    }
 
     #[test]
     fn times_are_normalised_to_utc_millis() {

@@ -18,6 +18,10 @@ pub struct ClickHouseConfig {
     /// Database holding the audit tables.
     #[serde(default = "default_database")]
     pub database: String,
+    /// Compression of requests and responses: `lz4` (default) saves network; `none` saves CPU
+    /// when ClickHouse runs on the same host.
+    #[serde(default)]
+    pub compression: Compression,
     /// Seconds a query or insert may take before it is abandoned (and retried by the caller).
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
@@ -39,6 +43,15 @@ pub enum Layout {
     #[default]
     SingleNode,
     Replicated,
+}
+
+/// Wire compression between a service and ClickHouse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Lz4,
+    None,
 }
 
 fn default_user() -> String {

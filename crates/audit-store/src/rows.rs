@@ -78,13 +78,50 @@ impl EventRow {
             source: text(&event.source),
             schema_version: event.version,
             retention_days,
-            // The canonical encoding is produced by serde_json, hence UTF-8.
-            raw: String::from_utf8_lossy(raw).into_owned(),
+            // The canonical encoding is produced by serde_json (or verified UTF-8 by it), so
+            // the lossy fallback never replaces anything; it only avoids a panic path.
+            raw: std::str::from_utf8(raw).map_or_else(
+                |_| String::from_utf8_lossy(raw).into_owned(),
+                str::to_string,
+            ),
         }
     }
 
     /// Approximate size in memory/on the wire, for batch byte limits.
     pub fn approx_bytes(&self) -> usize {
         self.raw.len() * 2 + 64
+    }
+}
+
+/// An event waiting to be inserted: its canonical JSON (one allocation) and what the indexer
+/// decided about it. The full row is built only while the insert streams, one at a time, so a
+/// batch costs about the size of its JSON in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingEvent {
+    pub org_id: String,
+    pub json: Vec<u8>,
+    pub retention_days: u16,
+    /// The broker's append time (ms): `received_at` for events that carry none.
+    pub broker_ms: i64,
+}
+
+impl PendingEvent {
+    /// Approximate memory held, for batch byte limits.
+    pub fn approx_bytes(&self) -> usize {
+        self.json.len() + self.org_id.len() + 96
+    }
+
+    /// The row to insert (parses the canonical JSON).
+    pub fn to_row(&self) -> Result<EventRow, serde_json::Error> {
+        let event: AuditEvent = serde_json::from_slice(&self.json)?;
+        let broker =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.broker_ms) * 1_000_000)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        Ok(EventRow::from_event(
+            &event,
+            &self.json,
+            self.retention_days,
+            broker,
+        ))
     }
 }

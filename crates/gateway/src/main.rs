@@ -1,5 +1,10 @@
 //! `gateway`: ingest, read/export API, dashboard and operator API.
 
+// mimalloc: the indexer spends a quarter of its CPU in glibc malloc/free under load, and
+// glibc keeps freed memory in per-thread arenas (RSS); mimalloc is faster and returns it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};

@@ -91,7 +91,9 @@ pub struct BatchConfig {
     pub max_bytes: usize,
     /// Longest time a row waits for its batch to fill (ms): the freshness bound.
     pub max_wait_ms: u64,
-    /// Batches queued for insertion before consumption pauses.
+    /// Batches queued for insertion before consumption pauses. Memory ≈ (queue_depth + 2)
+    /// batches of `max_rows` × ~0.8 KB; larger batches mean fewer parts for ClickHouse to
+    /// merge (on the 2-core bench: 50k rows → 119k events/s at 235 MB; 25k → 77k at 171 MB).
     pub queue_depth: usize,
 }
 
@@ -101,7 +103,7 @@ impl Default for BatchConfig {
             max_rows: 50_000,
             max_bytes: 32 * 1024 * 1024,
             max_wait_ms: 250,
-            queue_depth: 2,
+            queue_depth: 1,
         }
     }
 }

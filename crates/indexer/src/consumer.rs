@@ -28,12 +28,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use audit_core::EventValidator;
 use audit_core::integrity::IntegrityKey;
 use audit_core::validate::Arrival;
-use audit_core::{AuditEvent, EventValidator};
 use audit_kafka::StatsContext;
 use audit_settings::{PlansConfig, SettingsStore};
-use audit_store::EventRow;
+use audit_store::PendingEvent;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
@@ -60,14 +60,16 @@ pub struct DeadMessage {
 /// A unit of work for the writer: rows, dead letters, and the offsets they cover.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub rows: Vec<EventRow>,
+    /// Events to insert (canonical JSON; rows are built while the insert streams).
+    pub rows: Vec<PendingEvent>,
     pub dead: Vec<DeadMessage>,
     /// Per partition: first and last offset contained.
     pub ranges: BTreeMap<i32, (i64, i64)>,
     pub bytes: usize,
     pub started: Option<Instant>,
-    /// Partition of each row in `rows` (parallel vector), to drop revoked partitions' rows.
-    pub row_partitions: Vec<i32>,
+    /// Partition and offset of each row in `rows` (parallel vector): to drop revoked
+    /// partitions' rows, and to dead-letter a row that cannot be inserted.
+    pub row_positions: Vec<(i32, i64)>,
     /// Creation sequence number (for the retention reconciler's drain).
     pub sequence: u64,
 }
@@ -98,14 +100,14 @@ impl Batch {
     /// Removes everything that came from `revoked` partitions; returns how many rows went.
     fn drop_partitions(&mut self, revoked: &[i32]) -> usize {
         let before = self.rows.len();
-        let mut partitions = self.row_partitions.iter();
+        let mut positions = self.row_positions.iter();
         self.rows.retain(|_| {
-            partitions
+            positions
                 .next()
-                .is_some_and(|partition| !revoked.contains(partition))
+                .is_some_and(|(partition, _)| !revoked.contains(partition))
         });
-        self.row_partitions
-            .retain(|partition| !revoked.contains(partition));
+        self.row_positions
+            .retain(|(partition, _)| !revoked.contains(partition));
         self.dead.retain(|dead| !revoked.contains(&dead.partition));
         self.ranges
             .retain(|partition, _| !revoked.contains(partition));
@@ -428,7 +430,7 @@ impl ConsumerLoop {
             Ok(row) => {
                 batch.bytes += row.approx_bytes();
                 batch.rows.push(row);
-                batch.row_partitions.push(partition);
+                batch.row_positions.push((partition, offset));
             }
             Err(reason) => {
                 metrics::counter!("indexer_invalid_messages_total").increment(1);
@@ -484,7 +486,7 @@ fn decode(
     message: &BorrowedMessage<'_>,
     decoder: &Decoder<'_>,
     settings: &audit_settings::SettingsView,
-) -> Result<EventRow, String> {
+) -> Result<PendingEvent, String> {
     let Some(payload) = message.payload() else {
         return Err("empty message (no value)".into());
     };
@@ -498,12 +500,13 @@ fn decode(
         (Some(key), Some(tag)) => key.verify(payload, tag.as_bytes()),
         _ => false,
     };
-    let (event, json) = if tagged {
-        // Validated by the gateway, which wrote this exact canonical JSON.
+    let (org_id, json) = if tagged {
+        // Validated by the gateway, which wrote this exact canonical JSON: only its
+        // organization is needed now (the row is built while the insert streams).
         metrics::counter!("indexer_messages_total", "path" => "tagged").increment(1);
-        let event: AuditEvent = serde_json::from_slice(payload)
+        let head: EventHead<'_> = serde_json::from_slice(payload)
             .map_err(|error| format!("tagged message is not a canonical event: {error}"))?;
-        (event, std::borrow::Cow::Borrowed(payload))
+        (head.org_id.into_owned(), payload.to_vec())
     } else {
         metrics::counter!("indexer_messages_total", "path" => "validated").increment(1);
         let arrival = Arrival {
@@ -526,21 +529,32 @@ fn decode(
                     .collect::<Vec<_>>()
                     .join("; ")
             })?;
-        (valid.event, std::borrow::Cow::Owned(valid.json))
+        (valid.event.org_id, valid.json)
     };
     if let Some(key) = message.key()
-        && key != event.org_id.as_bytes()
+        && key != org_id.as_bytes()
     {
         return Err(format!(
-            "message key `{}` differs from org_id `{}`: the key must be the organization (per-organization ordering)",
+            "message key `{}` differs from org_id `{org_id}`: the key must be the organization (per-organization ordering)",
             String::from_utf8_lossy(&key[..key.len().min(128)]),
-            event.org_id
         ));
     }
-    let retention = decoder
+    let retention_days = decoder
         .plans
-        .retention_days(settings.org(&event.org_id).map(|org| org.as_ref()));
-    Ok(EventRow::from_event(&event, &json, retention, broker_time))
+        .retention_days(settings.org(&org_id).map(|org| org.as_ref()));
+    Ok(PendingEvent {
+        org_id,
+        json,
+        retention_days,
+        broker_ms: audit_core::event::unix_millis(broker_time),
+    })
+}
+
+/// The part of a canonical event read before insertion.
+#[derive(serde::Deserialize)]
+struct EventHead<'a> {
+    #[serde(borrow)]
+    org_id: std::borrow::Cow<'a, str>,
 }
 
 /// What decoding needs besides the message.
@@ -581,7 +595,7 @@ mod tests {
             batch
                 .rows
                 .push(sample_row(&format!("org_{partition}_{offset}")));
-            batch.row_partitions.push(partition);
+            batch.row_positions.push((partition, offset));
         }
         batch.dead.push(DeadMessage {
             partition: 1,
@@ -597,14 +611,13 @@ mod tests {
         assert_eq!(batch.ranges.keys().copied().collect::<Vec<_>>(), [0]);
     }
 
-    fn sample_row(org: &str) -> EventRow {
-        let event: audit_core::AuditEvent = serde_json::from_value(serde_json::json!({
-            "id": "0190d7a0-6c1e-7b3a-9f00-000000000001", "org_id": org,
-            "occurred_at": "2026-01-01T00:00:00Z", "category": "billing", "action": "billing.invoice.generated",
-            "outcome": "success", "actor": {"type": "system", "id": "billing"}
-        }))
-        .expect("event");
-        EventRow::from_event(&event, b"{}", 90, OffsetDateTime::UNIX_EPOCH)
+    fn sample_row(org: &str) -> PendingEvent {
+        PendingEvent {
+            org_id: org.to_string(),
+            json: b"{}".to_vec(),
+            retention_days: 90,
+            broker_ms: 0,
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use backon::{ExponentialBuilder, Retryable};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use tokio::sync::mpsc;
 
-use crate::consumer::{Batch, IndexerContext, Shared};
+use crate::consumer::{Batch, DeadMessage, IndexerContext, Shared};
 
 pub struct Writer {
     pub store: Store,
@@ -30,8 +30,26 @@ impl Writer {
     pub async fn run(self, mut queue: mpsc::Receiver<Batch>) {
         while let Some(batch) = queue.recv().await {
             let started = Instant::now();
-            self.write_dead_letters(&batch).await;
-            self.insert_rows(&batch).await;
+            self.write_dead_letters(&batch.dead).await;
+            let undecodable = self.insert_rows(&batch).await;
+            if !undecodable.is_empty() {
+                // A tagged message that is not a canonical event (a gateway bug): dead-letter it.
+                let dead: Vec<DeadMessage> = undecodable
+                    .into_iter()
+                    .filter_map(|(index, reason)| {
+                        let row = batch.rows.get(index)?;
+                        let (partition, offset) = *batch.row_positions.get(index)?;
+                        Some(DeadMessage {
+                            partition,
+                            offset,
+                            key: Some(row.org_id.clone().into_bytes()),
+                            payload: row.json.clone(),
+                            reason,
+                        })
+                    })
+                    .collect();
+                self.write_dead_letters(&dead).await;
+            }
             let offsets = self.shared.batch_written(&batch);
             if offsets.count() > 0
                 && let Err(error) = self.consumer.commit(&offsets, CommitMode::Async)
@@ -45,8 +63,8 @@ impl Writer {
         }
     }
 
-    async fn write_dead_letters(&self, batch: &Batch) {
-        for dead in &batch.dead {
+    async fn write_dead_letters(&self, dead_messages: &[DeadMessage]) {
+        for dead in dead_messages {
             let send = || async {
                 self.dead_letters
                     .send(
@@ -72,12 +90,13 @@ impl Writer {
         }
     }
 
-    async fn insert_rows(&self, batch: &Batch) {
+    /// Inserts the batch's events; returns the ones that could not be decoded.
+    async fn insert_rows(&self, batch: &Batch) -> Vec<(usize, String)> {
         if batch.rows.is_empty() {
-            return;
+            return Vec::new();
         }
         let token = batch.dedup_token();
-        let insert = || self.store.insert_events(&batch.rows, &token);
+        let insert = || self.store.insert_pending(&batch.rows, &token);
         let result = insert
             .retry(self.backoff)
             .notify(|error, delay| {
@@ -86,8 +105,13 @@ impl Writer {
                 tracing::warn!(%error, ?delay, rows = batch.rows.len(), "insert failed; retrying the same batch");
             })
             .await;
-        if result.is_ok() {
-            self.readiness.set("clickhouse", true, "inserts succeed");
+        match result {
+            Ok(undecodable) => {
+                self.readiness.set("clickhouse", true, "inserts succeed");
+                undecodable
+            }
+            // The backoff never gives up, so this is not reached; nothing was inserted.
+            Err(_) => Vec::new(),
         }
     }
 }

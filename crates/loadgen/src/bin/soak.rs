@@ -87,10 +87,13 @@ impl Soak {
                 var("TOPICS__FORWARDER_RETRY"),
                 format!("{id}.audit.forwarder.retry.v1"),
             ),
-            (var("CLICKHOUSE__URL"), self.cli.clickhouse.clone()),
-            (var("CLICKHOUSE__DATABASE"), format!("soak_{id}")),
             (var("HTTP__LISTEN"), format!("127.0.0.1:{port}")),
         ];
+        // The forwarder has no ClickHouse (and refuses unknown configuration keys).
+        if prefix != "FORWARDER" {
+            env.push((var("CLICKHOUSE__URL"), self.cli.clickhouse.clone()));
+            env.push((var("CLICKHOUSE__DATABASE"), format!("soak_{id}")));
+        }
         match prefix {
             "INDEXER" => {
                 env.push((var("CONSUMER__GROUP_ID"), format!("{id}-indexer")));
