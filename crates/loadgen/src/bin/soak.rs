@@ -774,7 +774,8 @@ async fn ledger(
         "| duplicated in query results | {duplicated} | {} |\n",
         if duplicated == 0 { "ok" } else { "FAILED" }
     ));
-    out.push_str(&format!("| stored without an acknowledgement (ambiguous 503/timeouts) | {unacknowledged_but_stored} | |\n"));
+    out.push_str(&format!("| stored without an acknowledgement (ambiguous 503/timeouts; clients retry with the same ids) | {unacknowledged_but_stored} | |\n"));
+    out.push_str(&format!("| audit events of the log itself (settings changes, views) | {meta_events} | |\n"));
     out.push_str(&format!(
         "| physical rows before merges (copies removed by FINAL) | {physical} | |\n"
     ));
