@@ -678,9 +678,19 @@ async fn ledger(
         &soak.http,
         &soak.cli.clickhouse,
         &database,
-        "SELECT toString(id), count() FROM events FINAL GROUP BY id FORMAT TSVRaw",
+        "SELECT toString(id), count() FROM events FINAL WHERE category != 'audit_log' GROUP BY id FORMAT TSVRaw",
     )
     .await?;
+    let meta_events: u64 = clickhouse(
+        &soak.http,
+        &soak.cli.clickhouse,
+        &database,
+        "SELECT count() FROM events FINAL WHERE category = 'audit_log'",
+    )
+    .await?
+    .trim()
+    .parse()
+    .unwrap_or(0);
     let mut in_results: HashMap<String, u64> = HashMap::new();
     for line in rows.lines() {
         if let Some((id, count)) = line.split_once('\t') {
@@ -775,7 +785,9 @@ async fn ledger(
         if duplicated == 0 { "ok" } else { "FAILED" }
     ));
     out.push_str(&format!("| stored without an acknowledgement (ambiguous 503/timeouts; clients retry with the same ids) | {unacknowledged_but_stored} | |\n"));
-    out.push_str(&format!("| audit events of the log itself (settings changes, views) | {meta_events} | |\n"));
+    out.push_str(&format!(
+        "| audit events of the log itself (settings changes, views) | {meta_events} | |\n"
+    ));
     out.push_str(&format!(
         "| physical rows before merges (copies removed by FINAL) | {physical} | |\n"
     ));
