@@ -466,8 +466,12 @@ async fn direct_load(soak: Arc<Soak>, stop: Arc<AtomicBool>) {
 }
 
 /// Every 2 s: peak RSS of each service and the consumers' lag.
+/// Samples RSS and consumer lag every 2 s, and prints a progress line every 30 s.
 async fn sampler(soak: Arc<Soak>, stop: Arc<AtomicBool>) {
+    let started = Instant::now();
+    let mut last_progress = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        let mut lag_now: BTreeMap<String, f64> = BTreeMap::new();
         let targets: Vec<(String, u32, u16)> = soak
             .services
             .lock()
@@ -501,9 +505,24 @@ async fn sampler(soak: Arc<Soak>, stop: Arc<AtomicBool>) {
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum();
             let role = name.split('-').next().unwrap_or_default().to_string();
+            *lag_now.entry(role.clone()).or_default() += lag;
             let mut lags = soak.max_lag.lock().await;
             let max = lags.entry(role).or_default();
             *max = max.max(lag);
+        }
+        if last_progress.elapsed() >= Duration::from_secs(30) {
+            last_progress = Instant::now();
+            let acknowledged = soak.ledger.lock().await.len();
+            let lag: Vec<String> = lag_now
+                .iter()
+                .map(|(r, l)| format!("{r}s {l:.0}"))
+                .collect();
+            eprintln!(
+                "soak: {:.0?} of {} min: {acknowledged} events acknowledged; lag now: {}",
+                started.elapsed(),
+                soak.cli.minutes,
+                lag.join(", ")
+            );
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
