@@ -2,6 +2,7 @@
 //! (file + environment, validated with errors that name the key), a redacting secret type,
 //! structured logs, Prometheus metrics, `/healthz` `/readyz` `/metrics`, and shutdown.
 
+pub mod alloc;
 pub mod cli;
 pub mod config;
 pub mod ops;

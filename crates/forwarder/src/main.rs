@@ -1,9 +1,7 @@
 //! `forwarder`: audit events → SIEM destinations. See the library docs for the guarantees.
 
-// mimalloc: the indexer spends a quarter of its CPU in glibc malloc/free under load, and
-// glibc keeps freed memory in per-thread arenas (RSS); mimalloc is faster and returns it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// mimalloc, tuned for RSS: see `audit_runtime::alloc`.
+audit_runtime::global_allocator!();
 
 use std::path::PathBuf;
 

@@ -1,9 +1,7 @@
 //! `gateway`: ingest, read/export API, dashboard and operator API.
 
-// mimalloc: the indexer spends a quarter of its CPU in glibc malloc/free under load, and
-// glibc keeps freed memory in per-thread arenas (RSS); mimalloc is faster and returns it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// mimalloc, tuned for RSS: see `audit_runtime::alloc`.
+audit_runtime::global_allocator!();
 
 use std::path::PathBuf;
 
