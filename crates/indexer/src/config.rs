@@ -93,7 +93,8 @@ pub struct BatchConfig {
     pub max_wait_ms: u64,
     /// Batches queued for insertion before consumption pauses. Memory ≈ (queue_depth + 2)
     /// batches of `max_rows` × ~0.8 KB; larger batches mean fewer parts for ClickHouse to
-    /// merge (on the 2-core bench: 50k rows → 119k events/s at 235 MB; 25k → 77k at 171 MB).
+    /// merge (on the 2-core bench: 50k rows → ~117k events/s at ~210 MB; 40k → ~100k at
+    /// ~195 MB; 25k → 77k at 171 MB; see BENCHMARKS.md).
     pub queue_depth: usize,
 }
 

@@ -11,8 +11,9 @@
 //!   offsets only after its dead letters were acknowledged by Kafka and its rows by ClickHouse.
 //! * **Backpressure**: when the queue is full (ClickHouse slow or down), the thread pauses every
 //!   assigned partition and keeps polling, which serves rebalances and keeps group membership
-//!   without fetching; it resumes when the queue has room. Memory stays bounded by
-//!   `queue_depth + 1` batches plus librdkafka's prefetch (`queued_max_kbytes`).
+//!   without fetching; it resumes when the queue has room. Memory stays bounded by about
+//!   `queue_depth + 2` full batches (one being written, `queue_depth` queued, one cut and
+//!   waiting) plus librdkafka's prefetch (`queued_max_kbytes`).
 //! * **Rebalance (revoke)**: rows of the revoked partitions are dropped from the batch being
 //!   built (they were never committed, so the next owner re-reads them); the thread then waits
 //!   up to `drain_timeout` for batches already queued to be written, and commits the
