@@ -21,6 +21,7 @@ pub struct Store {
     database: String,
     timeout: Duration,
     layout: SchemaLayout,
+    search_index_on_insert: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -60,6 +61,7 @@ impl Store {
             database: config.database.clone(),
             timeout: Duration::from_secs(config.timeout_secs),
             layout: config.schema_layout(),
+            search_index_on_insert: config.search_index_on_insert,
         }
     }
 
@@ -147,6 +149,11 @@ impl Store {
                 // read with FINAL and merged later anyway; skipping it saves ~35% insert CPU.
                 .with_setting("optimize_on_insert", "0")
                 .with_timeouts(Some(self.timeout), Some(self.timeout));
+            if !self.search_index_on_insert {
+                // Leave the n-gram index to the merges (see `search_index_on_insert`).
+                insert =
+                    insert.with_setting("exclude_materialize_skip_indexes_on_insert", "idx_search");
+            }
             for (index, event) in events.iter().enumerate() {
                 match event.to_row() {
                     Ok(row) => insert.write(&row).await?,
