@@ -97,6 +97,32 @@ pub struct Arrival {
     pub fallback_id: Uuid,
 }
 
+impl Arrival {
+    /// The arrival of a message consumed from the events topic: received at its broker time
+    /// (unix ms), and an id derived from its place in the topic, so the indexer and the
+    /// forwarder give an event without an id the same one.
+    pub fn kafka_message(topic: &str, partition: i32, offset: i64, broker_ms: i64) -> Self {
+        let now = OffsetDateTime::now_utc();
+        let received_at =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(broker_ms) * 1_000_000)
+                .unwrap_or(now);
+        Self {
+            now,
+            received_at: Some(received_at),
+            fallback_id: crate::event::id_for_kafka_message(topic, partition, offset, broker_ms),
+        }
+    }
+}
+
+/// An invalid event's errors as one line (dead-letter reasons, logs).
+pub fn describe(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// A valid, normalised event and its canonical JSON encoding.
 #[derive(Debug, Clone)]
 pub struct ValidEvent {

@@ -121,29 +121,11 @@ impl Decoder {
         info: MessageInfo<'_>,
         broker_ms: i64,
     ) -> Result<ForwardEvent, String> {
-        let broker_time =
-            OffsetDateTime::from_unix_timestamp_nanos(i128::from(broker_ms) * 1_000_000)
-                .unwrap_or_else(|_| OffsetDateTime::now_utc());
-        let arrival = Arrival {
-            now: OffsetDateTime::now_utc(),
-            received_at: Some(broker_time),
-            fallback_id: audit_core::event::id_for_kafka_message(
-                info.topic,
-                info.partition,
-                info.offset,
-                broker_ms,
-            ),
-        };
+        let arrival = Arrival::kafka_message(info.topic, info.partition, info.offset, broker_ms);
         let valid = self
             .validator
             .validate_bytes(payload, arrival)
-            .map_err(|errors| {
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })?;
+            .map_err(|errors| audit_core::validate::describe(&errors))?;
         let event = valid.event;
         Ok(ForwardEvent {
             id: event.id.to_string(),

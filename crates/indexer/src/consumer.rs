@@ -491,11 +491,12 @@ fn decode(
     let Some(payload) = message.payload() else {
         return Err("empty message (no value)".into());
     };
-    let broker_time = message
+    // A timestamp outside `time`'s range counts as absent.
+    let broker_ms = message
         .timestamp()
         .to_millis()
-        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
-        .unwrap_or_else(OffsetDateTime::now_utc);
+        .filter(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(*ms) * 1_000_000).is_ok())
+        .unwrap_or_else(|| audit_core::event::unix_millis(OffsetDateTime::now_utc()));
     let tag = audit_kafka::header_str(message.headers(), audit_core::integrity::HEADER);
     let tagged = match (decoder.integrity, tag) {
         (Some(key), Some(tag)) => key.verify(payload, tag.as_bytes()),
@@ -510,26 +511,16 @@ fn decode(
         (head.org_id.into_owned(), payload.to_vec())
     } else {
         metrics::counter!("indexer_messages_total", "path" => "validated").increment(1);
-        let arrival = Arrival {
-            now: OffsetDateTime::now_utc(),
-            received_at: Some(broker_time),
-            fallback_id: audit_core::event::id_for_kafka_message(
-                decoder.topic,
-                message.partition(),
-                message.offset(),
-                audit_core::event::unix_millis(broker_time),
-            ),
-        };
+        let arrival = Arrival::kafka_message(
+            decoder.topic,
+            message.partition(),
+            message.offset(),
+            broker_ms,
+        );
         let valid = decoder
             .validator
             .validate_bytes(payload, arrival)
-            .map_err(|errors| {
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })?;
+            .map_err(|errors| audit_core::validate::describe(&errors))?;
         (valid.event.org_id, valid.json)
     };
     if let Some(key) = message.key()
@@ -547,7 +538,7 @@ fn decode(
         org_id,
         json,
         retention_days,
-        broker_ms: audit_core::event::unix_millis(broker_time),
+        broker_ms,
     })
 }
 
