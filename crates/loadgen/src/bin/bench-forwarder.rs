@@ -663,7 +663,9 @@ async fn main() -> Result<()> {
     let mut rows = Vec::new();
     for run in &cli.runs {
         let row = match run.as_str() {
-            "hec" => {
+            "hec" | "hec-direct" => {
+                // hec-direct: untagged messages, as a direct producer writes them.
+                let tag_key = (run == "hec").then_some(&key);
                 throughput_run(
                     &cli,
                     &topics,
@@ -671,19 +673,7 @@ async fn main() -> Result<()> {
                     "splunk_hec",
                     "org_bench_hec",
                     &hec,
-                    Some(&key),
-                )
-                .await?
-            }
-            "hec-direct" => {
-                throughput_run(
-                    &cli,
-                    &topics,
-                    &http,
-                    "splunk_hec",
-                    "org_bench_hec",
-                    &hec,
-                    None,
+                    tag_key,
                 )
                 .await?
             }
