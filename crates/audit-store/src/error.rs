@@ -4,6 +4,8 @@ pub enum Error {
     ClickHouse(#[from] clickhouse::error::Error),
     #[error("clickhouse did not answer within {0:?}")]
     Timeout(std::time::Duration),
+    #[error("insert interrupted: {0}")]
+    Interrupted(String),
     #[error("schema: {0}")]
     Schema(String),
     #[error("invalid query: {param}: {reason}")]

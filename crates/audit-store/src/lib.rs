@@ -2,7 +2,7 @@
 //!
 //! * [`migrations`]: versioned SQL (in `migrations/`), applied by `indexer migrate`.
 //! * [`rows`]: the row written per event.
-//! * [`Store`]: inserts with deduplication tokens, retention changes, health.
+//! * [`Store`]: streaming inserts, retention changes, health.
 //! * [`query`]: the organization-scoped reads of the API (filters, keyset pages, export, feed).
 //!
 //! Every statement that carries a value uses ClickHouse server-side parameters
@@ -18,4 +18,4 @@ pub mod store;
 pub use config::ClickHouseConfig;
 pub use error::{Error, Result};
 pub use rows::{EventRow, PendingEvent};
-pub use store::{RetentionMutation, Store};
+pub use store::{EventInsert, RetentionMutation, Store};

@@ -125,49 +125,32 @@ impl Store {
         }
     }
 
-    /// Inserts one batch. The token makes a retry of the very same batch a no-op
-    /// (`insert_deduplication_token`); the table's ReplacingMergeTree covers every other replay.
-    /// Rows are built from each event's JSON while the insert streams. Returns the events whose
-    /// JSON could not be decoded (not inserted), by index, with the reason.
-    pub async fn insert_pending(
-        &self,
-        events: &[PendingEvent],
-        dedup_token: &str,
-    ) -> Result<Vec<(usize, String)>> {
-        let mut undecodable = Vec::new();
-        if events.is_empty() {
-            return Ok(undecodable);
+    /// Starts an INSERT into the events table that streams rows as they are written:
+    /// ClickHouse parses them as they arrive and builds one part at [`EventInsert::end`], so a
+    /// large batch costs the caller no memory. Dropping it without `end` aborts it (nothing is
+    /// stored).
+    pub async fn begin_insert(&self) -> Result<EventInsert> {
+        let mut insert = self
+            .client
+            .insert::<EventRow>(EVENTS_TABLE)
+            .await?
+            // Collapsing duplicates inside each block is wasted work for a table always read
+            // with FINAL and merged later anyway; skipping it saves ~35% insert CPU.
+            .with_setting("optimize_on_insert", "0")
+            // A retry re-reads from Kafka and never repeats a block exactly, so hashing every
+            // block for insert deduplication is wasted; the table collapses any copy.
+            .with_setting("insert_deduplicate", "0")
+            .with_timeouts(Some(self.timeout), Some(self.timeout));
+        if !self.search_index_on_insert {
+            // Leave the n-gram index to the merges (see `search_index_on_insert`).
+            insert =
+                insert.with_setting("exclude_materialize_skip_indexes_on_insert", "idx_search");
         }
-        let started = Instant::now();
-        let insert = async {
-            let mut insert = self
-                .client
-                .insert::<EventRow>(EVENTS_TABLE)
-                .await?
-                .with_setting("insert_deduplication_token", dedup_token)
-                // Collapsing duplicates inside each block is wasted work for a table always
-                // read with FINAL and merged later anyway; skipping it saves ~35% insert CPU.
-                .with_setting("optimize_on_insert", "0")
-                .with_timeouts(Some(self.timeout), Some(self.timeout));
-            if !self.search_index_on_insert {
-                // Leave the n-gram index to the merges (see `search_index_on_insert`).
-                insert =
-                    insert.with_setting("exclude_materialize_skip_indexes_on_insert", "idx_search");
-            }
-            for (index, event) in events.iter().enumerate() {
-                match event.to_row() {
-                    Ok(row) => insert.write(&row).await?,
-                    Err(error) => {
-                        undecodable.push((index, format!("not a canonical event: {error}")))
-                    }
-                }
-            }
-            insert.end().await?;
-            Ok(())
-        };
-        self.timed(insert).await?;
-        metrics::histogram!("clickhouse_insert_seconds").record(started.elapsed().as_secs_f64());
-        Ok(undecodable)
+        Ok(EventInsert {
+            insert,
+            started: Instant::now(),
+            rows: 0,
+        })
     }
 
     /// Rewrites the retention of an organization's stored rows (asynchronous mutation; the
@@ -228,6 +211,42 @@ impl Store {
                 .await?)
         })
         .await
+    }
+}
+
+/// A streaming INSERT of events (see [`Store::begin_insert`]).
+#[must_use = "dropping an insert without `end` aborts it"]
+pub struct EventInsert {
+    insert: clickhouse::insert::Insert<EventRow>,
+    started: Instant,
+    rows: u64,
+}
+
+impl EventInsert {
+    /// Sends one event (its row is built from the canonical JSON here). `Ok(Err(reason))`: the
+    /// JSON is not a canonical event and was skipped. After an `Err` the insert is aborted and
+    /// must be dropped.
+    pub async fn write(&mut self, event: &PendingEvent) -> Result<Result<(), String>> {
+        let row = match event.to_row() {
+            Ok(row) => row,
+            Err(error) => return Ok(Err(format!("not a canonical event: {error}"))),
+        };
+        self.insert.write(&row).await?;
+        self.rows += 1;
+        Ok(Ok(()))
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Finishes the INSERT: Ok once ClickHouse has stored every row written.
+    pub async fn end(self) -> Result<()> {
+        let started = self.started;
+        self.insert.end().await?;
+        metrics::histogram!("clickhouse_insert_seconds").record(started.elapsed().as_secs_f64());
+        Ok(())
     }
 }
 

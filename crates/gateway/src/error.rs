@@ -138,7 +138,9 @@ impl From<audit_store::Error> for ApiError {
             audit_store::Error::ClickHouse(error) => {
                 ApiError::Internal(format!("clickhouse: {error}"))
             }
-            audit_store::Error::Schema(message) => ApiError::Internal(message),
+            audit_store::Error::Schema(message) | audit_store::Error::Interrupted(message) => {
+                ApiError::Internal(message)
+            }
         }
     }
 }

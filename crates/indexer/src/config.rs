@@ -85,26 +85,30 @@ impl Default for ConsumerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchConfig {
-    /// Most rows per insert.
+    /// Most rows per insert (one ClickHouse part). Rows stream to ClickHouse as they are read,
+    /// so this costs the indexer no memory; bigger parts mean less merging for ClickHouse.
     pub max_rows: usize,
-    /// Most bytes (approximate) per insert.
+    /// Most bytes (approximate) per insert: bounds what ClickHouse holds while building a part.
     pub max_bytes: usize,
-    /// Longest time a row waits for its batch to fill (ms): the freshness bound.
+    /// Longest time a row waits for its batch to fill while the indexer keeps up (ms): the
+    /// freshness bound.
     pub max_wait_ms: u64,
-    /// Batches queued for insertion before consumption pauses. Memory ≈ (queue_depth + 2)
-    /// batches of `max_rows` × ~0.8 KB; larger batches mean fewer parts for ClickHouse to
-    /// merge (on the 2-core bench: 50k rows → ~117k events/s at ~210 MB; 40k → ~100k at
-    /// ~195 MB; 25k → 77k at 171 MB; see BENCHMARKS.md).
-    pub queue_depth: usize,
+    /// Longest batch while the indexer is behind, i.e. reading messages already older than
+    /// `max_wait_ms` (ms): a backlog drains in larger parts, which ClickHouse writes faster.
+    pub max_wait_behind_ms: u64,
+    /// Chunks of up to 1,024 decoded rows queued for the writer before consumption pauses:
+    /// with librdkafka's prefetch, the indexer's memory.
+    pub queue_chunks: usize,
 }
 
 impl Default for BatchConfig {
     fn default() -> Self {
         Self {
-            max_rows: 50_000,
-            max_bytes: 32 * 1024 * 1024,
+            max_rows: 200_000,
+            max_bytes: 256 * 1024 * 1024,
             max_wait_ms: 250,
-            queue_depth: 1,
+            max_wait_behind_ms: 2_000,
+            queue_chunks: 16,
         }
     }
 }
@@ -178,10 +182,16 @@ impl IndexerConfig {
                 "must be at least 65536",
             ));
         }
-        if self.batch.queue_depth == 0 {
+        if self.batch.queue_chunks == 0 {
             return Err(ConfigError::invalid(
-                "batch.queue_depth",
+                "batch.queue_chunks",
                 "must be positive",
+            ));
+        }
+        if self.batch.max_wait_behind_ms < self.batch.max_wait_ms {
+            return Err(ConfigError::invalid(
+                "batch.max_wait_behind_ms",
+                "must be at least batch.max_wait_ms",
             ));
         }
         if self.retry.initial_backoff_ms == 0

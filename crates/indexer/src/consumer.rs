@@ -1,30 +1,38 @@
-//! The consuming half of the indexer: Kafka → validated rows → batches.
+//! The consuming half of the indexer: Kafka → validated rows → streamed inserts.
 //!
 //! # Protocol
 //!
 //! One dedicated thread owns the group consumer and calls `poll`; every rebalance callback
 //! therefore runs on this thread, between two messages. It decodes each message with the
-//! shared validator (invalid ones become dead letters carried in the batch) and cuts batches
-//! by rows, bytes and age. Full batches go to the writer task through a bounded queue.
+//! shared validator (invalid ones become dead letters carried by the batch) and hands the rows
+//! to the writer task in chunks while the batch grows; the writer streams them into one open
+//! INSERT, so ClickHouse parses a batch as it is read and writes it as one part. A batch ends
+//! at `max_rows` or `max_bytes`, or when its first row is `max_wait` old — `max_wait_behind`
+//! while the indexer reads messages already older than `max_wait` (a backlog drains in big
+//! parts, which ClickHouse writes and merges for a fraction of the cost of small ones).
 //!
+//! * **Kafka is the buffer.** Rows are not kept once handed over, so memory is the chunk queue
+//!   (`queue_chunks`) plus librdkafka's prefetch, whatever the batch size. When an insert
+//!   fails, the writer asks for a *rewind*: this thread drops what it had not handed over,
+//!   seeks every owned partition back to its first offset not yet written, waits out the
+//!   backoff and reads again. Everything handed over before the rewind carries an older
+//!   *epoch* and is discarded by the writer; an aborted INSERT stores nothing.
 //! * **Offsets** are never stored or committed automatically. The writer commits a batch's
-//!   offsets only after its dead letters were acknowledged by Kafka and its rows by ClickHouse.
-//! * **Backpressure**: when the queue is full (ClickHouse slow or down), the thread pauses every
-//!   assigned partition and keeps polling, which serves rebalances and keeps group membership
-//!   without fetching; it resumes when the queue has room. Memory stays bounded by about
-//!   `queue_depth + 2` full batches (one being written, `queue_depth` queued, one cut and
-//!   waiting) plus librdkafka's prefetch (`queued_max_kbytes`).
-//! * **Rebalance (revoke)**: rows of the revoked partitions are dropped from the batch being
-//!   built (they were never committed, so the next owner re-reads them); the thread then waits
-//!   up to `drain_timeout` for batches already queued to be written, and commits the
-//!   acknowledged offsets of the revoked partitions synchronously before letting them go.
-//!   If the drain times out (ClickHouse down), those batches are abandoned to the writer: they
-//!   may still be inserted later, but their offsets are not committed (we no longer own the
-//!   partitions) and the table's deduplication removes the resulting copies from results.
-//! * **Shutdown**: stop polling, hand the partial batch to the writer, wait for the writer to
-//!   drain, commit synchronously, close the consumer.
+//!   offsets only after ClickHouse acknowledged its INSERT and Kafka its dead letters, batch
+//!   after batch in order.
+//! * **Backpressure**: when the queue is full (ClickHouse slow) or during a backoff, the thread
+//!   pauses every assigned partition and keeps polling, which serves rebalances and keeps group
+//!   membership without fetching; it resumes when the queue has room.
+//! * **Rebalance (revoke)**: the open batch is ended and handed over; the thread waits up to
+//!   `drain_timeout` for the writer to finish it and commits the written offsets of the
+//!   revoked partitions synchronously before letting them go. If the drain times out
+//!   (ClickHouse down), the batch's offsets are not committed: the next owner re-reads it, and
+//!   the table's deduplication (ReplacingMergeTree, read with FINAL) removes any copy that was
+//!   stored anyway.
+//! * **Shutdown**: stop polling, end the open batch, wait for the writer to drain, commit
+//!   synchronously, close the consumer.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -41,12 +49,17 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::BatchConfig;
+
+/// Rows per chunk handed to the writer (and at most this many bytes).
+const CHUNK_ROWS: usize = 1_024;
+const CHUNK_BYTES: usize = 1024 * 1024;
+/// How long the writer's queue may stay full before the partitions are paused.
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
 /// A message that failed validation, to be dead-lettered before its offset is committed.
 #[derive(Debug, Clone)]
@@ -58,21 +71,38 @@ pub struct DeadMessage {
     pub reason: String,
 }
 
-/// A unit of work for the writer: rows, dead letters, and the offsets they cover.
+/// What the consumer thread hands the writer, in consumption order.
+#[derive(Debug)]
+pub enum Piece {
+    /// Decoded rows of the open batch, with the partition and offset of each.
+    Rows {
+        epoch: u64,
+        rows: Vec<PendingEvent>,
+        positions: Vec<(i32, i64)>,
+    },
+    /// The open batch is complete: finish its insert, dead-letter, commit.
+    End { epoch: u64, batch: Batch },
+}
+
+impl Piece {
+    /// The rewind generation the piece belongs to; older ones are discarded.
+    pub fn epoch(&self) -> u64 {
+        match self {
+            Self::Rows { epoch, .. } | Self::End { epoch, .. } => *epoch,
+        }
+    }
+}
+
+/// A batch's bookkeeping; its rows travel separately in [`Piece::Rows`].
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// Events to insert (canonical JSON; rows are built while the insert streams).
-    pub rows: Vec<PendingEvent>,
+    /// Rows handed over for this batch.
+    pub rows: usize,
     pub dead: Vec<DeadMessage>,
     /// Per partition: first and last offset contained.
     pub ranges: BTreeMap<i32, (i64, i64)>,
     pub bytes: usize,
     pub started: Option<Instant>,
-    /// Partition and offset of each row in `rows` (parallel vector): to drop revoked
-    /// partitions' rows, and to dead-letter a row that cannot be inserted.
-    pub row_positions: Vec<(i32, i64)>,
-    /// Creation sequence number (for the retention reconciler's drain).
-    pub sequence: u64,
 }
 
 impl Batch {
@@ -88,72 +118,112 @@ impl Batch {
         self.ranges.is_empty()
     }
 
-    /// A token identifying exactly this batch's content: the same partitions and offset
-    /// ranges always give the same token, so re-inserting it is deduplicated by ClickHouse.
-    pub fn dedup_token(&self) -> String {
-        let mut hasher = Sha256::new();
-        for (partition, (first, last)) in &self.ranges {
-            hasher.update(format!("{partition}:{first}-{last};").as_bytes());
-        }
-        hex::encode(&hasher.finalize()[..16])
-    }
-
-    /// Removes everything that came from `revoked` partitions; returns how many rows went.
-    fn drop_partitions(&mut self, revoked: &[i32]) -> usize {
-        let before = self.rows.len();
-        let mut positions = self.row_positions.iter();
-        self.rows.retain(|_| {
-            positions
-                .next()
-                .is_some_and(|(partition, _)| !revoked.contains(partition))
+    /// Whether the batch should end now. `behind`: the newest message read was already older
+    /// than `max_wait` when read.
+    fn due(&self, config: &BatchConfig, behind: bool) -> bool {
+        let wait = Duration::from_millis(if behind {
+            config.max_wait_behind_ms
+        } else {
+            config.max_wait_ms
         });
-        self.row_positions
-            .retain(|(partition, _)| !revoked.contains(partition));
-        self.dead.retain(|dead| !revoked.contains(&dead.partition));
-        self.ranges
-            .retain(|partition, _| !revoked.contains(partition));
-        before - self.rows.len()
+        !self.is_empty()
+            && (self.rows + self.dead.len() >= config.max_rows
+                || self.bytes >= config.max_bytes
+                || self
+                    .started
+                    .is_some_and(|started| started.elapsed() >= wait))
     }
 }
 
 /// State shared by the consumer thread, its rebalance callbacks and the writer task.
 pub struct Shared {
     pub topic: String,
-    /// The batch being built (only the consumer thread touches it; the lock is uncontended).
+    /// The batch being built and what waits to be handed over (only the consumer thread
+    /// touches it; the lock is uncontended).
     building: Mutex<Building>,
-    /// Batches handed to the writer and not yet finished.
+    /// The writer's queue; taken (closed) when the consumer stops.
+    queue: Mutex<Option<mpsc::Sender<Piece>>>,
+    /// Ended batches handed over (or waiting to be) and not yet written or abandoned.
     in_flight: Mutex<usize>,
     drained: Condvar,
     /// Partitions currently owned.
     owned: Mutex<HashSet<i32>>,
     /// Next offset to commit per owned partition (last written + 1).
     acked: Mutex<BTreeMap<i32, i64>>,
-    pub batches_created: AtomicU64,
-    pub batches_written: AtomicU64,
+    /// First offset read per owned partition: where a rewind goes while nothing is written.
+    first_read: Mutex<BTreeMap<i32, i64>>,
+    /// Current rewind generation; bumped by the writer when an insert fails.
+    epoch: AtomicU64,
+    /// A rewind the consumer thread has still to carry out: read again after this instant.
+    rewind: Mutex<Option<Instant>>,
+    /// Batches that received a message so far.
+    pub batches_started: AtomicU64,
+    /// Batches written, or abandoned to be re-read (decoded again): once it reaches the
+    /// started count of a moment, every message decoded before that moment is settled.
+    pub batches_finished: AtomicU64,
     drain_timeout: Duration,
 }
 
 #[derive(Default)]
 struct Building {
+    /// The epoch of the pieces being produced.
+    epoch: u64,
     /// The batch receiving messages.
     current: Batch,
-    /// A cut batch waiting for room in the writer queue (consumption is paused meanwhile).
-    pending: Option<Batch>,
+    /// Decoded rows not yet moved to the outbox, with their positions.
+    chunk: Vec<PendingEvent>,
+    positions: Vec<(i32, i64)>,
+    chunk_bytes: usize,
+    /// Pieces waiting for room in the writer's queue (consumption is paused meanwhile).
+    outbox: VecDeque<Piece>,
+    /// Whether the newest message was already older than `max_wait` when read.
+    behind: bool,
+}
+
+impl Building {
+    /// Moves the decoded rows into the outbox as one chunk.
+    fn push_chunk(&mut self) {
+        if self.chunk.is_empty() {
+            return;
+        }
+        self.chunk_bytes = 0;
+        self.outbox.push_back(Piece::Rows {
+            epoch: self.epoch,
+            rows: std::mem::take(&mut self.chunk),
+            positions: std::mem::take(&mut self.positions),
+        });
+    }
 }
 
 impl Shared {
-    pub fn new(topic: &str, drain_timeout: Duration) -> Arc<Self> {
+    pub fn new(topic: &str, drain_timeout: Duration, queue: mpsc::Sender<Piece>) -> Arc<Self> {
         Arc::new(Self {
             topic: topic.to_string(),
             building: Mutex::new(Building::default()),
+            queue: Mutex::new(Some(queue)),
             in_flight: Mutex::new(0),
             drained: Condvar::new(),
             owned: Mutex::new(HashSet::new()),
             acked: Mutex::new(BTreeMap::new()),
-            batches_created: AtomicU64::new(0),
-            batches_written: AtomicU64::new(0),
+            first_read: Mutex::new(BTreeMap::new()),
+            epoch: AtomicU64::new(0),
+            rewind: Mutex::new(None),
+            batches_started: AtomicU64::new(0),
+            batches_finished: AtomicU64::new(0),
             drain_timeout,
         })
+    }
+
+    /// The current rewind generation: pieces of older ones are stale.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Called by the writer when an insert failed: everything handed over since the last
+    /// written batch is stale, and the consumer re-reads it after `resume_at`.
+    pub fn request_rewind(&self, resume_at: Instant) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        *lock(&self.rewind) = Some(resume_at);
     }
 
     /// Called by the writer when a batch is fully acknowledged downstream.
@@ -173,11 +243,21 @@ impl Shared {
         }
         drop(acked);
         drop(owned);
-        self.batches_written.fetch_add(1, Ordering::SeqCst);
+        self.batch_finished();
+        list
+    }
+
+    /// Called for an ended batch that will not be written (stale after a rewind): it is
+    /// re-read, so it no longer holds up a drain.
+    pub fn batch_abandoned(&self) {
+        self.batch_finished();
+    }
+
+    fn batch_finished(&self) {
+        self.batches_finished.fetch_add(1, Ordering::SeqCst);
         let mut in_flight = lock(&self.in_flight);
         *in_flight = in_flight.saturating_sub(1);
         self.drained.notify_all();
-        list
     }
 
     /// Waits until no batch is in flight, or `timeout` passes. True when drained.
@@ -200,6 +280,107 @@ impl Shared {
             }
         }
         list
+    }
+
+    /// Where each owned partition resumes after a rewind: after its last written batch, or
+    /// at the first offset read since it was assigned.
+    fn rewind_positions(&self) -> Vec<(i32, i64)> {
+        let owned = lock(&self.owned);
+        let acked = lock(&self.acked);
+        let first_read = lock(&self.first_read);
+        let mut positions: Vec<(i32, i64)> = owned
+            .iter()
+            .filter_map(|partition| {
+                let offset = acked.get(partition).or(first_read.get(partition))?;
+                Some((*partition, *offset))
+            })
+            .collect();
+        positions.sort_unstable();
+        positions
+    }
+
+    /// Ends the batch being built: its last chunk and its end go to the outbox.
+    fn end_batch(&self) {
+        let mut building = lock(&self.building);
+        if building.current.is_empty() {
+            return;
+        }
+        building.push_chunk();
+        let batch = std::mem::take(&mut building.current);
+        metrics::histogram!("indexer_batch_rows").record(batch.rows as f64);
+        metrics::histogram!("indexer_batch_bytes").record(batch.bytes as f64);
+        // Counted in flight before the writer can possibly finish it.
+        *lock(&self.in_flight) += 1;
+        let epoch = building.epoch;
+        building.outbox.push_back(Piece::End { epoch, batch });
+    }
+
+    /// Hands the outbox to the writer as far as its queue has room. Ok(true) while pieces
+    /// still wait; Err when the writer is gone.
+    fn flush(&self) -> Result<bool, ()> {
+        let mut building = lock(&self.building);
+        let queue = lock(&self.queue);
+        let Some(queue) = queue.as_ref() else {
+            return Err(());
+        };
+        while let Some(piece) = building.outbox.pop_front() {
+            match queue.try_send(piece) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(piece)) => {
+                    building.outbox.push_front(piece);
+                    return Ok(true);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(()),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Hands the whole outbox over, waiting for room until `deadline`. True when done.
+    fn flush_until(&self, deadline: Instant) -> bool {
+        loop {
+            match self.flush() {
+                Ok(false) => return true,
+                Err(()) => return false,
+                Ok(true) if Instant::now() >= deadline => return false,
+                Ok(true) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+
+    /// Drops everything not handed over and adopts the current epoch. Returns whether a
+    /// rewind was pending, and when reading may resume.
+    fn take_rewind(&self) -> Option<Instant> {
+        let resume_at = lock(&self.rewind).take()?;
+        let mut building = lock(&self.building);
+        let ends = building
+            .outbox
+            .iter()
+            .filter(|piece| matches!(piece, Piece::End { .. }))
+            .count();
+        let open = !building.current.is_empty();
+        *building = Building {
+            epoch: self.epoch(),
+            ..Building::default()
+        };
+        drop(building);
+        for _ in 0..ends {
+            self.batch_abandoned();
+        }
+        if open {
+            // Never ended, so never in flight: it only counts as finished.
+            self.batches_finished.fetch_add(1, Ordering::SeqCst);
+        }
+        Some(resume_at)
+    }
+
+    /// Ends and hands over everything, then waits for the writer (up to the drain timeout).
+    /// True when every batch was written or abandoned.
+    fn drain(&self) -> bool {
+        let deadline = Instant::now() + self.drain_timeout;
+        self.end_batch();
+        self.flush_until(deadline)
+            && self.wait_drained(deadline.saturating_duration_since(Instant::now()))
     }
 }
 
@@ -244,23 +425,9 @@ impl ConsumerContext for IndexerContext {
             return;
         }
         metrics::counter!("indexer_rebalances_total", "kind" => "revoke").increment(1);
-        {
-            let mut building = lock(&self.shared.building);
-            let mut dropped = building.current.drop_partitions(&revoked);
-            if let Some(pending) = building.pending.as_mut() {
-                dropped += pending.drop_partitions(&revoked);
-                if pending.is_empty() {
-                    building.pending = None;
-                }
-            }
-            if dropped > 0 {
-                tracing::info!(
-                    dropped,
-                    "dropped unsent rows of revoked partitions (the next owner re-reads them)"
-                );
-            }
-        }
-        let drained = self.shared.wait_drained(self.shared.drain_timeout);
+        // The open batch already streams rows of the revoked partitions: end it and let the
+        // writer finish it, so their offsets can be committed before the partitions go.
+        let drained = self.shared.drain();
         let offsets = self.shared.acked_offsets(&revoked);
         if offsets.count() > 0
             && let Err(error) = consumer.commit(&offsets, CommitMode::Sync)
@@ -271,9 +438,11 @@ impl ConsumerContext for IndexerContext {
         {
             let mut owned = lock(&self.shared.owned);
             let mut acked = lock(&self.shared.acked);
+            let mut first_read = lock(&self.shared.first_read);
             for partition in &revoked {
                 owned.remove(partition);
                 acked.remove(partition);
+                first_read.remove(partition);
             }
         }
         tracing::info!(?revoked, drained, "partitions revoked");
@@ -306,31 +475,50 @@ pub struct ConsumerLoop {
     pub settings: SettingsStore,
     pub plans: PlansConfig,
     pub batch: BatchConfig,
-    pub queue: mpsc::Sender<Batch>,
     pub shutdown: CancellationToken,
 }
 
 impl ConsumerLoop {
-    /// Runs until shutdown; then hands over the last batch and returns.
+    /// Runs until shutdown; then hands over the last batch, waits for it and returns.
     pub fn run(self) {
-        let max_wait = Duration::from_millis(self.batch.max_wait_ms);
         let mut paused = false;
+        let mut resume_at: Option<Instant> = None;
+        let mut waiting_since: Option<Instant> = None;
         // Follow settings changes message by message (a change check is one atomic load).
         let mut changes = self.settings.subscribe();
         let mut settings = changes.borrow_and_update().clone();
         while !self.shutdown.is_cancelled() {
-            let waiting = match self.send_pending() {
+            if let Some(at) = self.shared.take_rewind() {
+                self.rewind(paused);
+                paused = false;
+                resume_at = Some(at);
+            }
+            let waiting = match self.shared.flush() {
                 Ok(waiting) => waiting,
                 Err(()) => {
                     tracing::error!("writer stopped; indexer consumer exits");
                     return;
                 }
             };
-            // While a cut batch waits for the writer, keep polling paused so rebalances are
-            // served and the group keeps us, without fetching more.
-            if waiting != paused {
-                self.set_paused(waiting);
-                paused = waiting;
+            let backing_off = resume_at.is_some_and(|at| Instant::now() < at);
+            // The writer's queue frees up within milliseconds while ClickHouse keeps up: wait
+            // for it without polling. Pausing would make librdkafka drop its prefetched
+            // messages and fetch them again.
+            let waited = waiting_since.map_or(Duration::ZERO, |since| since.elapsed());
+            if waiting && waited < PAUSE_AFTER && !backing_off {
+                waiting_since.get_or_insert_with(Instant::now);
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            if !waiting {
+                waiting_since = None;
+            }
+            // While the writer stays full or a failed insert is backed off, keep polling
+            // paused so rebalances are served and the group keeps us, without fetching more.
+            let pause = waiting || backing_off;
+            if pause != paused {
+                self.set_paused(pause);
+                paused = pause;
             }
             if changes.has_changed().unwrap_or(false) {
                 settings = changes.borrow_and_update().clone();
@@ -343,27 +531,12 @@ impl ConsumerLoop {
                 }
                 Some(Ok(message)) => self.accept(&message, &settings),
             }
-            if !waiting {
-                self.cut_batch_if_due(max_wait);
+            if !backing_off && self.due() {
+                self.shared.end_batch();
             }
         }
         // Shutdown: hand over what we have, wait for the writer, commit synchronously.
-        let (pending, current) = {
-            let mut building = lock(&self.shared.building);
-            (
-                building.pending.take(),
-                std::mem::take(&mut building.current),
-            )
-        };
-        let current = (!current.is_empty()).then(|| self.sealed(current));
-        for batch in pending.into_iter().chain(current) {
-            self.mark_in_flight(1);
-            if self.queue.blocking_send(batch).is_err() {
-                self.mark_in_flight(-1);
-                break;
-            }
-        }
-        let drained = self.shared.wait_drained(self.shared.drain_timeout);
+        let drained = self.shared.drain();
         let owned: Vec<i32> = lock(&self.shared.owned).iter().copied().collect();
         let offsets = self.shared.acked_offsets(&owned);
         if offsets.count() > 0
@@ -372,28 +545,32 @@ impl ConsumerLoop {
             tracing::warn!(%error, "final commit failed; uncommitted batches will be re-read (deduplicated)");
         }
         drop(offsets);
+        // Closing the queue lets the writer finish.
+        lock(&self.shared.queue).take();
         tracing::info!(drained, "indexer consumer stopped");
     }
 
-    /// Tries to hand the pending batch to the writer. Ok(true) while one is still waiting.
-    fn send_pending(&self) -> Result<bool, ()> {
-        let mut building = lock(&self.shared.building);
-        let Some(batch) = building.pending.take() else {
-            return Ok(false);
-        };
-        // Count it in flight before the writer can possibly finish it.
-        self.mark_in_flight(1);
-        match self.queue.try_send(batch) {
-            Ok(()) => Ok(false),
-            Err(mpsc::error::TrySendError::Full(batch)) => {
-                self.mark_in_flight(-1);
-                building.pending = Some(batch);
-                Ok(true)
+    /// Seeks every owned partition back to its first offset not yet written.
+    fn rewind(&self, paused: bool) {
+        metrics::counter!("indexer_rewinds_total").increment(1);
+        // Seek on fetching partitions; the loop pauses them again for the backoff.
+        if paused {
+            self.set_paused(false);
+        }
+        for (partition, offset) in self.shared.rewind_positions() {
+            if let Err(error) = self.consumer.seek(
+                &self.shared.topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(10),
+            ) {
+                // Reading on from here would skip unwritten rows: try the rewind again.
+                tracing::warn!(%error, partition, offset, "seek failed; rewinding again");
+                self.shared
+                    .request_rewind(Instant::now() + Duration::from_millis(500));
+                return;
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.mark_in_flight(-1);
-                Err(())
-            }
+            tracing::info!(partition, offset, "re-reading from the last written offset");
         }
     }
 
@@ -409,35 +586,57 @@ impl ConsumerLoop {
         drop(assignment);
         metrics::gauge!("indexer_paused").set(if pause { 1.0 } else { 0.0 });
         match result {
-            Ok(()) if pause => tracing::warn!("writer queue full: consumption paused"),
-            Ok(()) => tracing::info!("consumption resumed"),
+            Ok(()) if pause => tracing::debug!("consumption paused"),
+            Ok(()) => tracing::debug!("consumption resumed"),
             Err(error) => tracing::warn!(%error, pause, "pause/resume failed"),
         }
+    }
+
+    /// Whether the batch being built should end now.
+    fn due(&self) -> bool {
+        let building = lock(&self.shared.building);
+        building.current.due(&self.batch, building.behind)
     }
 
     fn accept(&self, message: &BorrowedMessage<'_>, settings: &audit_settings::SettingsView) {
         let partition = message.partition();
         let offset = message.offset();
-        let mut building = lock(&self.shared.building);
-        let batch = &mut building.current;
-        batch.track(partition, offset);
+        lock(&self.shared.first_read)
+            .entry(partition)
+            .or_insert(offset);
         let decoder = Decoder {
             validator: &self.validator,
             integrity: self.integrity.as_ref(),
             topic: &self.shared.topic,
             plans: &self.plans,
         };
-        match decode(message, &decoder, settings) {
+        let decoded = decode(message, &decoder, settings);
+        let mut building = lock(&self.shared.building);
+        if building.current.is_empty() {
+            self.shared.batches_started.fetch_add(1, Ordering::SeqCst);
+        }
+        building.current.track(partition, offset);
+        match decoded {
             Ok(row) => {
-                batch.bytes += row.approx_bytes();
-                batch.rows.push(row);
-                batch.row_positions.push((partition, offset));
+                let age_ms =
+                    audit_core::event::unix_millis(OffsetDateTime::now_utc()) - row.broker_ms;
+                building.behind =
+                    u64::try_from(age_ms).is_ok_and(|age| age > self.batch.max_wait_ms);
+                let bytes = row.approx_bytes();
+                building.current.bytes += bytes;
+                building.current.rows += 1;
+                building.chunk_bytes += bytes;
+                building.chunk.push(row);
+                building.positions.push((partition, offset));
+                if building.chunk.len() >= CHUNK_ROWS || building.chunk_bytes >= CHUNK_BYTES {
+                    building.push_chunk();
+                }
             }
             Err(reason) => {
                 metrics::counter!("indexer_invalid_messages_total").increment(1);
                 let payload = message.payload().unwrap_or_default();
-                batch.bytes += payload.len();
-                batch.dead.push(DeadMessage {
+                building.current.bytes += payload.len();
+                building.current.dead.push(DeadMessage {
                     partition,
                     offset,
                     key: message.key().map(<[u8]>::to_vec),
@@ -445,39 +644,6 @@ impl ConsumerLoop {
                     reason,
                 });
             }
-        }
-    }
-
-    /// Moves the current batch to `pending` when it is full or old enough.
-    fn cut_batch_if_due(&self, max_wait: Duration) {
-        let mut building = lock(&self.shared.building);
-        let batch = &building.current;
-        let due = building.pending.is_none()
-            && !batch.is_empty()
-            && (batch.rows.len() + batch.dead.len() >= self.batch.max_rows
-                || batch.bytes >= self.batch.max_bytes
-                || batch
-                    .started
-                    .is_some_and(|started| started.elapsed() >= max_wait));
-        if due {
-            let batch = std::mem::take(&mut building.current);
-            building.pending = Some(self.sealed(batch));
-        }
-    }
-
-    /// Numbers a batch and records its size.
-    fn sealed(&self, mut batch: Batch) -> Batch {
-        batch.sequence = self.shared.batches_created.fetch_add(1, Ordering::SeqCst) + 1;
-        metrics::histogram!("indexer_batch_rows").record(batch.rows.len() as f64);
-        metrics::histogram!("indexer_batch_bytes").record(batch.bytes as f64);
-        batch
-    }
-
-    fn mark_in_flight(&self, delta: isize) {
-        let mut in_flight = lock(&self.shared.in_flight);
-        *in_flight = in_flight.saturating_add_signed(delta);
-        if *in_flight == 0 {
-            self.shared.drained.notify_all();
         }
     }
 }
@@ -563,58 +729,108 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn dedup_tokens_depend_only_on_ranges() {
-        let mut first = Batch::default();
-        first.track(0, 10);
-        first.track(0, 11);
-        first.track(3, 7);
-        let mut same = Batch::default();
-        same.track(3, 7);
-        same.track(0, 10);
-        same.track(0, 11);
-        assert_eq!(first.dedup_token(), same.dedup_token());
-        let mut other = Batch::default();
-        other.track(0, 10);
-        assert_ne!(first.dedup_token(), other.dedup_token());
+    fn shared(capacity: usize) -> (Arc<Shared>, mpsc::Receiver<Piece>) {
+        let (queue, receiver) = mpsc::channel(capacity);
+        (Shared::new("t", Duration::from_millis(10), queue), receiver)
     }
 
-    #[test]
-    fn revoked_partitions_leave_the_batch() {
-        let mut batch = Batch::default();
-        for (partition, offset) in [(0, 1), (1, 1), (0, 2)] {
-            batch.track(partition, offset);
-            batch
-                .rows
-                .push(sample_row(&format!("org_{partition}_{offset}")));
-            batch.row_positions.push((partition, offset));
-        }
-        batch.dead.push(DeadMessage {
-            partition: 1,
-            offset: 2,
-            key: None,
-            payload: vec![],
-            reason: "x".into(),
-        });
-        assert_eq!(batch.drop_partitions(&[1]), 1);
-        let orgs: Vec<&str> = batch.rows.iter().map(|r| r.org_id.as_str()).collect();
-        assert_eq!(orgs, ["org_0_1", "org_0_2"]);
-        assert!(batch.dead.is_empty());
-        assert_eq!(batch.ranges.keys().copied().collect::<Vec<_>>(), [0]);
-    }
-
-    fn sample_row(org: &str) -> PendingEvent {
-        PendingEvent {
-            org_id: org.to_string(),
+    fn add_row(shared: &Shared, partition: i32, offset: i64) {
+        let mut building = lock(&shared.building);
+        building.current.track(partition, offset);
+        building.current.rows += 1;
+        building.chunk.push(PendingEvent {
+            org_id: "org_a".into(),
             json: b"{}".to_vec(),
             retention_days: 90,
             broker_ms: 0,
+        });
+        building.positions.push((partition, offset));
+    }
+
+    #[test]
+    fn batches_end_on_rows_bytes_or_age_and_wait_longer_while_behind() {
+        let config = BatchConfig {
+            max_rows: 3,
+            max_bytes: 1_000,
+            max_wait_ms: 20,
+            max_wait_behind_ms: 10_000,
+            queue_chunks: 1,
+        };
+        let mut batch = Batch::default();
+        assert!(!batch.due(&config, false), "an empty batch never ends");
+        batch.track(0, 1);
+        batch.rows = 1;
+        assert!(!batch.due(&config, false));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(batch.due(&config, false), "max_wait while keeping up");
+        assert!(!batch.due(&config, true), "max_wait_behind while behind");
+        batch.rows = 3;
+        assert!(batch.due(&config, true), "max_rows");
+        batch.rows = 1;
+        batch.bytes = 1_000;
+        assert!(batch.due(&config, true), "max_bytes");
+    }
+
+    #[test]
+    fn ended_batches_reach_the_writer_in_order_as_the_queue_makes_room() {
+        let (shared, mut receiver) = shared(1);
+        add_row(&shared, 0, 1);
+        shared.end_batch();
+        add_row(&shared, 0, 2);
+        shared.end_batch();
+        assert_eq!(*lock(&shared.in_flight), 2);
+        assert_eq!(shared.flush(), Ok(true), "three pieces wait for one slot");
+        let mut received = Vec::new();
+        while received.len() < 4 {
+            received.push(receiver.try_recv().unwrap());
+            let _ = shared.flush();
         }
+        let kinds: Vec<&str> = received
+            .iter()
+            .map(|piece| match piece {
+                Piece::Rows { .. } => "rows",
+                Piece::End { .. } => "end",
+            })
+            .collect();
+        assert_eq!(kinds, ["rows", "end", "rows", "end"]);
+        assert_eq!(shared.flush(), Ok(false));
+    }
+
+    #[test]
+    fn a_rewind_drops_what_was_not_handed_over_and_resumes_after_the_last_written_batch() {
+        let (shared, _receiver) = shared(1);
+        lock(&shared.owned).extend([0, 1, 2]);
+        lock(&shared.first_read).extend([(0, 5), (1, 7)]);
+        lock(&shared.acked).insert(0, 20);
+        add_row(&shared, 1, 7);
+        shared.end_batch();
+        add_row(&shared, 1, 8);
+        assert!(shared.take_rewind().is_none(), "no rewind requested yet");
+
+        let resume_at = Instant::now() + Duration::from_secs(1);
+        shared.request_rewind(resume_at);
+        assert_eq!(shared.take_rewind(), Some(resume_at));
+        assert_eq!(
+            *lock(&shared.in_flight),
+            0,
+            "the dropped batch is abandoned"
+        );
+        let building = lock(&shared.building);
+        assert!(building.outbox.is_empty() && building.chunk.is_empty());
+        assert!(building.current.is_empty());
+        assert_eq!(
+            building.epoch,
+            shared.epoch(),
+            "new pieces carry the new epoch"
+        );
+        drop(building);
+        // Partition 0 after its written batch, 1 from its first read, 2 was never read.
+        assert_eq!(shared.rewind_positions(), [(0, 20), (1, 7)]);
     }
 
     #[test]
     fn written_batches_commit_next_offsets_of_owned_partitions_only() {
-        let shared = Shared::new("t", Duration::from_millis(10));
+        let (shared, _receiver) = shared(1);
         lock(&shared.owned).insert(0);
         *lock(&shared.in_flight) = 1;
         let mut batch = Batch::default();

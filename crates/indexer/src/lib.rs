@@ -2,8 +2,8 @@
 //!
 //! Guarantee: every event on the topic ends up **exactly once in query results**. Offsets are
 //! committed only after ClickHouse (and, for invalid messages, the dead-letter topic)
-//! acknowledged; anything re-read after a crash, rebalance or retry is deduplicated by the
-//! insert token and the ReplacingMergeTree table that every read queries with FINAL.
+//! acknowledged; anything re-read after a crash, rebalance or failed insert is deduplicated by
+//! the ReplacingMergeTree table that every read queries with FINAL.
 //! See [`consumer`] for the batching, backpressure and rebalance protocol.
 
 pub mod config;
@@ -82,7 +82,8 @@ pub async fn run(
     spawn_clickhouse_probe(store.clone(), readiness.clone(), shutdown.clone());
 
     let drain_timeout = Duration::from_secs(config.consumer.drain_timeout_secs);
-    let shared = consumer::Shared::new(&config.topics.events, drain_timeout);
+    let (queue, pieces) = mpsc::channel(config.batch.queue_chunks);
+    let shared = consumer::Shared::new(&config.topics.events, drain_timeout, queue);
     let mut consumer_config = config.kafka.client_config("indexer");
     config
         .consumer
@@ -99,7 +100,6 @@ pub async fn run(
     let producer: FutureProducer = producer_config.create()?;
     let dead_letters = DeadLetterWriter::new(producer, &config.topics.dead_letter);
 
-    let (queue, batches) = mpsc::channel(config.batch.queue_depth);
     let consumer_loop = consumer::ConsumerLoop {
         consumer: kafka_consumer.clone(),
         shared: shared.clone(),
@@ -108,7 +108,6 @@ pub async fn run(
         settings: settings.clone(),
         plans: config.plans.clone(),
         batch: config.batch.clone(),
-        queue,
         shutdown: shutdown.clone(),
     };
     let consumer_thread = std::thread::Builder::new()
@@ -123,7 +122,7 @@ pub async fn run(
         backoff: config.retry.backoff(),
         readiness: readiness.clone(),
     };
-    let mut writer_task = tokio::spawn(writer.run(batches));
+    let mut writer_task = tokio::spawn(writer.run(pieces));
 
     let reconciler = retention::RetentionReconciler {
         store,

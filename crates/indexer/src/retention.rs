@@ -67,23 +67,16 @@ impl RetentionReconciler {
             .collect()
     }
 
-    /// Batches cut before the change carry the old value; wait until they are written so the
-    /// mutation covers them.
+    /// Rows decoded before the change carry the old value; wait until their batches are
+    /// settled (written, or abandoned and decoded again) so the mutation covers them.
     async fn wait_for_batches_decoded_before_now(&self) {
-        // The consumer picks up the change at its next message; the batch it is filling may
-        // still hold rows stamped with the old value.
+        // The consumer picks up the change at its next message.
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let target = self.shared.batches_created.load(Ordering::SeqCst) + 1;
+        let target = self.shared.batches_started.load(Ordering::SeqCst);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while self.shared.batches_written.load(Ordering::SeqCst) < target
+        while self.shared.batches_finished.load(Ordering::SeqCst) < target
             && tokio::time::Instant::now() < deadline
         {
-            // An idle pipeline cuts no further batch: stop waiting once nothing is in flight.
-            if self.shared.batches_written.load(Ordering::SeqCst)
-                >= self.shared.batches_created.load(Ordering::SeqCst)
-            {
-                break;
-            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
