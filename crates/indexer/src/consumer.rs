@@ -20,9 +20,11 @@
 //! * **Offsets** are never stored or committed automatically. The writer commits a batch's
 //!   offsets only after ClickHouse acknowledged its INSERT and Kafka its dead letters, batch
 //!   after batch in order.
-//! * **Backpressure**: when the queue is full (ClickHouse slow) or during a backoff, the thread
-//!   pauses every assigned partition and keeps polling, which serves rebalances and keeps group
-//!   membership without fetching; it resumes when the queue has room.
+//! * **Backpressure**: while the queue is full the thread waits for room without polling; if
+//!   it stays full for a second (ClickHouse slow) or during a backoff, it pauses every
+//!   assigned partition and keeps polling, which serves rebalances and keeps group membership
+//!   without fetching; it resumes when the queue has room. (Pausing at once would make
+//!   librdkafka drop its prefetched messages and fetch them again on every resume.)
 //! * **Rebalance (revoke)**: the open batch is ended and handed over; the thread waits up to
 //!   `drain_timeout` for the writer to finish it and commits the written offsets of the
 //!   revoked partitions synchronously before letting them go. If the drain times out
