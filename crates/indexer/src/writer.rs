@@ -37,6 +37,8 @@ struct Open {
     /// Begun with the batch's first row.
     insert: Option<EventInsert>,
     written: Written,
+    /// When the batch's first piece arrived.
+    started: Option<Instant>,
 }
 
 /// What a batch's rows left besides the rows themselves.
@@ -114,7 +116,11 @@ impl Writer {
                     }
                 }
                 Next::Piece(Some(Piece::End { batch, .. })) => {
-                    let Open { insert, written } = std::mem::take(&mut open);
+                    let Open {
+                        insert,
+                        written,
+                        started,
+                    } = std::mem::take(&mut open);
                     // Offsets commit in batch order, and at most two INSERTs run at once.
                     if let Some(previous) = finishing.take()
                         && !self.settle(previous, &mut failures).await
@@ -130,7 +136,7 @@ impl Writer {
                     let ended = Ended {
                         batch,
                         written,
-                        started: Instant::now(),
+                        started: started.unwrap_or_else(Instant::now),
                     };
                     finishing = Some(Finishing { ended, end });
                 }
@@ -160,6 +166,7 @@ impl Writer {
         rows: &[PendingEvent],
         positions: &[(i32, i64)],
     ) -> audit_store::Result<()> {
+        open.started.get_or_insert_with(Instant::now);
         let insert = match &mut open.insert {
             Some(insert) => insert,
             None => open.insert.insert(self.store.begin_insert().await?),
