@@ -149,7 +149,6 @@ impl Store {
         Ok(EventInsert {
             insert,
             started: Instant::now(),
-            rows: 0,
         })
     }
 
@@ -219,7 +218,6 @@ impl Store {
 pub struct EventInsert {
     insert: clickhouse::insert::Insert<EventRow>,
     started: Instant,
-    rows: u64,
 }
 
 impl EventInsert {
@@ -232,13 +230,7 @@ impl EventInsert {
             Err(error) => return Ok(Err(format!("not a canonical event: {error}"))),
         };
         self.insert.write(&row).await?;
-        self.rows += 1;
         Ok(Ok(()))
-    }
-
-    /// Rows written so far.
-    pub fn rows(&self) -> u64 {
-        self.rows
     }
 
     /// Finishes the INSERT: Ok once ClickHouse has stored every row written.

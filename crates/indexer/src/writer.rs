@@ -37,8 +37,6 @@ struct Open {
     /// Begun with the batch's first row.
     insert: Option<EventInsert>,
     written: Written,
-    /// When the batch's first piece arrived.
-    started: Option<Instant>,
 }
 
 /// What a batch's rows left besides the rows themselves.
@@ -60,7 +58,6 @@ struct Finishing {
 struct Ended {
     batch: Batch,
     written: Written,
-    started: Instant,
 }
 
 enum Next {
@@ -116,11 +113,7 @@ impl Writer {
                     }
                 }
                 Next::Piece(Some(Piece::End { batch, .. })) => {
-                    let Open {
-                        insert,
-                        written,
-                        started,
-                    } = std::mem::take(&mut open);
+                    let Open { insert, written } = std::mem::take(&mut open);
                     // Offsets commit in batch order, and at most two INSERTs run at once.
                     if let Some(previous) = finishing.take()
                         && !self.settle(previous, &mut failures).await
@@ -133,11 +126,7 @@ impl Writer {
                         Some(insert) => tokio::spawn(insert.end()),
                         None => tokio::spawn(async { Ok(()) }),
                     };
-                    let ended = Ended {
-                        batch,
-                        written,
-                        started: started.unwrap_or_else(Instant::now),
-                    };
+                    let ended = Ended { batch, written };
                     finishing = Some(Finishing { ended, end });
                 }
             }
@@ -166,7 +155,6 @@ impl Writer {
         rows: &[PendingEvent],
         positions: &[(i32, i64)],
     ) -> audit_store::Result<()> {
-        open.started.get_or_insert_with(Instant::now);
         let insert = match &mut open.insert {
             Some(insert) => insert,
             None => open.insert.insert(self.store.begin_insert().await?),
@@ -194,11 +182,7 @@ impl Writer {
         result: audit_store::Result<()>,
         failures: &mut Option<ExponentialBackoff>,
     ) -> bool {
-        let Ended {
-            batch,
-            written,
-            started,
-        } = ended;
+        let Ended { batch, written } = ended;
         if let Err(error) = result {
             self.shared.batch_abandoned();
             self.failed(&error, failures);
@@ -216,7 +200,10 @@ impl Writer {
         }
         drop(offsets);
         metrics::counter!("indexer_rows_written_total").increment(batch.rows as u64);
-        metrics::histogram!("indexer_batch_seconds").record(started.elapsed().as_secs_f64());
+        if let Some(started) = batch.started {
+            // From the batch's first message read to its offsets committed.
+            metrics::histogram!("indexer_batch_seconds").record(started.elapsed().as_secs_f64());
+        }
         written.record();
         true
     }

@@ -465,7 +465,6 @@ async fn direct_load(soak: Arc<Soak>, stop: Arc<AtomicBool>) {
     }
 }
 
-/// Every 2 s: peak RSS of each service and the consumers' lag.
 /// Samples RSS and consumer lag every 2 s, and prints a progress line every 30 s.
 async fn sampler(soak: Arc<Soak>, stop: Arc<AtomicBool>) {
     let started = Instant::now();
