@@ -1,6 +1,7 @@
 //! Destination receivers: a customer's SIEM endpoint answers the shared forwarder (and the
 //! gateway's "send a test event") with a compression bomb, bytes dripped one at a time, a body
-//! that never ends or a head of megabytes (`audit_tests::fakes::hostile`).
+//! that never ends or a head of megabytes (`audit_tests::fakes::hostile`), or hangs while its
+//! organization's backlog grows.
 //!
 //! Each case runs the gateway, the indexer and the forwarder, one organization whose
 //! destination is hostile and one healthy organization (a faithful webhook fake), and asserts:
@@ -17,7 +18,8 @@ use audit_tests::events::{Gateway, event};
 use audit_tests::fakes::hostile::{BenignRoute, HostileSetup};
 use audit_tests::fakes::webhook::WebhookSetup;
 use audit_tests::fakes::{Fake, FakeWebhook, HostileReceiver, Hostility, SIGNING_SECRET};
-use audit_tests::{Namespace, Service, ServiceKind, eventually};
+use audit_tests::{Namespace, Service, ServiceKind, eventually, kafka};
+use rdkafka::producer::FutureRecord;
 use serde_json::{Value, json};
 
 /// Short retries and deadlines, so that each case takes seconds.
@@ -62,6 +64,11 @@ struct Pipeline {
 
 impl Pipeline {
     async fn start(name: &str) -> Self {
+        Self::start_with(name, &[]).await
+    }
+
+    /// With forwarder settings on top of [`FORWARDER_ENV`].
+    async fn start_with(name: &str, forwarder_env: &[(&str, &str)]) -> Self {
         let ns = Namespace::new(name);
         let gateway_service = Service::start(ServiceKind::Gateway, &ns, &[]).await;
         let indexer = Service::start(ServiceKind::Indexer, &ns, &[]).await;
@@ -75,7 +82,8 @@ impl Pipeline {
             json!({"type": "webhook", "url": format!("{}/audit", healthy.url())}),
         )
         .await;
-        let forwarder = Service::start(ServiceKind::Forwarder, &ns, FORWARDER_ENV).await;
+        let env: Vec<(&str, &str)> = FORWARDER_ENV.iter().chain(forwarder_env).copied().collect();
+        let forwarder = Service::start(ServiceKind::Forwarder, &ns, &env).await;
         Self {
             ns,
             gateway,
@@ -105,6 +113,44 @@ impl Pipeline {
             self.healthy_sent.extend(ids.clone());
         }
         self.all_sent.extend(ids);
+    }
+
+    /// Produces `n` events of `org` straight to partition `partition` of the events topic (as a
+    /// direct producer would, keyed by the organization).
+    async fn produce_direct(&mut self, org: &str, n: usize, partition: i32) {
+        let producer = kafka::producer(&self.ns.infra.kafka);
+        for i in 0..n {
+            let event = event(org, ACTIONS[i % 3]);
+            let payload = event.to_string();
+            let record = FutureRecord::to(&self.ns.events_topic)
+                .key(org)
+                .partition(partition)
+                .payload(&payload);
+            producer
+                .send(record, Duration::from_secs(30))
+                .await
+                .map_err(|(error, _)| error)
+                .unwrap();
+            let id = event["id"].as_str().unwrap().to_string();
+            if org == HEALTHY_ORG {
+                self.healthy_sent.push(id.clone());
+            }
+            self.all_sent.push(id);
+        }
+    }
+
+    /// One of the forwarder's Prometheus counters (summed over its labels).
+    async fn counter(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.forwarder.url()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|line| line.starts_with(name) && !line.starts_with('#'))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     /// The forwarder's view of one destination (`/v1/destinations`).
@@ -465,4 +511,60 @@ async fn the_gateways_test_event_reads_a_bounded_answer_and_the_gateway_keeps_se
     }
     assert_memory_bounded("gateway", before, &pipeline.gateway_service);
     pipeline.assert_others_keep_flowing().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_receiver_whose_backlog_grows_holds_back_no_other_organization() {
+    // Small queues, so that the hung destination's fills within the first request.
+    let mut pipeline = Pipeline::start_with(
+        "hostile-hung",
+        &[("FORWARDER__DELIVERY__LANE_QUEUE_EVENTS", "100")],
+    )
+    .await;
+    // A SIEM that answers long after the forwarder's request deadline.
+    let hung = FakeWebhook::start(WebhookSetup::default()).await;
+    hung.set_latency(Duration::from_secs(3600));
+    let hung_id = pipeline
+        .hostile_org(
+            "org_hung",
+            json!({"type": "webhook", "url": format!("{}/audit", hung.url())}),
+        )
+        .await;
+
+    // Both organizations in one partition, the hung one ten times busier, interleaved.
+    for _ in 0..6 {
+        pipeline.produce_direct("org_hung", 200, 0).await;
+        pipeline.produce_direct(HEALTHY_ORG, 20, 0).await;
+    }
+    // Every healthy event arrives, in order, while the neighbour still hangs...
+    pipeline.assert_others_keep_flowing().await;
+    assert!(
+        hung.received_ids().is_empty(),
+        "the hung receiver accepted nothing"
+    );
+    // ...because the hung destination's backlog was parked on the retry topic, not waited for.
+    let record = pipeline.recorded_failure(&hung_id, "timeout").await;
+    assert!(record["parked_total"].as_u64() > Some(0), "{record}");
+    assert!(
+        pipeline.counter("forwarder_overflow_parked_total").await > 0.0,
+        "the full queue of the hung destination was not parked"
+    );
+
+    // The receiver comes back: every one of its events is delivered (at least once).
+    hung.set_latency(Duration::ZERO);
+    let hung_sent: Vec<String> = pipeline
+        .all_sent
+        .iter()
+        .filter(|id| !pipeline.healthy_sent.contains(id))
+        .cloned()
+        .collect();
+    eventually(
+        "every event of the hung organization after it came back",
+        Duration::from_secs(120),
+        || async {
+            let got = hung.unique_ids();
+            hung_sent.iter().all(|id| got.contains(id)).then_some(())
+        },
+    )
+    .await;
 }
