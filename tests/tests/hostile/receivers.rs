@@ -75,7 +75,7 @@ impl Pipeline {
         let gateway = Gateway::new(&gateway_service.url());
         let healthy = FakeWebhook::start(WebhookSetup::default()).await;
         let key = gateway.producer_key(name, &["*"], None).await;
-        enterprise(&gateway, HEALTHY_ORG).await;
+        gateway.enterprise(HEALTHY_ORG).await;
         create_destination(
             &gateway,
             HEALTHY_ORG,
@@ -99,7 +99,7 @@ impl Pipeline {
 
     /// An Enterprise organization with one destination; returns the destination id.
     async fn hostile_org(&self, org: &str, config: Value) -> String {
-        enterprise(&self.gateway, org).await;
+        self.gateway.enterprise(org).await;
         create_destination(&self.gateway, org, config).await
     }
 
@@ -151,6 +151,16 @@ impl Pipeline {
             .filter(|line| line.starts_with(name) && !line.starts_with('#'))
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
+    }
+
+    /// Publishes `n` events of each of `orgs` between two batches of the healthy
+    /// organization's.
+    async fn publish_between_healthy(&mut self, orgs: &[&str], n: usize) {
+        self.publish(HEALTHY_ORG, 100).await;
+        for org in orgs {
+            self.publish(org, n).await;
+        }
+        self.publish(HEALTHY_ORG, 100).await;
     }
 
     /// The forwarder's view of one destination (`/v1/destinations`).
@@ -239,17 +249,6 @@ impl Pipeline {
     }
 }
 
-async fn enterprise(gateway: &Gateway, org: &str) {
-    let (status, body) = gateway
-        .admin(
-            reqwest::Method::PATCH,
-            &format!("/v1/admin/orgs/{org}"),
-            Some(&json!({"plan": "enterprise"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
-
 async fn create_destination(gateway: &Gateway, org: &str, config: Value) -> String {
     let (status, body) = gateway
         .admin_post(
@@ -282,6 +281,15 @@ fn assert_memory_bounded(what: &str, before_mb: u64, service: &Service) {
     );
 }
 
+/// A receiver hostile on every path.
+async fn hostile(hostility: Hostility) -> HostileReceiver {
+    HostileReceiver::start(HostileSetup {
+        hostility,
+        benign: vec![],
+    })
+    .await
+}
+
 fn webhook_to(receiver: &HostileReceiver) -> Value {
     json!({"type": "webhook", "url": format!("{}/audit", receiver.url())})
 }
@@ -300,20 +308,15 @@ async fn answered(receiver: &HostileReceiver, n: u64) {
 async fn a_gzip_bomb_costs_the_forwarder_a_few_kib_and_other_organizations_keep_flowing() {
     let mut pipeline = Pipeline::start("hostile-gzip").await;
     // 500 with a 2 MB gzip body that inflates to 2 GiB, on every attempt.
-    let bomb = HostileReceiver::start(HostileSetup {
-        hostility: Hostility::GzipBomb {
-            status: 500,
-            inflated: 2 << 30,
-        },
-        benign: vec![],
+    let bomb = hostile(Hostility::GzipBomb {
+        status: 500,
+        inflated: 2 << 30,
     })
     .await;
     let destination = pipeline.hostile_org("org_bomb", webhook_to(&bomb)).await;
     let before = peak_rss_mb(&pipeline.forwarder);
 
-    pipeline.publish(HEALTHY_ORG, 100).await;
-    pipeline.publish("org_bomb", 40).await;
-    pipeline.publish(HEALTHY_ORG, 100).await;
+    pipeline.publish_between_healthy(&["org_bomb"], 40).await;
     // In-memory retries, then the parked events' retries: several bombs.
     answered(&bomb, 3).await;
     assert_memory_bounded("forwarder", before, &pipeline.forwarder);
@@ -333,19 +336,13 @@ async fn a_gzip_bomb_costs_the_forwarder_a_few_kib_and_other_organizations_keep_
 async fn receivers_dripping_their_head_or_body_are_cut_at_the_request_deadline() {
     let mut pipeline = Pipeline::start("hostile-drip").await;
     // A webhook whose head never ends, and a Wazuh manager whose login answer never does.
-    let head_drip = HostileReceiver::start(HostileSetup {
-        hostility: Hostility::DripHeaders {
-            every: Duration::from_millis(1500),
-        },
-        benign: vec![],
+    let head_drip = hostile(Hostility::DripHeaders {
+        every: Duration::from_millis(1500),
     })
     .await;
-    let body_drip = HostileReceiver::start(HostileSetup {
-        hostility: Hostility::DripBody {
-            status: 200,
-            every: Duration::from_millis(1500),
-        },
-        benign: vec![],
+    let body_drip = hostile(Hostility::DripBody {
+        status: 200,
+        every: Duration::from_millis(1500),
     })
     .await;
     let webhook = pipeline
@@ -359,10 +356,9 @@ async fn receivers_dripping_their_head_or_body_are_cut_at_the_request_deadline()
         .await;
     let before = peak_rss_mb(&pipeline.forwarder);
 
-    pipeline.publish(HEALTHY_ORG, 100).await;
-    pipeline.publish("org_drip_head", 20).await;
-    pipeline.publish("org_drip_login", 20).await;
-    pipeline.publish(HEALTHY_ORG, 100).await;
+    pipeline
+        .publish_between_healthy(&["org_drip_head", "org_drip_login"], 20)
+        .await;
     answered(&head_drip, 2).await;
     answered(&body_drip, 2).await;
     assert_memory_bounded("forwarder", before, &pipeline.forwarder);
@@ -380,11 +376,7 @@ async fn endless_bodies_are_read_up_to_the_cap_on_sends_and_on_splunk_acknowledg
         status: 503,
         bytes_per_second: 100 << 20,
     };
-    let datadog = HostileReceiver::start(HostileSetup {
-        hostility: endless.clone(),
-        benign: vec![],
-    })
-    .await;
+    let datadog = hostile(endless).await;
     let hec = HostileReceiver::start(HostileSetup {
         hostility: Hostility::EndlessBody {
             status: 200,
@@ -411,10 +403,9 @@ async fn endless_bodies_are_read_up_to_the_cap_on_sends_and_on_splunk_acknowledg
         .await;
     let before = peak_rss_mb(&pipeline.forwarder);
 
-    pipeline.publish(HEALTHY_ORG, 100).await;
-    pipeline.publish("org_endless_dd", 20).await;
-    pipeline.publish("org_endless_ack", 20).await;
-    pipeline.publish(HEALTHY_ORG, 100).await;
+    pipeline
+        .publish_between_healthy(&["org_endless_dd", "org_endless_ack"], 20)
+        .await;
     answered(&datadog, 3).await;
     answered(&hec, 3).await;
     assert_memory_bounded("forwarder", before, &pipeline.forwarder);
@@ -433,12 +424,9 @@ async fn endless_bodies_are_read_up_to_the_cap_on_sends_and_on_splunk_acknowledg
 #[tokio::test(flavor = "multi_thread")]
 async fn a_head_of_megabytes_is_refused_by_the_client() {
     let mut pipeline = Pipeline::start("hostile-head").await;
-    let huge = HostileReceiver::start(HostileSetup {
-        hostility: Hostility::HugeHeaders {
-            status: 500,
-            size: 16 << 20,
-        },
-        benign: vec![],
+    let huge = hostile(Hostility::HugeHeaders {
+        status: 500,
+        size: 16 << 20,
     })
     .await;
     let destination = pipeline
@@ -446,9 +434,9 @@ async fn a_head_of_megabytes_is_refused_by_the_client() {
         .await;
     let before = peak_rss_mb(&pipeline.forwarder);
 
-    pipeline.publish(HEALTHY_ORG, 100).await;
-    pipeline.publish("org_huge_head", 20).await;
-    pipeline.publish(HEALTHY_ORG, 100).await;
+    pipeline
+        .publish_between_healthy(&["org_huge_head"], 20)
+        .await;
     answered(&huge, 3).await;
     assert_memory_bounded("forwarder", before, &pipeline.forwarder);
     // No status could be read: a transport failure, described by the client's error.
@@ -466,20 +454,14 @@ async fn a_head_of_megabytes_is_refused_by_the_client() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_gateways_test_event_reads_a_bounded_answer_and_the_gateway_keeps_serving() {
     let mut pipeline = Pipeline::start("hostile-test-event").await;
-    let bomb = HostileReceiver::start(HostileSetup {
-        hostility: Hostility::GzipBomb {
-            status: 500,
-            inflated: 2 << 30,
-        },
-        benign: vec![],
+    let bomb = hostile(Hostility::GzipBomb {
+        status: 500,
+        inflated: 2 << 30,
     })
     .await;
-    let endless = HostileReceiver::start(HostileSetup {
-        hostility: Hostility::EndlessBody {
-            status: 200,
-            bytes_per_second: 100 << 20,
-        },
-        benign: vec![],
+    let endless = hostile(Hostility::EndlessBody {
+        status: 200,
+        bytes_per_second: 100 << 20,
     })
     .await;
     let bomb_id = pipeline

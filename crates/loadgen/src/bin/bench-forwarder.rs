@@ -722,19 +722,29 @@ async fn latency_run(
         neighbour: None,
     };
     let outcome = measure_latency(cli, topics, http, receiver, key, &plan).await?;
-    Ok(BenchRow {
-        name: "forwarder delivery latency @ fixed rate (Splunk HEC fake)".into(),
-        throughput: format!("{:.0} events/s offered", outcome.offered),
-        p50_ms: Some(outcome.latencies.percentile_ms(50.0)),
-        p99_ms: Some(outcome.latencies.percentile_ms(99.0)),
-        peak_rss_mb: Some(outcome.peak_rss_mb),
-        notes: format!(
-            "{} events over {} s; produce call → receiver arrival; default config (linger 200 ms); after one warm-up event ({:.0?}: consumer group join)",
-            outcome.latencies.count(),
-            cli.latency_secs,
-            outcome.warm_up
-        ),
-    })
+    let notes = format!(
+        "{} events over {} s; produce call → receiver arrival; default config (linger 200 ms); after one warm-up event ({:.0?}: consumer group join)",
+        outcome.latencies.count(),
+        cli.latency_secs,
+        outcome.warm_up
+    );
+    Ok(outcome.row(
+        "forwarder delivery latency @ fixed rate (Splunk HEC fake)".into(),
+        notes,
+    ))
+}
+
+impl LatencyOutcome {
+    fn row(&self, name: String, notes: String) -> BenchRow {
+        BenchRow {
+            name,
+            throughput: format!("{:.0} events/s offered", self.offered),
+            p50_ms: Some(self.latencies.percentile_ms(50.0)),
+            p99_ms: Some(self.latencies.percentile_ms(99.0)),
+            peak_rss_mb: Some(self.peak_rss_mb),
+            notes,
+        }
+    }
 }
 
 /// The healthy organization's latency with a healthy neighbour, then with a hung one (its
@@ -783,20 +793,17 @@ async fn neighbour_run(
             } else {
                 ("hung neighbour", "a webhook answering after 20 s (every request times out at 15 s)")
             };
-            BenchRow {
-                name: format!("forwarder delivery latency, {name} (Splunk HEC fake)"),
-                throughput: format!("{:.0} events/s offered", outcome.offered),
-                p50_ms: Some(outcome.latencies.percentile_ms(50.0)),
-                p99_ms: Some(outcome.latencies.percentile_ms(99.0)),
-                peak_rss_mb: Some(outcome.peak_rss_mb),
-                notes: format!(
-                    "{} events over {} s, one partition shared with another organization at {} events/s whose destination is {neighbour}; max {:.0} ms; p99 ratio hung/healthy {ratio:.2}",
-                    outcome.latencies.count(),
-                    cli.neighbour_secs,
-                    cli.neighbour_rate,
-                    outcome.latencies.percentile_ms(100.0),
-                ),
-            }
+            let notes = format!(
+                "{} events over {} s, one partition shared with another organization at {} events/s whose destination is {neighbour}; max {:.0} ms; p99 ratio hung/healthy {ratio:.2}",
+                outcome.latencies.count(),
+                cli.neighbour_secs,
+                cli.neighbour_rate,
+                outcome.latencies.percentile_ms(100.0),
+            );
+            outcome.row(
+                format!("forwarder delivery latency, {name} (Splunk HEC fake)"),
+                notes,
+            )
         })
         .collect())
 }
