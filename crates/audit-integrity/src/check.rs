@@ -369,7 +369,7 @@ mod tests {
     }
 
     /// A chain of windows over the given events (one window per slice).
-    fn chain(keys: &SigningKeys, per_window: &[&[Vec<u8>]], retention_days: u16) -> Vec<Window> {
+    fn chain(keys: &SigningKeys, per_window: &[Vec<Vec<u8>>], retention_days: u16) -> Vec<Window> {
         let mut prev = [0u8; 32];
         let mut windows = Vec::new();
         for (seq, events) in per_window.iter().enumerate() {
@@ -425,7 +425,11 @@ mod tests {
             event(2, "2026-12-01T11:00:00.000Z"),
             event(3, "2026-12-02T09:00:00.000Z"),
         );
-        let windows = chain(&keys, &[&[a.clone(), b.clone()], &[], &[c.clone()]], 90);
+        let windows = chain(
+            &keys,
+            &[vec![a.clone(), b.clone()], vec![], vec![c.clone()]],
+            90,
+        );
         let report = check(
             &scope(),
             &windows,
@@ -444,7 +448,7 @@ mod tests {
             event(2, "2026-12-01T11:00:00.000Z"),
             event(3, "2026-12-01T12:00:00.000Z"),
         );
-        let windows = chain(&keys, &[&[a.clone(), b.clone(), c.clone()]], 90);
+        let windows = chain(&keys, &[vec![a.clone(), b.clone(), c.clone()]], 90);
         let altered = String::from_utf8(b.clone())
             .unwrap()
             .replace("created", "deleted")
@@ -486,7 +490,7 @@ mod tests {
     fn expired_events_are_not_deletions() {
         let keys = keys();
         let old = event(1, "2026-08-01T10:00:00.000Z");
-        let windows = chain(&keys, &[&[old]], 90);
+        let windows = chain(&keys, &[vec![old]], 90);
         let report = check(&scope(), &windows, &[], &keys.public_keys());
         assert!(report.intact, "{report:?}");
         assert_eq!(report.expired_by_retention, 1);
@@ -499,12 +503,12 @@ mod tests {
             event(1, "2026-12-01T10:00:00.000Z"),
             event(2, "2026-12-01T11:00:00.000Z"),
         );
-        let mut windows = chain(&keys, &[&[a.clone(), b.clone()], &[], &[]], 90);
+        let mut windows = chain(&keys, &[vec![a.clone(), b.clone()], vec![], vec![]], 90);
         windows[0].leaves.swap(0, 1);
         let report = check(&scope(), &windows, &stored(&[&a, &b]), &keys.public_keys());
         assert_eq!(kinds(&report), [FindingKind::LeavesAltered]);
 
-        let mut windows = chain(&keys, &[&[a.clone()], &[], &[b.clone()]], 90);
+        let mut windows = chain(&keys, &[vec![a.clone()], vec![], vec![b.clone()]], 90);
         windows.remove(1);
         let report = check(&scope(), &windows, &stored(&[&a, &b]), &keys.public_keys());
         assert_eq!(kinds(&report), [FindingKind::BrokenChain]);
@@ -517,7 +521,7 @@ mod tests {
             event(1, "2026-12-01T10:00:00.000Z"),
             event(2, "2026-12-02T11:00:00.000Z"),
         );
-        let full = chain(&keys, &[&[a.clone()], &[b.clone()]], 90);
+        let full = chain(&keys, &[vec![a.clone()], vec![b.clone()]], 90);
         let head = full[1].digest.clone();
         let cut = &full[..1];
         let mut with_head = scope();
@@ -540,7 +544,7 @@ mod tests {
         let other =
             SigningKeys::parse(&["k9:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8="]).expect("keys");
         let a = event(1, "2026-12-02T10:00:00.000Z");
-        let windows = chain(&other, &[&[a.clone()]], 90);
+        let windows = chain(&other, &[vec![a.clone()]], 90);
         let report = check(&scope(), &windows, &stored(&[&a]), &keys.public_keys());
         assert!(kinds(&report).contains(&FindingKind::BadDigest));
     }
