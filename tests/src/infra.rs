@@ -42,6 +42,7 @@ pub struct Namespace {
     pub dead_letter_topic: String,
     pub settings_topic: String,
     pub retry_topic: String,
+    pub digests_topic: String,
     pub database: String,
     /// Folder for this test's service logs (kept on failure for reading).
     pub dir: PathBuf,
@@ -63,6 +64,7 @@ impl Namespace {
             dead_letter_topic: format!("{id}.audit.events.dlq.v1"),
             settings_topic: format!("{id}.audit.settings.v1"),
             retry_topic: format!("{id}.audit.forwarder.retry.v1"),
+            digests_topic: format!("{id}.audit.integrity.v1"),
             database: format!("audit_{id}"),
             infra,
             id,
@@ -79,6 +81,7 @@ impl Namespace {
             (var("TOPICS__DEAD_LETTER"), self.dead_letter_topic.clone()),
             (var("TOPICS__SETTINGS"), self.settings_topic.clone()),
             (var("TOPICS__FORWARDER_RETRY"), self.retry_topic.clone()),
+            (var("TOPICS__DIGESTS"), self.digests_topic.clone()),
             (var("TELEMETRY__LOG_FORMAT"), "text".into()),
         ];
         // The forwarder has no ClickHouse (and refuses unknown configuration keys).

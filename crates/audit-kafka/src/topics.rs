@@ -28,6 +28,9 @@ pub struct TopicsConfig {
     pub settings: String,
     /// The forwarder's durable retry topic.
     pub forwarder_retry: String,
+    /// Tamper evidence: the signed window digests of every organization (docs/integrity.md),
+    /// the anchor outside ClickHouse; partitioned like the events topic.
+    pub digests: String,
     /// Partitions of the events topic (at least 6; the unit of parallelism of consumers).
     pub events_partitions: i32,
     /// Replication factor of every topic (1 for a single local broker; 3 in production).
@@ -36,6 +39,8 @@ pub struct TopicsConfig {
     pub events_retention_hours: u32,
     /// Retention of the dead-letter topic, in hours.
     pub dead_letter_retention_hours: u32,
+    /// Retention of the digests topic, in days: longer than any retention (1,095 days).
+    pub digests_retention_days: u32,
     /// Create missing topics at start. Turn off where topics are managed by the platform.
     pub create: bool,
     /// Secret shared by the gateway and the consumers: the gateway tags the messages it
@@ -51,10 +56,12 @@ impl Default for TopicsConfig {
             dead_letter: "audit.events.dlq.v1".into(),
             settings: "audit.settings.v1".into(),
             forwarder_retry: "audit.forwarder.retry.v1".into(),
+            digests: "audit.integrity.v1".into(),
             events_partitions: 6,
             replication_factor: 1,
             events_retention_hours: 7 * 24,
             dead_letter_retention_hours: 30 * 24,
+            digests_retention_days: 1125,
             create: true,
             integrity_key: None,
         }
@@ -87,6 +94,7 @@ impl TopicsConfig {
             &self.dead_letter,
             &self.settings,
             &self.forwarder_retry,
+            &self.digests,
         ];
         for (index, name) in names.iter().enumerate() {
             if name.is_empty() || names[..index].contains(name) {
@@ -109,6 +117,7 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &TopicsConfig) -> Result
         kafka.client_config("audit-topics-admin").create()?;
     let retention_ms = (u64::from(topics.events_retention_hours) * 3_600_000).to_string();
     let dead_letter_ms = (u64::from(topics.dead_letter_retention_hours) * 3_600_000).to_string();
+    let digests_ms = (u64::from(topics.digests_retention_days) * 86_400_000).to_string();
     let replication = || TopicReplication::Fixed(topics.replication_factor);
     let min_isr = if topics.replication_factor >= 3 {
         "2"
@@ -132,6 +141,10 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &TopicsConfig) -> Result
         .set("retention.ms", &retention_ms)
         .set("min.insync.replicas", min_isr),
         // One partition gives every reader the same total order of settings changes.
+        // Partitioned like the events: an organization's digests share its partition number.
+        NewTopic::new(&topics.digests, topics.events_partitions, replication())
+            .set("retention.ms", &digests_ms)
+            .set("min.insync.replicas", min_isr),
         NewTopic::new(&topics.settings, 1, replication())
             .set("cleanup.policy", "compact")
             .set("min.compaction.lag.ms", "0")

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod error;
+pub mod integrity;
 pub mod migrations;
 pub mod query;
 pub mod rows;
@@ -17,5 +18,6 @@ pub mod store;
 
 pub use config::ClickHouseConfig;
 pub use error::{Error, Result};
+pub use integrity::{DigestRow, LeafRow};
 pub use rows::{EventRow, PendingEvent, partition_of};
-pub use store::{EventInsert, RetentionMutation, Store};
+pub use store::{EventInsert, RetentionMutation, RowKey, Store};

@@ -29,18 +29,32 @@ pub struct Migration {
 }
 
 /// The migrations of the single-node schema.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events",
-    sql: include_str!("../migrations/0001_events.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events",
+        sql: include_str!("../migrations/0001_events.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "integrity",
+        sql: include_str!("../migrations/0002_integrity.sql"),
+    },
+];
 
 /// The migrations of the replicated schema (same versions as [`MIGRATIONS`]).
-pub const MIGRATIONS_REPLICATED: &[Migration] = &[Migration {
-    version: 1,
-    name: "events",
-    sql: include_str!("../migrations/replicated/0001_events.sql"),
-}];
+pub const MIGRATIONS_REPLICATED: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events",
+        sql: include_str!("../migrations/replicated/0001_events.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "integrity",
+        sql: include_str!("../migrations/replicated/0002_integrity.sql"),
+    },
+];
 
 /// Where the schema lives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -128,7 +128,7 @@ impl Sql {
 }
 
 /// `2026-11-26 07:04:25.123` — the text form of a DateTime64(3) parameter (UTC).
-fn datetime_param(at: OffsetDateTime) -> String {
+pub(crate) fn datetime_param(at: OffsetDateTime) -> String {
     let utc = at.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",

@@ -213,6 +213,13 @@ impl Store {
     }
 }
 
+/// What identifies a stored row: rows with the same `(org_id, occurred_at, id)` collapse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowKey {
+    pub id: uuid::Uuid,
+    pub occurred_at: time::OffsetDateTime,
+}
+
 /// A streaming INSERT of events (see [`Store::begin_insert`]).
 #[must_use = "dropping an insert without `end` aborts it"]
 pub struct EventInsert {
@@ -221,16 +228,19 @@ pub struct EventInsert {
 }
 
 impl EventInsert {
-    /// Sends one event (its row is built from the canonical JSON here). `Ok(Err(reason))`: the
-    /// JSON is not a canonical event and was skipped. After an `Err` the insert is aborted and
-    /// must be dropped.
-    pub async fn write(&mut self, event: &PendingEvent) -> Result<Result<(), String>> {
+    /// Sends one event (its row is built from the canonical JSON here) and returns its key.
+    /// `Ok(Err(reason))`: the JSON is not a canonical event and was skipped. After an `Err` the
+    /// insert is aborted and must be dropped.
+    pub async fn write(&mut self, event: &PendingEvent) -> Result<Result<RowKey, String>> {
         let row = match event.to_row() {
             Ok(row) => row,
             Err(error) => return Ok(Err(format!("not a canonical event: {error}"))),
         };
         self.insert.write(&row).await?;
-        Ok(Ok(()))
+        Ok(Ok(RowKey {
+            id: row.id,
+            occurred_at: row.occurred_at,
+        }))
     }
 
     /// Finishes the INSERT: Ok once ClickHouse has stored every row written.

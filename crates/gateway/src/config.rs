@@ -50,6 +50,44 @@ pub struct GatewayConfig {
     /// Read API settings.
     #[serde(default)]
     pub read: ReadConfig,
+    /// Tamper evidence: verification of the indexer's signed digests (docs/integrity.md).
+    #[serde(default)]
+    pub integrity: IntegrityConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegrityConfig {
+    /// The indexer's public keys, `"<key_id>:<base64 of the 32-byte public key>"` (print them
+    /// with `indexer integrity-keys`). Empty: the integrity routes answer 404.
+    pub public_keys: Vec<String>,
+    /// The indexer's `integrity.window_secs`: a chain without a digest for two windows is
+    /// reported as not sealed recently.
+    pub window_secs: u64,
+    /// Most events one verification reads.
+    pub max_verify_events: u64,
+}
+
+impl Default for IntegrityConfig {
+    fn default() -> Self {
+        Self {
+            public_keys: Vec::new(),
+            window_secs: 300,
+            max_verify_events: 2_000_000,
+        }
+    }
+}
+
+impl IntegrityConfig {
+    /// The public keys, checked (errors name the key); `None` when none are configured.
+    pub fn public_keys(&self) -> Result<Option<audit_integrity::PublicKeys>, ConfigError> {
+        if self.public_keys.is_empty() {
+            return Ok(None);
+        }
+        audit_integrity::PublicKeys::parse(&self.public_keys)
+            .map(Some)
+            .map_err(|error| ConfigError::invalid("integrity.public_keys", error.to_string()))
+    }
 }
 
 fn default_producer() -> ProducerTuning {
@@ -173,6 +211,7 @@ impl GatewayConfig {
         self.topics.validate("topics")?;
         self.clickhouse.validate("clickhouse")?;
         self.plans.validate("plans")?;
+        self.integrity.public_keys()?;
         self.outbound.validate("outbound")?;
         self.limits.validate().map_err(|message| {
             let (key, reason) = message.split_once(": ").unwrap_or(("", message.as_str()));

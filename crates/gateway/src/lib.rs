@@ -15,6 +15,7 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod ingest;
+pub mod integrity;
 pub mod meta;
 pub mod publisher;
 pub mod read;
@@ -53,6 +54,8 @@ pub struct App {
     pub http: reqwest::Client,
     /// Signs pagination and feed cursors.
     pub cursors: read::cursor::CursorCodec,
+    /// Tamper evidence (None: not enabled).
+    pub integrity: Option<integrity::Integrity>,
     /// When each (organization, reader) last had a view of the log recorded.
     pub recent_views:
         std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
@@ -69,6 +72,7 @@ pub fn router(app: Arc<App>, metrics: PrometheusHandle) -> Router {
         .route("/v1/events", post(ingest::ingest))
         .merge(admin::router())
         .merge(read::router())
+        .merge(integrity::router())
         .merge(dashboard::router())
         .with_state(app.clone())
         .merge(ops_router(app.readiness.clone(), metrics))
@@ -123,7 +127,21 @@ pub async fn run(
             audit_settings::random_token(32).into_bytes()
         }
     };
+    let integrity = match config.integrity.public_keys()? {
+        Some(keys) => Some(integrity::Integrity {
+            keys,
+            heads: integrity::heads::PublishedHeads::start(
+                &config.kafka,
+                &config.topics.digests,
+                Duration::from_secs(config.integrity.window_secs * 3),
+            )?,
+            window: Duration::from_secs(config.integrity.window_secs),
+            max_events: config.integrity.max_verify_events,
+        }),
+        None => None,
+    };
     let app = Arc::new(App {
+        integrity,
         cursors: read::cursor::CursorCodec::new(&cursor_key),
         recent_views: std::sync::Mutex::new(std::collections::HashMap::new()),
         ingest_permits: Semaphore::new(config.ingest.max_concurrent_requests),

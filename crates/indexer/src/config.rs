@@ -51,6 +51,9 @@ pub struct IndexerConfig {
     /// When a lack of progress is reported.
     #[serde(default)]
     pub health: HealthConfig,
+    /// Tamper evidence: signed window digests (docs/integrity.md).
+    #[serde(default)]
+    pub integrity: IntegrityConfig,
 }
 
 pub fn default_catalogue_path() -> PathBuf {
@@ -186,6 +189,44 @@ impl Default for HealthConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegrityConfig {
+    /// Seal every organization's log into signed window digests.
+    pub enabled: bool,
+    /// Seconds between two seals of a partition: how soon a change to stored events becomes
+    /// detectable, and the most a crash re-reads (offsets commit only up to a sealed window).
+    pub window_secs: u64,
+    /// Ed25519 signing keys, `"<key_id>:<base64 of a 32-byte seed>"`, newest (signing) first;
+    /// keep the old ones listed so their public keys stay published. Never give them to
+    /// ClickHouse or the gateway (which gets the public keys: `indexer integrity-keys`).
+    pub signing_keys: Vec<audit_runtime::Secret>,
+}
+
+impl Default for IntegrityConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            window_secs: 300,
+            signing_keys: Vec::new(),
+        }
+    }
+}
+
+impl IntegrityConfig {
+    /// The signing keys, checked (errors name the key).
+    pub fn keys(&self) -> Result<audit_integrity::SigningKeys, ConfigError> {
+        let entries: Vec<&str> = self
+            .signing_keys
+            .iter()
+            .map(|key| key.expose().as_str())
+            .collect();
+        audit_integrity::SigningKeys::parse(&entries).map_err(|error| {
+            ConfigError::invalid("integrity.signing_keys", error.to_string())
+        })
+    }
+}
+
 impl IndexerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate("kafka")?;
@@ -216,6 +257,15 @@ impl IndexerConfig {
                 "batch.max_partitions_per_insert",
                 "must be positive",
             ));
+        }
+        if self.integrity.enabled {
+            self.integrity.keys()?;
+            if self.integrity.window_secs == 0 {
+                return Err(ConfigError::invalid(
+                    "integrity.window_secs",
+                    "must be positive",
+                ));
+            }
         }
         if self.health.stall_after_secs == 0 {
             return Err(ConfigError::invalid(

@@ -11,6 +11,7 @@ pub mod consumer;
 pub mod decode;
 pub mod progress;
 pub mod retention;
+pub mod sealer;
 pub mod shared;
 pub mod writer;
 
@@ -101,7 +102,21 @@ pub async fn run(
     let mut producer_config = config.kafka.client_config("indexer-dead-letters");
     ProducerTuning::default().apply(&mut producer_config);
     let producer: FutureProducer = producer_config.create()?;
-    let dead_letters = DeadLetterWriter::new(producer, &config.topics.dead_letter);
+    let dead_letters = DeadLetterWriter::new(producer.clone(), &config.topics.dead_letter);
+    let sealer = if config.integrity.enabled {
+        shared.enable_sealing();
+        Some(tokio::sync::Mutex::new(sealer::Sealer::new(
+            store.clone(),
+            producer,
+            config.topics.digests.clone(),
+            config.integrity.keys()?,
+            config.plans.clone(),
+            settings.clone(),
+            shared.clone(),
+        )))
+    } else {
+        None
+    };
 
     let consumer_loop = consumer::ConsumerLoop {
         consumer: kafka_consumer.clone(),
@@ -128,6 +143,8 @@ pub async fn run(
         refused: std::sync::Mutex::new(writer::RefusedRows::new(
             config.retry.max_refused_rows_per_minute,
         )),
+        sealer,
+        seal_every: Duration::from_secs(config.integrity.window_secs.max(1)),
     };
     let mut writer_task = tokio::spawn(writer.run(pieces));
 

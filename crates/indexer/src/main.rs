@@ -49,6 +49,9 @@ enum Command {
     },
     /// Validate the configuration and exit.
     CheckConfig,
+    /// Print the public keys of `integrity.signing_keys` (the gateway's `[integrity]
+    /// public_keys`) and exit.
+    IntegrityKeys,
 }
 
 /// `--layout` values (the `[clickhouse] layout` names).
@@ -111,6 +114,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate { .. } => indexer::migrate(&config).await,
+        Command::IntegrityKeys => {
+            let mut stdout = std::io::stdout().lock();
+            for entry in config.integrity.keys()?.public_keys().entries() {
+                writeln!(stdout, "{entry}")?;
+            }
+            Ok(())
+        }
         Command::Run => indexer::run(config, metrics, audit_runtime::shutdown_token()).await,
     }
 }

@@ -126,6 +126,13 @@ pub struct Shared {
     row_limit: AtomicUsize,
     /// Whether writing makes progress (stall reporting).
     pub progress: Mutex<Progress>,
+    /// With tamper evidence on: per partition, the end of the last sealed window. Offsets are
+    /// committed up to it and never beyond (a crash re-reads the open window, see
+    /// [`crate::sealer`]). `None`: no sealing, offsets follow the written batches.
+    sealed: Mutex<Option<BTreeMap<i32, i64>>>,
+    /// Whether the writer is sealing; a revoke waits for it to finish.
+    seal_gate: Mutex<bool>,
+    seal_done: Condvar,
     drain_timeout: Duration,
 }
 
@@ -177,6 +184,9 @@ impl Shared {
             batches_finished: AtomicU64::new(0),
             row_limit: AtomicUsize::new(usize::MAX),
             progress: Mutex::new(Progress::default()),
+            sealed: Mutex::new(None),
+            seal_gate: Mutex::new(false),
+            seal_done: Condvar::new(),
             drain_timeout,
         })
     }
@@ -213,7 +223,6 @@ impl Shared {
     pub fn batch_written(&self, batch: &Batch) -> TopicPartitionList {
         let owned = lock(&self.owned);
         let mut acked = lock(&self.acked);
-        let mut list = TopicPartitionList::new();
         for (partition, (_, last)) in &batch.ranges {
             if !owned.contains(partition) {
                 continue;
@@ -221,10 +230,11 @@ impl Shared {
             let next = last + 1;
             let entry = acked.entry(*partition).or_insert(next);
             *entry = (*entry).max(next);
-            let _ = list.add_partition_offset(&self.topic, *partition, Offset::Offset(*entry));
         }
+        let partitions: Vec<i32> = batch.ranges.keys().filter(|p| owned.contains(p)).copied().collect();
         drop(acked);
         drop(owned);
+        let list = self.acked_offsets(&partitions);
         lock(&self.progress).batch_written(Instant::now());
         self.batch_finished();
         list
@@ -255,15 +265,43 @@ impl Shared {
         !result.timed_out()
     }
 
+    /// The offsets to commit for `partitions`: after their last written batch, or — with
+    /// sealing — after their last sealed window.
     pub(crate) fn acked_offsets(&self, partitions: &[i32]) -> TopicPartitionList {
         let acked = lock(&self.acked);
+        let sealed = lock(&self.sealed);
         let mut list = TopicPartitionList::new();
         for partition in partitions {
-            if let Some(offset) = acked.get(partition) {
-                let _ = list.add_partition_offset(&self.topic, *partition, Offset::Offset(*offset));
+            let committable = match sealed.as_ref() {
+                None => acked.get(partition).copied(),
+                Some(sealed) => sealed.get(partition).copied(),
+            };
+            if let Some(offset) = committable {
+                let _ = list.add_partition_offset(&self.topic, *partition, Offset::Offset(offset));
             }
         }
         list
+    }
+
+    /// Turns sealing on: offsets commit only up to sealed windows.
+    pub fn enable_sealing(&self) {
+        lock(&self.sealed).get_or_insert_with(BTreeMap::new);
+    }
+
+    /// The writer starts sealing: the partitions it may seal (owned now; a revoke waits until
+    /// [`Shared::end_seal`]).
+    pub fn begin_seal(&self) -> HashSet<i32> {
+        *lock(&self.seal_gate) = true;
+        lock(&self.owned).clone()
+    }
+
+    /// The writer finished sealing: new boundaries (committable offsets).
+    pub fn end_seal(&self, sealed: &[(i32, i64)]) {
+        if let Some(boundaries) = lock(&self.sealed).as_mut() {
+            boundaries.extend(sealed.iter().copied());
+        }
+        *lock(&self.seal_gate) = false;
+        self.seal_done.notify_all();
     }
 
     /// Where each owned partition resumes after a rewind: after its last written batch, or
@@ -380,15 +418,30 @@ impl Shared {
     }
 
     /// Partitions were revoked: forget what was tracked for them.
+    /// Waits (up to the drain timeout) for a seal in progress, so the next owner resumes from
+    /// its digests; no seal starts while the partitions are released.
     pub(crate) fn release(&self, partitions: &[i32]) {
+        let gate = lock(&self.seal_gate);
+        let (gate, waited) = self
+            .seal_done
+            .wait_timeout_while(gate, self.drain_timeout, |sealing| *sealing)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if waited.timed_out() {
+            tracing::warn!("a seal still runs after the drain timeout; releasing partitions anyway");
+        }
         let mut owned = lock(&self.owned);
         let mut acked = lock(&self.acked);
         let mut first_read = lock(&self.first_read);
+        let mut sealed = lock(&self.sealed);
         for partition in partitions {
             owned.remove(partition);
             acked.remove(partition);
             first_read.remove(partition);
+            if let Some(sealed) = sealed.as_mut() {
+                sealed.remove(partition);
+            }
         }
+        drop(gate);
     }
 
     pub(crate) fn owned_partitions(&self) -> Vec<i32> {

@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::consumer::IndexerContext;
+use crate::sealer::{BatchLeaves, OpenLeaf, Sealer};
 use crate::shared::{Batch, DeadMessage, Piece, Shared};
 
 pub struct Writer {
@@ -49,6 +50,10 @@ pub struct Writer {
     pub max_partitions_per_insert: usize,
     /// Rows refused for their content and dead-lettered recently (the circuit breaker).
     pub refused: Mutex<RefusedRows>,
+    /// Tamper evidence: seals written batches into signed window digests (`None`: off).
+    pub sealer: Option<tokio::sync::Mutex<Sealer>>,
+    /// How often the sealer closes a window.
+    pub seal_every: Duration,
 }
 
 /// The batch whose rows are streaming into an open INSERT.
@@ -87,6 +92,8 @@ struct Written {
     /// The batch's first row, kept so that it can be dead-lettered when it is the batch's only
     /// row and ClickHouse refuses it.
     first_row: Option<DeadMessage>,
+    /// The leaves of the rows written (with sealing on).
+    leaves: BatchLeaves,
 }
 
 /// A batch whose INSERTs ClickHouse is finishing.
@@ -104,6 +111,7 @@ struct Ended {
 enum Next {
     Piece(Option<Piece>),
     Ended(audit_store::Result<()>),
+    Seal,
 }
 
 impl Writer {
@@ -113,16 +121,24 @@ impl Writer {
         let mut finishing: Option<Finishing> = None;
         // Delays of consecutive failures; reset by a success.
         let mut failures: Option<ExponentialBackoff> = None;
+        let mut seal_tick = tokio::time::interval(self.seal_every);
+        seal_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        seal_tick.reset();
         loop {
             let next = match finishing.as_mut() {
                 Some(finishing) => tokio::select! {
                     biased;
                     result = &mut finishing.end => Next::Ended(flatten(result)),
                     piece = queue.recv() => Next::Piece(piece),
+                    _ = seal_tick.tick(), if self.sealer.is_some() => Next::Seal,
                 },
-                None => Next::Piece(queue.recv().await),
+                None => tokio::select! {
+                    piece = queue.recv() => Next::Piece(piece),
+                    _ = seal_tick.tick(), if self.sealer.is_some() => Next::Seal,
+                },
             };
             match next {
+                Next::Seal => self.seal(CommitMode::Async).await,
                 Next::Ended(result) => {
                     if let Some(Finishing { ended, .. }) = finishing.take()
                         && !self.complete(ended, result, &mut failures).await
@@ -170,9 +186,30 @@ impl Writer {
             }
         }
         // The consumer stopped: settle the last batch (an open one without its end is
-        // aborted and re-read after a restart).
+        // aborted and re-read after a restart), and seal what was written so a restart
+        // re-reads nothing.
         if let Some(previous) = finishing.take() {
             self.settle(previous, &mut failures).await;
+        }
+        self.seal(CommitMode::Sync).await;
+    }
+
+    /// Closes the windows of every owned partition and commits offsets up to them.
+    async fn seal(&self, mode: CommitMode) {
+        let Some(sealer) = &self.sealer else {
+            return;
+        };
+        let sealed = sealer
+            .lock()
+            .await
+            .seal(time::OffsetDateTime::now_utc())
+            .await;
+        let partitions: Vec<i32> = sealed.iter().map(|(partition, _)| *partition).collect();
+        let offsets = self.shared.acked_offsets(&partitions);
+        if offsets.count() > 0
+            && let Err(error) = self.consumer.commit(&offsets, mode)
+        {
+            tracing::warn!(%error, "offset commit after a seal failed; the next one covers it");
         }
     }
 
@@ -219,7 +256,12 @@ impl Writer {
                 open.written.first_row = Some(dead(String::new()));
             }
             match insert.write(row).await? {
-                Ok(()) => open.written.count(row),
+                Ok(key) => {
+                    open.written.count(row);
+                    if self.sealer.is_some() {
+                        open.written.leaf(*partition, &row.org_id, OpenLeaf::new(*offset, &row.json, key));
+                    }
+                }
                 Err(reason) => open.written.rejected.push(dead(reason)),
             }
         }
@@ -241,8 +283,7 @@ impl Writer {
                 *failures = None;
                 self.readiness.set("clickhouse", true, "inserts succeed");
                 self.grow_row_limit();
-                self.written(batch, written).await;
-                return true;
+                return self.written(batch, written, failures).await;
             }
             Err(error) => error,
         };
@@ -275,8 +316,9 @@ impl Writer {
                 );
                 row.reason = format!("ClickHouse refused the row: {reason}");
                 written.rejected.push(row);
-                self.written(batch, written).await;
-                true
+                // Not stored, so not sealed.
+                written.leaves.clear();
+                self.written(batch, written, failures).await
             }
             _ => {
                 // Too many refused rows for bad events, or nothing to isolate: treat it as
@@ -291,8 +333,18 @@ impl Writer {
         }
     }
 
-    /// A batch was stored (or its only row dead-lettered): dead letters, then offsets.
-    async fn written(&self, batch: Batch, written: Written) {
+    /// A batch was stored (or its only row dead-lettered): leaves to the sealer, dead letters,
+    /// then offsets. False when the sealer could not take the leaves (its chains could not be
+    /// loaded): the batch is then re-read like a failed one, so no leaf is ever lost.
+    async fn written(&self, batch: Batch, mut written: Written, failures: &mut Option<ExponentialBackoff>) -> bool {
+        if let Some(sealer) = &self.sealer {
+            let leaves = std::mem::take(&mut written.leaves);
+            if let Err(error) = sealer.lock().await.batch_written(&batch.ranges, leaves).await {
+                self.shared.batch_abandoned();
+                self.failed(&format!("loading integrity chains: {error}"), failures);
+                return false;
+            }
+        }
         self.write_dead_letters(&batch.dead).await;
         self.write_dead_letters(&written.rejected).await;
         let offsets = self.shared.batch_written(&batch);
@@ -308,6 +360,7 @@ impl Writer {
             metrics::histogram!("indexer_batch_seconds").record(started.elapsed().as_secs_f64());
         }
         written.record();
+        true
     }
 
     /// After a success, batches may grow back towards `max_rows`.
@@ -407,6 +460,17 @@ impl Written {
             None => self.per_org.entry(row.org_id.clone()).or_default(),
         };
         *classes.entry(row.retention_days).or_default() += 1;
+    }
+
+    /// Keeps a written row's leaf (per partition and organization, in offset order).
+    fn leaf(&mut self, partition: i32, org_id: &str, leaf: OpenLeaf) {
+        let orgs = self.leaves.entry(partition).or_default();
+        match orgs.get_mut(org_id) {
+            Some(leaves) => leaves.push(leaf),
+            None => {
+                orgs.insert(org_id.to_string(), vec![leaf]);
+            }
+        }
     }
 
     /// `indexer_rows_total{org_id, retention_days}`: rows per organization per retention class.

@@ -132,6 +132,16 @@ async fn record_view(
     Ok(())
 }
 
+/// Records a verification or an integrity bundle as a view of the log (throttled like views).
+pub(crate) async fn record_integrity_view(
+    app: &App,
+    reader: &Reader,
+    org_id: &str,
+    headers: &HeaderMap,
+) -> ApiResult<()> {
+    record_view(app, reader, org_id, headers, &[("integrity".into(), "verify".into())]).await
+}
+
 async fn list(
     State(app): State<Arc<App>>,
     ReaderAuth(reader): ReaderAuth,

@@ -1,0 +1,45 @@
+-- Tamper evidence (docs/integrity.md), replicated layout: the same two tables as the single-node
+-- migration 0002, replicated on every node of each shard and sharded by organization like the
+-- events (cityHash64(org_id)), so an organization's digests and leaves live beside its events.
+-- See migrations/0002_integrity.sql for what the columns mean and why the engine replaces.
+CREATE TABLE IF NOT EXISTS {database}.integrity_digests_local ON CLUSTER '{cluster}'
+(
+    org_id          LowCardinality(String),
+    seq             UInt64,
+    partition       Int32,
+    first_offset    Int64,
+    end_offset      Int64,
+    sealed_at       DateTime64(3, 'UTC'),
+    count           UInt64,
+    retention_days  UInt16,
+    hash            String,
+    note            String,
+    key_id          LowCardinality(String),
+    signature       String
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/integrity_digests_local', '{replica}', sealed_at)
+ORDER BY (org_id, seq)
+TTL toDateTime(sealed_at) + toIntervalDay(1125);
+
+CREATE TABLE IF NOT EXISTS {database}.integrity_digests ON CLUSTER '{cluster}'
+AS {database}.integrity_digests_local
+ENGINE = Distributed('{cluster}', {database}, integrity_digests_local, cityHash64(org_id));
+
+CREATE TABLE IF NOT EXISTS {database}.integrity_leaves_local ON CLUSTER '{cluster}'
+(
+    org_id          LowCardinality(String),
+    seq             UInt64,
+    idx             UInt32,
+    digest_hash     String,
+    leaf            FixedString(32),
+    id              UUID,
+    occurred_at     DateTime64(3, 'UTC'),
+    sealed_at       DateTime64(3, 'UTC')
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/integrity_leaves_local', '{replica}', sealed_at)
+ORDER BY (org_id, seq, idx)
+TTL toDateTime(sealed_at) + toIntervalDay(1125);
+
+CREATE TABLE IF NOT EXISTS {database}.integrity_leaves ON CLUSTER '{cluster}'
+AS {database}.integrity_leaves_local
+ENGINE = Distributed('{cluster}', {database}, integrity_leaves_local, cityHash64(org_id));

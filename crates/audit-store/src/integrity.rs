@@ -1,0 +1,204 @@
+//! The integrity tables (migration 0002, docs/integrity.md): window digests and their leaves.
+//! Written by the indexer's sealer; read by the gateway's verification API and by a new owner
+//! of a partition resuming the chains.
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::store::Store;
+
+/// One signed window digest.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct DigestRow {
+    pub org_id: String,
+    pub seq: u64,
+    pub partition: i32,
+    pub first_offset: i64,
+    pub end_offset: i64,
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub sealed_at: OffsetDateTime,
+    pub count: u64,
+    pub retention_days: u16,
+    /// Hex SHA-256 of `note`.
+    pub hash: String,
+    pub note: String,
+    pub key_id: String,
+    /// Base64 Ed25519 signature over `note`.
+    pub signature: String,
+}
+
+/// One leaf of a window.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct LeafRow {
+    pub org_id: String,
+    pub seq: u64,
+    pub idx: u32,
+    /// Hex hash of the digest the leaf belongs to.
+    pub digest_hash: String,
+    pub leaf: [u8; 32],
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub id: Uuid,
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub occurred_at: OffsetDateTime,
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub sealed_at: OffsetDateTime,
+}
+
+const DIGEST_COLUMNS: &str = "org_id, seq, partition, first_offset, end_offset, sealed_at, count, \
+     retention_days, hash, note, key_id, signature";
+
+impl Store {
+    /// Stores digests and their leaves (idempotent: a replayed seal writes the same rows).
+    pub async fn insert_seal(&self, digests: &[DigestRow], leaves: &[LeafRow]) -> Result<()> {
+        self.timed(async {
+            if !digests.is_empty() {
+                let mut insert = self.client().insert::<DigestRow>("integrity_digests").await?;
+                for digest in digests {
+                    insert.write(digest).await?;
+                }
+                insert.end().await?;
+            }
+            if !leaves.is_empty() {
+                let mut insert = self.client().insert::<LeafRow>("integrity_leaves").await?;
+                for leaf in leaves {
+                    insert.write(leaf).await?;
+                }
+                insert.end().await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The newest digest of every organization whose chain is on `partition`: where a new
+    /// owner of the partition resumes.
+    pub async fn chain_heads(&self, partition: i32) -> Result<Vec<DigestRow>> {
+        let query = format!(
+            "SELECT {DIGEST_COLUMNS} FROM integrity_digests FINAL WHERE partition = {{p:Int32}} \
+             ORDER BY org_id, seq DESC LIMIT 1 BY org_id"
+        );
+        self.timed(async {
+            Ok(self
+                .client()
+                .query(&query)
+                .param("p", partition)
+                .fetch_all()
+                .await?)
+        })
+        .await
+    }
+
+    /// An organization's digests from the first one sealed at or after `from` to the newest,
+    /// in `seq` order, at most `limit`.
+    pub async fn digests_since(
+        &self,
+        org_id: &str,
+        from: OffsetDateTime,
+        limit: u64,
+    ) -> Result<Vec<DigestRow>> {
+        let query = format!(
+            "SELECT {DIGEST_COLUMNS} FROM integrity_digests FINAL \
+             WHERE org_id = {{org:String}} AND seq >= ( \
+               SELECT ifNull(min(seq), 18446744073709551615) FROM integrity_digests FINAL \
+               WHERE org_id = {{org:String}} AND sealed_at >= {{from:DateTime64(3, 'UTC')}}) \
+             ORDER BY seq LIMIT {{limit:UInt64}}"
+        );
+        self.timed(async {
+            Ok(self
+                .client()
+                .query(&query)
+                .param("org", org_id)
+                .param("from", crate::query::datetime_param(from))
+                .param("limit", limit)
+                .fetch_all()
+                .await?)
+        })
+        .await
+    }
+
+    /// An organization's digests `first..=last` (by `seq`).
+    pub async fn digests_between(&self, org_id: &str, first: u64, last: u64) -> Result<Vec<DigestRow>> {
+        let query = format!(
+            "SELECT {DIGEST_COLUMNS} FROM integrity_digests FINAL \
+             WHERE org_id = {{org:String}} AND seq BETWEEN {{first:UInt64}} AND {{last:UInt64}} ORDER BY seq"
+        );
+        self.timed(async {
+            Ok(self
+                .client()
+                .query(&query)
+                .param("org", org_id)
+                .param("first", first)
+                .param("last", last)
+                .fetch_all()
+                .await?)
+        })
+        .await
+    }
+
+    /// The leaves of the digests `(seq, hash)` of an organization, in window and leaf order.
+    pub async fn leaves_of(&self, org_id: &str, first_seq: u64, last_seq: u64) -> Result<Vec<LeafRow>> {
+        self.timed(async {
+            Ok(self
+                .client()
+                .query(
+                    "SELECT org_id, seq, idx, digest_hash, leaf, id, occurred_at, sealed_at \
+                     FROM integrity_leaves FINAL \
+                     WHERE org_id = {org:String} AND seq BETWEEN {first:UInt64} AND {last:UInt64} \
+                     ORDER BY seq, idx",
+                )
+                .param("org", org_id)
+                .param("first", first_seq)
+                .param("last", last_seq)
+                .fetch_all()
+                .await?)
+        })
+        .await
+    }
+
+    /// The stored rows of an organization with `occurred_at` in `[since, until)` (after
+    /// deduplication, expired rows included), at most `limit`: what verification checks.
+    pub async fn stored_rows(
+        &self,
+        org_id: &str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: u64,
+    ) -> Result<Vec<crate::rows::EventRow>> {
+        self.timed(async {
+            Ok(self
+                .client()
+                .query(
+                    "SELECT ?fields FROM events FINAL WHERE org_id = {org:String} \
+                     AND occurred_at >= {since:DateTime64(3, 'UTC')} AND occurred_at < {until:DateTime64(3, 'UTC')} \
+                     ORDER BY occurred_at, id LIMIT {limit:UInt64}",
+                )
+                .param("org", org_id)
+                .param("since", crate::query::datetime_param(since))
+                .param("until", crate::query::datetime_param(until))
+                .param("limit", limit)
+                .fetch_all()
+                .await?)
+        })
+        .await
+    }
+
+    /// The window (seq) holding an event, by its id.
+    pub async fn window_of_event(&self, org_id: &str, id: Uuid) -> Result<Option<u64>> {
+        self.timed(async {
+            Ok(self
+                .client()
+                .query(
+                    "SELECT seq FROM integrity_leaves FINAL \
+                     WHERE org_id = {org:String} AND id = {id:UUID} ORDER BY seq LIMIT 1",
+                )
+                .param("org", org_id)
+                .param("id", id.to_string())
+                .fetch_optional()
+                .await?)
+        })
+        .await
+    }
+}
