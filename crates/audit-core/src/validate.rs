@@ -3,8 +3,12 @@
 //! Validation runs in two passes:
 //! 1. the published JSON Schema (`schema/audit-event.v1.schema.json`), with its size limits
 //!    rewritten from [`Limits`] so that configuration and schema never disagree;
-//! 2. the rules a schema cannot express: the category/action catalogue, clock skew, and the
+//! 2. the rules a schema cannot express: the category/action catalogue (internal categories
+//!    are refused: only the platform writes them, see [`crate::system`]), clock skew, and the
 //!    size of the normalised event.
+//!
+//! The server-owned fields (`received_at`, `provenance`, and `source` when the producer is
+//! authenticated) are stamped from the [`Arrival`], whatever the producer sent.
 //!
 //! Every error carries a JSON path (`$.targets[2].id`) and a reason. Reasons never echo the
 //! offending value: a 10 MB string must not become a 10 MB error message.
@@ -18,7 +22,7 @@ use uuid::Uuid;
 
 use crate::catalogue::Catalogue;
 use crate::error::{Error, Result};
-use crate::event::{AuditEvent, EventInput};
+use crate::event::{AuditEvent, EventInput, Provenance, Stamp};
 
 /// Limits on one event. The defaults are the contract's; operators may change them.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -86,30 +90,80 @@ impl std::fmt::Display for FieldError {
     }
 }
 
-/// What the caller knows about the event's arrival.
+/// What the caller knows about the event's arrival: the server-owned fields come from here.
 #[derive(Debug, Clone, Copy)]
-pub struct Arrival {
+pub struct Arrival<'a> {
     /// The current time, for the clock-skew rule.
     pub now: OffsetDateTime,
-    /// Stamped as `received_at` when the event has none.
-    pub received_at: Option<OffsetDateTime>,
+    /// Stamped as `received_at` (a producer's value is replaced).
+    pub received_at: OffsetDateTime,
     /// Id to give an event that has none.
     pub fallback_id: Uuid,
+    /// Stamped as `provenance`.
+    pub provenance: Provenance,
+    /// The authenticated producer, when there is one: stamped as `source`, replacing any
+    /// claimed value. `None` keeps the producer's own (unverified) `source`.
+    pub verified_source: Option<&'a str>,
 }
 
-impl Arrival {
-    /// The arrival of a message consumed from the events topic: received at its broker time
-    /// (unix ms), and an id derived from its place in the topic, so the indexer and the
-    /// forwarder give an event without an id the same one.
-    pub fn kafka_message(topic: &str, partition: i32, offset: i64, broker_ms: i64) -> Self {
+/// The timestamp of a message consumed from the events topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerTime {
+    /// `LogAppendTime` (the events topic's setting): the broker's clock when it appended the
+    /// message, i.e. when the platform received it.
+    LogAppend(i64),
+    /// `CreateTime`: chosen by the producer (the topic is misconfigured). Not trusted as the
+    /// arrival time.
+    Create(i64),
+    /// No usable timestamp.
+    Missing,
+}
+
+impl BrokerTime {
+    /// The timestamp stored with the message (unix ms; 0 when missing): stable across
+    /// re-reads, so ids derived from it are too.
+    pub fn stored_ms(self) -> i64 {
+        match self {
+            BrokerTime::LogAppend(ms) | BrokerTime::Create(ms) => ms,
+            BrokerTime::Missing => 0,
+        }
+    }
+
+    /// Whether the timestamp is the broker's own clock.
+    pub fn is_broker_clock(self) -> bool {
+        matches!(self, BrokerTime::LogAppend(_))
+    }
+
+    /// The arrival time to stamp: the broker's append time; otherwise the consumer's clock
+    /// (`now`), never a time the producer chose.
+    pub fn received_at(self, now: OffsetDateTime) -> OffsetDateTime {
+        match self {
+            BrokerTime::LogAppend(ms) => {
+                OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(now)
+            }
+            BrokerTime::Create(_) | BrokerTime::Missing => now,
+        }
+    }
+}
+
+impl Arrival<'static> {
+    /// The arrival of a message produced straight to the events topic: received at the
+    /// broker's append time, `source` only claimed, and an id derived from its place in the
+    /// topic (and its stored timestamp), so the indexer and the forwarder give an event
+    /// without an id the same one, on every re-read.
+    pub fn kafka_message(topic: &str, partition: i32, offset: i64, time: BrokerTime) -> Self {
         let now = OffsetDateTime::now_utc();
-        let received_at =
-            OffsetDateTime::from_unix_timestamp_nanos(i128::from(broker_ms) * 1_000_000)
-                .unwrap_or(now);
         Self {
             now,
-            received_at: Some(received_at),
-            fallback_id: crate::event::id_for_kafka_message(topic, partition, offset, broker_ms),
+            received_at: time.received_at(now),
+            fallback_id: crate::event::id_for_kafka_message(
+                topic,
+                partition,
+                offset,
+                time.stored_ms(),
+            ),
+            provenance: Provenance::Kafka,
+            verified_source: None,
         }
     }
 }
@@ -169,7 +223,7 @@ impl EventValidator {
     pub fn validate_bytes(
         &self,
         bytes: &[u8],
-        arrival: Arrival,
+        arrival: Arrival<'_>,
     ) -> std::result::Result<ValidEvent, Vec<FieldError>> {
         if bytes.len() > self.limits.max_event_bytes.saturating_mul(4) {
             // Far over the limit: do not spend time parsing it.
@@ -191,7 +245,7 @@ impl EventValidator {
     pub fn validate_value(
         &self,
         value: &Value,
-        arrival: Arrival,
+        arrival: Arrival<'_>,
     ) -> std::result::Result<ValidEvent, Vec<FieldError>> {
         if !value.is_object() {
             return Err(vec![FieldError::new(
@@ -205,10 +259,14 @@ impl EventValidator {
         }
         let input = EventInput::deserialize(value)
             .map_err(|error| vec![FieldError::new("$", error.to_string())])?;
-        let mut event = input.into_event(|| arrival.fallback_id);
-        if event.received_at.is_none() {
-            event.received_at = arrival.received_at;
-        }
+        let event = input.into_event(
+            || arrival.fallback_id,
+            Stamp {
+                received_at: arrival.received_at,
+                provenance: arrival.provenance,
+                source: arrival.verified_source,
+            },
+        );
 
         let mut errors = self.catalogue_errors(&event);
         let latest_allowed =
@@ -279,6 +337,15 @@ impl EventValidator {
                 ),
             )];
         };
+        if category.internal {
+            return vec![FieldError::new(
+                "$.category",
+                format!(
+                    "category `{}` is internal: only the audit-log service itself writes it",
+                    category.name
+                ),
+            )];
+        }
         match self.catalogue.category_of(&event.action) {
             None => vec![FieldError::new(
                 "$.action",
@@ -393,11 +460,13 @@ mod tests {
         EventValidator::new(Arc::new(Catalogue::builtin()), Limits::default()).expect("validator")
     }
 
-    fn arrival() -> Arrival {
+    fn arrival() -> Arrival<'static> {
         Arrival {
             now: NOW,
-            received_at: Some(NOW),
+            received_at: NOW,
             fallback_id: Uuid::from_u128(7),
+            provenance: Provenance::Kafka,
+            verified_source: None,
         }
     }
 
@@ -439,6 +508,95 @@ mod tests {
         assert_eq!(json["occurred_at"], "2026-11-26T11:59:59.123Z");
         assert_eq!(json["received_at"], "2026-11-26T12:00:00.000Z");
         assert_eq!(json["version"], 1);
+    }
+
+    #[test]
+    fn server_owned_fields_are_stamped_whatever_the_producer_sent() {
+        let mut forged = good();
+        forged["received_at"] = json!("2000-01-01T00:00:00Z");
+        forged["provenance"] = json!("system");
+        forged["source"] = json!("identity-api");
+
+        let direct = validator()
+            .validate_value(&forged, arrival())
+            .expect("valid");
+        assert_eq!(
+            direct.event.received_at,
+            Some(NOW),
+            "arrival time, not the claim"
+        );
+        assert_eq!(direct.event.provenance, Some(Provenance::Kafka));
+        assert_eq!(
+            direct.event.source.as_deref(),
+            Some("identity-api"),
+            "a direct producer's source is kept, marked as claimed by its provenance"
+        );
+        let json: Value = serde_json::from_slice(&direct.json).expect("json");
+        assert_eq!(json["received_at"], "2026-11-26T12:00:00.000Z");
+        assert_eq!(json["provenance"], "kafka");
+
+        let over_http = Arrival {
+            provenance: Provenance::Gateway,
+            verified_source: Some("billing-api"),
+            ..arrival()
+        };
+        let verified = validator()
+            .validate_value(&forged, over_http)
+            .expect("valid");
+        assert_eq!(verified.event.source.as_deref(), Some("billing-api"));
+        assert_eq!(verified.event.provenance, Some(Provenance::Gateway));
+
+        let mut junk = good();
+        junk["provenance"] = json!("root");
+        assert!(has_error(&errors_of(junk), "$.provenance", ""));
+    }
+
+    #[test]
+    fn internal_categories_are_refused_to_every_producer() {
+        let mut forged = good();
+        forged["category"] = json!("audit_log");
+        forged["action"] = json!("audit_log.exported");
+        assert!(has_error(
+            &errors_of(forged.clone()),
+            "$.category",
+            "internal"
+        ));
+        let over_http = Arrival {
+            provenance: Provenance::Gateway,
+            verified_source: Some("any-api"),
+            ..arrival()
+        };
+        assert!(validator().validate_value(&forged, over_http).is_err());
+    }
+
+    #[test]
+    fn broker_times_other_than_append_time_are_not_arrival_times() {
+        let append = BrokerTime::LogAppend(1_764_140_000_000);
+        assert_eq!(
+            append.received_at(NOW),
+            datetime!(2025-11-26 06:53:20 UTC),
+            "the broker's append time"
+        );
+        assert!(append.is_broker_clock());
+        let create = BrokerTime::Create(946_684_800_000);
+        assert_eq!(
+            create.received_at(NOW),
+            NOW,
+            "a producer's CreateTime is not trusted"
+        );
+        assert_eq!(
+            create.stored_ms(),
+            946_684_800_000,
+            "ids stay stable on re-read"
+        );
+        assert_eq!(BrokerTime::Missing.received_at(NOW), NOW);
+        assert_eq!(BrokerTime::Missing.stored_ms(), 0);
+
+        let first = Arrival::kafka_message("t", 1, 9, create);
+        let again = Arrival::kafka_message("t", 1, 9, create);
+        assert_eq!(first.fallback_id, again.fallback_id);
+        assert_eq!(first.provenance, Provenance::Kafka);
+        assert!(first.verified_source.is_none());
     }
 
     #[test]

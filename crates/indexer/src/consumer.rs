@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use audit_core::EventValidator;
 use audit_core::integrity::IntegrityKey;
-use audit_core::validate::Arrival;
+use audit_core::validate::{Arrival, BrokerTime};
 use audit_kafka::StatsContext;
 use audit_settings::{PlansConfig, SettingsStore};
 use audit_store::PendingEvent;
@@ -472,8 +472,8 @@ pub struct ConsumerLoop {
     pub consumer: Arc<BaseConsumer<IndexerContext>>,
     pub shared: Arc<Shared>,
     pub validator: Arc<EventValidator>,
-    /// Verifies the gateway's integrity tags (fast path); `None`: validate everything.
-    pub integrity: Option<IntegrityKey>,
+    /// Verifies the platform's integrity tags (tagged messages skip validation).
+    pub integrity: IntegrityKey,
     pub settings: SettingsStore,
     pub plans: PlansConfig,
     pub batch: BatchConfig,
@@ -608,7 +608,7 @@ impl ConsumerLoop {
             .or_insert(offset);
         let decoder = Decoder {
             validator: &self.validator,
-            integrity: self.integrity.as_ref(),
+            integrity: &self.integrity,
             topic: &self.shared.topic,
             plans: &self.plans,
         };
@@ -659,32 +659,33 @@ fn decode(
     let Some(payload) = message.payload() else {
         return Err("empty message (no value)".into());
     };
-    // A timestamp outside `time`'s range counts as absent.
-    let broker_ms = message
-        .timestamp()
-        .to_millis()
-        .filter(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(*ms) * 1_000_000).is_ok())
-        .unwrap_or_else(|| audit_core::event::unix_millis(OffsetDateTime::now_utc()));
-    let tag = audit_kafka::header_str(message.headers(), audit_core::integrity::HEADER);
-    let tagged = match (decoder.integrity, tag) {
-        (Some(key), Some(tag)) => key.verify(payload, tag.as_bytes()),
-        _ => false,
+    let time = audit_kafka::broker_time(message.timestamp(), "indexer");
+    // The age of the message (batching while behind) and the fallback `received_at` of
+    // rows stored before it was always stamped.
+    let broker_ms = match time {
+        BrokerTime::LogAppend(ms) => ms,
+        _ => audit_core::event::unix_millis(OffsetDateTime::now_utc()),
     };
-    let (org_id, json) = if tagged {
-        // Validated by the gateway, which wrote this exact canonical JSON: only its
-        // organization is needed now (the row is built while the insert streams).
+    let signer = audit_kafka::header_str(message.headers(), audit_core::integrity::HEADER)
+        .and_then(|tag| decoder.integrity.verify(payload, tag.as_bytes()));
+    let (org_id, json) = if let Some(signer) = signer {
+        // Written by the platform, which wrote this exact canonical JSON: only its
+        // organization is needed now (the row is built while the insert streams), once the
+        // event is seen to say what its tag proves.
         metrics::counter!("indexer_messages_total", "path" => "tagged").increment(1);
         let head: EventHead<'_> = serde_json::from_slice(payload)
             .map_err(|error| format!("tagged message is not a canonical event: {error}"))?;
+        audit_core::integrity::check_tagged(
+            signer,
+            head.provenance.as_deref(),
+            &head.category,
+            decoder.validator.catalogue(),
+        )?;
         (head.org_id.into_owned(), payload.to_vec())
     } else {
         metrics::counter!("indexer_messages_total", "path" => "validated").increment(1);
-        let arrival = Arrival::kafka_message(
-            decoder.topic,
-            message.partition(),
-            message.offset(),
-            broker_ms,
-        );
+        let arrival =
+            Arrival::kafka_message(decoder.topic, message.partition(), message.offset(), time);
         let valid = decoder
             .validator
             .validate_bytes(payload, arrival)
@@ -715,12 +716,16 @@ fn decode(
 struct EventHead<'a> {
     #[serde(borrow)]
     org_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    category: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    provenance: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// What decoding needs besides the message.
 pub struct Decoder<'a> {
     pub validator: &'a EventValidator,
-    pub integrity: Option<&'a IntegrityKey>,
+    pub integrity: &'a IntegrityKey,
     pub topic: &'a str,
     pub plans: &'a PlansConfig,
 }

@@ -245,7 +245,7 @@ fn headers(payload: &str, key: Option<&IntegrityKey>) -> OwnedHeaders {
         });
     match key {
         Some(key) => {
-            let tag = key.tag(payload.as_bytes());
+            let tag = key.tag(integrity::Signer::Gateway, payload.as_bytes());
             headers
                 .insert(Header {
                     key: "producer",
@@ -276,6 +276,10 @@ fn send(
 ) -> Result<String> {
     let mut event = generated_event(org, n, &occurred_at_now());
     event["received_at"] = json!(occurred_at_now());
+    if key.is_some() {
+        // What the gateway writes: its tag proves this provenance.
+        event["provenance"] = json!("gateway");
+    }
     let id = event["id"].as_str().unwrap_or_default().to_string();
     let payload = event.to_string();
     loop {
@@ -302,8 +306,13 @@ async fn provision(
     webhook_url: &str,
 ) -> Result<HashMap<&'static str, String>> {
     let port = free_port()?;
+    let ops_port = free_port()?;
     let env = vec![
         ("GATEWAY__KAFKA__BROKERS".to_string(), cli.brokers.clone()),
+        (
+            "GATEWAY__OPS__LISTEN".to_string(),
+            format!("127.0.0.1:{ops_port}"),
+        ),
         (
             "GATEWAY__TOPICS__EVENTS".to_string(),
             format!("{}.gateway.events", topics.prefix),
@@ -334,7 +343,12 @@ async fn provision(
         Path::new(&format!("/tmp/{}-gateway.log", topics.prefix)),
     )?;
     let base = format!("http://127.0.0.1:{port}");
-    wait_ready(http, &format!("{base}/readyz"), &mut gateway).await?;
+    wait_ready(
+        http,
+        &format!("http://127.0.0.1:{ops_port}/readyz"),
+        &mut gateway,
+    )
+    .await?;
     let admin = |method: reqwest::Method, path: String, body: Value| {
         let request = http
             .request(method, format!("{base}{path}"))
