@@ -61,6 +61,16 @@ impl Gateway {
         response.1["api_key"].as_str().unwrap().to_string()
     }
 
+    /// `PATCH /v1/admin/orgs/{org}` (plan, retention).
+    pub async fn patch_org(&self, org: &str, body: &Value) -> (u16, Value) {
+        self.admin(
+            reqwest::Method::PATCH,
+            &format!("/v1/admin/orgs/{org}"),
+            Some(body),
+        )
+        .await
+    }
+
     pub async fn admin_post(&self, path: &str, body: &Value) -> (u16, Value) {
         self.admin(reqwest::Method::POST, path, Some(body)).await
     }

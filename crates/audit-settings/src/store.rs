@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use audit_kafka::{KafkaConfig, ProducerTuning, StatsContext};
+use audit_kafka::{KafkaConfig, ProducerTuning, StatsContext, TopicsConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -220,6 +220,17 @@ impl std::fmt::Debug for SettingsStore {
 }
 
 impl SettingsStore {
+    /// Starts following the settings topic of `topics`, authenticating its records with its
+    /// `settings_keys`. `client_name` labels this instance's Kafka clients.
+    pub fn start_for(
+        kafka: &KafkaConfig,
+        topics: &TopicsConfig,
+        client_name: &str,
+    ) -> Result<Self> {
+        let auth = SettingsAuth::from_config(&topics.settings_keys, "topics.settings_keys")?;
+        Self::start(kafka, &topics.settings, auth, client_name)
+    }
+
     /// Starts following `topic`, authenticating its records with `auth`. `client_name`
     /// labels this instance's Kafka clients.
     pub fn start(

@@ -49,7 +49,7 @@ use audit_core::{Catalogue, EventValidator};
 use audit_kafka::{ensure_topics, spawn_kafka_probe};
 use audit_runtime::Readiness;
 use audit_runtime::telemetry::PrometheusHandle;
-use audit_settings::{SecretBox, SettingsAuth, SettingsStore};
+use audit_settings::{SecretBox, SettingsStore};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
@@ -98,12 +98,7 @@ pub async fn run(
     ));
 
     ensure_topics(&config.kafka, &config.topics).await?;
-    let settings = SettingsStore::start(
-        &config.kafka,
-        &config.topics.settings,
-        SettingsAuth::from_config(&config.topics.settings_keys, "topics.settings_keys")?,
-        "forwarder",
-    )?;
+    let settings = SettingsStore::start_for(&config.kafka, &config.topics, "forwarder")?;
     tokio::select! {
         result = settings.wait_caught_up(Duration::from_secs(3600)) => result?,
         _ = shutdown.cancelled() => return Ok(()),

@@ -160,6 +160,7 @@ impl From<audit_settings::Error> for ApiError {
             audit_settings::Error::Crypto(message) => {
                 ApiError::Internal(format!("secret handling: {message}"))
             }
+            audit_settings::Error::Config(error) => ApiError::Internal(error.to_string()),
             audit_settings::Error::Store(_) | audit_settings::Error::Kafka(_) => {
                 tracing::warn!(%error, "settings store unavailable");
                 ApiError::unavailable("settings store unavailable; retry shortly", 2)

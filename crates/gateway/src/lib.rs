@@ -28,7 +28,7 @@ use audit_core::{Catalogue, EventValidator};
 use audit_kafka::{ensure_topics, spawn_kafka_probe};
 use audit_runtime::telemetry::PrometheusHandle;
 use audit_runtime::{Readiness, ops_router};
-use audit_settings::{SecretBox, SettingsAuth, SettingsStore};
+use audit_settings::{SecretBox, SettingsStore};
 use audit_store::Store;
 use axum::Router;
 use axum::http::HeaderName;
@@ -102,12 +102,7 @@ pub async fn run(
     ensure_topics(&config.kafka, &config.topics)
         .await
         .context("ensuring Kafka topics")?;
-    let settings = SettingsStore::start(
-        &config.kafka,
-        &config.topics.settings,
-        SettingsAuth::from_config(&config.topics.settings_keys, "topics.settings_keys")?,
-        "gateway",
-    )?;
+    let settings = SettingsStore::start_for(&config.kafka, &config.topics, "gateway")?;
     let publisher = publisher::Publisher::new(
         &config.kafka,
         &config.producer,

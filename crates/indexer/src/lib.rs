@@ -19,7 +19,7 @@ use audit_core::{Catalogue, EventValidator};
 use audit_kafka::{DeadLetterWriter, ProducerTuning, ensure_topics, spawn_kafka_probe};
 use audit_runtime::telemetry::PrometheusHandle;
 use audit_runtime::{Readiness, ops_router};
-use audit_settings::{SettingsAuth, SettingsStore};
+use audit_settings::SettingsStore;
 use audit_store::Store;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureProducer;
@@ -66,12 +66,7 @@ pub async fn run(
         .context("checking the ClickHouse schema")?;
     readiness.set("clickhouse", true, "schema checked");
 
-    let settings = SettingsStore::start(
-        &config.kafka,
-        &config.topics.settings,
-        SettingsAuth::from_config(&config.topics.settings_keys, "topics.settings_keys")?,
-        "indexer",
-    )?;
+    let settings = SettingsStore::start_for(&config.kafka, &config.topics, "indexer")?;
     tokio::select! {
         result = settings.wait_caught_up(Duration::from_secs(3600)) => result?,
         _ = shutdown.cancelled() => return Ok(()),

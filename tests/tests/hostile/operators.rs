@@ -168,11 +168,7 @@ async fn operator_changes_racing_automatic_pauses_are_never_undone() {
         let mut refused = 0;
         for days in 100..160u16 {
             let (status, body) = gateway
-                .admin(
-                    reqwest::Method::PATCH,
-                    "/v1/admin/orgs/org_race",
-                    Some(&json!({"retention_days": days})),
-                )
+                .patch_org("org_race", &json!({"retention_days": days}))
                 .await;
             match status {
                 200 => {

@@ -125,11 +125,7 @@ impl Pipeline {
     pub async fn enterprise(&self, org: &str) -> Value {
         let (status, body) = self
             .gateway
-            .admin(
-                reqwest::Method::PATCH,
-                &format!("/v1/admin/orgs/{org}"),
-                Some(&json!({"plan": "enterprise"})),
-            )
+            .patch_org(org, &json!({"plan": "enterprise"}))
             .await;
         assert_eq!(status, 200, "{body}");
         body

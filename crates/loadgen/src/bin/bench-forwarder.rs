@@ -31,7 +31,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::{Value, json};
 
@@ -234,30 +234,8 @@ fn producer(brokers: &str) -> Result<FutureProducer> {
 /// The headers the gateway puts on what it publishes: with its integrity tag when `key` is
 /// given (events it validated), without for a direct producer's events.
 fn headers(payload: &str, key: Option<&IntegrityKey>) -> OwnedHeaders {
-    let headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "content-type",
-            value: Some("application/json"),
-        })
-        .insert(Header {
-            key: "schema-version",
-            value: Some("1"),
-        });
-    match key {
-        Some(key) => {
-            let tag = key.tag(integrity::Signer::Gateway, payload.as_bytes());
-            headers
-                .insert(Header {
-                    key: "producer",
-                    value: Some("loadgen"),
-                })
-                .insert(Header {
-                    key: integrity::HEADER,
-                    value: Some(tag.as_str()),
-                })
-        }
-        None => headers,
-    }
+    let tag = key.map(|key| key.tag(integrity::Signer::Gateway, payload.as_bytes()));
+    audit_kafka::event_headers("loadgen", tag.as_deref())
 }
 
 fn occurred_at_now() -> String {
