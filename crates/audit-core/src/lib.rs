@@ -9,6 +9,7 @@
 //! * [`system`]: the one builder of the platform's own `audit_log.*` events.
 //! * [`integrity`]: the tags proving a message on the topic was written by the platform.
 
+pub mod arrival;
 pub mod catalogue;
 pub mod error;
 pub mod event;

@@ -11,7 +11,6 @@ use std::time::Duration;
 use audit_kafka::{KafkaConfig, TopicsConfig};
 use audit_runtime::Secret;
 use audit_settings::{OrgSettings, SettingsAuth, SettingsRecord, SettingsStore};
-use audit_tests::events::event;
 use audit_tests::fakes::webhook::WebhookSetup;
 use audit_tests::fakes::{Fake, FakeWebhook, Injected};
 use audit_tests::{
@@ -182,11 +181,7 @@ async fn operator_changes_racing_automatic_pauses_are_never_undone() {
         (acknowledged, refused)
     });
     for _ in 0..20 {
-        let sent = event("org_race", "user.login.failed");
-        assert_eq!(
-            pipeline.gateway.post_events(&pipeline.key, &sent).await.0,
-            202
-        );
+        pipeline.publish("org_race", "user.login.failed").await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (last_acknowledged, refused) = operator.await.unwrap();
@@ -386,11 +381,7 @@ async fn stopped_forwarders_leave_no_health_behind() {
     let mut first_env = fast.clone();
     first_env.push(("FORWARDER__DELIVERY__INSTANCE_ID", "fwd-first"));
     let mut first = Service::start(ServiceKind::Forwarder, &pipeline.ns, &first_env).await;
-    let sent = event("org_health", "resource.created");
-    assert_eq!(
-        pipeline.gateway.post_events(&pipeline.key, &sent).await.0,
-        202
-    );
+    pipeline.publish("org_health", "resource.created").await;
     eventually(
         "the first instance reports",
         Duration::from_secs(30),
@@ -433,11 +424,7 @@ async fn stopped_forwarders_leave_no_health_behind() {
         &[(audit_settings::auth::HEADER, tag.as_bytes())],
     )
     .await;
-    let sent = event("org_health", "resource.deleted");
-    assert_eq!(
-        pipeline.gateway.post_events(&pipeline.key, &sent).await.0,
-        202
-    );
+    pipeline.publish("org_health", "resource.deleted").await;
     eventually(
         "only the live instance shown",
         Duration::from_secs(30),

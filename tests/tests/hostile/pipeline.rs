@@ -83,6 +83,14 @@ impl Pipeline {
             .unwrap_or(0)
     }
 
+    /// Publishes one event of `org` over HTTP (asserting it was accepted); returns its id.
+    pub async fn publish(&self, org: &str, action: &str) -> String {
+        let sent = event(org, action);
+        let (status, body) = self.gateway.post_events(&self.key, &sent).await;
+        assert_eq!(status, 202, "{body}");
+        sent["id"].as_str().unwrap().to_string()
+    }
+
     /// Another organization's events still flow, over HTTP and straight from Kafka.
     pub async fn others_keep_flowing(&self, org: &str) {
         let over_http = event(org, "resource.created");

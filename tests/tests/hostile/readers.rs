@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use audit_tests::events::event;
 use audit_tests::service::bin_dir;
 use audit_tests::{JWT_AUDIENCE, JWT_ISSUER, eventually, signed_token, user_token};
 use base64::Engine;
@@ -34,10 +33,8 @@ async fn another_applications_tokens_and_truncated_cursors_are_refused() {
     let pipeline = Pipeline::start("hostile-readers").await;
     let list = format!("{}/v1/orgs/org_read/events", pipeline.gateway.url);
     for _ in 0..3 {
-        let sent = event("org_read", "resource.created");
-        let (status, body) = pipeline.gateway.post_events(&pipeline.key, &sent).await;
-        assert_eq!(status, 202, "{body}");
-        pipeline.stored(sent["id"].as_str().unwrap()).await;
+        let sent_id = pipeline.publish("org_read", "resource.created").await;
+        pipeline.stored(&sent_id).await;
     }
 
     // Same identity provider key, the right org and role claims — another application's token.
@@ -174,12 +171,8 @@ async fn a_gateway_without_trust_settings_does_not_start() {
     assert!(ok, "{stderr}");
     // And a running gateway with the real settings serves this application's tokens only.
     let pipeline = Pipeline::start("hostile-trust").await;
-    let sent = event("org_trust", "resource.created");
-    assert_eq!(
-        pipeline.gateway.post_events(&pipeline.key, &sent).await.0,
-        202
-    );
-    pipeline.stored(sent["id"].as_str().unwrap()).await;
+    let sent_id = pipeline.publish("org_trust", "resource.created").await;
+    pipeline.stored(&sent_id).await;
     let list = format!("{}/v1/orgs/org_trust/events", pipeline.gateway.url);
     let count = eventually(
         "the owner reads the event",

@@ -149,12 +149,7 @@ async fn forged_and_replayed_settings_records_are_ignored_and_repaired() {
         "{destination}"
     );
     // The forwarder ignored the rewrite too: events and credentials go to the real SIEM only.
-    let sent = audit_tests::events::event("org_ent", "user.login.failed");
-    assert_eq!(
-        pipeline.gateway.post_events(&pipeline.key, &sent).await.0,
-        202
-    );
-    let sent_id = sent["id"].as_str().unwrap().to_string();
+    let sent_id = pipeline.publish("org_ent", "user.login.failed").await;
     eventually(
         "delivered to the real SIEM",
         Duration::from_secs(30),
