@@ -238,9 +238,12 @@ async fn ttl_removes_rows_past_each_organizations_retention() {
         json!({"plan": "enterprise", "retention_days": 1095}),
     )
     .await;
-    patch("org_custom", json!({"plan": "team", "retention_days": 30})).await;
+    patch("org_custom", json!({"plan": "team", "retention_days": 50})).await;
     // org_default has no settings at all: the free plan's 90 days.
 
+    // Each organization gets events aged 10, 45, 100 and 400 days. Those already older than
+    // their organization's retention would be deleted as soon as stored: they are
+    // dead-lettered with the reason instead (the gateway refuses them with a 422).
     let producer = kafka::producer(&ns.infra.kafka);
     let ages = [10, 45, 100, 400];
     for org in ["org_default", "org_ent", "org_custom"] {
@@ -256,19 +259,35 @@ async fn ttl_removes_rows_past_each_organizations_retention() {
             .await;
         }
     }
-    eventually("12 events indexed", Duration::from_secs(30), || async {
+    eventually("8 events indexed", Duration::from_secs(30), || async {
         (ns.try_sql_u64("SELECT count() FROM events WHERE action = 'resource.created'")
             .await
-            == Some(12))
+            == Some(8))
         .then_some(())
     })
     .await;
+    let expired = eventually(
+        "4 expired events dead-lettered",
+        Duration::from_secs(30),
+        || async {
+            let letters = kafka::read_all(&ns.infra.kafka, &ns.dead_letter_topic);
+            (letters.len() >= 4).then_some(letters)
+        },
+    )
+    .await;
+    for letter in &expired {
+        let reason = kafka::header(letter, "dlq-reason").unwrap_or_default();
+        assert!(
+            reason.contains("$.occurred_at") && reason.contains("deleted as soon as it was stored"),
+            "{reason}"
+        );
+    }
     assert_eq!(retention_of(&ns, "org_default").await, [90]);
     assert_eq!(retention_of(&ns, "org_ent").await, [1095]);
-    assert_eq!(retention_of(&ns, "org_custom").await, [30]);
+    assert_eq!(retention_of(&ns, "org_custom").await, [50]);
 
-    // Retention changes reach stored rows: extend the custom org (its 45-day-old event must
-    // now survive) and shorten the Enterprise org.
+    // Retention changes reach stored rows: extend the custom org (its 45-day-old event stays)
+    // and shorten the Enterprise org (its 400-day-old event goes).
     patch("org_custom", json!({"retention_days": 60})).await;
     patch("org_ent", json!({"retention_days": 365})).await;
     eventually(
@@ -320,7 +339,7 @@ async fn ttl_removes_rows_past_each_organizations_retention() {
     assert_eq!(
         surviving_ages(&ns, "org_custom").await,
         [10, 45],
-        "60 days (custom, extended from 30)"
+        "60 days (custom, extended from 50)"
     );
 
     // The change itself is in the organization's own log.

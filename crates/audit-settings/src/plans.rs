@@ -1,6 +1,7 @@
 //! Plans and what they allow: retention bounds and SIEM destinations.
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use audit_runtime::ConfigError;
 
@@ -69,6 +70,30 @@ impl PlansConfig {
         }
     }
 
+    /// Refuses an event that would be deleted as soon as it was stored: one whose
+    /// `occurred_at` is already older than its organization's retention at `now` (rows expire
+    /// `retention_days` after `occurred_at`). The gateway answers it with a 422, the indexer
+    /// and the forwarder dead-letter it with this reason, so nobody is told "accepted" for an
+    /// event that no reader will ever see.
+    pub fn check_retained(
+        &self,
+        org_id: &str,
+        org: Option<&OrgSettings>,
+        occurred_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), String> {
+        let retention_days = self.retention_days(org);
+        let expires_at = occurred_at + time::Duration::days(i64::from(retention_days));
+        if expires_at > now {
+            return Ok(());
+        }
+        Err(format!(
+            "is {} days in the past; organization `{org_id}` keeps its log for {retention_days} days, \
+             so the event would be deleted as soon as it was stored",
+            (now - occurred_at).whole_days()
+        ))
+    }
+
     /// Checks a custom retention against the plan's bounds.
     pub fn check_retention(&self, plan: Plan, days: u16) -> Result<(), String> {
         let policy = self.policy(plan);
@@ -129,6 +154,37 @@ mod tests {
         assert!(plans.check_retention(Plan::Enterprise, 1096).is_err());
         assert!(plans.check_retention(Plan::Team, 91).is_err());
         assert!(plans.validate("plans").is_ok());
+    }
+
+    #[test]
+    fn events_older_than_their_organizations_retention_are_refused() {
+        use time::macros::datetime;
+        let plans = PlansConfig::default();
+        let now = datetime!(2026-12-01 12:00 UTC);
+        let mut enterprise = OrgSettings::new("org_big", now, "test");
+        enterprise.plan = Plan::Enterprise;
+        enterprise.retention_days = Some(1095);
+        let old = datetime!(2025-06-01 00:00 UTC);
+        let error = plans
+            .check_retained("org_small", None, old, now)
+            .unwrap_err();
+        assert!(
+            error.contains("keeps its log for 90 days") && error.contains("org_small"),
+            "{error}"
+        );
+        assert!(
+            plans
+                .check_retained("org_big", Some(&enterprise), old, now)
+                .is_ok()
+        );
+        // The boundary: a row expires exactly `retention_days` after it occurred.
+        let edge = now - time::Duration::days(90);
+        assert!(plans.check_retained("org_small", None, edge, now).is_err());
+        assert!(
+            plans
+                .check_retained("org_small", None, edge + time::Duration::SECOND, now)
+                .is_ok()
+        );
     }
 
     #[test]

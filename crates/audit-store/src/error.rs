@@ -19,6 +19,80 @@ impl Error {
             reason: reason.into(),
         }
     }
+
+    /// The engine's reason when ClickHouse refused an INSERT because of what its rows
+    /// contain: the same rows would be refused again however healthy the engine is, so
+    /// retrying them is pointless and the offending rows must be isolated. `None` for
+    /// everything else (network, timeouts, overload, missing tables, permissions…), which is
+    /// about the engine's health and is retried with backoff.
+    pub fn data_refusal(&self) -> Option<&str> {
+        let Self::ClickHouse(clickhouse::error::Error::BadResponse(message)) = self else {
+            return None;
+        };
+        let about_the_data = DATA_ERRORS
+            .iter()
+            .any(|name| message.contains(&format!("({name})")))
+            // TOO_MANY_PARTS also means "merges are behind" (back-pressure, retry); only this
+            // message is about the rows: they span too many partitions for one INSERT.
+            || message.contains("Too many partitions for single INSERT block");
+        about_the_data.then_some(message.as_str())
+    }
 }
 
+/// ClickHouse error names (as printed at the end of an exception message) that refuse an
+/// INSERT because of a value in it: parse and conversion failures, out-of-range values,
+/// constraints and `throwIf` checks.
+const DATA_ERRORS: &[&str] = &[
+    "CANNOT_PARSE_TEXT",
+    "CANNOT_PARSE_QUOTED_STRING",
+    "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
+    "CANNOT_PARSE_DATE",
+    "CANNOT_PARSE_DATETIME",
+    "CANNOT_PARSE_NUMBER",
+    "TYPE_MISMATCH",
+    "ARGUMENT_OUT_OF_BOUND",
+    "CANNOT_CONVERT_TYPE",
+    "INCORRECT_DATA",
+    "TOO_LARGE_ARRAY_SIZE",
+    "TOO_LARGE_STRING_SIZE",
+    "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE",
+    "CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN",
+    "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO",
+    "VIOLATED_CONSTRAINT",
+];
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(message: &str) -> Error {
+        Error::ClickHouse(clickhouse::error::Error::BadResponse(message.into()))
+    }
+
+    #[test]
+    fn refusals_about_rows_are_told_apart_from_engine_trouble() {
+        let constraint = response(
+            "Code: 469. DB::Exception: Constraint `c` for table audit.events is violated at row 1. (VIOLATED_CONSTRAINT) (version 26.9.2.1)",
+        );
+        assert!(constraint.data_refusal().is_some());
+        let partitions = response(
+            "Code: 252. DB::Exception: Too many partitions for single INSERT block (more than 100). (TOO_MANY_PARTS)",
+        );
+        assert!(partitions.data_refusal().is_some());
+        for engine in [
+            "Code: 252. DB::Exception: Too many parts (3001). Merges are processing significantly slower than inserts. (TOO_MANY_PARTS)",
+            "Code: 60. DB::Exception: Table audit.events does not exist. (UNKNOWN_TABLE)",
+            "Code: 241. DB::Exception: Memory limit (total) exceeded. (MEMORY_LIMIT_EXCEEDED)",
+            "Code: 516. DB::Exception: default: Authentication failed. (AUTHENTICATION_FAILED)",
+        ] {
+            assert!(response(engine).data_refusal().is_none(), "{engine}");
+        }
+        assert!(
+            Error::Timeout(std::time::Duration::from_secs(1))
+                .data_refusal()
+                .is_none()
+        );
+    }
+}

@@ -17,5 +17,5 @@ pub mod store;
 
 pub use config::ClickHouseConfig;
 pub use error::{Error, Result};
-pub use rows::{EventRow, PendingEvent};
+pub use rows::{EventRow, PendingEvent, partition_of};
 pub use store::{EventInsert, RetentionMutation, Store};

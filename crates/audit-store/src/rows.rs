@@ -103,6 +103,18 @@ pub struct PendingEvent {
     pub retention_days: u16,
     /// The broker's append time (ms): `received_at` for events that carry none.
     pub broker_ms: i64,
+    /// The table partition the row lands in ([`partition_of`] its `occurred_at`).
+    pub partition: u32,
+}
+
+/// The events table's partition of a row: the UTC month of its `occurred_at` as `YYYYMM`
+/// (the table is `PARTITION BY toYYYYMM(occurred_at)`). ClickHouse refuses an INSERT that
+/// touches more than `max_partitions_per_insert_block` partitions, so the indexer counts them.
+pub fn partition_of(occurred_at: OffsetDateTime) -> u32 {
+    let utc = occurred_at.to_offset(time::UtcOffset::UTC);
+    // Years before 0 cannot pass validation (RFC 3339); clamp rather than wrap.
+    let year = u32::try_from(utc.year()).unwrap_or(0);
+    year * 100 + u32::from(u8::from(utc.month()))
 }
 
 impl PendingEvent {
@@ -123,5 +135,22 @@ impl PendingEvent {
             self.retention_days,
             broker,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn partitions_are_utc_months() {
+        assert_eq!(
+            partition_of(datetime!(2026-11-30 23:59:59.999 UTC)),
+            202_611
+        );
+        // 00:30 on the 1st in UTC+02:00 is still the previous month in UTC.
+        assert_eq!(partition_of(datetime!(2026-12-01 00:30 +02:00)), 202_611);
+        assert_eq!(partition_of(datetime!(2016-01-01 00:00 UTC)), 201_601);
     }
 }

@@ -286,6 +286,19 @@ impl EventsConsumer {
             self.tracker.track(partition, offset, 0);
             return;
         }
+        if let Err(reason) = self.plans.check_retained(
+            &event.org_id,
+            Some(&org),
+            occurred_at(event.occurred_at_ms),
+            time::OffsetDateTime::now_utc(),
+        ) {
+            // Older than the organization's retention: the indexer dead-letters it, so it is
+            // not in the log and is not forwarded either.
+            metrics::counter!("forwarder_skipped_total", "reason" => "expired").increment(1);
+            tracing::debug!(partition, offset, %reason, "message not forwarded: older than retention");
+            self.tracker.track(partition, offset, 0);
+            return;
+        }
         let targets: Vec<&audit_settings::Destination> = org
             .destinations
             .iter()
@@ -343,4 +356,10 @@ impl EventsConsumer {
         self.consumer.unsubscribe();
         tracing::info!(drained, "events consumer stopped");
     }
+}
+
+/// `occurred_at` from unix milliseconds (out-of-range values count as the epoch).
+fn occurred_at(unix_ms: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }

@@ -205,6 +205,22 @@ fn validate(
                 })
                 .collect::<Vec<_>>()
         })?;
+    let settings = app.settings.view();
+    app.config
+        .plans
+        .check_retained(
+            &valid.event.org_id,
+            settings.org(&valid.event.org_id).map(AsRef::as_ref),
+            valid.event.occurred_at,
+            arrival.now,
+        )
+        .map_err(|reason| {
+            vec![EventError {
+                code: "invalid",
+                path: "$.occurred_at".into(),
+                reason,
+            }]
+        })?;
     producer
         .check_scope(&valid.event, app.validator.catalogue())
         .map_err(|reason| {

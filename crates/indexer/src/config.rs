@@ -48,6 +48,9 @@ pub struct IndexerConfig {
     /// Retention reconciliation.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// When a lack of progress is reported.
+    #[serde(default)]
+    pub health: HealthConfig,
 }
 
 pub fn default_catalogue_path() -> PathBuf {
@@ -99,6 +102,10 @@ pub struct BatchConfig {
     /// Chunks of up to 1,024 decoded rows queued for the writer before consumption pauses:
     /// with librdkafka's prefetch, the indexer's memory.
     pub queue_chunks: usize,
+    /// Most table partitions (months of `occurred_at`) one INSERT may touch; a batch spanning
+    /// more is written as several INSERTs. Must stay below ClickHouse's
+    /// `max_partitions_per_insert_block` (100 by default), which refuses the whole INSERT.
+    pub max_partitions_per_insert: usize,
 }
 
 impl Default for BatchConfig {
@@ -109,6 +116,7 @@ impl Default for BatchConfig {
             max_wait_ms: 250,
             max_wait_behind_ms: 2_000,
             queue_chunks: 16,
+            max_partitions_per_insert: 64,
         }
     }
 }
@@ -120,6 +128,10 @@ pub struct RetryConfig {
     pub initial_backoff_ms: u64,
     /// Largest backoff delay (ms).
     pub max_backoff_ms: u64,
+    /// Most rows ClickHouse refuses for their content (a constraint, a value it cannot store)
+    /// that are dead-lettered per minute. More looks like a schema problem rather than bad
+    /// events: the indexer stops dead-lettering and retries with backoff (a reported stall).
+    pub max_refused_rows_per_minute: usize,
 }
 
 impl Default for RetryConfig {
@@ -127,6 +139,7 @@ impl Default for RetryConfig {
         Self {
             initial_backoff_ms: 100,
             max_backoff_ms: 10_000,
+            max_refused_rows_per_minute: 60,
         }
     }
 }
@@ -153,6 +166,22 @@ impl Default for RetentionConfig {
     fn default() -> Self {
         Self {
             reconcile_interval_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Seconds without any batch written while messages wait before the indexer reports a
+    /// stall (`/readyz` not ready, `indexer_stalled` 1, a warning every 30 s).
+    pub stall_after_secs: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            stall_after_secs: 120,
         }
     }
 }
@@ -184,6 +213,18 @@ impl IndexerConfig {
             return Err(ConfigError::invalid(
                 "batch.max_bytes",
                 "must be at least 65536",
+            ));
+        }
+        if self.batch.max_partitions_per_insert == 0 {
+            return Err(ConfigError::invalid(
+                "batch.max_partitions_per_insert",
+                "must be positive",
+            ));
+        }
+        if self.health.stall_after_secs == 0 {
+            return Err(ConfigError::invalid(
+                "health.stall_after_secs",
+                "must be positive",
             ));
         }
         if self.batch.queue_chunks == 0 {

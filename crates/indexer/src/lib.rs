@@ -8,7 +8,10 @@
 
 pub mod config;
 pub mod consumer;
+pub mod decode;
+pub mod progress;
 pub mod retention;
+pub mod shared;
 pub mod writer;
 
 use std::sync::Arc;
@@ -44,7 +47,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let catalogue = Arc::new(Catalogue::load(&config.catalogue_path)?);
     let validator = Arc::new(EventValidator::new(catalogue, config.limits)?);
-    let readiness = Readiness::new(&["kafka", "clickhouse", "settings"]);
+    let readiness = Readiness::new(&["kafka", "clickhouse", "settings", "indexing"]);
 
     let ops = tokio::spawn(audit_runtime::serve(
         config.http.listen,
@@ -83,7 +86,7 @@ pub async fn run(
 
     let drain_timeout = Duration::from_secs(config.consumer.drain_timeout_secs);
     let (queue, pieces) = mpsc::channel(config.batch.queue_chunks);
-    let shared = consumer::Shared::new(&config.topics.events, drain_timeout, queue);
+    let shared = shared::Shared::new(&config.topics.events, drain_timeout, queue);
     let mut consumer_config = config.kafka.client_config("indexer");
     config
         .consumer
@@ -121,8 +124,19 @@ pub async fn run(
         shared: shared.clone(),
         backoff: config.retry.backoff(),
         readiness: readiness.clone(),
+        max_partitions_per_insert: config.batch.max_partitions_per_insert,
+        refused: std::sync::Mutex::new(writer::RefusedRows::new(
+            config.retry.max_refused_rows_per_minute,
+        )),
     };
     let mut writer_task = tokio::spawn(writer.run(pieces));
+
+    tokio::spawn(progress::report(
+        shared.clone(),
+        readiness.clone(),
+        Duration::from_secs(config.health.stall_after_secs),
+        shutdown.clone(),
+    ));
 
     let reconciler = retention::RetentionReconciler {
         store,

@@ -19,7 +19,7 @@ use audit_settings::{PlansConfig, SettingsStore, SettingsView};
 use audit_store::Store;
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::Shared;
+use crate::shared::Shared;
 
 pub struct RetentionReconciler {
     pub store: Store,
