@@ -14,7 +14,8 @@ use rdkafka::client::DefaultClientContext;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::pipeline::{FAST_FORWARDER, Pipeline, metric, time_of};
+use crate::common::metric_where;
+use crate::pipeline::{FAST_FORWARDER, Pipeline, time_of};
 
 /// An event as an intruder shapes it: internal category, claimed provenance and times.
 fn internal(org: &str, action: &str) -> Value {
@@ -173,7 +174,7 @@ async fn a_create_time_topic_does_not_let_producers_choose_the_arrival_time() {
     );
     let indexer_metrics = pipeline.indexer.ops_url();
     assert!(
-        metric(
+        metric_where(
             &indexer_metrics,
             "events_untrusted_timestamps_total",
             "indexer"
@@ -182,7 +183,7 @@ async fn a_create_time_topic_does_not_let_producers_choose_the_arrival_time() {
             >= 1.0
     );
     assert_eq!(
-        metric(&indexer_metrics, "events_topic_timestamp_type_ok", "").await,
+        metric_where(&indexer_metrics, "events_topic_timestamp_type_ok", "").await,
         0.0,
         "the misconfiguration is reported"
     );

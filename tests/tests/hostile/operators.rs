@@ -19,7 +19,8 @@ use audit_tests::{
 use rdkafka::Message;
 use serde_json::{Value, json};
 
-use crate::pipeline::{FAST_FORWARDER, Pipeline, metric};
+use crate::common::metric_where;
+use crate::pipeline::{FAST_FORWARDER, Pipeline};
 
 fn auth() -> SettingsAuth {
     SettingsAuth::from_config(&[Secret::new(SETTINGS_KEY.to_string())], "test").unwrap()
@@ -210,7 +211,7 @@ async fn operator_changes_racing_automatic_pauses_are_never_undone() {
         settings["retention_days"], last_acknowledged,
         "the operator's last acknowledged change is in force: {settings}"
     );
-    let conflicts = metric(&forwarder.ops_url(), "forwarder_pause_conflicts_total", "").await;
+    let conflicts = metric_where(&forwarder.ops_url(), "forwarder_pause_conflicts_total", "").await;
     println!(
         "operator: {refused} PATCHes refused (412); forwarder: {conflicts} pauses re-applied after a lost race"
     );

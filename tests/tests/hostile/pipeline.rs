@@ -93,21 +93,9 @@ impl Pipeline {
 
     /// Another organization's events still flow, over HTTP and straight from Kafka.
     pub async fn others_keep_flowing(&self, org: &str) {
-        let over_http = event(org, "resource.created");
-        let (status, body) = self.gateway.post_events(&self.key, &over_http).await;
-        assert_eq!(status, 202, "{body}");
-        let direct = event(org, "billing.invoice.generated");
-        kafka::kcat(
-            self.brokers(),
-            &self.ns.events_topic,
-            org,
-            &[],
-            &direct.to_string(),
-        );
-        for sent in [&over_http, &direct] {
-            let stored = self.stored(sent["id"].as_str().unwrap()).await;
-            assert_eq!(stored["org_id"], org);
-        }
+        crate::common::bystander_is_indexed_via_gateway(&self.ns, &self.gateway, &self.key, org)
+            .await;
+        crate::common::bystander_is_indexed(&self.ns, org).await;
     }
 
     /// The dead letters whose payload has id `id`, with their reasons.
@@ -155,23 +143,8 @@ impl Pipeline {
 
     /// One Prometheus counter of the gateway (summed over its labels matching `labels`).
     pub async fn gateway_metric(&self, name: &str, labels: &str) -> f64 {
-        metric(&self.gateway_service.ops_url(), name, labels).await
+        crate::common::metric_where(&self.gateway_service.ops_url(), name, labels).await
     }
-}
-
-/// One counter at `base/metrics`, summed over the series whose labels contain `labels`.
-pub async fn metric(base: &str, name: &str, labels: &str) -> f64 {
-    let text = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|line| line.starts_with(name) && line.contains(labels))
-        .filter(|line| line[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// A time parsed from an event field.
