@@ -126,6 +126,12 @@ impl Gateway {
         )
     }
 
+    /// Puts `org` on the Enterprise plan (its events are forwarded).
+    pub async fn enterprise(&self, org: &str) {
+        let (status, body) = self.patch_org(org, &json!({"plan": "enterprise"})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     /// Posts a JSON body (one event or an array) with a producer key.
     pub async fn post_events(&self, key: &str, body: &Value) -> (u16, Value) {
         let response = self

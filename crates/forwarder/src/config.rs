@@ -126,8 +126,13 @@ pub struct DeliveryConfig {
     /// Events queued in memory per destination before the consumer waits for it.
     pub lane_queue_events: usize,
     /// How long the consumer waits for a destination whose queue is full before parking that
-    /// destination's new events on the retry topic instead (ms).
+    /// destination's new events on the retry topic instead (ms): it parks them once it has
+    /// waited half of this window.
     pub overflow_after_ms: u64,
+    /// A destination whose request has had no answer for this long (or that is failing) is
+    /// stalled: when its queue is full the consumer parks its new events at once instead of
+    /// waiting for it (ms).
+    pub stalled_after_ms: u64,
     /// TCP (and TLS) connect timeout (ms).
     pub connect_timeout_ms: u64,
     /// Whole-request timeout, response included (ms).
@@ -144,6 +149,7 @@ impl Default for DeliveryConfig {
             linger_ms: 200,
             lane_queue_events: 10_000,
             overflow_after_ms: 5_000,
+            stalled_after_ms: 1_000,
             connect_timeout_ms: 5_000,
             request_timeout_ms: 15_000,
             max_event_age_secs: 72 * 3600,
@@ -166,6 +172,13 @@ impl DeliveryConfig {
 
     pub fn linger(&self) -> Duration {
         Duration::from_millis(self.linger_ms)
+    }
+
+    pub fn overflow_rules(&self) -> crate::router::OverflowRules {
+        crate::router::OverflowRules {
+            overflow_after: Duration::from_millis(self.overflow_after_ms),
+            stalled_after: Duration::from_millis(self.stalled_after_ms),
+        }
     }
 }
 
@@ -279,6 +292,7 @@ impl ForwarderConfig {
             "delivery.lane_queue_events",
             self.delivery.lane_queue_events as u64,
         )?;
+        positive("delivery.stalled_after_ms", self.delivery.stalled_after_ms)?;
         positive(
             "delivery.connect_timeout_ms",
             self.delivery.connect_timeout_ms,

@@ -18,9 +18,10 @@
 //!   **at-least-once**; receivers deduplicate on the event `id` or the `webhook-id`.
 //! * **Backpressure**: lane queues are bounded; the router waits on a full lane (or parks the
 //!   lane's events if it holds others back, see [`crate::router`]). When more than
-//!   `max_buffered_events` events are in flight the thread pauses every assigned partition and
-//!   keeps polling (rebalances are served, group membership kept, nothing fetched) until the
-//!   lanes catch up.
+//!   `max_buffered_events` events are in flight (not yet answered by every destination; answered
+//!   ones waiting behind them for their offset count only at a much larger bound, see
+//!   [`OffsetTracker::is_full`]) the thread pauses every assigned partition and keeps polling
+//!   (rebalances are served, group membership kept, nothing fetched) until the lanes catch up.
 //! * **Rebalance (revoke)**: the thread waits up to `drain_timeout_secs` for the events of the
 //!   revoked partitions to be answered (a failing destination parks within its in-memory
 //!   budget, so this normally completes), commits their offsets synchronously and lets them go.
@@ -215,12 +216,13 @@ impl EventsConsumer {
                     self.router.sync(&view, &self.plans);
                 }
             }
-            let over = self.tracker.in_flight() >= self.max_buffered_events;
+            let over = self.tracker.is_full(self.max_buffered_events);
             let assignments = self.consumer.context().assignments();
             if over != paused || (paused && assignments != paused_assignments) {
                 if over && !paused {
                     tracing::info!(
                         in_flight = self.tracker.in_flight(),
+                        tracked = self.tracker.tracked(),
                         "buffer full: pausing consumption"
                     );
                 }

@@ -168,6 +168,13 @@ impl DestinationShared {
                 });
     }
 
+    /// Whether the destination is failing: its last attempt failed (no success since), or
+    /// its main lane parks instead of sending.
+    pub fn is_failing(&self) -> bool {
+        let inner = self.lock();
+        inner.consecutive_failures > 0 || inner.parking
+    }
+
     pub fn queued(&self, delta: i64) {
         self.queued.fetch_add(delta, Ordering::Relaxed);
     }

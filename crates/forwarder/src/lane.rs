@@ -28,7 +28,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use audit_settings::{Destination, DestinationState};
@@ -162,6 +162,9 @@ pub struct LaneSpec {
     /// Set by the consumer when it parks this lane's events itself (queue full too long);
     /// cleared by the lane when its queue is empty again.
     pub overflowing: Arc<AtomicBool>,
+    /// When the lane's request in flight was sent (unix ms), 0 when none is: the consumer
+    /// does not wait for a full lane whose destination has not answered for long.
+    pub sending_since_ms: Arc<AtomicI64>,
 }
 
 pub struct Lane {
@@ -176,6 +179,7 @@ pub struct Lane {
     context: Arc<LaneContext>,
     input: mpsc::Receiver<LaneInput>,
     overflowing: Arc<AtomicBool>,
+    sending_since_ms: Arc<AtomicI64>,
     carry: Option<Item>,
     pending_configure: Option<Option<Arc<Destination>>>,
     metrics: LaneMetrics,
@@ -195,6 +199,7 @@ impl Lane {
             context: spec.context,
             input: spec.input,
             overflowing: spec.overflowing,
+            sending_since_ms: spec.sending_since_ms,
             carry: None,
             pending_configure: None,
             metrics,
@@ -546,7 +551,13 @@ impl Lane {
         self.metrics.batch_rows.record(batch.len() as f64);
         self.metrics.batch_bytes.record(bytes as f64);
         let attempt = match &self.sink {
-            Ok(sink) => sink.send(&parts, &message_id).await,
+            Ok(sink) => {
+                self.sending_since_ms
+                    .store(crate::now_ms(), Ordering::Relaxed);
+                let attempt = sink.send(&parts, &message_id).await;
+                self.sending_since_ms.store(0, Ordering::Relaxed);
+                attempt
+            }
             Err(reason) => Attempt {
                 verdict: Verdict::Misconfigured,
                 status: "config".into(),

@@ -4,13 +4,25 @@
 //! Per owned partition the tracker keeps the events still in flight, in offset order, each with
 //! the number of destinations that have not answered yet. The committable offset of a
 //! partition is the first in-flight offset (nothing at or after it is committed), or the next
-//! offset after the last one read when nothing is in flight. Every assignment of a partition
+//! offset after the last one read when nothing is in flight.
+//!
+//! Two counts bound the consumer: [`OffsetTracker::in_flight`], the events some destination
+//! has not answered yet (they hold memory in the lanes), and [`OffsetTracker::tracked`], which
+//! adds the answered events still waiting behind an unanswered one for their offset to be
+//! committed (a few bytes each). Only the first may stop consumption at its usual bound: an
+//! event that one hung destination holds must not make the consumer wait for it on behalf of
+//! every other destination of the partition. Every assignment of a partition
 //! gets a new epoch: acknowledgements of an older epoch (a lane finishing after the partition
 //! was revoked) are ignored, so a stale acknowledgement can never move a new owner's offsets.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// How many answered events may wait for their offset per allowed in-flight event: they cost
+/// 16 bytes each, an in-flight one its whole event. An unanswered event is parked within the
+/// in-memory retry budget, so this bound is only reached at rates far above any benchmark.
+pub const TRACKED_PER_IN_FLIGHT: usize = 20;
 
 /// A handle to acknowledge one routed event for one destination.
 #[derive(Clone)]
@@ -84,7 +96,10 @@ impl PartitionTrack {
 #[derive(Debug, Default)]
 struct TrackerState {
     partitions: HashMap<i32, PartitionTrack>,
+    /// Tracked events some destination has not answered yet.
     in_flight_events: usize,
+    /// Tracked events, answered or not (the length of every `in_flight` queue).
+    tracked_events: usize,
     next_epoch: u64,
 }
 
@@ -100,11 +115,24 @@ impl TrackerState {
             return;
         };
         let remaining = &mut track.in_flight[index].1;
-        *remaining = remaining.saturating_sub(1);
-        while track.in_flight.front().is_some_and(|(_, left)| *left == 0) {
-            track.in_flight.pop_front();
+        if *remaining == 0 {
+            return;
+        }
+        *remaining -= 1;
+        if *remaining == 0 {
             self.in_flight_events = self.in_flight_events.saturating_sub(1);
         }
+        while track.in_flight.front().is_some_and(|(_, left)| *left == 0) {
+            track.in_flight.pop_front();
+            self.tracked_events = self.tracked_events.saturating_sub(1);
+        }
+    }
+
+    /// Forgets a partition's events (revoked, or assigned anew).
+    fn forget(&mut self, track: &PartitionTrack) {
+        let unanswered = track.in_flight.iter().filter(|(_, left)| *left > 0).count();
+        self.in_flight_events = self.in_flight_events.saturating_sub(unanswered);
+        self.tracked_events = self.tracked_events.saturating_sub(track.in_flight.len());
     }
 }
 
@@ -147,9 +175,7 @@ impl OffsetTracker {
                 },
             );
             if let Some(previous) = previous {
-                state.in_flight_events = state
-                    .in_flight_events
-                    .saturating_sub(previous.in_flight.len());
+                state.forget(&previous);
             }
         }
     }
@@ -160,8 +186,7 @@ impl OffsetTracker {
         let mut offsets = Vec::new();
         for partition in partitions {
             if let Some(track) = state.partitions.remove(partition) {
-                state.in_flight_events =
-                    state.in_flight_events.saturating_sub(track.in_flight.len());
+                state.forget(&track);
                 if let Some(offset) = track.committable()
                     && track.committed != Some(offset)
                 {
@@ -202,6 +227,7 @@ impl OffsetTracker {
         let epoch = track.epoch;
         track.in_flight.push_back((offset, destinations));
         state.in_flight_events += 1;
+        state.tracked_events += 1;
         Some(Ack {
             tracker: self.clone(),
             partition,
@@ -213,6 +239,20 @@ impl OffsetTracker {
     /// Events read and not yet acknowledged by all their destinations.
     pub fn in_flight(&self) -> usize {
         self.lock().in_flight_events
+    }
+
+    /// Events whose offset is not committable yet: in flight, or acknowledged behind one
+    /// that is.
+    pub fn tracked(&self) -> usize {
+        self.lock().tracked_events
+    }
+
+    /// Whether the consumer should stop fetching: `max_in_flight` events unanswered, or
+    /// [`TRACKED_PER_IN_FLIGHT`] times as many waiting for their offset.
+    pub fn is_full(&self, max_in_flight: usize) -> bool {
+        let state = self.lock();
+        state.in_flight_events >= max_in_flight
+            || state.tracked_events >= max_in_flight.saturating_mul(TRACKED_PER_IN_FLIGHT)
     }
 
     /// Offsets that moved since the last call, marked as committed.
@@ -275,6 +315,11 @@ mod tests {
         assert_eq!(tracker.to_commit(), vec![(0, 10)]);
         c.done();
         assert!(tracker.to_commit().is_empty(), "10 still in flight");
+        assert_eq!(
+            (tracker.in_flight(), tracker.tracked()),
+            (1, 2),
+            "12 is answered: it only waits for its offset"
+        );
         a.done();
         assert!(
             tracker.to_commit().is_empty(),
@@ -282,7 +327,9 @@ mod tests {
         );
         a.done();
         assert_eq!(tracker.to_commit(), vec![(0, 13)]);
-        assert_eq!(tracker.in_flight(), 0);
+        assert_eq!((tracker.in_flight(), tracker.tracked()), (0, 0));
+        a.done();
+        assert_eq!(tracker.in_flight(), 0, "a repeated answer changes nothing");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!   so a DNS answer changed after the destination was saved (rebinding) cannot reach inside.
 //! * Redirects are never followed (a 3xx is a failure), proxies from the environment are
 //!   ignored (a proxy would resolve names for us), and connect and request timeouts bound
-//!   every attempt.
+//!   every attempt (the request timeout covers the answer's head and body).
+//! * No compressed answers are asked for, and none is ever decompressed: a receiver cannot
+//!   make us inflate a bomb (bodies are read within bounds, [`crate::sinks::response`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +36,11 @@ pub fn build_client(policy: &OutboundPolicy, timeouts: ClientTimeouts) -> Result
         }))
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
+        // reqwest's `gzip` feature is on in the workspace; answers are read as they come.
+        .no_gzip()
+        .no_brotli()
+        .no_deflate()
+        .no_zstd()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
         .pool_idle_timeout(Duration::from_secs(60))

@@ -159,7 +159,7 @@ impl RetryConsumer {
                 }
                 self.release_due(&mut held, &view, &runtime);
             }
-            let over = self.tracker.in_flight() >= self.max_buffered_events;
+            let over = self.tracker.is_full(self.max_buffered_events);
             let assignments = self.consumer.context().assignments();
             if over != paused || (paused && assignments != paused_assignments) {
                 set_paused(&self.consumer, over, "retry");

@@ -6,15 +6,21 @@
 //!
 //! **Backpressure and isolation.** A lane's queue is bounded (`lane_queue_events`). When it is
 //! full the consumer waits (plain backpressure: the forwarder runs at its destinations' pace
-//! and memory stays bounded) — unless that lane is what holds everyone else back: when the
-//! consumer has spent more than half of the last `overflow_after_ms` waiting for one lane while
-//! other lanes had traffic, that lane *overflows*: the consumer parks its new events on the
-//! retry topic itself (reason `backlog`) until the lane has emptied its queue. A slow or hung
-//! destination therefore costs the others at most a few seconds.
+//! and memory stays bounded) — unless that lane is what holds everyone else back, while other
+//! lanes have traffic. Then the lane *overflows*: the consumer parks its new events on the
+//! retry topic itself (reason `backlog`) until the lane has emptied its queue. A lane holds
+//! the others back when
+//!
+//! * its destination is **stalled** — failing (its last attempt failed, or it is parking), or
+//!   its request in flight has had no answer for `stalled_after_ms`: the lane overflows at
+//!   once, without waiting (waiting for a hung destination is what delays every organization
+//!   sharing its partitions; measured in `bench-forwarder`'s neighbour run);
+//! * or it is merely **slow**: the consumer has spent more than half of the last
+//!   `overflow_after_ms` waiting for it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use audit_settings::{Destination, PlansConfig, SettingsView};
@@ -31,6 +37,8 @@ struct LaneHandle {
     destination: Arc<Destination>,
     shared: Arc<DestinationShared>,
     overflowing: Arc<AtomicBool>,
+    /// When the lane's request in flight was sent (unix ms), 0 when none is.
+    sending_since_ms: Arc<AtomicI64>,
     last_routed: Instant,
     /// Time the consumer spent waiting for this lane since `window_start`.
     blocked: Duration,
@@ -46,7 +54,17 @@ pub struct Router {
     runtime: tokio::runtime::Handle,
     queue_capacity: usize,
     overflow_after: Duration,
+    stalled_after: Duration,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// When a full lane's queue makes the consumer wait.
+#[derive(Debug, Clone, Copy)]
+pub struct OverflowRules {
+    /// A slow lane overflows after the consumer waited for it half of this window.
+    pub overflow_after: Duration,
+    /// A request unanswered for this long makes its destination stalled.
+    pub stalled_after: Duration,
 }
 
 impl Router {
@@ -56,7 +74,7 @@ impl Router {
         registry: Arc<Registry>,
         runtime: tokio::runtime::Handle,
         queue_capacity: usize,
-        overflow_after: Duration,
+        rules: OverflowRules,
     ) -> Self {
         Self {
             role,
@@ -65,7 +83,8 @@ impl Router {
             registry,
             runtime,
             queue_capacity,
-            overflow_after,
+            overflow_after: rules.overflow_after,
+            stalled_after: rules.stalled_after,
             tasks: Vec::new(),
         }
     }
@@ -77,6 +96,7 @@ impl Router {
             let (sender, input) = mpsc::channel(self.queue_capacity);
             let shared = self.registry.get(org_id, &destination.id);
             let overflowing = Arc::new(AtomicBool::new(false));
+            let sending_since_ms = Arc::new(AtomicI64::new(0));
             let destination = Arc::new(destination.clone());
             let lane = Lane::new(LaneSpec {
                 role: self.role,
@@ -86,6 +106,7 @@ impl Router {
                 context: self.context.clone(),
                 input,
                 overflowing: overflowing.clone(),
+                sending_since_ms: sending_since_ms.clone(),
             });
             self.tasks.push(self.runtime.spawn(lane.run()));
             LaneHandle {
@@ -93,6 +114,7 @@ impl Router {
                 destination,
                 shared,
                 overflowing,
+                sending_since_ms,
                 last_routed: Instant::now(),
                 blocked: Duration::ZERO,
                 window_start: Instant::now(),
@@ -104,6 +126,7 @@ impl Router {
     /// module doc). False when it could not be handed over because of shutdown.
     pub fn route(&mut self, org_id: &str, destination: &Destination, delivery: Delivery) -> bool {
         let overflow_after = self.overflow_after;
+        let stalled_after = self.stalled_after;
         let role = self.role;
         let shutdown = self.context.shutdown.clone();
         let lane = self.lane(org_id, destination);
@@ -139,8 +162,8 @@ impl Router {
                     let blocked = lane.blocked + since.elapsed();
                     let window = lane.window_start.elapsed().max(Duration::from_millis(1));
                     let holding_back = role == Role::Main
-                        && blocked >= overflow_after / 2
-                        && blocked * 2 >= window.min(overflow_after);
+                        && (is_stalled(lane, stalled_after)
+                            || is_slow(blocked, window, overflow_after));
                     if holding_back && self.others_active(org_id, &destination.id) {
                         let lane = self.lane(org_id, destination);
                         lane.overflowing.store(true, Ordering::Relaxed);
@@ -149,6 +172,7 @@ impl Router {
                         let shared = lane.shared.clone();
                         tracing::warn!(
                             destination_id = %destination.id,
+                            waited_ms = since.elapsed().as_millis() as u64,
                             "destination cannot keep up and holds other destinations back; parking its new events"
                         );
                         if let LaneInput::Deliver(delivery) = input {
@@ -245,5 +269,53 @@ impl Router {
     pub fn close(&mut self) -> Vec<JoinHandle<()>> {
         self.lanes.clear();
         std::mem::take(&mut self.tasks)
+    }
+}
+
+/// A full lane whose destination is failing, or has not answered its request in flight for
+/// `stalled_after`: waiting for it would only hold the other lanes back.
+fn is_stalled(lane: &LaneHandle, stalled_after: Duration) -> bool {
+    let since_ms = lane.sending_since_ms.load(Ordering::Relaxed);
+    request_stalled(since_ms, crate::now_ms(), stalled_after) || lane.shared.is_failing()
+}
+
+/// Whether a request sent at `since_ms` (0: none in flight) is unanswered for `stalled_after`.
+fn request_stalled(since_ms: i64, now_ms: i64, stalled_after: Duration) -> bool {
+    let stalled_after_ms = i64::try_from(stalled_after.as_millis()).unwrap_or(i64::MAX);
+    since_ms > 0 && now_ms.saturating_sub(since_ms) >= stalled_after_ms
+}
+
+/// A lane the consumer has waited for half of the recent window (`blocked` of `window`,
+/// at most `overflow_after`).
+fn is_slow(blocked: Duration, window: Duration, overflow_after: Duration) -> bool {
+    blocked >= overflow_after / 2 && blocked * 2 >= window.min(overflow_after)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_unanswered_past_the_bound_is_stalled() {
+        let after = Duration::from_millis(1_000);
+        assert!(!request_stalled(0, 50_000, after), "nothing in flight");
+        assert!(!request_stalled(49_500, 50_000, after));
+        assert!(request_stalled(49_000, 50_000, after));
+    }
+
+    #[test]
+    fn a_slow_lane_overflows_after_holding_the_consumer_half_the_window() {
+        let window = Duration::from_secs(5);
+        let second = Duration::from_secs(1);
+        assert!(
+            !is_slow(second, second, window),
+            "1 s of waiting is not enough"
+        );
+        assert!(is_slow(3 * second, 4 * second, window));
+        assert!(
+            is_slow(3 * second, 10 * second, window),
+            "the window counts at most overflow_after"
+        );
+        assert!(!is_slow(2 * second, 5 * second, window));
     }
 }

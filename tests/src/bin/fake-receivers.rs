@@ -45,6 +45,13 @@ struct Cli {
     /// Keep only ids and arrival times, not the payloads (benchmarks).
     #[arg(long)]
     ids_only: bool,
+    /// Also start a hung webhook receiver on this port: it answers every request only after
+    /// `--hung-webhook-latency-ms` (a SIEM that hangs, for the forwarder's isolation benchmark).
+    #[arg(long)]
+    hung_webhook_port: Option<u16>,
+    /// How long the hung webhook waits before answering.
+    #[arg(long, default_value_t = 20_000)]
+    hung_webhook_latency_ms: u64,
 }
 
 #[tokio::main]
@@ -82,6 +89,19 @@ async fn main() {
         port: cli.webhook_port,
     })
     .await;
+    let hung_webhook = match cli.hung_webhook_port {
+        Some(port) => {
+            let hung = FakeWebhook::start(WebhookSetup {
+                signing_secrets: cli.signing_secrets.clone(),
+                record_items,
+                port,
+            })
+            .await;
+            hung.set_latency(Duration::from_millis(cli.hung_webhook_latency_ms));
+            Some(hung)
+        }
+        None => None,
+    };
     println!("fake receivers listening (Standard Webhooks signatures verified on every request):");
     println!(
         "  splunk_hec  {}  token {}{}",
@@ -101,6 +121,13 @@ async fn main() {
         wazuh.password()
     );
     println!("  webhook     {}/<any path>", webhook.url());
+    if let Some(hung) = &hung_webhook {
+        println!(
+            "  webhook     {}/<any path>  hung: answers after {} ms",
+            hung.url(),
+            cli.hung_webhook_latency_ms
+        );
+    }
     println!("  stats:      GET <url>/_fake/stats, GET <url>/_fake/received?from=0&limit=100");
     wait_for_signal().await;
     println!("fake receivers stopping");

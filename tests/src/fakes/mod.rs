@@ -8,8 +8,12 @@
 //! Every fake also answers `GET /_fake/stats` and `GET /_fake/received?from=N&limit=M`
 //! (accepted event ids with their arrival time in unix µs), for the benchmark and for
 //! `make run` users.
+//!
+//! [`hostile`] is the other side of the coin: a receiver that answers what no vendor would
+//! (compression bombs, dripped bytes, endless bodies, huge heads), for the hostile-input suite.
 
 pub mod datadog;
+pub mod hostile;
 pub mod server;
 pub mod signature;
 pub mod splunk_hec;
@@ -28,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub use datadog::FakeDatadog;
+pub use hostile::{HostileReceiver, Hostility};
 pub use server::HttpServer;
 pub use signature::Verifier;
 pub use splunk_hec::FakeHec;

@@ -5,7 +5,7 @@
 //! | `config.rs` | sink-wide options (`[sinks.<type>]`) and the validated per-destination config |
 //! | `encoder.rs` | one event → its wire encoding; a batch of encodings → the request body |
 //! | `request.rs` | the HTTP request: URL, auth, content headers, Standard Webhooks signature |
-//! | `service.rs` | sends a batch and turns the response into an [`Attempt`] |
+//! | `service.rs` | sends a batch and turns the answer (read within bounds, [`response`]) into an [`Attempt`] |
 //! | `classifier.rs` | status + body → [`Verdict`]: delivered / retriable / poison / misconfigured |
 //! | `tests.rs` | unit tests without IO |
 //!
@@ -15,6 +15,7 @@
 //! to know a vendor's status codes.
 
 pub mod datadog;
+pub mod response;
 pub mod splunk_hec;
 pub mod wazuh;
 pub mod webhook;
@@ -32,10 +33,13 @@ use crate::error::{Error, Result};
 use crate::event::ForwardEvent;
 use crate::signing::{Signer, SigningKey};
 
-/// The `[sinks]` section: per destination type limits and defaults.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The `[sinks]` section: what every destination shares, and per type limits and defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SinksConfig {
+    /// Most bytes of a destination's answer that are read (the rest is never read, nor ever
+    /// decompressed): enough to classify it and keep an excerpt, see [`response`].
+    pub max_response_bytes: usize,
     /// Splunk HTTP Event Collector.
     pub splunk_hec: splunk_hec::HecOptions,
     /// Datadog Logs intake v2.
@@ -46,8 +50,33 @@ pub struct SinksConfig {
     pub webhook: webhook::WebhookOptions,
 }
 
+impl Default for SinksConfig {
+    fn default() -> Self {
+        Self {
+            max_response_bytes: response::DEFAULT_MAX_RESPONSE_BYTES,
+            splunk_hec: Default::default(),
+            datadog: Default::default(),
+            wazuh: Default::default(),
+            webhook: Default::default(),
+        }
+    }
+}
+
+/// Bounds of `[sinks] max_response_bytes`: room for an excerpt and a Wazuh token, and small.
+const RESPONSE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=1024 * 1024;
+
 impl SinksConfig {
     pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
+        if !RESPONSE_BYTES_RANGE.contains(&self.max_response_bytes) {
+            return Err(ConfigError::invalid(
+                format!("{section}.max_response_bytes"),
+                format!(
+                    "must be between {} and {}",
+                    RESPONSE_BYTES_RANGE.start(),
+                    RESPONSE_BYTES_RANGE.end()
+                ),
+            ));
+        }
         self.splunk_hec.validate(&format!("{section}.splunk_hec"))?;
         self.datadog.validate(&format!("{section}.datadog"))?;
         self.wazuh.validate(&format!("{section}.wazuh"))?;
@@ -301,6 +330,7 @@ impl Sink {
             .open_credential(org_id, &context.secrets)
             .map_err(|error| invalid(format!("credential: {error}")))?;
         let client = context.client.clone();
+        let max_response_bytes = context.options.max_response_bytes;
         let sink = match &destination.config {
             DestinationKind::SplunkHec(settings) => {
                 let token = credential.ok_or_else(|| invalid("missing HEC token".into()))?;
@@ -313,7 +343,13 @@ impl Sink {
                 )
                 .map_err(invalid)?;
                 let channel = config.indexer_ack.then(|| state.hec_channel());
-                Sink::SplunkHec(splunk_hec::HecSink::new(config, signer, client, channel))
+                Sink::SplunkHec(splunk_hec::HecSink::new(
+                    config,
+                    signer,
+                    client,
+                    channel,
+                    max_response_bytes,
+                ))
             }
             DestinationKind::Datadog(settings) => {
                 let api_key = credential.ok_or_else(|| invalid("missing API key".into()))?;
@@ -325,7 +361,12 @@ impl Sink {
                     &context.policy,
                 )
                 .map_err(invalid)?;
-                Sink::Datadog(datadog::DatadogSink::new(config, signer, client))
+                Sink::Datadog(datadog::DatadogSink::new(
+                    config,
+                    signer,
+                    client,
+                    max_response_bytes,
+                ))
             }
             DestinationKind::Wazuh(settings) => {
                 let password = credential.ok_or_else(|| invalid("missing password".into()))?;
@@ -339,7 +380,13 @@ impl Sink {
                 let session = state.wazuh_session(config.fingerprint(), || {
                     wazuh::WazuhSession::new(config.requests_per_minute)
                 });
-                Sink::Wazuh(wazuh::WazuhSink::new(config, signer, client, session))
+                Sink::Wazuh(wazuh::WazuhSink::new(
+                    config,
+                    signer,
+                    client,
+                    session,
+                    max_response_bytes,
+                ))
             }
             DestinationKind::Webhook(settings) => {
                 let config = webhook::WebhookConfig::new(
@@ -348,7 +395,12 @@ impl Sink {
                     &context.policy,
                 )
                 .map_err(invalid)?;
-                Sink::Webhook(webhook::WebhookSink::new(config, signer, client))
+                Sink::Webhook(webhook::WebhookSink::new(
+                    config,
+                    signer,
+                    client,
+                    max_response_bytes,
+                ))
             }
         };
         Ok(sink)

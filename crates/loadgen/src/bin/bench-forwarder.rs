@@ -12,6 +12,10 @@
 //!    (the consumer group has assigned the partition), events produced at a fixed `--rate`
 //!    (1,000/s) for `--latency-secs`; latency = receiver arrival − produce call, per event (ids
 //!    matched); p50/p99 and peak RSS.
+//! 4. **Neighbour** (isolation): the same latency measurement for one organization at
+//!    `--neighbour-rate` (500/s), sharing one partition with another organization at the same
+//!    rate, twice: with that neighbour's webhook healthy, then hung (it answers after 20 s, so
+//!    every request times out). Prints both p99s and their ratio.
 //!
 //! Everything runs on this machine: Kafka, the forwarder, the receivers and this process share
 //! the cores. Run from the repository root (the services read `config/`).
@@ -56,12 +60,18 @@ struct Cli {
     /// Duration of the latency run (seconds).
     #[arg(long, default_value_t = 30)]
     latency_secs: u64,
-    /// Which runs (comma separated): hec, webhook and latency use events as the gateway
-    /// publishes them (integrity-tagged: not validated again); hec-direct uses events of a direct
-    /// producer (untagged: the forwarder runs the full validator on each).
+    /// Rate of each organization in the neighbour runs (events/s).
+    #[arg(long, default_value_t = 500)]
+    neighbour_rate: u64,
+    /// Duration of each neighbour run (seconds).
+    #[arg(long, default_value_t = 60)]
+    neighbour_secs: u64,
+    /// Which runs (comma separated): hec, webhook, latency and neighbour use events as the
+    /// gateway publishes them (integrity-tagged: not validated again); hec-direct uses events of
+    /// a direct producer (untagged: the forwarder runs the full validator on each).
     #[arg(
         long,
-        default_value = "hec,webhook,latency,hec-direct",
+        default_value = "hec,webhook,latency,neighbour,hec-direct",
         value_delimiter = ','
     )]
     runs: Vec<String>,
@@ -71,6 +81,9 @@ struct Cli {
     /// Longest wait for a throughput run to finish (seconds).
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
+    /// Writes each latency run's `sent_us,latency_us` per event to `<dir>/<run>.csv`.
+    #[arg(long)]
+    latency_trace: Option<PathBuf>,
     /// Extra forwarder settings, e.g. `FORWARDER__DELIVERY__LINGER_MS=100` (repeatable).
     #[arg(long = "forwarder-env", value_parser = parse_env)]
     forwarder_env: Vec<(String, String)>,
@@ -244,11 +257,12 @@ fn occurred_at_now() -> String {
         .unwrap_or_default()
 }
 
-/// Sends one event, waiting while the producer queue is full; returns its id.
+/// Sends one event (to `partition`, or the key's), waiting while the producer queue is full;
+/// returns its id.
 fn send(
     producer: &FutureProducer,
     topic: &str,
-    org: &str,
+    (org, partition): (&str, Option<i32>),
     n: u64,
     key: Option<&IntegrityKey>,
 ) -> Result<String> {
@@ -261,10 +275,13 @@ fn send(
     let id = event["id"].as_str().unwrap_or_default().to_string();
     let payload = event.to_string();
     loop {
-        let record = FutureRecord::to(topic)
+        let mut record = FutureRecord::to(topic)
             .key(org)
             .payload(&payload)
             .headers(headers(&payload, key));
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
         match producer.send_result(record) {
             Ok(_) => return Ok(id),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -282,6 +299,7 @@ async fn provision(
     http: &reqwest::Client,
     hec_url: &str,
     webhook_url: &str,
+    hung_webhook_url: &str,
 ) -> Result<HashMap<&'static str, String>> {
     let port = free_port()?;
     let ops_port = free_port()?;
@@ -355,6 +373,14 @@ async fn provision(
         (
             "org_bench_latency",
             json!({"type": "splunk_hec", "url": hec_url, "token": HEC_TOKEN, "index": "audit"}),
+        ),
+        (
+            "org_bench_neighbour",
+            json!({"type": "webhook", "url": format!("{webhook_url}/neighbour")}),
+        ),
+        (
+            "org_bench_hung",
+            json!({"type": "webhook", "url": format!("{hung_webhook_url}/hung")}),
         ),
     ] {
         admin(
@@ -455,7 +481,7 @@ async fn throughput_run(
     let producer = producer(&cli.brokers)?;
     let started = Instant::now();
     for n in 0..cli.events {
-        send(&producer, &topic, org, n, key)?;
+        send(&producer, &topic, (org, None), n, key)?;
     }
     producer.flush(Duration::from_secs(120))?;
     let fill = started.elapsed();
@@ -524,25 +550,50 @@ async fn throughput_run(
     })
 }
 
+/// What a latency measurement sends.
+struct LatencyPlan<'a> {
+    /// Names the run's topic and consumer group.
+    slug: &'a str,
+    /// The measured organization (its destination is the Splunk HEC fake).
+    org: &'a str,
+    rate: u64,
+    secs: u64,
+    /// Every event goes to this partition (`None`: the key's).
+    partition: Option<i32>,
+    /// Another organization producing at its own rate, interleaved with the measured one.
+    neighbour: Option<(&'a str, u64)>,
+}
+
+/// The measured organization's latencies.
+struct LatencyOutcome {
+    latencies: Latencies,
+    /// Measured events offered per second.
+    offered: f64,
+    warm_up: Duration,
+    peak_rss_mb: f64,
+}
+
 /// A fixed offered rate; per-event latency from produce to receiver arrival.
-async fn latency_run(
+async fn measure_latency(
     cli: &Cli,
     topics: &Topics,
     http: &reqwest::Client,
     receiver: &str,
     key: Option<&IntegrityKey>,
-) -> Result<BenchRow> {
-    let topic = topics.events("latency");
+    plan: &LatencyPlan<'_>,
+) -> Result<LatencyOutcome> {
+    let topic = topics.events(plan.slug);
     create_topic(&cli.brokers, &topic).await?;
-    let group = format!("{}-latency", topics.prefix);
+    let group = format!("{}-{}", topics.prefix, plan.slug);
     let (mut forwarder, _) = start_forwarder(cli, topics, &topic, &group, http).await?;
     let rss = RssSampler::start(forwarder.pid());
     // The forwarder reports ready before its consumer group has assigned it the partition:
     // one event goes end to end first, so the run measures steady state, not the group join.
     let producer = producer(&cli.brokers)?;
+    let measured = (plan.org, plan.partition);
     let warm_up = Instant::now();
     let warm_up_before = accepted_events(http, receiver).await?;
-    send(&producer, &topic, "org_bench_latency", 0, key)?;
+    send(&producer, &topic, measured, 0, key)?;
     producer.flush(Duration::from_secs(30))?;
     while accepted_events(http, receiver).await? <= warm_up_before {
         if warm_up.elapsed() > Duration::from_secs(60) {
@@ -561,19 +612,34 @@ async fn latency_run(
         .unwrap_or(0);
     let before = accepted_events(http, receiver).await?;
     let mut sent_at: HashMap<String, u64> = HashMap::new();
-    let total = cli.rate * cli.latency_secs;
+    let total = plan.rate * plan.secs;
     let tick = Duration::from_millis(10);
-    let per_tick = (cli.rate / 100).max(1);
+    let per_tick = (plan.rate / 100).max(1);
+    let neighbour = plan
+        .neighbour
+        .map(|(org, rate)| ((org, plan.partition), (rate / 100).max(1)));
     let started = Instant::now();
     let mut n = 0;
+    let mut neighbour_n = 0;
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     while n < total {
         interval.tick().await;
-        for _ in 0..per_tick.min(total - n) {
-            let id = send(&producer, &topic, "org_bench_latency", n, key)?;
-            sent_at.insert(id, now_us());
-            n += 1;
+        let measured_now = per_tick.min(total - n);
+        let neighbour_now = neighbour.map_or(0, |(_, per_tick)| per_tick);
+        // Interleaved, so that both organizations' events share every fetch.
+        for i in 0..measured_now.max(neighbour_now) {
+            if i < measured_now {
+                let id = send(&producer, &topic, measured, n, key)?;
+                sent_at.insert(id, now_us());
+                n += 1;
+            }
+            if let Some((target, _)) = neighbour
+                && i < neighbour_now
+            {
+                send(&producer, &topic, target, neighbour_n, key)?;
+                neighbour_n += 1;
+            }
         }
     }
     let offered = n as f64 / started.elapsed().as_secs_f64();
@@ -588,6 +654,7 @@ async fn latency_run(
     rss.stop();
     forwarder.stop();
     let mut latencies = Latencies::default();
+    let mut trace = String::new();
     let mut next = from;
     loop {
         let page: Value = http
@@ -606,6 +673,9 @@ async fn latency_run(
             };
             if let Some(sent) = sent_at.remove(id) {
                 latencies.record(Duration::from_micros(at.saturating_sub(sent)));
+                if cli.latency_trace.is_some() {
+                    trace.push_str(&format!("{sent},{}\n", at.saturating_sub(sent)));
+                }
             }
         }
         next = page["next"].as_u64().unwrap_or(next);
@@ -616,19 +686,118 @@ async fn latency_run(
             sent_at.len()
         );
     }
-    Ok(BenchRow {
-        name: "forwarder delivery latency @ fixed rate (Splunk HEC fake)".into(),
-        throughput: format!("{offered:.0} events/s offered"),
-        p50_ms: Some(latencies.percentile_ms(50.0)),
-        p99_ms: Some(latencies.percentile_ms(99.0)),
-        peak_rss_mb: Some(rss.peak_mb()),
-        notes: format!(
-            "{} events over {} s; produce call → receiver arrival; default config (linger 200 ms); after one warm-up event ({:.0?}: consumer group join)",
-            latencies.count(),
-            cli.latency_secs,
-            warm_up
-        ),
+    if let Some(dir) = &cli.latency_trace {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join(format!("{}.csv", plan.slug)), trace)?;
+    }
+    Ok(LatencyOutcome {
+        latencies,
+        offered,
+        warm_up,
+        peak_rss_mb: rss.peak_mb(),
     })
+}
+
+async fn latency_run(
+    cli: &Cli,
+    topics: &Topics,
+    http: &reqwest::Client,
+    receiver: &str,
+    key: Option<&IntegrityKey>,
+) -> Result<BenchRow> {
+    let plan = LatencyPlan {
+        slug: "latency",
+        org: "org_bench_latency",
+        rate: cli.rate,
+        secs: cli.latency_secs,
+        partition: None,
+        neighbour: None,
+    };
+    let outcome = measure_latency(cli, topics, http, receiver, key, &plan).await?;
+    let notes = format!(
+        "{} events over {} s; produce call → receiver arrival; default config (linger 200 ms); after one warm-up event ({:.0?}: consumer group join)",
+        outcome.latencies.count(),
+        cli.latency_secs,
+        outcome.warm_up
+    );
+    Ok(outcome.row(
+        "forwarder delivery latency @ fixed rate (Splunk HEC fake)".into(),
+        notes,
+    ))
+}
+
+impl LatencyOutcome {
+    fn row(&self, name: String, notes: String) -> BenchRow {
+        BenchRow {
+            name,
+            throughput: format!("{:.0} events/s offered", self.offered),
+            p50_ms: Some(self.latencies.percentile_ms(50.0)),
+            p99_ms: Some(self.latencies.percentile_ms(99.0)),
+            peak_rss_mb: Some(self.peak_rss_mb),
+            notes,
+        }
+    }
+}
+
+/// The healthy organization's latency with a healthy neighbour, then with a hung one (its
+/// webhook answers after `fake-receivers --hung-webhook-latency-ms`, 20 s: every request
+/// times out). Both organizations produce into one partition at `--neighbour-rate`, each.
+async fn neighbour_run(
+    cli: &Cli,
+    topics: &Topics,
+    http: &reqwest::Client,
+    receiver: &str,
+    key: Option<&IntegrityKey>,
+) -> Result<Vec<BenchRow>> {
+    let mut outcomes = Vec::new();
+    for (slug, neighbour) in [
+        ("undisturbed", "org_bench_neighbour"),
+        ("hung-neighbour", "org_bench_hung"),
+    ] {
+        let plan = LatencyPlan {
+            slug,
+            org: "org_bench_latency",
+            rate: cli.neighbour_rate,
+            secs: cli.neighbour_secs,
+            partition: Some(0),
+            neighbour: Some((neighbour, cli.neighbour_rate)),
+        };
+        let outcome = measure_latency(cli, topics, http, receiver, key, &plan).await?;
+        println!(
+            "bench: neighbour: {slug}: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            outcome.latencies.percentile_ms(50.0),
+            outcome.latencies.percentile_ms(99.0),
+            outcome.latencies.percentile_ms(100.0)
+        );
+        outcomes.push((slug, outcome));
+    }
+    let undisturbed_p99 = outcomes[0].1.latencies.percentile_ms(99.0);
+    let hung_p99 = outcomes[1].1.latencies.percentile_ms(99.0);
+    let ratio = hung_p99 / undisturbed_p99.max(0.001);
+    println!(
+        "bench: neighbour: healthy destination p99 {undisturbed_p99:.1} ms undisturbed, {hung_p99:.1} ms with a hung neighbour: ratio {ratio:.2}"
+    );
+    Ok(outcomes
+        .into_iter()
+        .map(|(slug, outcome)| {
+            let (name, neighbour) = if slug == "undisturbed" {
+                ("healthy neighbour", "a healthy webhook")
+            } else {
+                ("hung neighbour", "a webhook answering after 20 s (every request times out at 15 s)")
+            };
+            let notes = format!(
+                "{} events over {} s, one partition shared with another organization at {} events/s whose destination is {neighbour}; max {:.0} ms; p99 ratio hung/healthy {ratio:.2}",
+                outcome.latencies.count(),
+                cli.neighbour_secs,
+                cli.neighbour_rate,
+                outcome.latencies.percentile_ms(100.0),
+            );
+            outcome.row(
+                format!("forwarder delivery latency, {name} (Splunk HEC fake)"),
+                notes,
+            )
+        })
+        .collect())
 }
 
 #[tokio::main]
@@ -640,7 +809,13 @@ async fn main() -> Result<()> {
         prefix: prefix.clone(),
     };
     // The gateway creates the settings, dead-letter and retry topics (compacted settings).
-    let ports = [free_port()?, free_port()?, free_port()?, free_port()?];
+    let ports = [
+        free_port()?,
+        free_port()?,
+        free_port()?,
+        free_port()?,
+        free_port()?,
+    ];
     let port_args: Vec<String> = ports.iter().map(u16::to_string).collect();
     let mut receivers = Process::spawn(
         "fake-receivers",
@@ -655,21 +830,29 @@ async fn main() -> Result<()> {
             &port_args[2],
             "--webhook-port",
             &port_args[3],
+            "--hung-webhook-port",
+            &port_args[4],
         ],
         &[],
         Path::new(&format!("/tmp/{prefix}-receivers.log")),
     )?;
     let hec = format!("http://127.0.0.1:{}", ports[0]);
     let webhook = format!("http://127.0.0.1:{}", ports[3]);
+    let hung_webhook = format!("http://127.0.0.1:{}", ports[4]);
     wait_ready(&http, &format!("{hec}/_fake/stats"), &mut receivers).await?;
     wait_ready(&http, &format!("{webhook}/_fake/stats"), &mut receivers).await?;
-    provision(&cli, &topics, &http, &hec, &webhook).await?;
+    provision(&cli, &topics, &http, &hec, &webhook, &hung_webhook).await?;
 
     let key = IntegrityKey::new(&cli.integrity_key)
         .map_err(|reason| anyhow!("--integrity-key {reason}"))?;
     let mut rows = Vec::new();
     for run in &cli.runs {
         let row = match run.as_str() {
+            "neighbour" => {
+                let pair = neighbour_run(&cli, &topics, &http, &hec, Some(&key)).await?;
+                rows.extend(pair);
+                continue;
+            }
             "hec" | "hec-direct" => {
                 // hec-direct: untagged messages, as a direct producer writes them.
                 let tag_key = (run == "hec").then_some(&key);
@@ -697,7 +880,7 @@ async fn main() -> Result<()> {
                 .await?
             }
             "latency" => latency_run(&cli, &topics, &http, &hec, Some(&key)).await?,
-            other => bail!("unknown run `{other}` (hec, webhook, latency, hec-direct)"),
+            other => bail!("unknown run `{other}` (hec, webhook, latency, neighbour, hec-direct)"),
         };
         println!(
             "bench: {}: {} (peak RSS {:.0} MB)",

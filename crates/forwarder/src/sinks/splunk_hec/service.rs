@@ -6,7 +6,8 @@ use bytes::Bytes;
 
 use crate::event::ForwardEvent;
 use crate::signing::Signer;
-use crate::sinks::{Attempt, BatchLimits, Verdict, excerpt, retry_after, transport_failure};
+use crate::sinks::response::exchange;
+use crate::sinks::{Attempt, BatchLimits, Verdict};
 
 use super::config::HecConfig;
 use super::{classifier, encoder, request};
@@ -18,6 +19,8 @@ pub struct HecSink {
     client: reqwest::Client,
     /// This instance's acknowledgement channel (only with indexer acknowledgement).
     channel: Option<String>,
+    /// Most bytes of an answer read (`[sinks] max_response_bytes`).
+    max_response_bytes: usize,
 }
 
 impl HecSink {
@@ -26,12 +29,14 @@ impl HecSink {
         signer: Signer,
         client: reqwest::Client,
         channel: Option<String>,
+        max_response_bytes: usize,
     ) -> Self {
         Self {
             config,
             signer,
             client,
             channel,
+            max_response_bytes,
         }
     }
 
@@ -46,33 +51,26 @@ impl HecSink {
     pub async fn send(&self, parts: &[&[u8]], message_id: &str) -> Attempt {
         let body = Bytes::from(encoder::frame(parts));
         let started = Instant::now();
-        let response = request::events(
+        let request = request::events(
             &self.client,
             &self.config,
             &self.signer,
             message_id,
             &body,
             self.channel.as_deref(),
-        )
-        .send()
-        .await;
-        let response = match response {
-            Ok(response) => response,
-            Err(error) => return transport_failure(&error, started, message_id),
+        );
+        let answer = match exchange(request, self.max_response_bytes, started, message_id).await {
+            Ok(answer) => answer,
+            Err(failed) => return failed,
         };
-        let status = response.status().as_u16();
-        let retry_after = retry_after(response.headers());
-        let bytes = match response.bytes().await {
-            Ok(bytes) => bytes,
-            Err(error) => return transport_failure(&error, started, message_id),
-        };
-        let reply = classifier::parse(&bytes);
+        let status = answer.status;
+        let reply = classifier::parse(answer.body());
         let verdict = classifier::classify(status, &reply);
         let attempt = Attempt {
             verdict,
             status: status.to_string(),
-            excerpt: excerpt(&bytes),
-            retry_after,
+            excerpt: answer.excerpt(),
+            retry_after: answer.retry_after,
             latency: started.elapsed(),
             message_id: message_id.to_string(),
         };
@@ -117,40 +115,36 @@ impl HecSink {
                 message_id,
                 ack_id,
                 channel,
-            )
-            .send()
-            .await;
-            match poll {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let bytes = response.bytes().await.unwrap_or_default();
-                    if (200..300).contains(&status) {
-                        if acknowledged(&bytes, ack_id) {
-                            return Attempt {
-                                verdict: Verdict::Delivered,
-                                status: status.to_string(),
-                                excerpt: String::new(),
-                                retry_after: None,
-                                latency: started.elapsed(),
-                                message_id: message_id.to_string(),
-                            };
-                        }
-                    } else {
-                        let verdict = classifier::classify(status, &classifier::parse(&bytes));
-                        if verdict == Verdict::Misconfigured {
-                            return Attempt {
-                                verdict,
-                                status: format!("ack {status}"),
-                                excerpt: excerpt(&bytes),
-                                retry_after: None,
-                                latency: started.elapsed(),
-                                message_id: message_id.to_string(),
-                            };
-                        }
+            );
+            match exchange(poll, self.max_response_bytes, started, message_id).await {
+                Ok(answer) if (200..300).contains(&answer.status) => {
+                    if acknowledged(answer.body(), ack_id) {
+                        return Attempt {
+                            verdict: Verdict::Delivered,
+                            status: answer.status.to_string(),
+                            excerpt: String::new(),
+                            retry_after: None,
+                            latency: started.elapsed(),
+                            message_id: message_id.to_string(),
+                        };
                     }
                 }
-                Err(error) => {
-                    tracing::debug!(%error, "ack poll failed; polling again");
+                Ok(answer) => {
+                    let reply = classifier::parse(answer.body());
+                    let verdict = classifier::classify(answer.status, &reply);
+                    if verdict == Verdict::Misconfigured {
+                        return Attempt {
+                            verdict,
+                            status: format!("ack {}", answer.status),
+                            excerpt: answer.excerpt(),
+                            retry_after: None,
+                            latency: started.elapsed(),
+                            message_id: message_id.to_string(),
+                        };
+                    }
+                }
+                Err(failed) => {
+                    tracing::debug!(status = %failed.status, excerpt = %failed.excerpt, "ack poll failed; polling again");
                 }
             }
             if Instant::now() + Duration::from_millis(1) >= deadline {

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::sinks::Verdict;
+use crate::sinks::response::Answer;
 
 #[derive(Debug, Default, Deserialize)]
 struct Reply {
@@ -25,6 +26,17 @@ struct FailedItem {
     /// The failed events themselves (Wazuh reports an event by its content).
     #[serde(default)]
     id: Vec<serde_json::Value>,
+}
+
+/// [`classify`] for an answer read within bounds: a 2xx cut at the read limit cannot say
+/// which events failed, so all of them are resent (receivers deduplicate on the event ids).
+pub fn classify_answer(answer: &Answer, parts: &[&[u8]]) -> Verdict {
+    if !answer.complete && (200..300).contains(&answer.status) {
+        return Verdict::Partial {
+            failed: (0..parts.len()).collect(),
+        };
+    }
+    classify(answer.status, answer.body(), parts)
 }
 
 /// `parts` are the encoded events of the request, to find the failed ones by content.

@@ -11,7 +11,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::event::ForwardEvent;
 use crate::signing::Signer;
-use crate::sinks::{Attempt, BatchLimits, Verdict, excerpt, retry_after, transport_failure};
+use crate::sinks::response::exchange;
+use crate::sinks::{Attempt, BatchLimits, Verdict};
 
 use super::config::WazuhConfig;
 use super::{classifier, encoder, request};
@@ -62,6 +63,9 @@ pub struct WazuhSink {
     signer: Signer,
     client: reqwest::Client,
     session: std::sync::Arc<WazuhSession>,
+    /// Most bytes of an answer read (`[sinks] max_response_bytes`), beyond the echo of the
+    /// events sent (see [`WazuhSink::events_answer_limit`]).
+    max_response_bytes: usize,
 }
 
 impl WazuhSink {
@@ -70,13 +74,24 @@ impl WazuhSink {
         signer: Signer,
         client: reqwest::Client,
         session: std::sync::Arc<WazuhSession>,
+        max_response_bytes: usize,
     ) -> Self {
         Self {
             config,
             signer,
             client,
             session,
+            max_response_bytes,
         }
+    }
+
+    /// How much of an `/events` answer is read: Wazuh lists every event it accepted or
+    /// refused (`affected_items`, `failed_items`), each as the JSON string we sent, re-escaped
+    /// (at most 3× longer: `\u00e9` for `é`). Bounded by what we sent, not by the receiver.
+    fn events_answer_limit(&self, body_len: usize) -> usize {
+        body_len
+            .saturating_mul(3)
+            .saturating_add(self.max_response_bytes)
     }
 
     pub fn limits(&self) -> BatchLimits {
@@ -97,26 +112,20 @@ impl WazuhSink {
                 Err(attempt) => return attempt,
             };
             self.session.pacing.until_ready().await;
-            let response = request::events(
+            let request = request::events(
                 &self.client,
                 &self.config,
                 &self.signer,
                 jwt.expose(),
                 message_id,
                 body.clone(),
-            )
-            .send()
-            .await;
-            let response = match response {
-                Ok(response) => response,
-                Err(error) => return transport_failure(&error, started, message_id),
+            );
+            let limit = self.events_answer_limit(body.len());
+            let answer = match exchange(request, limit, started, message_id).await {
+                Ok(answer) => answer,
+                Err(failed) => return failed,
             };
-            let status = response.status().as_u16();
-            let retry_after = retry_after(response.headers());
-            let bytes = match response.bytes().await {
-                Ok(bytes) => bytes,
-                Err(error) => return transport_failure(&error, started, message_id),
-            };
+            let status = answer.status;
             if status == 401 && !relogged {
                 // Expired or revoked token: log in again and resend once.
                 tracing::info!("wazuh answered 401; logging in again");
@@ -125,10 +134,10 @@ impl WazuhSink {
                 continue;
             }
             return Attempt {
-                verdict: classifier::classify(status, &bytes, parts),
+                verdict: classifier::classify_answer(&answer, parts),
                 status: status.to_string(),
-                excerpt: excerpt(&bytes),
-                retry_after,
+                excerpt: answer.excerpt(),
+                retry_after: answer.retry_after,
                 latency: started.elapsed(),
                 message_id: message_id.to_string(),
             };
@@ -151,16 +160,9 @@ impl WazuhSink {
             latency: started.elapsed(),
             message_id: message_id.to_string(),
         };
-        let response = request::login(&self.client, &self.config, &self.signer)
-            .send()
-            .await
-            .map_err(|error| transport_failure(&error, started, message_id))?;
-        let status = response.status().as_u16();
-        let retry = retry_after(response.headers());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|error| transport_failure(&error, started, message_id))?;
+        let request = request::login(&self.client, &self.config, &self.signer);
+        let answer = exchange(request, self.max_response_bytes, started, message_id).await?;
+        let status = answer.status;
         if !(200..300).contains(&status) {
             let verdict = match status {
                 408 | 429 | 500..=599 => Verdict::Retriable,
@@ -169,11 +171,11 @@ impl WazuhSink {
             return Err(failed(
                 verdict,
                 format!("login {status}"),
-                excerpt(&bytes),
-                retry,
+                answer.excerpt(),
+                answer.retry_after,
             ));
         }
-        let jwt = parse_login(&bytes).ok_or_else(|| {
+        let jwt = parse_login(answer.body()).ok_or_else(|| {
             failed(
                 Verdict::Misconfigured,
                 format!("login {status}"),

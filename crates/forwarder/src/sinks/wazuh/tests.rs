@@ -4,12 +4,13 @@ use audit_settings::{OutboundPolicy, SecretBox};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::classifier::classify;
+use super::classifier::{classify, classify_answer};
 use super::config::{WazuhConfig, WazuhOptions};
 use super::encoder;
 use super::service::{parse_login, token_lifetime};
 use crate::event::synthetic_event;
 use crate::sinks::Verdict;
+use crate::sinks::response::Answer;
 
 fn config(url: &str) -> Result<WazuhConfig, String> {
     WazuhConfig::new(
@@ -72,6 +73,33 @@ fn partial_failures_name_the_failed_items() {
         classify(200, some, &refs),
         Verdict::Partial { failed: vec![1, 2] }
     );
+}
+
+#[test]
+fn a_success_cut_at_the_read_limit_resends_every_event() {
+    let parts: Vec<&[u8]> = vec![b"\"a\"", b"\"b\""];
+    let cut = Answer {
+        status: 200,
+        retry_after: None,
+        body: bytes::Bytes::from_static(br#"{"data":{"affected_items":["a","#),
+        complete: false,
+        encoding: None,
+    };
+    assert_eq!(
+        classify_answer(&cut, &parts),
+        Verdict::Partial { failed: vec![0, 1] }
+    );
+    let refused = Answer {
+        status: 429,
+        ..cut.clone()
+    };
+    assert_eq!(classify_answer(&refused, &parts), Verdict::Retriable);
+    let whole = Answer {
+        body: bytes::Bytes::from_static(br#"{"data":{"total_failed_items":0}}"#),
+        complete: true,
+        ..cut
+    };
+    assert_eq!(classify_answer(&whole, &parts), Verdict::Delivered);
 }
 
 #[test]

@@ -6,7 +6,8 @@ use bytes::Bytes;
 
 use crate::event::ForwardEvent;
 use crate::signing::Signer;
-use crate::sinks::{Attempt, BatchLimits, excerpt, retry_after, transport_failure};
+use crate::sinks::response::exchange;
+use crate::sinks::{Attempt, BatchLimits};
 
 use super::config::WebhookConfig;
 use super::{classifier, encoder, request};
@@ -16,14 +17,22 @@ pub struct WebhookSink {
     config: WebhookConfig,
     signer: Signer,
     client: reqwest::Client,
+    /// Most bytes of an answer read (`[sinks] max_response_bytes`).
+    max_response_bytes: usize,
 }
 
 impl WebhookSink {
-    pub fn new(config: WebhookConfig, signer: Signer, client: reqwest::Client) -> Self {
+    pub fn new(
+        config: WebhookConfig,
+        signer: Signer,
+        client: reqwest::Client,
+        max_response_bytes: usize,
+    ) -> Self {
         Self {
             config,
             signer,
             client,
+            max_response_bytes,
         }
     }
 
@@ -38,24 +47,16 @@ impl WebhookSink {
     pub async fn send(&self, parts: &[&[u8]], message_id: &str) -> Attempt {
         let body = Bytes::from(encoder::frame(parts));
         let started = Instant::now();
-        let response = request::post(&self.client, &self.config, &self.signer, message_id, body)
-            .send()
-            .await;
-        let response = match response {
-            Ok(response) => response,
-            Err(error) => return transport_failure(&error, started, message_id),
-        };
-        let status = response.status().as_u16();
-        let retry_after = retry_after(response.headers());
-        let bytes = match response.bytes().await {
-            Ok(bytes) => bytes,
-            Err(error) => return transport_failure(&error, started, message_id),
+        let request = request::post(&self.client, &self.config, &self.signer, message_id, body);
+        let answer = match exchange(request, self.max_response_bytes, started, message_id).await {
+            Ok(answer) => answer,
+            Err(failed) => return failed,
         };
         Attempt {
-            verdict: classifier::classify(status),
-            status: status.to_string(),
-            excerpt: excerpt(&bytes),
-            retry_after,
+            verdict: classifier::classify(answer.status),
+            status: answer.status.to_string(),
+            excerpt: answer.excerpt(),
+            retry_after: answer.retry_after,
             latency: started.elapsed(),
             message_id: message_id.to_string(),
         }
