@@ -30,6 +30,9 @@ use crate::parking::Parker;
 /// How many times a pause is re-applied after losing a race before the next tick.
 const PAUSE_ATTEMPTS: usize = 5;
 
+/// The longest a stopping instance spends deleting its health records.
+const RETIRE_WITHIN: Duration = Duration::from_secs(5);
+
 /// How often expired health records are looked for, at most.
 const SWEEP_AT_MOST_EVERY: Duration = Duration::from_secs(60);
 
@@ -162,17 +165,24 @@ impl HealthLoop {
     }
 
     /// Deletes this instance's health records (graceful shutdown): the operator view then
-    /// shows only the instances that are running.
+    /// shows only the instances that are running. Bounded by [`RETIRE_WITHIN`] (Kafka may be
+    /// down): a record left behind expires anyway.
     async fn retire(&self) {
         let view = self.settings.view();
-        for (id, record) in &view.health {
-            if record.instance != self.instance {
-                continue;
+        let retire = async {
+            for (id, record) in &view.health {
+                if record.instance != self.instance {
+                    continue;
+                }
+                let key =
+                    audit_settings::model::health_key(&record.destination_id, &record.instance);
+                if let Err(error) = self.settings.delete(&key).await {
+                    tracing::warn!(%error, health = %id, "could not delete this instance's health record");
+                }
             }
-            let key = audit_settings::model::health_key(&record.destination_id, &record.instance);
-            if let Err(error) = self.settings.delete(&key).await {
-                tracing::warn!(%error, health = %id, "could not delete this instance's health record");
-            }
+        };
+        if tokio::time::timeout(RETIRE_WITHIN, retire).await.is_err() {
+            tracing::warn!("health records not all deleted at shutdown; they will expire");
         }
     }
 
