@@ -5,7 +5,8 @@
 # `deploy/local/run.sh stop` (make stop) stops a run left in the background.
 #   PROFILE=release make run   builds optimised binaries (slower build, faster services).
 #   GATEWAYS=2 INDEXERS=2 FORWARDERS=2 make run   runs several instances of each service
-#   (gateways on 8080, 8081…; indexer ops on 9101, 9111…; forwarder ops on 9102, 9112…):
+#   (gateways on 8080, 8081… with ops on 9100, 9110…; indexer ops on 9101, 9111…; forwarder
+#   ops on 9102, 9112…):
 #   indexers and forwarders share the partitions of their consumer groups.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -97,13 +98,13 @@ for ((i = 0; i < INDEXERS; i++)); do
   INDEXER__HTTP__LISTEN="127.0.0.1:$((9101 + 10 * i))" start "indexer-$((i + 1))" "$BIN/indexer" --config config/indexer.toml
 done
 for ((i = 0; i < GATEWAYS; i++)); do
-  GATEWAY__HTTP__LISTEN="127.0.0.1:$((8080 + i))" start "gateway-$((i + 1))" "$BIN/gateway" --config config/gateway.toml
+  GATEWAY__HTTP__LISTEN="127.0.0.1:$((8080 + i))" GATEWAY__OPS__LISTEN="127.0.0.1:$((9100 + 10 * i))" start "gateway-$((i + 1))" "$BIN/gateway" --config config/gateway.toml
 done
 for ((i = 0; i < FORWARDERS; i++)); do
   FORWARDER__HTTP__LISTEN="127.0.0.1:$((9102 + 10 * i))" start "forwarder-$((i + 1))" "$BIN/forwarder" --config config/forwarder.toml
 done
 for ((i = 0; i < INDEXERS; i++)); do wait_ready "indexer-$((i + 1))" "http://127.0.0.1:$((9101 + 10 * i))/readyz"; done
-for ((i = 0; i < GATEWAYS; i++)); do wait_ready "gateway-$((i + 1))" "http://127.0.0.1:$((8080 + i))/readyz"; done
+for ((i = 0; i < GATEWAYS; i++)); do wait_ready "gateway-$((i + 1))" "http://127.0.0.1:$((9100 + 10 * i))/readyz"; done
 for ((i = 0; i < FORWARDERS; i++)); do wait_ready "forwarder-$((i + 1))" "http://127.0.0.1:$((9102 + 10 * i))/readyz"; done
 
 say "seeding demo tenants (config/seed.toml) through the operator API…"
@@ -135,8 +136,8 @@ cat <<MSG
     curl -sS $GATEWAY_URL/v1/admin/orgs/org_globex -H 'Authorization: Bearer dev-operator-token'
 
   ClickHouse (read-only user):   curl -sS 'http://127.0.0.1:18123/?user=ops_reader&password=ops_reader_local' --data 'SELECT action, count() FROM audit.events GROUP BY action'
-  Instances: $GATEWAYS gateway(s) from :8080, $INDEXERS indexer(s) (ops :9101, :9111…), $FORWARDERS forwarder(s) (ops :9102, :9112…)
-  Metrics:  $GATEWAY_URL/metrics   http://127.0.0.1:9101/metrics   http://127.0.0.1:9102/metrics
+  Instances: $GATEWAYS gateway(s) from :8080 (ops :9100, :9110…), $INDEXERS indexer(s) (ops :9101, :9111…), $FORWARDERS forwarder(s) (ops :9102, :9112…)
+  Metrics:  http://127.0.0.1:9100/metrics   http://127.0.0.1:9101/metrics   http://127.0.0.1:9102/metrics
   Logs:     $LOGS/{gateway-N,indexer-N,forwarder-N,fake-receivers}.log
 
 MSG

@@ -61,6 +61,16 @@ impl Gateway {
         response.1["api_key"].as_str().unwrap().to_string()
     }
 
+    /// `PATCH /v1/admin/orgs/{org}` (plan, retention).
+    pub async fn patch_org(&self, org: &str, body: &Value) -> (u16, Value) {
+        self.admin(
+            reqwest::Method::PATCH,
+            &format!("/v1/admin/orgs/{org}"),
+            Some(body),
+        )
+        .await
+    }
+
     pub async fn admin_post(&self, path: &str, body: &Value) -> (u16, Value) {
         self.admin(reqwest::Method::POST, path, Some(body)).await
     }
@@ -118,13 +128,7 @@ impl Gateway {
 
     /// Puts `org` on the Enterprise plan (its events are forwarded).
     pub async fn enterprise(&self, org: &str) {
-        let (status, body) = self
-            .admin(
-                reqwest::Method::PATCH,
-                &format!("/v1/admin/orgs/{org}"),
-                Some(&json!({"plan": "enterprise"})),
-            )
-            .await;
+        let (status, body) = self.patch_org(org, &json!({"plan": "enterprise"})).await;
         assert_eq!(status, 200, "{body}");
     }
 

@@ -33,6 +33,65 @@ pub async fn produce(producer: &FutureProducer, topic: &str, key: Option<&str>, 
         .unwrap();
 }
 
+/// Produces one message with headers (`None` payload: a tombstone) and waits for the
+/// acknowledgement; returns its offset.
+pub async fn produce_with_headers(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    payload: Option<&[u8]>,
+    headers: &[(&str, &[u8])],
+) -> i64 {
+    let mut owned = rdkafka::message::OwnedHeaders::new();
+    for (name, value) in headers {
+        owned = owned.insert(rdkafka::message::Header {
+            key: name,
+            value: Some(*value),
+        });
+    }
+    let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(key).headers(owned);
+    if let Some(payload) = payload {
+        record = record.payload(payload);
+    }
+    producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .map_err(|(error, _)| error)
+        .unwrap()
+        .offset
+}
+
+/// Publishes one single-line message with `kcat` — an independent Kafka client, as a product
+/// team or an intruder would — with `name=value` headers.
+pub fn kcat(brokers: &str, topic: &str, key: &str, headers: &[&str], payload: &str) {
+    use std::io::Write;
+    assert!(!payload.contains('\n'), "kcat sends one message per line");
+    let mut command = std::process::Command::new("kcat");
+    command.args(["-P", "-b", brokers, "-t", topic, "-k", key]);
+    for header in headers {
+        command.args(["-H", header]);
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("kcat is installed (deploy/local/prereqs.sh)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(payload.as_bytes()).unwrap();
+    drop(stdin);
+    assert!(child.wait().unwrap().success(), "kcat failed");
+}
+
+/// The last message of each key on `topic` (what compaction keeps).
+pub fn last_by_key(brokers: &str, topic: &str) -> HashMap<String, OwnedMessage> {
+    let mut last = HashMap::new();
+    for message in read_all(brokers, topic) {
+        if let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) {
+            last.insert(key.to_string(), message.clone());
+        }
+    }
+    last
+}
+
 /// Every message currently on `topic` (all partitions, from the beginning).
 pub fn read_all(brokers: &str, topic: &str) -> Vec<OwnedMessage> {
     let consumer: BaseConsumer = ClientConfig::new()

@@ -22,7 +22,15 @@ pub use service::{Service, ServiceKind};
 /// The operator token of `config/gateway.toml` (dev only).
 pub const OPERATOR_TOKEN: &str = "dev-operator-token";
 /// The HS256 secret of `config/gateway.toml` (dev only).
-pub const HS256_SECRET: &str = "dev-only-hs256-secret-change-me";
+pub const HS256_SECRET: &str = "dev-only-hs256-secret-change-me-0123456789";
+/// The `auth.issuer` of `config/gateway.toml`.
+pub const JWT_ISSUER: &str = "https://identity.solarius.local";
+/// The `auth.audience` of `config/gateway.toml`.
+pub const JWT_AUDIENCE: &str = "audit-logs";
+/// The `topics.integrity_key` of `config/*.toml` (dev only).
+pub const INTEGRITY_KEY: &str = "dev-only-integrity-key-change-me-0123456789";
+/// The `topics.settings_keys` of `config/*.toml` (dev only).
+pub const SETTINGS_KEY: &str = "dev1:dev-only-settings-key-change-me-0123456789";
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: std::time::Duration, mut check: F) -> T
@@ -42,13 +50,21 @@ where
     }
 }
 
-/// Mints a user token signed with the dev HS256 secret (`ttl_secs` may be negative: expired).
+/// Mints a user token signed with the dev HS256 secret, for the dev issuer and audience
+/// (`ttl_secs` may be negative: expired).
 pub fn user_token(org: &str, role: &str, subject: &str, ttl_secs: i64) -> String {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let claims = serde_json::json!({"sub": subject, "org_id": org, "role": role, "iat": now, "exp": now + ttl_secs});
+    signed_token(&serde_json::json!({
+        "sub": subject, "org_id": org, "role": role, "iat": now, "exp": now + ttl_secs,
+        "iss": JWT_ISSUER, "aud": JWT_AUDIENCE,
+    }))
+}
+
+/// Any claims, signed with the dev HS256 secret.
+pub fn signed_token(claims: &serde_json::Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
+        claims,
         &jsonwebtoken::EncodingKey::from_secret(HS256_SECRET.as_bytes()),
     )
     .unwrap()

@@ -55,6 +55,9 @@ pub fn free_port() -> u16 {
 pub struct Service {
     pub kind: ServiceKind,
     pub port: u16,
+    /// The operations listener (`/readyz`, `/metrics`): the gateway's own; the same as
+    /// `port` for the indexer and forwarder.
+    pub ops_port: u16,
     env: Vec<(String, String)>,
     child: Option<Child>,
     log: PathBuf,
@@ -78,6 +81,16 @@ impl Service {
             format!("{prefix}__HTTP__LISTEN"),
             format!("127.0.0.1:{port}"),
         ));
+        let ops_port = if kind == ServiceKind::Gateway {
+            let ops_port = free_port();
+            env.push((
+                format!("{prefix}__OPS__LISTEN"),
+                format!("127.0.0.1:{ops_port}"),
+            ));
+            ops_port
+        } else {
+            port
+        };
         match kind {
             ServiceKind::Indexer => env.push((
                 format!("{prefix}__CONSUMER__GROUP_ID"),
@@ -97,6 +110,7 @@ impl Service {
         let mut service = Self {
             kind,
             port,
+            ops_port,
             env,
             child: None,
             log,
@@ -138,6 +152,11 @@ impl Service {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The operations listener (`/healthz`, `/readyz`, `/metrics`).
+    pub fn ops_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ops_port)
+    }
+
     pub fn log_path(&self) -> &PathBuf {
         &self.log
     }
@@ -153,7 +172,10 @@ impl Service {
         let client = reqwest::Client::new();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Ok(response) = client.get(format!("{}/readyz", self.url())).send().await
+            if let Ok(response) = client
+                .get(format!("{}/readyz", self.ops_url()))
+                .send()
+                .await
                 && response.status().is_success()
             {
                 return;

@@ -721,14 +721,22 @@ async fn a_poison_event_is_dead_lettered_alone_and_replay_resends_it() {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     stale["occurred_at"] = json!(stamp);
+    // As the gateway wrote it two hours ago (its received_at is vouched for by its tag; a
+    // direct producer's claimed received_at would be replaced by the broker's time).
     stale["received_at"] = json!(stamp);
+    stale["provenance"] = json!("gateway");
     let stale_id = stale["id"].as_str().unwrap().to_string();
     let producer = kafka::producer(&ns.infra.kafka);
-    kafka::produce(
+    let payload = stale.to_string();
+    let tag = audit_core::integrity::IntegrityKey::new(audit_tests::INTEGRITY_KEY)
+        .unwrap()
+        .tag(audit_core::integrity::Signer::Gateway, payload.as_bytes());
+    kafka::produce_with_headers(
         &producer,
         &ns.events_topic,
-        Some("org_poison"),
-        stale.to_string().as_bytes(),
+        "org_poison",
+        Some(payload.as_bytes()),
+        &[(audit_core::integrity::HEADER, tag.as_bytes())],
     )
     .await;
     let aged = eventually(

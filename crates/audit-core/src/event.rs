@@ -2,6 +2,9 @@
 //!
 //! Timestamps are normalised to UTC with millisecond precision on the way in and always
 //! written as RFC 3339 with an explicit `Z`, so no consumer ever sees a zone-less time.
+//!
+//! Server-owned fields — `received_at` and `provenance` (and `source` on the gateway's API) —
+//! are stamped by the platform on every path; a value a producer sends for them is replaced.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +22,9 @@ pub struct AuditEvent {
     pub org_id: String,
     #[serde(with = "utc_millis")]
     pub occurred_at: OffsetDateTime,
-    /// When the platform received the event; absent only on messages produced straight to Kafka.
+    /// When the platform received the event (server-owned: the gateway's receive time, or the
+    /// broker's append time for messages produced straight to Kafka). Absent only in rows
+    /// stored before it was always stamped.
     #[serde(
         default,
         with = "utc_millis::option",
@@ -40,6 +45,34 @@ pub struct AuditEvent {
     pub source: Option<String>,
     #[serde(default = "default_version")]
     pub version: u8,
+    /// How the event reached the log (server-owned; absent only in rows stored before it
+    /// existed): says whether `source` was verified and whether the platform wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+}
+
+/// How an event reached the log, stamped by the platform (a producer's value is replaced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provenance {
+    /// Written by the audit-log service itself (reads, exports and settings changes recorded
+    /// by the gateway, automatic pauses by the forwarder), proven by an integrity tag only the
+    /// services can make. The only provenance of the internal `audit_log` category.
+    System,
+    /// Published over the gateway's API with a producer key: `source` is that key's name.
+    Gateway,
+    /// Produced straight to the events topic: `source` is only what the producer claimed.
+    Kafka,
+}
+
+impl Provenance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provenance::System => "system",
+            Provenance::Gateway => "gateway",
+            Provenance::Kafka => "kafka",
+        }
+    }
 }
 
 fn default_version() -> u8 {
@@ -55,8 +88,9 @@ pub(crate) struct EventInput {
     pub org_id: String,
     #[serde(with = "time::serde::rfc3339")]
     pub occurred_at: OffsetDateTime,
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub received_at: Option<OffsetDateTime>,
+    /// Server-owned: accepted for compatibility and replaced.
+    #[serde(default, rename = "received_at")]
+    pub _received_at: Option<serde::de::IgnoredAny>,
     pub category: String,
     pub action: String,
     pub outcome: Outcome,
@@ -71,15 +105,24 @@ pub(crate) struct EventInput {
     pub source: Option<String>,
     #[serde(default = "default_version")]
     pub version: u8,
+    /// Server-owned: accepted (so an event read back from the API can be published again)
+    /// and replaced.
+    #[serde(default, rename = "provenance")]
+    pub _provenance: Option<serde::de::IgnoredAny>,
 }
 
 impl EventInput {
-    pub(crate) fn into_event(self, assign_id: impl FnOnce() -> Uuid) -> AuditEvent {
+    /// The normalised event, with the server-owned fields stamped from `stamp`.
+    pub(crate) fn into_event(
+        self,
+        assign_id: impl FnOnce() -> Uuid,
+        stamp: Stamp<'_>,
+    ) -> AuditEvent {
         AuditEvent {
             id: self.id.unwrap_or_else(assign_id),
             org_id: self.org_id,
             occurred_at: to_utc_millis(self.occurred_at),
-            received_at: self.received_at.map(to_utc_millis),
+            received_at: Some(to_utc_millis(stamp.received_at)),
             category: self.category,
             action: self.action,
             outcome: self.outcome,
@@ -87,10 +130,20 @@ impl EventInput {
             targets: self.targets,
             context: self.context,
             metadata: self.metadata,
-            source: self.source,
+            source: stamp.source.map(str::to_string).or(self.source),
             version: self.version,
+            provenance: Some(stamp.provenance),
         }
     }
+}
+
+/// The server-owned fields stamped on a producer's event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stamp<'a> {
+    pub received_at: OffsetDateTime,
+    pub provenance: Provenance,
+    /// The authenticated producer, when known: replaces any claimed `source`.
+    pub source: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,20 +1,67 @@
-//! Integrity tags on the events topic: proof that a message was validated by the gateway.
+//! Integrity tags on the events topic: proof that a message was written by the platform.
 //!
-//! The gateway validates every event it accepts and writes its canonical JSON. Consumers
-//! (indexer, forwarder) must validate messages that product teams produce *straight* to Kafka,
-//! but re-validating the gateway's own messages is wasted work — and a header saying "from
-//! the gateway" could be set by anyone. So the gateway adds `audit-integrity: v1=<tag>`, an
-//! HMAC-SHA256 of the message value under a key shared by the gateway and the consumers.
-//! A consumer that verifies the tag decodes the canonical event directly; any other message
-//! (no tag, wrong tag, no key configured) goes through the full validator.
+//! Anyone allowed to produce to the events topic can write any bytes and any header, so a
+//! consumer must not take a message's word for where it came from. The services share a key
+//! that producers never hold (`[topics] integrity_key`) and tag what they write with
+//! `audit-integrity: v2=<signer>.<tag>`, an HMAC-SHA256 of the message value, domain-separated
+//! by signer:
+//!
+//! | signer | who | what it proves |
+//! |---|---|---|
+//! | `gateway` | the gateway's ingest API | validated, `source` = the authenticated producer key, `received_at` = the gateway's clock |
+//! | `system` | the gateway's and forwarder's own records (reads, exports, settings changes, pauses) | written by the audit-log service itself |
+//!
+//! A tag of one signer never verifies as the other's (the signer is part of the MAC input),
+//! so a gateway-validated event cannot be passed off as a system event. A consumer that
+//! verifies a tag decodes the canonical event directly after checking that the event says
+//! what the tag says ([`check_tagged`]: its `provenance`, and internal categories only from
+//! `system`); every other message (no tag, a forged tag, an older `v1=` tag) goes through the
+//! full validator as a direct producer's, which refuses internal categories.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::catalogue::Catalogue;
+use crate::event::Provenance;
+
 /// The message header carrying the tag.
 pub const HEADER: &str = "audit-integrity";
+
+/// Who tagged a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signer {
+    /// The gateway, for a producer's event it validated.
+    Gateway,
+    /// The audit-log service, for its own (`audit_log`) events.
+    System,
+}
+
+impl Signer {
+    fn label(self) -> &'static str {
+        match self {
+            Signer::Gateway => "gateway",
+            Signer::System => "system",
+        }
+    }
+
+    fn from_label(label: &[u8]) -> Option<Self> {
+        match label {
+            b"gateway" => Some(Signer::Gateway),
+            b"system" => Some(Signer::System),
+            _ => None,
+        }
+    }
+
+    /// The provenance an event tagged by this signer must state.
+    pub fn provenance(self) -> Provenance {
+        match self {
+            Signer::Gateway => Provenance::Gateway,
+            Signer::System => Provenance::System,
+        }
+    }
+}
 
 /// Signs and verifies integrity tags with one shared key.
 #[derive(Clone)]
@@ -28,35 +75,77 @@ impl std::fmt::Debug for IntegrityKey {
     }
 }
 
+/// Why an integrity key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must be at least 32 characters")]
+pub struct KeyTooShort;
+
 impl IntegrityKey {
     /// A key from the shared secret (at least 32 bytes of text).
-    pub fn new(secret: &str) -> Result<Self, String> {
+    pub fn new(secret: &str) -> Result<Self, KeyTooShort> {
         if secret.len() < 32 {
-            return Err("must be at least 32 characters".into());
+            return Err(KeyTooShort);
         }
         let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
-            .map_err(|error| error.to_string())?;
+            .map_err(|_| KeyTooShort)?;
         Ok(Self { mac })
     }
 
-    /// The header value for a message value.
-    pub fn tag(&self, payload: &[u8]) -> String {
+    fn mac_of(&self, signer: Signer, payload: &[u8]) -> Hmac<Sha256> {
         let mut mac = self.mac.clone();
+        mac.update(b"audit-integrity/v2\0");
+        mac.update(signer.label().as_bytes());
+        mac.update(b"\0");
         mac.update(payload);
-        format!("v1={}", STANDARD_NO_PAD.encode(mac.finalize().into_bytes()))
+        mac
     }
 
-    /// Whether `header` is this key's tag of `payload` (constant-time comparison).
-    pub fn verify(&self, payload: &[u8], header: &[u8]) -> bool {
-        let Some(tag) = header.strip_prefix(b"v1=") else {
-            return false;
-        };
-        let Ok(tag) = STANDARD_NO_PAD.decode(tag) else {
-            return false;
-        };
-        let mut mac = self.mac.clone();
-        mac.update(payload);
-        mac.verify_slice(&tag).is_ok()
+    /// The header value for a message value written by `signer`.
+    pub fn tag(&self, signer: Signer, payload: &[u8]) -> String {
+        let tag = self.mac_of(signer, payload).finalize().into_bytes();
+        format!("v2={}.{}", signer.label(), STANDARD_NO_PAD.encode(tag))
+    }
+
+    /// Who tagged `payload`, when `header` is a valid tag of it under this key (constant-time
+    /// comparison of the full tag); `None` for anything else.
+    pub fn verify(&self, payload: &[u8], header: &[u8]) -> Option<Signer> {
+        let rest = header.strip_prefix(b"v2=")?;
+        let dot = rest.iter().position(|byte| *byte == b'.')?;
+        let signer = Signer::from_label(&rest[..dot])?;
+        let tag = STANDARD_NO_PAD.decode(&rest[dot + 1..]).ok()?;
+        self.mac_of(signer, payload)
+            .verify_slice(&tag)
+            .is_ok()
+            .then_some(signer)
+    }
+}
+
+/// Checks that a tagged event states what its tag proves: the signer's provenance, and an
+/// internal category if and only if the platform itself wrote it. The error is a dead-letter
+/// reason.
+pub fn check_tagged(
+    signer: Signer,
+    provenance: Option<&str>,
+    category: &str,
+    catalogue: &Catalogue,
+) -> Result<(), String> {
+    let expected = signer.provenance().as_str();
+    if provenance != Some(expected) {
+        return Err(format!(
+            "integrity tag of `{}` but the event's provenance is `{}`",
+            signer.label(),
+            provenance.unwrap_or("none")
+        ));
+    }
+    let internal = catalogue.category(category).is_some_and(|c| c.internal);
+    match (signer, internal) {
+        (Signer::Gateway, true) => Err(format!(
+            "category `{category}` is internal: a producer's event cannot carry it"
+        )),
+        (Signer::System, false) => Err(format!(
+            "the audit-log service writes only internal categories, not `{category}`"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -66,16 +155,65 @@ mod tests {
 
     use super::*;
 
+    fn key() -> IntegrityKey {
+        IntegrityKey::new("0123456789abcdef0123456789abcdef").expect("key")
+    }
+
     #[test]
-    fn tags_verify_only_the_same_payload_and_key() {
-        let key = IntegrityKey::new("0123456789abcdef0123456789abcdef").expect("key");
-        let tag = key.tag(b"{\"id\":1}");
-        assert!(key.verify(b"{\"id\":1}", tag.as_bytes()));
-        assert!(!key.verify(b"{\"id\":2}", tag.as_bytes()));
+    fn tags_verify_only_the_same_payload_key_and_signer() {
+        let key = key();
+        let tag = key.tag(Signer::Gateway, b"{\"id\":1}");
+        assert_eq!(
+            key.verify(b"{\"id\":1}", tag.as_bytes()),
+            Some(Signer::Gateway)
+        );
+        assert_eq!(key.verify(b"{\"id\":2}", tag.as_bytes()), None);
         let other = IntegrityKey::new("fedcba9876543210fedcba9876543210").expect("key");
-        assert!(!other.verify(b"{\"id\":1}", tag.as_bytes()));
-        assert!(!key.verify(b"{\"id\":1}", b"v1=forged"));
-        assert!(!key.verify(b"{\"id\":1}", b""));
+        assert_eq!(other.verify(b"{\"id\":1}", tag.as_bytes()), None);
+        assert_eq!(key.verify(b"{\"id\":1}", b"v2=gateway.forged"), None);
+        assert_eq!(key.verify(b"{\"id\":1}", b""), None);
         assert!(IntegrityKey::new("short").is_err());
+    }
+
+    #[test]
+    fn a_gateway_tag_cannot_be_relabelled_as_a_system_tag() {
+        let key = key();
+        let payload = b"{\"category\":\"audit_log\"}";
+        let gateway = key.tag(Signer::Gateway, payload);
+        let relabelled = gateway.replacen("v2=gateway.", "v2=system.", 1);
+        assert_eq!(key.verify(payload, relabelled.as_bytes()), None);
+        let system = key.tag(Signer::System, payload);
+        assert_eq!(key.verify(payload, system.as_bytes()), Some(Signer::System));
+        assert_ne!(gateway.split('.').nth(1), system.split('.').nth(1));
+    }
+
+    #[test]
+    fn truncated_and_old_style_tags_do_not_verify() {
+        let key = key();
+        let tag = key.tag(Signer::System, b"x");
+        for cut in 0..tag.len() {
+            assert_eq!(key.verify(b"x", &tag.as_bytes()[..cut]), None, "{cut}");
+        }
+        let v1 = tag.replacen("v2=system.", "v1=", 1);
+        assert_eq!(key.verify(b"x", v1.as_bytes()), None);
+    }
+
+    #[test]
+    fn tagged_events_must_say_what_the_tag_proves() {
+        let catalogue = Catalogue::builtin();
+        assert!(check_tagged(Signer::Gateway, Some("gateway"), "billing", &catalogue).is_ok());
+        assert!(check_tagged(Signer::System, Some("system"), "audit_log", &catalogue).is_ok());
+        assert!(
+            check_tagged(Signer::Gateway, Some("system"), "billing", &catalogue)
+                .unwrap_err()
+                .contains("provenance")
+        );
+        assert!(check_tagged(Signer::Gateway, None, "billing", &catalogue).is_err());
+        assert!(
+            check_tagged(Signer::Gateway, Some("gateway"), "audit_log", &catalogue)
+                .unwrap_err()
+                .contains("internal")
+        );
+        assert!(check_tagged(Signer::System, Some("system"), "billing", &catalogue).is_err());
     }
 }

@@ -4,17 +4,24 @@
 //! * [`catalogue`]: which actions exist in which category (data, loaded from `config/catalogue.toml`).
 //! * [`validate`]: the one validator used by the gateway (HTTP ingest) and the indexer
 //!   (messages produced straight to Kafka): the JSON Schema in `schema/` plus the rules a
-//!   schema cannot express (catalogue membership, clock skew, serialized size).
+//!   schema cannot express (catalogue membership, clock skew, serialized size), and the
+//!   stamping of the server-owned fields.
+//! * [`system`]: the one builder of the platform's own `audit_log.*` events.
+//! * [`integrity`]: the tags proving a message on the topic was written by the platform.
 
+pub mod arrival;
 pub mod catalogue;
 pub mod error;
 pub mod event;
 pub mod integrity;
+pub mod system;
 pub mod validate;
 
 pub use catalogue::{Catalogue, CategoryDef};
 pub use error::{Error, Result};
-pub use event::{Actor, ActorType, AuditEvent, Context, MetadataValue, Outcome, Target};
+pub use event::{
+    Actor, ActorType, AuditEvent, Context, MetadataValue, Outcome, Provenance, Target,
+};
 pub use validate::{EventValidator, FieldError, Limits};
 
 /// The contract version this build produces and accepts.

@@ -3,8 +3,12 @@
 //! Validation runs in two passes:
 //! 1. the published JSON Schema (`schema/audit-event.v1.schema.json`), with its size limits
 //!    rewritten from [`Limits`] so that configuration and schema never disagree;
-//! 2. the rules a schema cannot express: the category/action catalogue, clock skew, and the
+//! 2. the rules a schema cannot express: the category/action catalogue (internal categories
+//!    are refused: only the platform writes them, see [`crate::system`]), clock skew, and the
 //!    size of the normalised event.
+//!
+//! The server-owned fields (`received_at`, `provenance`, and `source` when the producer is
+//! authenticated) are stamped from the [`Arrival`], whatever the producer sent.
 //!
 //! Every error carries a JSON path (`$.targets[2].id`) and a reason. Reasons never echo the
 //! offending value: a 10 MB string must not become a 10 MB error message.
@@ -13,12 +17,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use time::OffsetDateTime;
-use uuid::Uuid;
 
+pub use crate::arrival::{Arrival, BrokerTime};
 use crate::catalogue::Catalogue;
 use crate::error::{Error, Result};
-use crate::event::{AuditEvent, EventInput};
+use crate::event::{AuditEvent, EventInput, Stamp};
 
 /// Limits on one event. The defaults are the contract's; operators may change them.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -86,34 +89,6 @@ impl std::fmt::Display for FieldError {
     }
 }
 
-/// What the caller knows about the event's arrival.
-#[derive(Debug, Clone, Copy)]
-pub struct Arrival {
-    /// The current time, for the clock-skew rule.
-    pub now: OffsetDateTime,
-    /// Stamped as `received_at` when the event has none.
-    pub received_at: Option<OffsetDateTime>,
-    /// Id to give an event that has none.
-    pub fallback_id: Uuid,
-}
-
-impl Arrival {
-    /// The arrival of a message consumed from the events topic: received at its broker time
-    /// (unix ms), and an id derived from its place in the topic, so the indexer and the
-    /// forwarder give an event without an id the same one.
-    pub fn kafka_message(topic: &str, partition: i32, offset: i64, broker_ms: i64) -> Self {
-        let now = OffsetDateTime::now_utc();
-        let received_at =
-            OffsetDateTime::from_unix_timestamp_nanos(i128::from(broker_ms) * 1_000_000)
-                .unwrap_or(now);
-        Self {
-            now,
-            received_at: Some(received_at),
-            fallback_id: crate::event::id_for_kafka_message(topic, partition, offset, broker_ms),
-        }
-    }
-}
-
 /// An invalid event's errors as one line (dead-letter reasons, logs).
 pub fn describe(errors: &[FieldError]) -> String {
     errors
@@ -169,7 +144,7 @@ impl EventValidator {
     pub fn validate_bytes(
         &self,
         bytes: &[u8],
-        arrival: Arrival,
+        arrival: Arrival<'_>,
     ) -> std::result::Result<ValidEvent, Vec<FieldError>> {
         if bytes.len() > self.limits.max_event_bytes.saturating_mul(4) {
             // Far over the limit: do not spend time parsing it.
@@ -191,7 +166,7 @@ impl EventValidator {
     pub fn validate_value(
         &self,
         value: &Value,
-        arrival: Arrival,
+        arrival: Arrival<'_>,
     ) -> std::result::Result<ValidEvent, Vec<FieldError>> {
         if !value.is_object() {
             return Err(vec![FieldError::new(
@@ -205,10 +180,14 @@ impl EventValidator {
         }
         let input = EventInput::deserialize(value)
             .map_err(|error| vec![FieldError::new("$", error.to_string())])?;
-        let mut event = input.into_event(|| arrival.fallback_id);
-        if event.received_at.is_none() {
-            event.received_at = arrival.received_at;
-        }
+        let event = input.into_event(
+            || arrival.fallback_id,
+            Stamp {
+                received_at: arrival.received_at,
+                provenance: arrival.provenance,
+                source: arrival.verified_source,
+            },
+        );
 
         let mut errors = self.catalogue_errors(&event);
         let latest_allowed =
@@ -279,6 +258,15 @@ impl EventValidator {
                 ),
             )];
         };
+        if category.internal {
+            return vec![FieldError::new(
+                "$.category",
+                format!(
+                    "category `{}` is internal: only the audit-log service itself writes it",
+                    category.name
+                ),
+            )];
+        }
         match self.catalogue.category_of(&event.action) {
             None => vec![FieldError::new(
                 "$.action",
@@ -384,8 +372,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::event::Provenance;
     use serde_json::json;
+    use time::OffsetDateTime;
     use time::macros::datetime;
+    use uuid::Uuid;
 
     const NOW: OffsetDateTime = datetime!(2026-11-26 12:00:00 UTC);
 
@@ -393,11 +384,13 @@ mod tests {
         EventValidator::new(Arc::new(Catalogue::builtin()), Limits::default()).expect("validator")
     }
 
-    fn arrival() -> Arrival {
+    fn arrival() -> Arrival<'static> {
         Arrival {
             now: NOW,
-            received_at: Some(NOW),
+            received_at: NOW,
             fallback_id: Uuid::from_u128(7),
+            provenance: Provenance::Kafka,
+            verified_source: None,
         }
     }
 
@@ -439,6 +432,65 @@ mod tests {
         assert_eq!(json["occurred_at"], "2026-11-26T11:59:59.123Z");
         assert_eq!(json["received_at"], "2026-11-26T12:00:00.000Z");
         assert_eq!(json["version"], 1);
+    }
+
+    #[test]
+    fn server_owned_fields_are_stamped_whatever_the_producer_sent() {
+        let mut forged = good();
+        forged["received_at"] = json!("2000-01-01T00:00:00Z");
+        forged["provenance"] = json!("system");
+        forged["source"] = json!("identity-api");
+
+        let direct = validator()
+            .validate_value(&forged, arrival())
+            .expect("valid");
+        assert_eq!(
+            direct.event.received_at,
+            Some(NOW),
+            "arrival time, not the claim"
+        );
+        assert_eq!(direct.event.provenance, Some(Provenance::Kafka));
+        assert_eq!(
+            direct.event.source.as_deref(),
+            Some("identity-api"),
+            "a direct producer's source is kept, marked as claimed by its provenance"
+        );
+        let json: Value = serde_json::from_slice(&direct.json).expect("json");
+        assert_eq!(json["received_at"], "2026-11-26T12:00:00.000Z");
+        assert_eq!(json["provenance"], "kafka");
+
+        let over_http = Arrival {
+            provenance: Provenance::Gateway,
+            verified_source: Some("billing-api"),
+            ..arrival()
+        };
+        let verified = validator()
+            .validate_value(&forged, over_http)
+            .expect("valid");
+        assert_eq!(verified.event.source.as_deref(), Some("billing-api"));
+        assert_eq!(verified.event.provenance, Some(Provenance::Gateway));
+
+        let mut junk = good();
+        junk["provenance"] = json!("root");
+        assert!(has_error(&errors_of(junk), "$.provenance", ""));
+    }
+
+    #[test]
+    fn internal_categories_are_refused_to_every_producer() {
+        let mut forged = good();
+        forged["category"] = json!("audit_log");
+        forged["action"] = json!("audit_log.exported");
+        assert!(has_error(
+            &errors_of(forged.clone()),
+            "$.category",
+            "internal"
+        ));
+        let over_http = Arrival {
+            provenance: Provenance::Gateway,
+            verified_source: Some("any-api"),
+            ..arrival()
+        };
+        assert!(validator().validate_value(&forged, over_http).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod dead_letter;
 pub mod error;
+pub mod events;
 pub mod probe;
 pub mod stats;
 pub mod topics;
@@ -17,6 +18,7 @@ pub mod topics;
 pub use config::{ConsumerTuning, KafkaConfig, ProducerTuning};
 pub use dead_letter::{DeadLetter, DeadLetterWriter, header_str};
 pub use error::{Error, Result};
+pub use events::{broker_time, event_headers};
 pub use probe::spawn_kafka_probe;
 pub use stats::{StatsContext, enable_statistics, log_client_error};
 pub use topics::{TopicsConfig, ensure_topics};

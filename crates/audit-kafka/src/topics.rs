@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use serde::{Deserialize, Serialize};
@@ -43,10 +43,17 @@ pub struct TopicsConfig {
     pub digests_retention_days: u32,
     /// Create missing topics at start. Turn off where topics are managed by the platform.
     pub create: bool,
-    /// Secret shared by the gateway and the consumers: the gateway tags the messages it
-    /// validated (`audit-integrity` header, HMAC-SHA256) so consumers can skip re-validating
-    /// them; untagged messages are always validated. Unset: every message is validated.
+    /// Secret shared by the three services and never by producers (at least 32 characters;
+    /// required): the gateway tags the events it validated and the services tag their own
+    /// `audit_log` events (`audit-integrity` header, HMAC-SHA256, see
+    /// `audit_core::integrity`), so consumers can tell them from what a producer wrote
+    /// straight to Kafka (always validated; internal categories refused).
     pub integrity_key: Option<audit_runtime::Secret>,
+    /// Keys authenticating every record of the settings topic (HMAC in a header, tombstones
+    /// included), as `key_id:secret` with secrets of at least 32 characters; held by the three
+    /// services only. The first signs, all verify: rotate by prepending a new key everywhere,
+    /// then dropping the old one once every record was re-written. Required.
+    pub settings_keys: Vec<audit_runtime::Secret>,
 }
 
 impl Default for TopicsConfig {
@@ -64,19 +71,30 @@ impl Default for TopicsConfig {
             digests_retention_days: 1125,
             create: true,
             integrity_key: None,
+            settings_keys: Vec::new(),
         }
     }
 }
 
 impl TopicsConfig {
-    /// The integrity key, if configured (validated by `validate`).
-    pub fn integrity(&self) -> Option<audit_core::integrity::IntegrityKey> {
-        self.integrity_key
-            .as_ref()
-            .and_then(|key| audit_core::integrity::IntegrityKey::new(key.expose()).ok())
+    /// The integrity key (`section` names the config section in the error).
+    pub fn integrity(
+        &self,
+        section: &str,
+    ) -> std::result::Result<audit_core::integrity::IntegrityKey, audit_runtime::ConfigError> {
+        let key = format!("{section}.integrity_key");
+        let secret = self.integrity_key.as_ref().ok_or_else(|| {
+            audit_runtime::ConfigError::invalid(
+                &key,
+                "is required: a secret of at least 32 characters shared by the gateway, indexer and forwarder (never by producers)",
+            )
+        })?;
+        audit_core::integrity::IntegrityKey::new(secret.expose())
+            .map_err(|error| audit_runtime::ConfigError::invalid(&key, error.to_string()))
     }
 
     pub fn validate(&self, section: &str) -> std::result::Result<(), audit_runtime::ConfigError> {
+        self.integrity(section)?;
         if self.events_partitions < 1 {
             return Err(audit_runtime::ConfigError::invalid(
                 format!("{section}.events_partitions"),
@@ -108,13 +126,54 @@ impl TopicsConfig {
     }
 }
 
-/// Creates the topics that do not exist yet. Existing topics are left as they are.
+/// Creates the topics that do not exist yet (existing topics are left as they are), then
+/// checks that the events topic stamps the broker's time ([`check_events_timestamps`]).
 pub async fn ensure_topics(kafka: &KafkaConfig, topics: &TopicsConfig) -> Result<()> {
-    if !topics.create {
-        return Ok(());
-    }
     let admin: AdminClient<DefaultClientContext> =
         kafka.client_config("audit-topics-admin").create()?;
+    if topics.create {
+        create_topics(&admin, topics).await?;
+    }
+    check_events_timestamps(&admin, &topics.events).await;
+    Ok(())
+}
+
+/// Says loudly (error log, `events_topic_timestamp_type_ok` gauge 0) when the events topic
+/// does not stamp messages with the broker's append time: producers could then choose the
+/// `received_at` of what they produce straight to Kafka (the consumers fall back to their
+/// own clock, see [`crate::events`]). Not fatal: the topic may be managed elsewhere, and
+/// describing it may be denied by ACLs.
+async fn check_events_timestamps(admin: &AdminClient<DefaultClientContext>, topic: &str) {
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+        .await;
+    let value = match described.as_deref() {
+        Ok([Ok(resource)]) => resource
+            .get("message.timestamp.type")
+            .and_then(|entry| entry.value.clone()),
+        Ok(_) => None,
+        Err(error) => {
+            tracing::warn!(%error, topic, "cannot describe the events topic's configuration");
+            return;
+        }
+    };
+    let ok = value.as_deref() == Some("LogAppendTime");
+    metrics::gauge!("events_topic_timestamp_type_ok").set(if ok { 1.0 } else { 0.0 });
+    if !ok {
+        tracing::error!(
+            topic,
+            timestamp_type = value.as_deref().unwrap_or("unknown"),
+            "the events topic must have message.timestamp.type=LogAppendTime: with CreateTime, \
+             direct producers choose their messages' timestamps (consumers then use their own clock)"
+        );
+    }
+}
+
+async fn create_topics(
+    admin: &AdminClient<DefaultClientContext>,
+    topics: &TopicsConfig,
+) -> Result<()> {
     let retention_ms = (u64::from(topics.events_retention_hours) * 3_600_000).to_string();
     let dead_letter_ms = (u64::from(topics.dead_letter_retention_hours) * 3_600_000).to_string();
     let digests_ms = (u64::from(topics.digests_retention_days) * 86_400_000).to_string();

@@ -13,6 +13,8 @@ pub enum Error {
     Store(String),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Config(#[from] audit_runtime::ConfigError),
 }
 
 impl Error {

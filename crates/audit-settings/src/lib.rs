@@ -1,30 +1,40 @@
 //! Tenant settings: one source of truth that every instance of every service follows live.
 //!
 //! **Where it lives.** A compacted, single-partition Kafka topic (`audit.settings.v1`) keyed by
-//! record (`org/{org_id}`, `producer_key/{id}`, `api_token/{id}`), each value the full current
-//! record (JSON), a tombstone for a deletion. Every instance reads the topic from the beginning
+//! record (`org/{org_id}`, `producer_key/{id}`, `api_token/{id}`, `health/{destination}/{instance}`),
+//! each value the full current record (JSON), a tombstone only to delete a health record. Every instance reads the topic from the beginning
 //! at start (and reports ready only when it has reached the end it saw), then follows it, so a
 //! change reaches every running instance within about a second and no extra database is needed:
 //! the pipeline already depends on Kafka, the volume is tiny, and compaction keeps the topic
 //! as small as the current state. One partition gives every reader the same order.
 //!
+//! **Trust.** Kafka ACLs let only the services write this topic; in addition every record is
+//! authenticated by the service that wrote it ([`auth`]: an HMAC in a header, tombstones
+//! included, under `[topics] settings_keys`), and readers ignore any other record.
+//!
 //! **Writes** come from the gateway's operator API (and the forwarder, when it pauses a failing
 //! destination): the writer waits until its own follower has applied the record, so a response
-//! reflects the change (read-your-writes). Updates carry a revision; the API rejects an update
-//! made against a stale revision (`If-Match`). Two writers racing within the same few
-//! milliseconds resolve as last-writer-wins, in topic order, identically on every reader.
+//! reflects the change (read-your-writes). Records carry a revision and every writer
+//! compare-and-sets on it: readers apply a record only if it continues its key's revision
+//! chain ([`ledger`]), so of two writers racing for the same revision the first in topic order
+//! wins on every reader and the second learns it lost (the operator API answers 412, the
+//! forwarder re-reads and re-applies its pause). The gateway re-writes a key's applied record
+//! when a refused one ended up last, so compaction keeps the right one.
 //!
 //! **Secrets** (destination tokens, passwords, signing secrets) are sealed with AES-256-GCM
 //! under an operator-provided key before they are written ([`crypto`]); the topic never holds
 //! them in plain text, and the API never returns them.
 
+pub mod auth;
 pub mod crypto;
 pub mod error;
+pub mod ledger;
 pub mod model;
 pub mod outbound;
 pub mod plans;
 pub mod store;
 
+pub use auth::SettingsAuth;
 pub use crypto::{SealKeys, Sealed, SecretBox};
 pub use error::{Error, Result};
 pub use model::{

@@ -17,6 +17,17 @@ pub enum SettingsRecord {
 }
 
 impl SettingsRecord {
+    /// The record's revision, for the kinds that are compare-and-set (every kind but
+    /// destination health, which only its own forwarder instance writes).
+    pub fn revision(&self) -> Option<u64> {
+        match self {
+            SettingsRecord::Org(org) => Some(org.revision),
+            SettingsRecord::ProducerKey(key) => Some(key.revision),
+            SettingsRecord::ApiToken(token) => Some(token.revision),
+            SettingsRecord::DestinationHealth(_) => None,
+        }
+    }
+
     /// The record's key on the topic (compaction keeps the latest value per key).
     pub fn key(&self) -> String {
         match self {
@@ -32,6 +43,13 @@ impl SettingsRecord {
 
 pub fn health_key(destination_id: &str, instance: &str) -> String {
     format!("health/{destination_id}/{instance}")
+}
+
+/// Whether a tombstone may delete `key`: only health records are ever deleted (a forwarder
+/// instance's, on shutdown or once stale); every other kind is kept (revoked, disabled) so
+/// that its revision chain cannot be restarted by deleting it.
+pub fn deletable(key: &str) -> bool {
+    key.starts_with("health/")
 }
 
 /// One forwarder instance's view of one destination's health, published (at most every few
@@ -62,6 +80,17 @@ pub struct DestinationHealth {
     pub dead_lettered_total: u64,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// When the record stops counting (its instance stopped reporting): the operator view
+    /// ignores it after that, and forwarders delete it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl DestinationHealth {
+    /// Whether the record is past its expiry at `now`.
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 pub fn org_key(org_id: &str) -> String {
@@ -166,6 +195,22 @@ impl Destination {
         format!("{org_id}/{destination_id}/{field}")
     }
 
+    /// The associated data sealing the credential `field` of a destination sending to
+    /// `endpoint` ([`DestinationKind::endpoint`]): the credential opens only for that endpoint,
+    /// so a record whose URL was changed without the credential being given again cannot
+    /// send it elsewhere.
+    pub fn credential_seal_context(
+        org_id: &str,
+        destination_id: &str,
+        field: &str,
+        endpoint: &str,
+    ) -> String {
+        format!(
+            "{}\n{endpoint}",
+            Self::seal_context(org_id, destination_id, field)
+        )
+    }
+
     /// The seal context of one signing secret.
     pub fn signing_seal_context(org_id: &str, destination_id: &str, secret_id: &str) -> String {
         Self::seal_context(org_id, destination_id, &format!("signing/{secret_id}"))
@@ -194,15 +239,12 @@ impl Destination {
         org_id: &str,
         secrets: &crate::SecretBox,
     ) -> crate::Result<Option<audit_runtime::Secret>> {
-        let (field, sealed) = match &self.config {
-            DestinationKind::SplunkHec(settings) => ("config.token", &settings.token),
-            DestinationKind::Datadog(settings) => ("config.api_key", &settings.api_key),
-            DestinationKind::Wazuh(settings) => ("config.password", &settings.password),
-            DestinationKind::Webhook(_) => return Ok(None),
+        let Some((field, sealed)) = self.config.credential() else {
+            return Ok(None);
         };
-        secrets
-            .open(sealed, &Self::seal_context(org_id, &self.id, field))
-            .map(Some)
+        let context =
+            Self::credential_seal_context(org_id, &self.id, field, &self.config.endpoint());
+        secrets.open(sealed, &context).map(Some)
     }
 
     /// Whether events should be delivered to it now.
@@ -294,6 +336,30 @@ pub enum DestinationKind {
 }
 
 impl DestinationKind {
+    /// Where the type's credential is sent: the URL (Splunk HEC, Wazuh, webhook), or the
+    /// Datadog intake (its `url` override, else the site).
+    pub fn endpoint(&self) -> String {
+        match self {
+            DestinationKind::SplunkHec(settings) => settings.url.clone(),
+            DestinationKind::Wazuh(settings) => settings.url.clone(),
+            DestinationKind::Webhook(settings) => settings.url.clone(),
+            DestinationKind::Datadog(settings) => {
+                DatadogSettings::endpoint(&settings.site, settings.url.as_deref())
+            }
+        }
+    }
+
+    /// The type's credential, with its field name: HEC token, Datadog API key or Wazuh
+    /// password (webhooks have none: they are signed).
+    pub fn credential(&self) -> Option<(&'static str, &Sealed)> {
+        match self {
+            DestinationKind::SplunkHec(settings) => Some(("config.token", &settings.token)),
+            DestinationKind::Datadog(settings) => Some(("config.api_key", &settings.api_key)),
+            DestinationKind::Wazuh(settings) => Some(("config.password", &settings.password)),
+            DestinationKind::Webhook(_) => None,
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             DestinationKind::SplunkHec(_) => "splunk_hec",
@@ -345,6 +411,13 @@ pub struct DatadogSettings {
     pub ddtags: Option<String>,
 }
 
+impl DatadogSettings {
+    /// Where the API key is sent: the `url` override, else the site's intake.
+    pub fn endpoint(site: &str, url: Option<&str>) -> String {
+        url.map_or_else(|| format!("datadog-site:{site}"), str::to_string)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WazuhSettings {
@@ -373,6 +446,9 @@ pub struct WebhookSettings {
 #[serde(deny_unknown_fields)]
 pub struct ProducerKeyRecord {
     pub key_id: String,
+    /// 1 when created, incremented by every change (revocation).
+    #[serde(default)]
+    pub revision: u64,
     /// The producing service, e.g. `billing-api`; becomes the events' `source`.
     pub name: String,
     pub secret_sha256: String,
@@ -393,6 +469,9 @@ pub struct ProducerKeyRecord {
 #[serde(deny_unknown_fields)]
 pub struct ApiTokenRecord {
     pub token_id: String,
+    /// 1 when created, incremented by every change (revocation).
+    #[serde(default)]
+    pub revision: u64,
     pub org_id: String,
     pub name: String,
     pub secret_sha256: String,
@@ -422,6 +501,56 @@ mod tests {
         assert!(!filters.matches("billing", "user.login.failed"));
         assert!(!filters.matches("security", "api_key.generated"));
         assert!(Filters::default().matches("anything", "any.action"));
+    }
+
+    #[test]
+    fn a_credential_opens_only_for_the_url_it_was_sealed_for() {
+        let secrets = crate::SecretBox::ephemeral();
+        let context = Destination::credential_seal_context(
+            "org_a",
+            "dst_1",
+            "config.token",
+            "https://hec.example.com",
+        );
+        let mut destination = Destination {
+            id: "dst_1".into(),
+            name: "Splunk".into(),
+            enabled: true,
+            state: DestinationState::Active,
+            filters: Filters::default(),
+            signing_secrets: vec![],
+            config: DestinationKind::SplunkHec(SplunkHecSettings {
+                url: "https://hec.example.com".into(),
+                token: secrets.seal("hec-token", &context),
+                index: None,
+                source: None,
+                sourcetype: None,
+                host: None,
+                indexer_ack: false,
+                max_batch_bytes: None,
+            }),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let opened = destination
+            .open_credential("org_a", &secrets)
+            .expect("opens");
+        assert_eq!(
+            opened.map(|s| s.expose().clone()).as_deref(),
+            Some("hec-token")
+        );
+        // The URL rewritten, the sealed token kept: it does not open.
+        if let DestinationKind::SplunkHec(settings) = &mut destination.config {
+            settings.url = "https://collector.intruder.example".into();
+        }
+        assert!(destination.open_credential("org_a", &secrets).is_err());
+        assert!(
+            destination.open_credential("org_b", &secrets).is_err(),
+            "nor for another organization"
+        );
+        assert_ne!(
+            DatadogSettings::endpoint("datadoghq.com", None),
+            DatadogSettings::endpoint("datadoghq.eu", None)
+        );
     }
 
     #[test]

@@ -5,8 +5,14 @@
 //! unless the address or host is allow-listed. The check runs when a destination is saved
 //! (URL and IP literals) and again on every connection (the forwarder's DNS resolver), so DNS
 //! rebinding cannot sneak a private address in later.
+//!
+//! IPv6 addresses that carry an IPv4 address are judged by the IPv4 address they reach too:
+//! IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`
+//! (RFC 6052), 6to4 `2002:aabb:ccdd::/48` and Teredo `2001::/32` (server and client
+//! addresses); the local-use NAT64 prefix `64:ff9b:1::/48` (RFC 8215, translated inside the
+//! site, with no fixed place for the IPv4 address) is refused as a whole.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -65,6 +71,19 @@ impl OutboundPolicy {
                 "address {ip} is {kind}; such targets are refused unless allow-listed in outbound.allow_private"
             ));
         }
+        if let IpAddr::V6(v6) = ip {
+            for (form, v4) in embedded_ipv4(v6) {
+                let v4 = IpAddr::V4(v4);
+                if let Some(kind) = restricted_kind(v4)
+                    && !self.ip_allowed(v4)
+                    && !self.ip_allowed(ip)
+                {
+                    return Err(format!(
+                        "address {ip} is a {form} address reaching {v4}, which is {kind}; such targets are refused unless allow-listed in outbound.allow_private"
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -112,6 +131,34 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The IPv4 addresses an IPv6 address reaches through a transition mechanism, with the
+/// mechanism's name (IPv4-mapped addresses are handled by [`canonical`]).
+fn embedded_ipv4(v6: Ipv6Addr) -> Vec<(&'static str, Ipv4Addr)> {
+    let bits = u128::from(v6);
+    let low32 = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
+    let segments = v6.segments();
+    if bits >> 32 == 0 && bits > 1 {
+        // ::a.b.c.d (deprecated IPv4-compatible); `::` and `::1` are judged as themselves.
+        return vec![("IPv4-compatible", low32)];
+    }
+    if bits >> 32 == 0x0064_ff9b_0000_0000_0000_0000 {
+        return vec![("NAT64 (64:ff9b::/96)", low32)];
+    }
+    if segments[0] == 0x2002 {
+        let v4 = Ipv4Addr::from(((bits >> 80) & 0xffff_ffff) as u32);
+        return vec![("6to4 (2002::/16)", v4)];
+    }
+    if segments[0] == 0x2001 && segments[1] == 0 {
+        let server = Ipv4Addr::from(((bits >> 64) & 0xffff_ffff) as u32);
+        let client = Ipv4Addr::from(!((bits & 0xffff_ffff) as u32));
+        return vec![
+            ("Teredo (2001::/32)", server),
+            ("Teredo (2001::/32)", client),
+        ];
+    }
+    Vec::new()
+}
+
 fn restricted_kind(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => {
@@ -144,6 +191,8 @@ fn restricted_kind(ip: IpAddr) -> Option<&'static str> {
                 Some("unique local (private)")
             } else if v6.is_multicast() {
                 Some("multicast")
+            } else if u128::from(v6) >> 80 == 0x0064_ff9b_0001 {
+                Some("local-use NAT64 (64:ff9b:1::/48, RFC 8215)")
             } else {
                 None
             }
@@ -194,6 +243,52 @@ mod tests {
             let error = policy.check_url(url).expect_err(url);
             assert!(error.contains(needle), "{url}: {error}");
         }
+    }
+
+    #[test]
+    fn ipv6_transition_addresses_are_judged_by_the_ipv4_they_reach() {
+        let policy = OutboundPolicy::default();
+        let refused = [
+            ("64:ff9b::7f00:1", "127.0.0.1"),
+            ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+            ("64:ff9b::a00:1", "10.0.0.1"),
+            ("2002:7f00:1::1", "127.0.0.1"),
+            ("2002:a9fe:a9fe::", "169.254.169.254"),
+            ("2002:c0a8:0101::5", "192.168.1.1"),
+            ("::7f00:1", "127.0.0.1"),
+            ("::a00:1", "10.0.0.1"),
+            ("::a9fe:a9fe", "169.254.169.254"),
+            // Teredo: server 10.0.0.1; client 203.0.113.7 obfuscated.
+            ("2001:0:a00:1::34ff:8ef8", "10.0.0.1"),
+            // Teredo: server public 198.51.100.1; client 127.0.0.1 (obfuscated 80ff:fffe).
+            ("2001:0:c633:6401::80ff:fffe", "127.0.0.1"),
+        ];
+        for (ip, v4) in refused {
+            let error = policy.check_ip(ip.parse().unwrap()).expect_err(ip);
+            assert!(error.contains(v4), "{ip}: {error}");
+            assert!(
+                policy.check_url(&format!("https://[{ip}]/")).is_err(),
+                "{ip} in a URL"
+            );
+        }
+        let error = policy
+            .check_ip("64:ff9b:1::a00:1".parse().unwrap())
+            .unwrap_err();
+        assert!(error.contains("local-use NAT64"), "{error}");
+        for public in [
+            "64:ff9b::cb00:7107",          // 203.0.113.7
+            "2002:cb00:7107::1",           // 203.0.113.7
+            "2001:0:c633:6401::34ff:8ef8", // server 198.51.100.1, client 203.0.113.7
+            "2606:4700::1111",
+        ] {
+            assert!(policy.check_ip(public.parse().unwrap()).is_ok(), "{public}");
+        }
+        let allowed = OutboundPolicy {
+            allow_http: false,
+            allow_private: vec!["127.0.0.1/32".into()],
+        };
+        assert!(allowed.check_ip("64:ff9b::7f00:1".parse().unwrap()).is_ok());
+        assert!(allowed.check_ip("64:ff9b::a00:1".parse().unwrap()).is_err());
     }
 
     #[test]

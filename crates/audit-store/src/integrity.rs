@@ -1,4 +1,4 @@
-//! The integrity tables (migration 0002, docs/integrity.md): window digests and their leaves.
+//! The integrity tables (migration 0003, docs/integrity.md): window digests and their leaves.
 //! Written by the indexer's sealer; read by the gateway's verification API and by a new owner
 //! of a partition resuming the chains.
 

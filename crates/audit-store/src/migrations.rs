@@ -37,8 +37,13 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
+        name: "provenance",
+        sql: include_str!("../migrations/0002_provenance.sql"),
+    },
+    Migration {
+        version: 3,
         name: "integrity",
-        sql: include_str!("../migrations/0002_integrity.sql"),
+        sql: include_str!("../migrations/0003_integrity.sql"),
     },
 ];
 
@@ -51,8 +56,13 @@ pub const MIGRATIONS_REPLICATED: &[Migration] = &[
     },
     Migration {
         version: 2,
+        name: "provenance",
+        sql: include_str!("../migrations/replicated/0002_provenance.sql"),
+    },
+    Migration {
+        version: 3,
         name: "integrity",
-        sql: include_str!("../migrations/replicated/0002_integrity.sql"),
+        sql: include_str!("../migrations/replicated/0003_integrity.sql"),
     },
 ];
 
@@ -402,11 +412,14 @@ mod tests {
     #[test]
     fn the_script_is_bookkeeping_then_every_migration() {
         let script = script("audit", &replicated());
-        assert_eq!(script.len(), 4);
+        assert_eq!(script.len(), 6);
         assert!(script[0].starts_with("CREATE DATABASE"));
         assert!(script[1].contains(".schema_migrations"));
         assert!(script[2].contains(".events_local"));
         assert!(script[3].contains("Distributed("));
+        // 0002: the provenance column on the replicated tables and the Distributed one.
+        assert!(script[4].starts_with("ALTER TABLE audit.events_local ON CLUSTER"));
+        assert!(script[5].starts_with("ALTER TABLE audit.events ON CLUSTER"));
         assert!(
             script
                 .iter()

@@ -230,13 +230,25 @@ impl RetryConfig {
 pub struct HealthConfig {
     /// Shortest interval between two health records of one destination (seconds).
     pub publish_interval_secs: u64,
+    /// Longest interval between two health records of one destination, changed or not
+    /// (seconds): a record not refreshed for three times this long is stale — the operator
+    /// view ignores it and forwarders delete it (an instance that is gone).
+    pub refresh_secs: u64,
 }
 
 impl Default for HealthConfig {
     fn default() -> Self {
         Self {
             publish_interval_secs: 5,
+            refresh_secs: 300,
         }
+    }
+}
+
+impl HealthConfig {
+    /// How long a health record counts after it was written.
+    pub fn record_lifetime(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.refresh_secs.saturating_mul(3))
     }
 }
 
@@ -244,6 +256,10 @@ impl ForwarderConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate("kafka")?;
         self.topics.validate("topics")?;
+        audit_settings::SettingsAuth::from_config(
+            &self.topics.settings_keys,
+            "topics.settings_keys",
+        )?;
         self.plans.validate("plans")?;
         self.outbound.validate("outbound")?;
         self.sinks.validate("sinks")?;
@@ -320,6 +336,12 @@ impl ForwarderConfig {
             "health.publish_interval_secs",
             self.health.publish_interval_secs,
         )?;
+        if self.health.refresh_secs < self.health.publish_interval_secs {
+            return Err(ConfigError::invalid(
+                "health.refresh_secs",
+                "must be at least health.publish_interval_secs",
+            ));
+        }
         if !self.catalogue_path.exists() {
             return Err(ConfigError::invalid(
                 "catalogue_path",
@@ -350,6 +372,9 @@ mod tests {
             listen = "127.0.0.1:9102"
             [kafka]
             brokers = "127.0.0.1:19092"
+            [topics]
+            integrity_key = "test-integrity-key-0123456789abcdef"
+            settings_keys = ["t1:test-settings-key-0123456789abcdef"]
             [encryption]
             keys = ["dev1:hJyAvF/uIvCKIzLADyZ+ixwuiY8z+0CufnLQi5dO6ic="]
         "#;
@@ -361,6 +386,22 @@ mod tests {
         let config = sample();
         assert!(config.validate().is_ok(), "{:?}", config.validate());
         assert_eq!(config.consumer.retry_group(), "forwarder-retry");
+    }
+
+    #[test]
+    fn trust_keys_are_required() {
+        let mut config = sample();
+        config.topics.integrity_key = None;
+        let error = config.validate().expect_err("invalid").to_string();
+        assert!(error.contains("topics.integrity_key"), "{error}");
+        let mut config = sample();
+        config.topics.settings_keys.clear();
+        let error = config.validate().expect_err("invalid").to_string();
+        assert!(error.contains("topics.settings_keys"), "{error}");
+        let mut config = sample();
+        config.health.refresh_secs = 1;
+        let error = config.validate().expect_err("invalid").to_string();
+        assert!(error.contains("health.refresh_secs"), "{error}");
     }
 
     #[test]

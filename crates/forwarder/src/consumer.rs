@@ -267,7 +267,7 @@ impl EventsConsumer {
             topic: self.tracker.topic(),
             partition,
             offset,
-            timestamp_ms: message.timestamp().to_millis(),
+            time: audit_kafka::broker_time(message.timestamp(), "forwarder"),
             integrity_tag,
         };
         let event = match self.decoder.decode(message.key(), message.payload(), info) {

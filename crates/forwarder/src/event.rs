@@ -1,19 +1,22 @@
 //! Events as the forwarder handles them: the few fields routing and the wire formats need,
 //! plus the event's canonical JSON, forwarded byte for byte.
 //!
-//! Messages the gateway validated carry its integrity tag (`audit-integrity`, an HMAC of the
-//! value under the key shared with the consumers, see `audit_core::integrity`): they are only
-//! decoded for their head. Every other message (produced straight to Kafka, or with a missing
-//! or forged tag) runs through the same validator as the indexer, with the same fallback id
-//! and `received_at`, so an event without an id gets the id it has in query results, and a
-//! message the indexer dead-letters as invalid is not forwarded either.
+//! Messages the platform wrote carry its integrity tag (`audit-integrity`, an HMAC of the value
+//! under the key shared by the services, see `audit_core::integrity`): they are only decoded
+//! for their head, once the head is seen to say what the tag proves (provenance, internal
+//! category). Every other message (produced straight to Kafka, or with a missing or forged
+//! tag) runs through the same validator as the indexer, with the same fallback id and
+//! `received_at` (the broker's append time), so an event without an id gets the id it has in
+//! query results, and a message the indexer dead-letters as invalid (an internal category
+//! among them) is not forwarded either.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use audit_core::EventValidator;
 use audit_core::integrity::IntegrityKey;
-use audit_core::validate::Arrival;
+use audit_core::system::SystemEvent;
+use audit_core::validate::{Arrival, BrokerTime};
 use bytes::Bytes;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -57,6 +60,8 @@ struct Head<'a> {
     outcome: Cow<'a, str>,
     #[serde(borrow, default)]
     source: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    provenance: Option<Cow<'a, str>>,
 }
 
 /// What the consumer knows about a message besides its bytes.
@@ -65,8 +70,8 @@ pub struct MessageInfo<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
-    /// Broker timestamp (LogAppendTime on the events topic), unix ms.
-    pub timestamp_ms: Option<i64>,
+    /// The broker timestamp, as the pipeline trusts it.
+    pub time: BrokerTime,
     /// The message's `audit-integrity` header, if any.
     pub integrity_tag: Option<&'a [u8]>,
 }
@@ -75,12 +80,12 @@ pub struct MessageInfo<'a> {
 #[derive(Debug, Clone)]
 pub struct Decoder {
     validator: Arc<EventValidator>,
-    /// Verifies the gateway's tags; `None`: validate every message.
-    integrity: Option<IntegrityKey>,
+    /// Verifies the platform's tags (tagged messages skip validation).
+    integrity: IntegrityKey,
 }
 
 impl Decoder {
-    pub fn new(validator: Arc<EventValidator>, integrity: Option<IntegrityKey>) -> Self {
+    pub fn new(validator: Arc<EventValidator>, integrity: IntegrityKey) -> Self {
         Self {
             validator,
             integrity,
@@ -95,17 +100,24 @@ impl Decoder {
         info: MessageInfo<'_>,
     ) -> Result<ForwardEvent, String> {
         let payload = payload.ok_or("empty message (no value)")?;
-        let broker_ms = info
-            .timestamp_ms
-            .unwrap_or_else(|| audit_core::event::unix_millis(OffsetDateTime::now_utc()));
-        let validated_by_gateway = match (&self.integrity, info.integrity_tag) {
-            (Some(key), Some(tag)) => key.verify(payload, tag),
-            _ => false,
-        };
-        let event = if validated_by_gateway {
-            decode_head(payload, broker_ms)?
-        } else {
-            self.validate(payload, info, broker_ms)?
+        let signer = info
+            .integrity_tag
+            .and_then(|tag| self.integrity.verify(payload, tag));
+        let event = match signer {
+            Some(signer) => {
+                let received_ms = audit_core::event::unix_millis(
+                    info.time.received_at(OffsetDateTime::now_utc()),
+                );
+                let (event, provenance) = decode_tagged_head(payload, received_ms)?;
+                audit_core::integrity::check_tagged(
+                    signer,
+                    provenance.as_deref(),
+                    &event.category,
+                    self.validator.catalogue(),
+                )?;
+                event
+            }
+            None => self.validate(payload, info)?,
         };
         if let Some(key) = key
             && key != event.org_id.as_bytes()
@@ -115,13 +127,8 @@ impl Decoder {
         Ok(event)
     }
 
-    fn validate(
-        &self,
-        payload: &[u8],
-        info: MessageInfo<'_>,
-        broker_ms: i64,
-    ) -> Result<ForwardEvent, String> {
-        let arrival = Arrival::kafka_message(info.topic, info.partition, info.offset, broker_ms);
+    fn validate(&self, payload: &[u8], info: MessageInfo<'_>) -> Result<ForwardEvent, String> {
+        let arrival = Arrival::kafka_message(info.topic, info.partition, info.offset, info.time);
         let valid = self
             .validator
             .validate_bytes(payload, arrival)
@@ -129,10 +136,7 @@ impl Decoder {
         let event = valid.event;
         Ok(ForwardEvent {
             id: event.id.to_string(),
-            received_at_ms: event
-                .received_at
-                .map(audit_core::event::unix_millis)
-                .unwrap_or(broker_ms),
+            received_at_ms: audit_core::event::unix_millis(arrival.received_at),
             occurred_at_ms: event.occurred_at_millis(),
             org_id: event.org_id,
             category: event.category,
@@ -146,6 +150,14 @@ impl Decoder {
 
 /// Decodes an already validated event (from the gateway, or parked on the retry topic).
 pub fn decode_head(payload: &[u8], fallback_received_ms: i64) -> Result<ForwardEvent, String> {
+    decode_tagged_head(payload, fallback_received_ms).map(|(event, _)| event)
+}
+
+/// Like [`decode_head`], also returning the event's stated provenance.
+fn decode_tagged_head(
+    payload: &[u8],
+    fallback_received_ms: i64,
+) -> Result<(ForwardEvent, Option<String>), String> {
     let head: Head<'_> =
         serde_json::from_slice(payload).map_err(|error| format!("not an event: {error}"))?;
     let id = head.id.ok_or("event has no id")?;
@@ -155,7 +167,7 @@ pub fn decode_head(payload: &[u8], fallback_received_ms: i64) -> Result<ForwardE
         .as_deref()
         .and_then(parse_millis)
         .unwrap_or(fallback_received_ms);
-    Ok(ForwardEvent {
+    let event = ForwardEvent {
         id: id.into_owned(),
         org_id: head.org_id.into_owned(),
         category: head.category.into_owned(),
@@ -165,7 +177,8 @@ pub fn decode_head(payload: &[u8], fallback_received_ms: i64) -> Result<ForwardE
         occurred_at_ms: occurred_at,
         received_at_ms: received_at,
         json: Bytes::copy_from_slice(payload),
-    })
+    };
+    Ok((event, head.provenance.map(Cow::into_owned)))
 }
 
 fn parse_millis(text: &str) -> Option<i64> {
@@ -188,37 +201,33 @@ pub fn rfc3339_millis(unix_ms: i64) -> String {
     audit_core::event::format_utc_millis(at)
 }
 
-/// A synthetic event, for tests and the operator's "send a test event" action.
+/// A synthetic event of the platform's own (built like every `audit_log.*` event, see
+/// `audit_core::system`), for tests and the operator's "send a test event" action: sent to a
+/// destination directly, never published to the events topic. Metadata values are kept as
+/// text.
 pub fn synthetic_event(org_id: &str, action: &str, metadata: serde_json::Value) -> ForwardEvent {
-    let now = OffsetDateTime::now_utc();
-    let id = audit_core::event::new_event_id().to_string();
-    let occurred = audit_core::event::format_utc_millis(now);
-    let json = serde_json::json!({
-        "id": id,
-        "org_id": org_id,
-        "occurred_at": occurred,
-        "received_at": occurred,
-        "category": "audit_log",
-        "action": action,
-        "outcome": "success",
-        "actor": {"type": "system", "id": "forwarder", "name": "Audit log forwarder"},
-        "targets": [],
-        "context": {},
-        "metadata": metadata,
-        "source": "audit-log",
-        "version": audit_core::SCHEMA_VERSION,
-    });
-    let millis = audit_core::event::unix_millis(now);
+    let mut built = SystemEvent::new(org_id, action, audit_core::system::forwarder_actor());
+    if let serde_json::Value::Object(entries) = metadata {
+        for (key, value) in entries {
+            let text = match value {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            built = built.meta(&key, text);
+        }
+    }
+    let event = built.build(OffsetDateTime::now_utc());
+    let json = event.to_json();
     ForwardEvent {
-        id,
-        org_id: org_id.to_string(),
-        category: "audit_log".into(),
-        action: action.into(),
-        outcome: "success".into(),
-        source: Some("audit-log".into()),
-        occurred_at_ms: millis,
-        received_at_ms: millis,
-        json: Bytes::from(serde_json::to_vec(&json).unwrap_or_default()),
+        id: event.id.to_string(),
+        occurred_at_ms: event.occurred_at_millis(),
+        received_at_ms: event.occurred_at_millis(),
+        org_id: event.org_id,
+        category: event.category,
+        action: event.action,
+        outcome: event.outcome.as_str().to_string(),
+        source: event.source,
+        json: Bytes::from(json),
     }
 }
 
@@ -227,6 +236,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use audit_core::integrity::Signer;
 
     const KEY: &str = "test-integrity-key-0123456789abcdef";
 
@@ -234,10 +244,7 @@ mod tests {
         let catalogue = Arc::new(audit_core::Catalogue::builtin());
         let validator =
             EventValidator::new(catalogue, audit_core::Limits::default()).expect("validator");
-        Decoder::new(
-            Arc::new(validator),
-            Some(IntegrityKey::new(KEY).expect("key")),
-        )
+        Decoder::new(Arc::new(validator), IntegrityKey::new(KEY).expect("key"))
     }
 
     fn info(tag: Option<&[u8]>) -> MessageInfo<'_> {
@@ -245,16 +252,22 @@ mod tests {
             topic: "audit.events.v1",
             partition: 2,
             offset: 40,
-            timestamp_ms: Some(1_764_140_000_000),
+            time: BrokerTime::LogAppend(1_764_140_000_000),
             integrity_tag: tag,
         }
     }
 
     fn tag(payload: &str) -> String {
-        IntegrityKey::new(KEY).expect("key").tag(payload.as_bytes())
+        tag_as(Signer::Gateway, payload)
     }
 
-    const GATEWAY_EVENT: &str = r#"{"id":"0190d7a0-6c1e-7b3a-9f00-000000000001","org_id":"org_a","occurred_at":"2026-01-01T00:00:00.250Z","received_at":"2026-01-01T00:00:01.000Z","category":"authentication","action":"user.login.failed","outcome":"failure","actor":{"type":"user","id":"u_1"},"targets":[],"context":{},"metadata":{"k":"v"},"source":"identity-api","version":1}"#;
+    fn tag_as(signer: Signer, payload: &str) -> String {
+        IntegrityKey::new(KEY)
+            .expect("key")
+            .tag(signer, payload.as_bytes())
+    }
+
+    const GATEWAY_EVENT: &str = r#"{"id":"0190d7a0-6c1e-7b3a-9f00-000000000001","org_id":"org_a","occurred_at":"2026-01-01T00:00:00.250Z","received_at":"2026-01-01T00:00:01.000Z","category":"authentication","action":"user.login.failed","outcome":"failure","actor":{"type":"user","id":"u_1"},"targets":[],"context":{},"metadata":{"k":"v"},"source":"identity-api","version":1,"provenance":"gateway"}"#;
 
     #[test]
     fn gateway_messages_are_decoded_for_their_head_only() {
@@ -308,6 +321,64 @@ mod tests {
                     info(Some(b"v1=forged"))
                 )
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn forged_internal_events_and_arrival_times_are_refused_or_replaced() {
+        let decoder = decoder();
+        // Straight to Kafka: an internal category is refused, a claimed received_at replaced.
+        let forged = r#"{"org_id":"org_a","occurred_at":"2026-01-01T00:00:00Z","received_at":"2000-01-01T00:00:00Z","category":"audit_log","action":"audit_log.exported","outcome":"success","actor":{"type":"user","id":"u_1"}}"#;
+        let error = decoder
+            .decode(Some(b"org_a"), Some(forged.as_bytes()), info(None))
+            .expect_err("internal");
+        assert!(error.contains("internal"), "{error}");
+        let backdated = forged
+            .replace("\"audit_log\"", "\"billing\"")
+            .replace("audit_log.exported", "billing.invoice.generated");
+        let event = decoder
+            .decode(Some(b"org_a"), Some(backdated.as_bytes()), info(None))
+            .expect("valid");
+        assert_eq!(event.received_at_ms, 1_764_140_000_000, "the broker's time");
+        // A gateway tag on an event claiming to be the system's does not pass.
+        let claims_system =
+            GATEWAY_EVENT.replace("\"provenance\":\"gateway\"", "\"provenance\":\"system\"");
+        let tag = tag(&claims_system);
+        assert!(
+            decoder
+                .decode(
+                    Some(b"org_a"),
+                    Some(claims_system.as_bytes()),
+                    info(Some(tag.as_bytes()))
+                )
+                .is_err()
+        );
+        // The system's own events, tagged as such, pass.
+        let system = audit_core::system::SystemEvent::new(
+            "org_a",
+            "audit_log.destination.paused",
+            audit_core::system::forwarder_actor(),
+        )
+        .build(OffsetDateTime::now_utc());
+        let json = String::from_utf8(system.to_json()).expect("utf-8");
+        let tag = tag_as(Signer::System, &json);
+        let event = decoder
+            .decode(
+                Some(b"org_a"),
+                Some(json.as_bytes()),
+                info(Some(tag.as_bytes())),
+            )
+            .expect("system event");
+        assert_eq!(event.category, "audit_log");
+        // A CreateTime is not taken as the arrival time.
+        let mut create = info(None);
+        create.time = BrokerTime::Create(946_684_800_000);
+        let event = decoder
+            .decode(Some(b"org_a"), Some(backdated.as_bytes()), create)
+            .expect("valid");
+        assert!(
+            event.received_at_ms > 1_764_140_000_000,
+            "the consumer's clock"
         );
     }
 

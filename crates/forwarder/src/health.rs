@@ -3,25 +3,16 @@
 //! (at most every `publish_interval_secs` per destination, when something changed) that the
 //! gateway's operator API aggregates across instances.
 //!
-//! The same loop pauses destinations: one that asked to be paused (misconfigured) or that has
-//! failed continuously for `pause_after_secs` is set to `Paused` in its organization's settings
-//! (read-modify-write, revision + 1, `updated_by = "forwarder"`) and an
-//! `audit_log.destination.paused` event is recorded in the organization's log.
+//! The loop that publishes them and pauses destinations is [`crate::health_loop`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use audit_core::{Actor, ActorType, AuditEvent, MetadataValue, Outcome, Target};
-use audit_settings::{DestinationHealth, DestinationState, SettingsRecord, SettingsStore};
-use rdkafka::message::{Header, OwnedHeaders};
+use crate::sinks::{Attempt, SinkState};
 use serde::Serialize;
 use time::OffsetDateTime;
-use tokio_util::sync::CancellationToken;
-
-use crate::parking::Parker;
-use crate::sinks::{Attempt, SinkState};
 
 /// The state shown to operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -272,7 +263,7 @@ impl DestinationShared {
     }
 
     /// What the pause loop should do: a pause request, or a failure streak past `pause_after`.
-    fn pause_due(&self, pause_after: Duration) -> Option<PauseRequest> {
+    pub(crate) fn pause_due(&self, pause_after: Duration) -> Option<PauseRequest> {
         let inner = self.lock();
         if let Some(request) = &inner.pause_request {
             return Some(request.clone());
@@ -291,20 +282,31 @@ impl DestinationShared {
         })
     }
 
-    fn pause_recorded(&self) {
+    /// Whether a pause was asked for and not recorded yet.
+    pub(crate) fn has_pause_request(&self) -> bool {
+        self.lock().pause_request.is_some()
+    }
+
+    /// A health record could not be written: try again at the next tick.
+    pub(crate) fn publish_failed(&self) {
+        self.lock().changed = true;
+    }
+
+    pub(crate) fn pause_recorded(&self) {
         let mut inner = self.lock();
         inner.pause_request = None;
         inner.paused = true;
         inner.changed = true;
     }
 
-    /// Takes the "changed" flag when a record is due.
-    fn take_publish_due(&self, interval: Duration) -> bool {
+    /// Takes the "changed" flag when a record is due: something changed and `interval`
+    /// passed since the last record, or `refresh` passed (a heartbeat, so that the record
+    /// does not go stale while nothing changes).
+    pub(crate) fn take_publish_due(&self, interval: Duration, refresh: Duration) -> bool {
         let mut inner = self.lock();
-        let due = inner.changed
-            && inner
-                .last_published
-                .is_none_or(|at| at.elapsed() >= interval);
+        let since = inner.last_published.map(|at| at.elapsed());
+        let due = since.is_some_and(|since| since >= refresh)
+            || (inner.changed && since.is_none_or(|since| since >= interval));
         if due {
             inner.changed = false;
             inner.last_published = Some(Instant::now());
@@ -348,205 +350,7 @@ impl Registry {
     }
 }
 
-/// The health loop: metrics, health records, pauses.
-pub struct HealthLoop {
-    /// Tags the pause audit events as validated (see `audit_core::integrity`).
-    pub integrity: Option<audit_core::integrity::IntegrityKey>,
-    pub registry: Arc<Registry>,
-    pub settings: SettingsStore,
-    pub parker: Parker,
-    pub events_topic: String,
-    pub instance: String,
-    pub publish_interval: Duration,
-    pub pause_after: Duration,
-}
-
-impl HealthLoop {
-    pub async fn run(self, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            for shared in self.registry.all() {
-                self.sync_paused_state(&shared);
-                if let Some(request) = shared.pause_due(self.pause_after) {
-                    self.pause(&shared, &request).await;
-                }
-                record_metrics(&shared);
-                if shared.take_publish_due(self.publish_interval) {
-                    self.publish(&shared).await;
-                }
-            }
-        }
-    }
-
-    /// Follows the settings: an operator's resume clears a local pause.
-    fn sync_paused_state(&self, shared: &DestinationShared) {
-        let view = self.settings.view();
-        let paused_in_settings = view
-            .org(&shared.org_id)
-            .and_then(|org| org.destination(&shared.destination_id))
-            .map(|destination| matches!(destination.state, DestinationState::Paused { .. }));
-        let pending_request = shared.lock().pause_request.is_some();
-        match paused_in_settings {
-            Some(true) => shared.set_paused(true),
-            Some(false) if !pending_request => shared.set_paused(false),
-            _ => {}
-        }
-    }
-
-    async fn publish(&self, shared: &DestinationShared) {
-        let snapshot = shared.snapshot();
-        let parse = |text: &Option<String>| {
-            text.as_deref().and_then(|t| {
-                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-            })
-        };
-        let record = SettingsRecord::DestinationHealth(DestinationHealth {
-            org_id: snapshot.org_id.clone(),
-            destination_id: snapshot.destination_id.clone(),
-            instance: self.instance.clone(),
-            state: snapshot.state.as_str().to_string(),
-            last_success_at: parse(&snapshot.last_success_at),
-            last_failure_at: parse(&snapshot.last_failure_at),
-            last_failure_status: snapshot.last_failure_status.clone(),
-            last_failure_excerpt: snapshot.last_failure_excerpt.clone(),
-            consecutive_failures: snapshot.consecutive_failures,
-            backlog: snapshot.backlog,
-            delivered_total: snapshot.delivered_total,
-            dead_lettered_total: snapshot.dead_lettered_total,
-            updated_at: OffsetDateTime::now_utc(),
-        });
-        if let Err(error) = self.settings.put(&record).await {
-            tracing::warn!(%error, destination_id = %snapshot.destination_id, "could not publish destination health");
-            shared.lock().changed = true;
-        }
-    }
-
-    /// Records the pause in the settings and the audit log. Retried on the next tick on error.
-    async fn pause(&self, shared: &DestinationShared, request: &PauseRequest) {
-        let view = self.settings.view();
-        let Some(org) = view.org(&shared.org_id) else {
-            return;
-        };
-        let Some(destination) = org.destination(&shared.destination_id) else {
-            return;
-        };
-        if matches!(destination.state, DestinationState::Paused { .. }) {
-            shared.pause_recorded();
-            return;
-        }
-        let now = OffsetDateTime::now_utc();
-        let mut updated = org.as_ref().clone();
-        let name = destination.name.clone();
-        let type_name = destination.config.type_name();
-        if let Some(target) = updated.destination_mut(&shared.destination_id) {
-            target.state = DestinationState::Paused {
-                since: now,
-                reason: request.reason.clone(),
-            };
-        }
-        updated.revision += 1;
-        updated.updated_at = now;
-        updated.updated_by = "forwarder".into();
-        if let Err(error) = self.settings.put(&SettingsRecord::Org(updated)).await {
-            tracing::warn!(%error, destination_id = %shared.destination_id, "could not pause the destination; retrying");
-            return;
-        }
-        tracing::warn!(
-            org_id = %shared.org_id,
-            destination_id = %shared.destination_id,
-            reason = %request.reason,
-            "destination paused"
-        );
-        metrics::counter!("forwarder_destinations_paused_total", "destination_type" => type_name)
-            .increment(1);
-        shared.pause_recorded();
-        let event = paused_event(shared, &name, type_name, request, now);
-        let json = event.to_json();
-        let mut headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "content-type",
-                value: Some("application/json"),
-            })
-            .insert(Header {
-                key: "schema-version",
-                value: Some("1"),
-            })
-            .insert(Header {
-                key: "producer",
-                value: Some("audit-log"),
-            });
-        if let Some(integrity) = &self.integrity {
-            let tag = integrity.tag(&json);
-            headers = headers.insert(Header {
-                key: audit_core::integrity::HEADER,
-                value: Some(tag.as_str()),
-            });
-        }
-        if let Err(error) = self
-            .parker
-            .produce(&self.events_topic, &shared.org_id, &json, headers)
-            .await
-        {
-            tracing::error!(%error, destination_id = %shared.destination_id, "could not record the pause in the audit log");
-        }
-    }
-}
-
-fn paused_event(
-    shared: &DestinationShared,
-    name: &str,
-    type_name: &str,
-    request: &PauseRequest,
-    now: OffsetDateTime,
-) -> AuditEvent {
-    let mut metadata = std::collections::BTreeMap::new();
-    metadata.insert(
-        "reason".to_string(),
-        MetadataValue::String(request.reason.chars().take(1000).collect()),
-    );
-    metadata.insert(
-        "destination_type".to_string(),
-        MetadataValue::String(type_name.to_string()),
-    );
-    if let Some(status) = &request.last_status {
-        metadata.insert(
-            "last_status".to_string(),
-            MetadataValue::String(status.clone()),
-        );
-    }
-    let at = audit_core::event::to_utc_millis(now);
-    AuditEvent {
-        id: audit_core::event::new_event_id(),
-        org_id: shared.org_id.clone(),
-        occurred_at: at,
-        received_at: Some(at),
-        category: "audit_log".into(),
-        action: "audit_log.destination.paused".into(),
-        outcome: Outcome::Success,
-        actor: Actor {
-            kind: ActorType::System,
-            id: "forwarder".into(),
-            name: Some("Audit log forwarder".into()),
-            email: None,
-        },
-        targets: vec![Target {
-            kind: "destination".into(),
-            id: shared.destination_id.clone(),
-            name: Some(name.to_string()),
-        }],
-        context: audit_core::Context::default(),
-        metadata,
-        source: Some("audit-log".into()),
-        version: audit_core::SCHEMA_VERSION,
-    }
-}
-
-fn record_metrics(shared: &DestinationShared) {
+pub(crate) fn record_metrics(shared: &DestinationShared) {
     let state = shared.state();
     let labels = [
         ("org_id", shared.org_id.clone()),
@@ -639,13 +443,21 @@ mod tests {
     fn records_are_published_on_change_at_most_every_interval() {
         let shared = DestinationShared::new("org_a", "dst_1");
         shared.failed(&failure("503"));
-        assert!(shared.take_publish_due(Duration::from_secs(60)));
+        let hour = Duration::from_secs(3600);
+        assert!(shared.take_publish_due(Duration::from_secs(60), hour));
         shared.failed(&failure("503"));
         assert!(
-            !shared.take_publish_due(Duration::from_secs(60)),
+            !shared.take_publish_due(Duration::from_secs(60), hour),
             "too soon"
         );
-        assert!(shared.take_publish_due(Duration::ZERO));
-        assert!(!shared.take_publish_due(Duration::ZERO), "nothing changed");
+        assert!(shared.take_publish_due(Duration::ZERO, hour));
+        assert!(
+            !shared.take_publish_due(Duration::ZERO, hour),
+            "nothing changed"
+        );
+        assert!(
+            shared.take_publish_due(hour, Duration::ZERO),
+            "unchanged, but due for a refresh"
+        );
     }
 }

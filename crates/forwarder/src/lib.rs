@@ -19,7 +19,7 @@
 //!
 //! Modules: [`consumer`] and [`retry`] (the two consumer threads and their protocols),
 //! [`router`] and [`lane`] (batching, delivery, retries, parking), [`sinks`] (one folder per
-//! destination type), [`signing`], [`backoff`], [`outbound`], [`health`], [`replay`],
+//! destination type), [`signing`], [`backoff`], [`outbound`], [`health`] and [`health_loop`], [`replay`],
 //! [`test_event`].
 
 pub mod backoff;
@@ -29,6 +29,7 @@ pub mod delivery;
 pub mod error;
 pub mod event;
 pub mod health;
+pub mod health_loop;
 pub mod lane;
 pub mod offsets;
 pub mod ops;
@@ -60,7 +61,8 @@ pub use test_event::{TestDelivery, TestSettings, send_test_event};
 
 use crate::consumer::{EventsConsumer, TrackedContext};
 use crate::event::Decoder;
-use crate::health::{HealthLoop, Registry};
+use crate::health::Registry;
+use crate::health_loop::HealthLoop;
 use crate::lane::{LaneContext, Role};
 use crate::offsets::OffsetTracker;
 use crate::outbound::{ClientTimeouts, build_client};
@@ -83,6 +85,7 @@ pub async fn run(
     let catalogue = Arc::new(Catalogue::load(&config.catalogue_path)?);
     let validator = Arc::new(EventValidator::new(catalogue, config.limits)?);
     let secrets = SecretBox::from_config(&config.encryption, "encryption")?;
+    let integrity = config.topics.integrity("topics")?;
     let readiness = Readiness::new(&["kafka", "settings"]);
     let registry = Arc::new(Registry::default());
     let instance = config.delivery.instance();
@@ -95,7 +98,7 @@ pub async fn run(
     ));
 
     ensure_topics(&config.kafka, &config.topics).await?;
-    let settings = SettingsStore::start(&config.kafka, &config.topics.settings, "forwarder")?;
+    let settings = SettingsStore::start_for(&config.kafka, &config.topics, "forwarder")?;
     tokio::select! {
         result = settings.wait_caught_up(Duration::from_secs(3600)) => result?,
         _ = shutdown.cancelled() => return Ok(()),
@@ -172,7 +175,7 @@ pub async fn run(
             config.delivery.lane_queue_events,
             config.delivery.overflow_rules(),
         ),
-        decoder: Decoder::new(validator, config.topics.integrity()),
+        decoder: Decoder::new(validator, integrity.clone()),
         settings: settings.clone(),
         plans: config.plans.clone(),
         commit_interval,
@@ -234,13 +237,15 @@ pub async fn run(
     };
 
     let health = HealthLoop {
-        integrity: config.topics.integrity(),
+        integrity,
         registry: registry.clone(),
         settings: settings.clone(),
         parker,
         events_topic: config.topics.events.clone(),
         instance: instance.clone(),
         publish_interval: Duration::from_secs(config.health.publish_interval_secs),
+        refresh: Duration::from_secs(config.health.refresh_secs),
+        record_lifetime: config.health.record_lifetime(),
         pause_after: Duration::from_secs(config.retry.pause_after_secs),
     };
     let health_stop = CancellationToken::new();

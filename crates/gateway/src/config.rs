@@ -12,8 +12,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
-    /// The public HTTP listener (API, dashboard, /healthz, /readyz, /metrics).
+    /// The public HTTP listener (API, dashboard, and `/healthz`).
     pub http: HttpConfig,
+    /// The operations listener (`/healthz`, `/readyz`, `/metrics`): keep it off the public
+    /// network (loopback, or a port only the orchestrator and Prometheus reach).
+    #[serde(default)]
+    pub ops: OpsConfig,
     #[serde(default)]
     pub telemetry: TelemetryConfig,
     pub kafka: KafkaConfig,
@@ -90,6 +94,21 @@ impl IntegrityConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpsConfig {
+    /// Address of the operations listener, e.g. `127.0.0.1:9100`.
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for OpsConfig {
+    fn default() -> Self {
+        Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9100)),
+        }
+    }
+}
+
 fn default_producer() -> ProducerTuning {
     ProducerTuning {
         linger_ms: 2,
@@ -151,10 +170,15 @@ pub struct UserAuthConfig {
     /// JWKS URL with RS256/ES256 public keys (fetched at start and every `jwks_refresh_secs`).
     pub jwks_url: Option<String>,
     pub jwks_refresh_secs: u64,
-    /// Required `iss`, when set.
+    /// The identity provider's `iss`: tokens with another issuer are refused. Required with
+    /// `hs256_secret`, `jwks_file` or `jwks_url` (unless `local_development`).
     pub issuer: Option<String>,
-    /// Required `aud`, when set.
+    /// This application's `aud`: tokens issued for another application are refused.
+    /// Required like `issuer`.
     pub audience: Option<String>,
+    /// Local development only: allows `issuer`/`audience` to be left unset, so tokens of
+    /// any issuer and audience signed with the configured key are accepted. Never in production.
+    pub local_development: bool,
     /// Claim holding the organization id.
     pub org_claim: String,
     /// Claim holding the role (`owner`, `admin`, `member`).
@@ -172,10 +196,57 @@ impl Default for UserAuthConfig {
             jwks_refresh_secs: 300,
             issuer: None,
             audience: None,
+            local_development: false,
             org_claim: "org_id".into(),
             role_claim: "role".into(),
             leeway_secs: 30,
         }
+    }
+}
+
+/// Shortest HS256 secret accepted, in bytes (RFC 7518 §3.2: at least the hash size).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
+impl UserAuthConfig {
+    /// The trust settings: a JWT key needs the issuer and audience it is trusted for.
+    pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
+        if let Some(secret) = &self.hs256_secret
+            && secret.expose().len() < MIN_HS256_SECRET_BYTES
+        {
+            return Err(ConfigError::invalid(
+                format!("{section}.hs256_secret"),
+                format!(
+                    "must be at least {MIN_HS256_SECRET_BYTES} bytes (it is {}): a short shared secret can be guessed offline from any token",
+                    secret.expose().len()
+                ),
+            ));
+        }
+        let accepts_jwts =
+            self.hs256_secret.is_some() || self.jwks_file.is_some() || self.jwks_url.is_some();
+        if !accepts_jwts {
+            tracing::warn!(
+                "no {section}.hs256_secret, {section}.jwks_file or {section}.jwks_url: the read API accepts only API tokens"
+            );
+            return Ok(());
+        }
+        for (key, value) in [("issuer", &self.issuer), ("audience", &self.audience)] {
+            let missing = value.as_deref().is_none_or(|v| v.trim().is_empty());
+            if missing && !self.local_development {
+                return Err(ConfigError::invalid(
+                    format!("{section}.{key}"),
+                    format!(
+                        "is required with a JWT key: without it, a token the identity provider issued for another application (with `{}` and `{}` claims) would be accepted; set {section}.local_development = true only for local use",
+                        self.org_claim, self.role_claim
+                    ),
+                ));
+            }
+        }
+        if self.local_development && (self.issuer.is_none() || self.audience.is_none()) {
+            tracing::warn!(
+                "{section}.local_development: tokens of any issuer or audience are accepted — never in production"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -208,7 +279,17 @@ impl Default for ReadConfig {
 impl GatewayConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate("kafka")?;
+        if self.ops.listen == self.http.listen {
+            return Err(ConfigError::invalid(
+                "ops.listen",
+                "must differ from http.listen: operations endpoints stay off the public listener",
+            ));
+        }
         self.topics.validate("topics")?;
+        audit_settings::SettingsAuth::from_config(
+            &self.topics.settings_keys,
+            "topics.settings_keys",
+        )?;
         self.clickhouse.validate("clickhouse")?;
         self.plans.validate("plans")?;
         self.integrity.public_keys()?;
@@ -251,14 +332,7 @@ impl GatewayConfig {
                 "must be between 1 and read.max_limit",
             ));
         }
-        let has_user_auth = self.auth.hs256_secret.is_some()
-            || self.auth.jwks_file.is_some()
-            || self.auth.jwks_url.is_some();
-        if !has_user_auth {
-            tracing::warn!(
-                "no auth.hs256_secret, auth.jwks_file or auth.jwks_url: the read API accepts only API tokens"
-            );
-        }
+        self.auth.validate("auth")?;
         if let Some(path) = &self.auth.jwks_file
             && !path.exists()
         {
@@ -275,5 +349,76 @@ impl GatewayConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn hs256(secret: &str) -> UserAuthConfig {
+        UserAuthConfig {
+            hs256_secret: Some(Secret::new(secret.to_string())),
+            issuer: Some("https://id.example.com".into()),
+            audience: Some("audit-logs".into()),
+            ..UserAuthConfig::default()
+        }
+    }
+
+    #[test]
+    fn jwt_keys_need_an_issuer_and_an_audience() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        assert!(hs256(secret).validate("auth").is_ok());
+        for (field, config) in [
+            (
+                "auth.issuer",
+                UserAuthConfig {
+                    issuer: None,
+                    ..hs256(secret)
+                },
+            ),
+            (
+                "auth.audience",
+                UserAuthConfig {
+                    audience: None,
+                    ..hs256(secret)
+                },
+            ),
+            (
+                "auth.issuer",
+                UserAuthConfig {
+                    hs256_secret: None,
+                    jwks_url: Some("https://id.example.com/jwks".into()),
+                    issuer: Some(" ".into()),
+                    ..hs256(secret)
+                },
+            ),
+        ] {
+            let error = config.validate("auth").unwrap_err().to_string();
+            assert!(error.contains(field), "{field}: {error}");
+        }
+        let local = UserAuthConfig {
+            issuer: None,
+            audience: None,
+            local_development: true,
+            ..hs256(secret)
+        };
+        assert!(local.validate("auth").is_ok());
+        assert!(
+            UserAuthConfig::default().validate("auth").is_ok(),
+            "API tokens only"
+        );
+    }
+
+    #[test]
+    fn short_hs256_secrets_are_refused_naming_the_key() {
+        let error = hs256("dev-only-hs256-secret-change-me")
+            .validate("auth")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("auth.hs256_secret"), "{error}");
+        assert!(error.contains("32 bytes"), "{error}");
     }
 }

@@ -153,10 +153,14 @@ impl From<audit_settings::Error> for ApiError {
                 details: json!([{"field": field, "reason": reason}]),
             },
             audit_settings::Error::NotFound(what) => ApiError::NotFound(what),
-            audit_settings::Error::Conflict(message) => ApiError::Conflict(message),
+            // A lost compare-and-set on the settings topic: the change was not applied.
+            audit_settings::Error::Conflict(message) => ApiError::PreconditionFailed(format!(
+                "{message}: the settings changed concurrently and this change was not applied; read them again and retry"
+            )),
             audit_settings::Error::Crypto(message) => {
                 ApiError::Internal(format!("secret handling: {message}"))
             }
+            audit_settings::Error::Config(error) => ApiError::Internal(error.to_string()),
             audit_settings::Error::Store(_) | audit_settings::Error::Kafka(_) => {
                 tracing::warn!(%error, "settings store unavailable");
                 ApiError::unavailable("settings store unavailable; retry shortly", 2)

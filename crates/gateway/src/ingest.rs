@@ -18,8 +18,9 @@
 
 use std::sync::Arc;
 
-use audit_core::FieldError;
+use audit_core::integrity::Signer;
 use audit_core::validate::Arrival;
+use audit_core::{FieldError, Provenance};
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
@@ -111,8 +112,10 @@ pub async fn ingest(
                 value,
                 Arrival {
                     now,
-                    received_at: Some(now),
+                    received_at: now,
                     fallback_id,
+                    provenance: Provenance::Gateway,
+                    verified_source: Some(producer.name()),
                 },
             ),
             Err(error) => Err(vec![error.clone()]),
@@ -149,7 +152,11 @@ pub async fn ingest(
             json: &valid.json,
         })
         .collect();
-    if let Err(error) = app.publisher.publish(&outgoing, producer.name()).await {
+    if let Err(error) = app
+        .publisher
+        .publish(&outgoing, producer.name(), Signer::Gateway)
+        .await
+    {
         let ids: Vec<Uuid> = accepted.iter().map(|valid| valid.event.id).collect();
         tracing::warn!(%error, events = ids.len(), producer = producer.name(), "publish failed; answering 503");
         let retry_after = match error {
@@ -181,9 +188,11 @@ fn validate(
     app: &App,
     producer: &Producer,
     value: &Value,
-    arrival: Arrival,
+    arrival: Arrival<'_>,
 ) -> Result<audit_core::validate::ValidEvent, Vec<EventError>> {
-    let mut valid = app
+    // The validator stamps the server-owned fields: received_at (now), provenance and
+    // source (this key's name), whatever the producer sent.
+    let valid = app
         .validator
         .validate_value(value, arrival)
         .map_err(|errors| {
@@ -221,11 +230,6 @@ fn validate(
                 reason,
             }]
         })?;
-    if valid.event.source.is_none() {
-        // The producing service is known from its key: record it.
-        valid.event.source = Some(producer.name().to_string());
-        valid.json = valid.event.to_json();
-    }
     Ok(valid)
 }
 

@@ -4,7 +4,8 @@
 //! * `/v1/admin/…` — the operator settings API ([`admin`]).
 //! * `/v1/orgs/{org}/…` — the read and export API for Owners/Admins and Enterprise API
 //!   tokens ([`read`]), and the dashboard page `/orgs/{org}/security/audit-logs`.
-//! * `/healthz`, `/readyz`, `/metrics`.
+//! * `/healthz` on the public listener; `/healthz`, `/readyz` and `/metrics` on the
+//!   operations listener (`[ops] listen`), kept off the public network.
 //!
 //! The gateway is stateless: tenant settings come from the shared settings topic, events go
 //! to Kafka, reads come from ClickHouse. Run as many as needed behind a load balancer.
@@ -32,7 +33,7 @@ use audit_settings::{SecretBox, SettingsStore};
 use audit_store::Store;
 use axum::Router;
 use axum::http::HeaderName;
-use axum::routing::post;
+use axum::routing::{get, post};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -61,8 +62,9 @@ pub struct App {
         std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
 }
 
-/// Builds the router over a ready `App`.
-pub fn router(app: Arc<App>, metrics: PrometheusHandle) -> Router {
+/// Builds the public router over a ready `App` (the operations routes are served by
+/// [`ops_router`] on their own listener).
+pub fn router(app: Arc<App>) -> Router {
     let sensitive = [
         axum::http::header::AUTHORIZATION,
         HeaderName::from_static("x-api-key"),
@@ -74,8 +76,8 @@ pub fn router(app: Arc<App>, metrics: PrometheusHandle) -> Router {
         .merge(read::router())
         .merge(integrity::router())
         .merge(dashboard::router())
+        .route("/healthz", get(|| async { "ok\n" }))
         .with_state(app.clone())
-        .merge(ops_router(app.readiness.clone(), metrics))
         .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveRequestHeadersLayer::new(sensitive))
 }
@@ -90,16 +92,26 @@ pub async fn run(
     let validator = Arc::new(EventValidator::new(catalogue, config.limits)?);
     let readiness = Readiness::new(&["kafka", "settings"]);
     let secrets = SecretBox::from_config(&config.encryption, "encryption")?;
+    // The operations listener first, as the other services do: probes see the start-up.
+    let ops_listener = tokio::net::TcpListener::bind(config.ops.listen)
+        .await
+        .with_context(|| format!("binding ops.listen {}", config.ops.listen))?;
+    let ops = tokio::spawn(audit_runtime::ops::serve_on(
+        ops_listener,
+        ops_router(readiness.clone(), metrics),
+        shutdown.clone(),
+        Duration::from_secs(2),
+    ));
 
     ensure_topics(&config.kafka, &config.topics)
         .await
         .context("ensuring Kafka topics")?;
-    let settings = SettingsStore::start(&config.kafka, &config.topics.settings, "gateway")?;
+    let settings = SettingsStore::start_for(&config.kafka, &config.topics, "gateway")?;
     let publisher = publisher::Publisher::new(
         &config.kafka,
         &config.producer,
         &config.topics.events,
-        config.topics.integrity(),
+        config.topics.integrity("topics")?,
     )?;
     let store = Store::new(&config.clickhouse);
     let user_auth = auth::user::UserAuth::new(&config.auth)?;
@@ -116,6 +128,12 @@ pub async fn run(
         shutdown.clone(),
     )?;
     spawn_settings_readiness(settings.clone(), readiness.clone());
+    // A refused record (forged, or a concurrent write that lost) left last for its key would
+    // survive compaction instead of the valid one: write the valid one again.
+    let repairs = settings.spawn_repairs({
+        let shutdown = shutdown.clone();
+        async move { shutdown.cancelled().await }
+    });
     spawn_clickhouse_probe(store.clone(), readiness.clone(), shutdown.clone());
 
     let cursor_key = match &config.read.cursor_secret {
@@ -158,10 +176,16 @@ pub async fn run(
     spawn_jwks_refresh(app.clone(), shutdown.clone());
     let listen = app.config.http.listen;
     let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
-    audit_runtime::serve(listen, router(app.clone(), metrics), shutdown, grace).await?;
+    audit_runtime::serve(listen, router(app.clone()), shutdown, grace).await?;
+    match ops.await {
+        Ok(Err(error)) => tracing::warn!(%error, "operations listener failed"),
+        Err(error) => tracing::warn!(%error, "operations listener task failed"),
+        Ok(Ok(())) => {}
+    }
 
     // In-flight requests are done; make sure everything they handed to Kafka is acknowledged.
     app.publisher.flush(Duration::from_secs(10));
+    let _ = repairs.await;
     settings.stop();
     tracing::info!("gateway stopped");
     Ok(())

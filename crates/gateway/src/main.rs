@@ -33,7 +33,8 @@ enum Command {
     Run,
     /// Validate the configuration and exit.
     CheckConfig,
-    /// Mint a signed user token for local use (needs `auth.hs256_secret`).
+    /// Mint a signed user token for local use (needs `auth.hs256_secret`; carries the
+    /// configured `auth.issuer` and `auth.audience`).
     MintToken {
         /// Organization the token grants access to.
         #[arg(long)]
@@ -88,11 +89,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             let token = gateway::auth::user::mint_hs256(
                 secret.expose(),
-                &subject,
-                &org,
-                &role,
-                ttl,
-                email.as_deref(),
+                &gateway::auth::user::MintClaims {
+                    subject: &subject,
+                    org_id: &org,
+                    role: &role,
+                    ttl_secs: ttl,
+                    email: email.as_deref(),
+                    issuer: config.auth.issuer.as_deref(),
+                    audience: config.auth.audience.as_deref(),
+                },
             )?;
             let mut stdout = std::io::stdout().lock();
             std::io::Write::write_all(&mut stdout, format!("{token}\n").as_bytes())?;

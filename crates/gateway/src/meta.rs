@@ -1,9 +1,11 @@
 //! Meta events: the audit log records who read it, who exported it and who changed its
-//! settings, in the organization's own log (category `audit_log`).
+//! settings, in the organization's own log (category `audit_log`, built by the one builder of
+//! the platform's own events, `audit_core::system`), tagged as the system's own so that no
+//! producer can write or imitate them.
 
-use std::collections::BTreeMap;
-
-use audit_core::{Actor, AuditEvent, Context, MetadataValue, Outcome, Target};
+use audit_core::integrity::Signer;
+use audit_core::system::{self, SystemEvent};
+use audit_core::{Actor, Context};
 use axum::http::HeaderMap;
 use time::OffsetDateTime;
 
@@ -12,83 +14,21 @@ use crate::error::ApiError;
 use crate::publisher::Outgoing;
 
 /// The `source` of meta events.
-pub const SOURCE: &str = "audit-log";
+pub const SOURCE: &str = system::SOURCE;
 
-/// A meta event to record.
-#[derive(Debug)]
-pub struct Meta {
-    pub org_id: String,
-    pub action: &'static str,
-    pub actor: Actor,
-    pub targets: Vec<Target>,
-    pub metadata: BTreeMap<String, MetadataValue>,
-    pub context: Context,
-}
-
-impl Meta {
-    pub fn new(org_id: &str, action: &'static str, actor: Actor, headers: &HeaderMap) -> Self {
-        Self {
-            org_id: org_id.to_string(),
-            action,
-            actor,
-            targets: Vec::new(),
-            metadata: BTreeMap::new(),
-            context: request_context(headers),
-        }
-    }
-
-    pub fn target(mut self, kind: &str, id: &str, name: Option<&str>) -> Self {
-        self.targets.push(Target {
-            kind: kind.to_string(),
-            id: id.to_string(),
-            name: name.map(str::to_string),
-        });
-        self
-    }
-
-    pub fn meta(mut self, key: &str, value: impl Into<String>) -> Self {
-        let mut value: String = value.into();
-        if value.len() > 1000 {
-            let mut end = 1000;
-            while !value.is_char_boundary(end) {
-                end -= 1;
-            }
-            value.truncate(end);
-        }
-        self.metadata
-            .insert(key.to_string(), MetadataValue::String(value));
-        self
-    }
+/// A meta event about `org_id`, caused by `actor` in the request carrying `headers`.
+pub fn event(org_id: &str, action: &'static str, actor: Actor, headers: &HeaderMap) -> SystemEvent {
+    SystemEvent::new(org_id, action, actor).context(request_context(headers))
 }
 
 /// The actor for an operator (platform staff).
 pub fn operator_actor(name: &str) -> Actor {
-    Actor {
-        kind: audit_core::ActorType::User,
-        id: format!("operator:{name}"),
-        name: Some(name.to_string()),
-        email: None,
-    }
+    system::operator_actor(name)
 }
 
 /// Records a meta event (durably: waits for Kafka's acknowledgement).
-pub async fn record(app: &App, meta: Meta) -> Result<(), ApiError> {
-    let now = OffsetDateTime::now_utc();
-    let event = AuditEvent {
-        id: audit_core::event::new_event_id(),
-        org_id: meta.org_id,
-        occurred_at: audit_core::event::to_utc_millis(now),
-        received_at: Some(audit_core::event::to_utc_millis(now)),
-        category: "audit_log".into(),
-        action: meta.action.into(),
-        outcome: Outcome::Success,
-        actor: meta.actor,
-        targets: meta.targets,
-        context: meta.context,
-        metadata: meta.metadata,
-        source: Some(SOURCE.into()),
-        version: audit_core::SCHEMA_VERSION,
-    };
+pub async fn record(app: &App, meta: SystemEvent) -> Result<(), ApiError> {
+    let event = meta.build(OffsetDateTime::now_utc());
     let json = event.to_json();
     app.publisher
         .publish(
@@ -97,6 +37,7 @@ pub async fn record(app: &App, meta: Meta) -> Result<(), ApiError> {
                 json: &json,
             }],
             SOURCE,
+            Signer::System,
         )
         .await
         .map_err(|error| {

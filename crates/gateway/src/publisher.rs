@@ -9,10 +9,10 @@
 
 use std::time::{Duration, Instant};
 
+use audit_core::integrity::{IntegrityKey, Signer};
 use audit_kafka::{KafkaConfig, ProducerTuning, StatsContext};
 use futures::future::join_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 /// One event ready to publish.
@@ -34,8 +34,9 @@ pub struct Publisher {
     producer: FutureProducer<StatsContext>,
     topic: String,
     timeout: Duration,
-    /// Tags every published event as validated (see `audit_core::integrity`).
-    integrity: Option<audit_core::integrity::IntegrityKey>,
+    /// Tags every published event as the gateway's (validated producer events) or the
+    /// system's own (see `audit_core::integrity`).
+    integrity: IntegrityKey,
 }
 
 impl Publisher {
@@ -43,7 +44,7 @@ impl Publisher {
         kafka: &KafkaConfig,
         tuning: &ProducerTuning,
         topic: &str,
-        integrity: Option<audit_core::integrity::IntegrityKey>,
+        integrity: IntegrityKey,
     ) -> Result<Self, KafkaError> {
         let mut config = kafka.client_config("gateway");
         tuning.apply(&mut config);
@@ -58,35 +59,19 @@ impl Publisher {
         })
     }
 
-    /// Publishes events and waits for the broker's acknowledgement of all of them.
+    /// Publishes events written by `signer` and waits for the broker's acknowledgement of
+    /// all of them.
     pub async fn publish(
         &self,
         events: &[Outgoing<'_>],
         producer_name: &str,
+        signer: Signer,
     ) -> Result<(), PublishError> {
         let started = Instant::now();
         let mut deliveries = Vec::with_capacity(events.len());
         for event in events {
-            let mut headers = OwnedHeaders::new_with_capacity(4)
-                .insert(Header {
-                    key: "content-type",
-                    value: Some("application/json"),
-                })
-                .insert(Header {
-                    key: "schema-version",
-                    value: Some("1"),
-                })
-                .insert(Header {
-                    key: "producer",
-                    value: Some(producer_name),
-                });
-            if let Some(integrity) = &self.integrity {
-                let tag = integrity.tag(event.json);
-                headers = headers.insert(Header {
-                    key: audit_core::integrity::HEADER,
-                    value: Some(tag.as_str()),
-                });
-            }
+            let tag = self.integrity.tag(signer, event.json);
+            let headers = audit_kafka::event_headers(producer_name, Some(&tag));
             let record = FutureRecord::to(&self.topic)
                 .key(event.org_id)
                 .payload(event.json)

@@ -231,6 +231,10 @@ impl IndexerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate("kafka")?;
         self.topics.validate("topics")?;
+        audit_settings::SettingsAuth::from_config(
+            &self.topics.settings_keys,
+            "topics.settings_keys",
+        )?;
         self.clickhouse.validate("clickhouse")?;
         self.plans.validate("plans")?;
         self.limits.validate().map_err(|message| {

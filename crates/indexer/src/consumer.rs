@@ -128,8 +128,8 @@ pub struct ConsumerLoop {
     pub consumer: Arc<BaseConsumer<IndexerContext>>,
     pub shared: Arc<Shared>,
     pub validator: Arc<EventValidator>,
-    /// Verifies the gateway's integrity tags (fast path); `None`: validate everything.
-    pub integrity: Option<IntegrityKey>,
+    /// Verifies the platform's integrity tags (tagged messages skip validation).
+    pub integrity: IntegrityKey,
     pub settings: SettingsStore,
     pub plans: PlansConfig,
     pub batch: BatchConfig,
@@ -260,7 +260,7 @@ impl ConsumerLoop {
         self.shared.note_read(partition, offset);
         let decoder = Decoder {
             validator: &self.validator,
-            integrity: self.integrity.as_ref(),
+            integrity: &self.integrity,
             topic: &self.shared.topic,
             plans: &self.plans,
         };

@@ -1,9 +1,14 @@
 //! One Kafka message → the row to insert, or the reason it is dead-lettered.
 //!
-//! * Messages tagged by the gateway (a verified integrity tag) carry canonical JSON that the
-//!   gateway validated: only the organization and `occurred_at` are read here; the row is
-//!   built while the insert streams.
-//! * Every other message goes through the shared validator, exactly as HTTP ingest does.
+//! * Messages the platform wrote (a verified integrity tag: the gateway's validated events, the
+//!   services' own `audit_log` events) carry canonical JSON: only the organization,
+//!   `occurred_at`, and what the tag must agree with (provenance, category —
+//!   `audit_core::integrity::check_tagged`) are read here; the row is built while the insert
+//!   streams.
+//! * Every other message goes through the shared validator, exactly as HTTP ingest does, which
+//!   stamps the server-owned fields: `received_at` is the broker's append time (never a time
+//!   the producer chose, see `audit_kafka::broker_time`), `provenance` is `kafka`, and internal
+//!   categories are refused.
 //! * On both paths the key must be the organization (per-organization ordering), and an event
 //!   already older than its organization's retention is refused: it would be deleted as soon
 //!   as it was stored ([`audit_settings::PlansConfig::check_retained`]).
@@ -12,7 +17,7 @@ use std::borrow::Cow;
 
 use audit_core::EventValidator;
 use audit_core::integrity::IntegrityKey;
-use audit_core::validate::Arrival;
+use audit_core::validate::{Arrival, BrokerTime};
 use audit_settings::{PlansConfig, SettingsView};
 use audit_store::PendingEvent;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -21,7 +26,7 @@ use time::OffsetDateTime;
 /// What decoding needs besides the message.
 pub struct Decoder<'a> {
     pub validator: &'a EventValidator,
-    pub integrity: Option<&'a IntegrityKey>,
+    pub integrity: &'a IntegrityKey,
     pub topic: &'a str,
     pub plans: &'a PlansConfig,
 }
@@ -36,23 +41,28 @@ pub fn decode(
         return Err("empty message (no value)".into());
     };
     let now = OffsetDateTime::now_utc();
-    // A timestamp outside `time`'s range counts as absent.
-    let broker_ms = message
-        .timestamp()
-        .to_millis()
-        .filter(|ms| OffsetDateTime::from_unix_timestamp_nanos(i128::from(*ms) * 1_000_000).is_ok())
-        .unwrap_or_else(|| audit_core::event::unix_millis(now));
-    let tag = audit_kafka::header_str(message.headers(), audit_core::integrity::HEADER);
-    let tagged = match (decoder.integrity, tag) {
-        (Some(key), Some(tag)) => key.verify(payload, tag.as_bytes()),
-        _ => false,
+    let time = audit_kafka::broker_time(message.timestamp(), "indexer");
+    // The age of the message (batching while behind) and the fallback `received_at` of rows
+    // stored before it was always stamped.
+    let broker_ms = match time {
+        BrokerTime::LogAppend(ms) => ms,
+        _ => audit_core::event::unix_millis(now),
     };
-    let (org_id, occurred_at, json) = if tagged {
-        // Validated by the gateway, which wrote this exact canonical JSON: only what routes
-        // the row is read now (the row is built while the insert streams).
+    let signer = audit_kafka::header_str(message.headers(), audit_core::integrity::HEADER)
+        .and_then(|tag| decoder.integrity.verify(payload, tag.as_bytes()));
+    let (org_id, occurred_at, json) = if let Some(signer) = signer {
+        // Written by the platform, which wrote this exact canonical JSON: only what routes the
+        // row is read now (the row is built while the insert streams), once the event is seen
+        // to say what its tag proves.
         metrics::counter!("indexer_messages_total", "path" => "tagged").increment(1);
         let head: EventHead<'_> = serde_json::from_slice(payload)
             .map_err(|error| format!("tagged message is not a canonical event: {error}"))?;
+        audit_core::integrity::check_tagged(
+            signer,
+            head.provenance.as_deref(),
+            &head.category,
+            decoder.validator.catalogue(),
+        )?;
         let occurred_at = OffsetDateTime::parse(
             &head.occurred_at,
             &time::format_description::well_known::Rfc3339,
@@ -61,12 +71,8 @@ pub fn decode(
         (head.org_id.into_owned(), occurred_at, payload.to_vec())
     } else {
         metrics::counter!("indexer_messages_total", "path" => "validated").increment(1);
-        let arrival = Arrival::kafka_message(
-            decoder.topic,
-            message.partition(),
-            message.offset(),
-            broker_ms,
-        );
+        let arrival =
+            Arrival::kafka_message(decoder.topic, message.partition(), message.offset(), time);
         let valid = decoder
             .validator
             .validate_bytes(payload, arrival)
@@ -103,4 +109,8 @@ struct EventHead<'a> {
     org_id: Cow<'a, str>,
     #[serde(borrow)]
     occurred_at: Cow<'a, str>,
+    #[serde(borrow)]
+    category: Cow<'a, str>,
+    #[serde(borrow, default)]
+    provenance: Option<Cow<'a, str>>,
 }

@@ -70,7 +70,7 @@ pub async fn run(
         .context("checking the ClickHouse schema")?;
     readiness.set("clickhouse", true, "schema checked");
 
-    let settings = SettingsStore::start(&config.kafka, &config.topics.settings, "indexer")?;
+    let settings = SettingsStore::start_for(&config.kafka, &config.topics, "indexer")?;
     tokio::select! {
         result = settings.wait_caught_up(Duration::from_secs(3600)) => result?,
         _ = shutdown.cancelled() => return Ok(()),
@@ -122,7 +122,7 @@ pub async fn run(
         consumer: kafka_consumer.clone(),
         shared: shared.clone(),
         validator,
-        integrity: config.topics.integrity(),
+        integrity: config.topics.integrity("topics")?,
         settings: settings.clone(),
         plans: config.plans.clone(),
         batch: config.batch.clone(),

@@ -195,11 +195,14 @@ pub fn print_table(rows: &[BenchRow]) {
 pub struct BenchService {
     pub name: String,
     pub port: u16,
+    /// Where `/readyz` answers: the gateway's operations listener, else `port`.
+    ops_port: u16,
     child: std::process::Child,
 }
 
 impl BenchService {
-    /// Starts `binary` from the repository root with `env` overrides; logs to `log`.
+    /// Starts `binary` from the repository root with `env` overrides; logs to `log`. A
+    /// gateway gets its operations listener (`/readyz`, `/metrics`) on a free port of its own.
     pub fn start(
         name: &str,
         binary: &std::path::Path,
@@ -207,6 +210,18 @@ impl BenchService {
         env: &[(String, String)],
         log: &std::path::Path,
     ) -> anyhow::Result<Self> {
+        let mut env = env.to_vec();
+        let is_gateway = env.iter().any(|(key, _)| key.starts_with("GATEWAY__"));
+        let ops_port = if is_gateway {
+            let ops_port = free_port();
+            env.push((
+                "GATEWAY__OPS__LISTEN".to_string(),
+                format!("127.0.0.1:{ops_port}"),
+            ));
+            ops_port
+        } else {
+            port
+        };
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -222,6 +237,7 @@ impl BenchService {
         Ok(Self {
             name: name.to_string(),
             port,
+            ops_port,
             child,
         })
     }
@@ -239,7 +255,8 @@ impl BenchService {
         let client = reqwest::Client::new();
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            if let Ok(response) = client.get(format!("{}/readyz", self.url())).send().await
+            let readyz = format!("http://127.0.0.1:{}/readyz", self.ops_port);
+            if let Ok(response) = client.get(readyz).send().await
                 && response.status().is_success()
             {
                 return Ok(());

@@ -51,6 +51,12 @@ pub async fn bystander_is_indexed_via_gateway(
 
 /// The value of one Prometheus sample of a service (0 when absent), summed over its labels.
 pub async fn metric(service_url: &str, name: &str) -> f64 {
+    metric_where(service_url, name, "").await
+}
+
+/// Like [`metric`], summed over the series whose labels contain `labels` (e.g.
+/// `reason="unauthenticated"`).
+pub async fn metric_where(service_url: &str, name: &str, labels: &str) -> f64 {
     let text = reqwest::get(format!("{service_url}/metrics"))
         .await
         .unwrap()
@@ -62,6 +68,7 @@ pub async fn metric(service_url: &str, name: &str) -> f64 {
             line.strip_prefix(name)
                 .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
         })
+        .filter(|line| line.contains(labels))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }

@@ -1,8 +1,9 @@
 //! The hostile-input suite: for each boundary of the system, the worst single inputs we know
 //! of, on the real Kafka broker and ClickHouse engine. Every case asserts two things: the
 //! input gets a clear, bounded answer (an error, a dead letter or a parked event with its
-//! reason, a failure recorded in health, a 429), and the pipeline keeps indexing and
-//! forwarding other organizations' events afterwards.
+//! reason, a failure recorded in health, a 429) — or, for an attempt to make the log say
+//! something false, that it is refused — and the pipeline keeps indexing and forwarding other
+//! organizations' events afterwards.
 //!
 //! One module per boundary:
 //!
@@ -10,6 +11,11 @@
 //! |---|---|
 //! | [`backfill`] | producers sending history (HTTP and straight to Kafka), rows the storage engine refuses, a stalled indexer |
 //! | [`receivers`] | what a customer's destination (SIEM, webhook) answers the forwarder and the gateway's test-event path |
+//! | [`http_producers`] | a producer key choosing server-owned fields or the platform's own category |
+//! | [`kafka_producers`] | a producer straight to Kafka backdating, claiming verification, forging internal events |
+//! | [`settings_topic`] | a Kafka client injecting, rewriting, deleting or replaying settings records |
+//! | [`operators`] | concurrent settings writers and automatic pauses, credentials and URLs, API-token audit, stale health |
+//! | [`readers`] | another application's tokens, truncated cursors, the operations endpoints, trust settings |
 //!
 //! No test asserts timings; memory is asserted only as "did not grow by hundreds of MB".
 
@@ -17,4 +23,10 @@
 
 mod backfill;
 mod common;
+mod http_producers;
+mod kafka_producers;
+mod operators;
+mod pipeline;
+mod readers;
 mod receivers;
+mod settings_topic;

@@ -22,7 +22,7 @@ use super::destinations::rfc3339;
 use super::{OperatorAuth, check_org_id};
 use crate::App;
 use crate::error::{ApiError, ApiResult};
-use crate::meta::{self, Meta};
+use crate::meta;
 
 pub async fn test(
     State(app): State<Arc<App>>,
@@ -78,7 +78,7 @@ pub async fn test(
         Value::String(text) => text.clone(),
         other => other.to_string(),
     };
-    let event = Meta::new(
+    let event = meta::event(
         &org_id,
         "audit_log.destination.tested",
         meta::operator_actor(&operator.name),
@@ -106,11 +106,14 @@ pub async fn health(
     let destination = org
         .destination(&destination_id)
         .ok_or_else(|| ApiError::NotFound(format!("destination `{destination_id}` not found")))?;
+    // Records of instances that stopped reporting (expired) are left out.
+    let now = time::OffsetDateTime::now_utc();
     let mut reports: Vec<&DestinationHealth> = view
         .health
         .values()
         .map(|record| record.as_ref())
         .filter(|record| record.org_id == org_id && record.destination_id == destination_id)
+        .filter(|record| !record.is_expired(now))
         .collect();
     reports.sort_by(|a, b| a.instance.cmp(&b.instance));
     Ok(Json(aggregate(destination, &reports)))
@@ -217,6 +220,7 @@ mod tests {
             delivered_total: 10,
             dead_lettered_total: 1,
             updated_at: at,
+            expires_at: None,
         }
     }
 

@@ -151,14 +151,25 @@ fn build_config(
             .map_err(|reason| invalid(field, reason))
     };
     let (org_id, destination_id) = context;
-    let seal = |field: &str, plain: Option<String>, kept: Option<&Sealed>| -> ApiResult<Sealed> {
+    let kept_endpoint = existing.map(DestinationKind::endpoint);
+    // A credential is sealed for the endpoint it is sent to: when the endpoint changes, the
+    // stored one cannot follow it (it would not open), so it must be given again.
+    let seal = |field: &str,
+                plain: Option<String>,
+                kept: Option<&Sealed>,
+                endpoint: &str|
+     -> ApiResult<Sealed> {
         match (plain, kept) {
             (Some(plain), _) if plain.trim().is_empty() => Err(invalid(field, "must not be empty")),
             (Some(plain), _) => Ok(app.secrets.seal(
                 &plain,
-                &Destination::seal_context(org_id, destination_id, field),
+                &Destination::credential_seal_context(org_id, destination_id, field, endpoint),
             )),
-            (None, Some(kept)) => Ok(kept.clone()),
+            (None, Some(kept)) if kept_endpoint.as_deref() == Some(endpoint) => Ok(kept.clone()),
+            (None, Some(_)) => Err(invalid(
+                field,
+                "is required when the destination's URL changes: a stored credential is bound to the URL it was given for",
+            )),
             (None, None) => Err(invalid(field, "is required")),
         }
     };
@@ -186,9 +197,10 @@ fn build_config(
                 Some(DestinationKind::SplunkHec(settings)) => Some(&settings.token),
                 _ => None,
             };
+            let token = seal("config.token", token, kept, &url)?;
             DestinationKind::SplunkHec(SplunkHecSettings {
                 url,
-                token: seal("config.token", token, kept)?,
+                token,
                 index,
                 source,
                 sourcetype,
@@ -218,10 +230,12 @@ fn build_config(
                 Some(DestinationKind::Datadog(settings)) => Some(&settings.api_key),
                 _ => None,
             };
+            let endpoint = DatadogSettings::endpoint(&site, url.as_deref());
+            let api_key = seal("config.api_key", api_key, kept, &endpoint)?;
             DestinationKind::Datadog(DatadogSettings {
                 site,
                 url,
-                api_key: seal("config.api_key", api_key, kept)?,
+                api_key,
                 service,
                 ddsource,
                 ddtags,
@@ -244,10 +258,11 @@ fn build_config(
                 Some(DestinationKind::Wazuh(settings)) => Some(&settings.password),
                 _ => None,
             };
+            let password = seal("config.password", password, kept, &url)?;
             DestinationKind::Wazuh(WazuhSettings {
                 url,
                 username,
-                password: seal("config.password", password, kept)?,
+                password,
                 requests_per_minute,
             })
         }

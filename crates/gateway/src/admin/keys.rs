@@ -22,7 +22,8 @@ use crate::error::{ApiError, ApiJson, ApiResult};
 pub struct CreateKey {
     /// The producing service, e.g. `billing-api`.
     pub name: String,
-    /// Categories it may publish (`*` = every non-internal category).
+    /// Categories it may publish (`*` = every category; internal ones cannot be named and
+    /// are never published by producers).
     pub categories: Vec<String>,
     /// Organizations it may publish for; absent = any.
     pub orgs: Option<Vec<String>>,
@@ -65,11 +66,25 @@ pub fn validate(app: &App, input: &CreateKey) -> ApiResult<()> {
         ));
     }
     for (index, category) in input.categories.iter().enumerate() {
-        if category != "*" && app.validator.catalogue().category(category).is_none() {
-            return Err(invalid(
-                format!("categories[{index}]"),
-                format!("unknown category `{category}`"),
-            ));
+        if category == "*" {
+            continue;
+        }
+        match app.validator.catalogue().category(category) {
+            None => {
+                return Err(invalid(
+                    format!("categories[{index}]"),
+                    format!("unknown category `{category}`"),
+                ));
+            }
+            Some(definition) if definition.internal => {
+                return Err(invalid(
+                    format!("categories[{index}]"),
+                    format!(
+                        "category `{category}` is internal: only the audit-log service itself writes it"
+                    ),
+                ));
+            }
+            Some(_) => {}
         }
     }
     if let Some(orgs) = &input.orgs {
@@ -91,6 +106,7 @@ pub async fn create_key(
     let (key_id, api_key, hash) = crate::auth::new_credential(PREFIX);
     let record = ProducerKeyRecord {
         key_id,
+        revision: 1,
         name: input.name,
         secret_sha256: hash,
         categories: input.categories,
@@ -143,6 +159,7 @@ pub async fn revoke(
     }
     let mut revoked = record.as_ref().clone();
     revoked.revoked_at = Some(OffsetDateTime::now_utc());
+    revoked.revision += 1;
     let updated = app
         .settings
         .put(&SettingsRecord::ProducerKey(revoked))

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use crate::App;
 use crate::auth::operator::{self, Operator};
 use crate::error::{ApiError, ApiResult};
-use crate::meta::{self, Meta};
+use crate::meta;
 
 /// Extracts an authenticated operator.
 #[derive(Debug)]
@@ -125,7 +125,9 @@ pub fn check_org_id(org_id: &str) -> ApiResult<()> {
 }
 
 /// The one read-modify-write path for organization settings: load (or create) the record,
-/// check `If-Match`, apply `change`, bump the revision, write, read back, record the audit event.
+/// check `If-Match`, apply `change`, bump the revision, write (compare-and-set on the
+/// revision: a concurrent change that won is a 412 and this one is not applied), read back,
+/// record the audit event.
 pub async fn update_org(
     app: &App,
     operator: &Operator,
@@ -159,7 +161,7 @@ pub async fn update_org(
         .ok_or_else(|| ApiError::Internal("settings write not visible".into()))?;
     tracing::info!(org_id, action = described.action, operator = %operator.name, revision = stored.revision, "settings changed");
 
-    let mut event = Meta::new(
+    let mut event = meta::event(
         org_id,
         described.action,
         meta::operator_actor(&operator.name),

@@ -40,19 +40,21 @@ impl Producer {
     }
 
     /// Whether this key may publish `event`; the error names the rule that refused it.
+    /// (Internal categories never reach this check: the validator refuses them to every
+    /// producer; a key naming one, from before that rule, still cannot publish it.)
     pub fn check_scope(&self, event: &AuditEvent, catalogue: &Catalogue) -> Result<(), String> {
         let record = &self.record;
-        let internal = catalogue
+        if catalogue
             .category(&event.category)
-            .is_some_and(|c| c.internal);
-        let named = record.categories.iter().any(|c| c == &event.category);
-        let wildcard = record.categories.iter().any(|c| c == "*");
-        if internal && !named {
+            .is_some_and(|c| c.internal)
+        {
             return Err(format!(
-                "category `{}` is internal to the platform; key `{}` must name it explicitly to publish it",
-                event.category, record.name
+                "category `{}` is internal: only the audit-log service itself writes it",
+                event.category
             ));
         }
+        let named = record.categories.iter().any(|c| c == &event.category);
+        let wildcard = record.categories.iter().any(|c| c == "*");
         if !(named || wildcard) {
             return Err(format!(
                 "key `{}` may publish categories [{}]; `{}` is not among them",

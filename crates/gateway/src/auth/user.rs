@@ -195,15 +195,22 @@ impl UserAuth {
         };
         let mut validation = Validation::new(header.alg);
         validation.leeway = self.config.leeway_secs;
-        validation.set_required_spec_claims(&["exp", "sub"]);
         validation.validate_nbf = true;
+        // Issuer and audience are required trust settings (`UserAuthConfig::validate`); only
+        // `local_development` leaves them unset.
+        let mut required = vec!["exp", "sub"];
         if let Some(issuer) = &self.config.issuer {
             validation.set_issuer(&[issuer]);
+            required.push("iss");
         }
         match &self.config.audience {
-            Some(audience) => validation.set_audience(&[audience]),
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
         let data = jsonwebtoken::decode::<Value>(token, key, &validation).map_err(|error| {
             use jsonwebtoken::errors::ErrorKind;
             match error.kind() {
@@ -296,22 +303,37 @@ fn parse_jwks(text: &str) -> anyhow::Result<HashMap<String, (Algorithm, Decoding
     Ok(keys)
 }
 
-/// Mints an HS256 token (the `gateway token mint` dev command and tests).
-pub fn mint_hs256(
-    secret: &str,
-    subject: &str,
-    org_id: &str,
-    role: &str,
-    ttl_secs: i64,
-    email: Option<&str>,
-) -> anyhow::Result<String> {
+/// What a minted token says.
+#[derive(Debug, Clone, Default)]
+pub struct MintClaims<'a> {
+    pub subject: &'a str,
+    pub org_id: &'a str,
+    pub role: &'a str,
+    pub ttl_secs: i64,
+    pub email: Option<&'a str>,
+    /// `iss`, when the gateway is configured with one.
+    pub issuer: Option<&'a str>,
+    /// `aud`, when the gateway is configured with one.
+    pub audience: Option<&'a str>,
+}
+
+/// Mints an HS256 token (the `gateway mint-token` dev command and tests).
+pub fn mint_hs256(secret: &str, claims: &MintClaims<'_>) -> anyhow::Result<String> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut claims = serde_json::json!({
-        "sub": subject, "org_id": org_id, "role": role, "iat": now, "exp": now + ttl_secs,
+    let mut body = serde_json::json!({
+        "sub": claims.subject, "org_id": claims.org_id, "role": claims.role,
+        "iat": now, "exp": now + claims.ttl_secs,
     });
-    if let Some(email) = email {
-        claims["email"] = Value::from(email);
+    for (name, value) in [
+        ("email", claims.email),
+        ("iss", claims.issuer),
+        ("aud", claims.audience),
+    ] {
+        if let Some(value) = value {
+            body[name] = Value::from(value);
+        }
     }
+    let claims = body;
     Ok(jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
@@ -326,12 +348,34 @@ mod tests {
     use super::*;
     use audit_runtime::Secret;
 
+    const SECRET: &str = "dev-secret-0123456789abcdef-0123456789";
+    const ISSUER: &str = "https://id.solarius.example";
+    const AUDIENCE: &str = "audit-logs";
+
     fn auth() -> UserAuth {
         let config = UserAuthConfig {
-            hs256_secret: Some(Secret::new("dev-secret".to_string())),
+            hs256_secret: Some(Secret::new(SECRET.to_string())),
+            issuer: Some(ISSUER.into()),
+            audience: Some(AUDIENCE.into()),
             ..UserAuthConfig::default()
         };
         UserAuth::new(&config).expect("auth")
+    }
+
+    fn mint(secret: &str, org_id: &str, role: &str, ttl_secs: i64) -> String {
+        mint_hs256(
+            secret,
+            &MintClaims {
+                subject: "u1",
+                org_id,
+                role,
+                ttl_secs,
+                issuer: Some(ISSUER),
+                audience: Some(AUDIENCE),
+                ..MintClaims::default()
+            },
+        )
+        .expect("token")
     }
 
     fn headers(token: &str) -> HeaderMap {
@@ -354,7 +398,7 @@ mod tests {
     #[test]
     fn owner_admin_member_and_other_org() {
         for role in ["owner", "admin"] {
-            let token = mint_hs256("dev-secret", "u1", "org_a", role, 60, None).expect("token");
+            let token = mint(SECRET, "org_a", role, 60);
             let reader = reader(&token).expect("reader");
             assert!(reader.authorize("org_a").is_ok());
             assert!(matches!(
@@ -362,7 +406,7 @@ mod tests {
                 Err(ApiError::NotFound(_))
             ));
         }
-        let member = mint_hs256("dev-secret", "u1", "org_a", "member", 60, None).expect("token");
+        let member = mint(SECRET, "org_a", "member", 60);
         assert!(matches!(
             reader(&member).expect("reader").authorize("org_a"),
             Err(ApiError::Forbidden(_))
@@ -371,11 +415,16 @@ mod tests {
 
     #[test]
     fn expired_forged_and_malformed_tokens_are_401() {
-        let expired = mint_hs256("dev-secret", "u1", "org_a", "owner", -3600, None).expect("token");
+        let expired = mint(SECRET, "org_a", "owner", -3600);
         assert!(
             matches!(reader(&expired), Err(ApiError::Unauthorized(m)) if m.contains("expired"))
         );
-        let forged = mint_hs256("other-secret", "u1", "org_a", "owner", 60, None).expect("token");
+        let forged = mint(
+            "other-secret-0123456789abcdef-0123456789",
+            "org_a",
+            "owner",
+            60,
+        );
         assert!(
             matches!(reader(&forged), Err(ApiError::Unauthorized(m)) if m.contains("signature"))
         );
@@ -387,8 +436,58 @@ mod tests {
             reader("at_000000000000_xxxxxxxxxxxxxxxxxxxx"),
             Err(ApiError::Unauthorized(_))
         ));
-        let no_role =
-            mint_hs256("dev-secret", "u1", "org_a", "superuser", 60, None).expect("token");
+        let no_role = mint(SECRET, "org_a", "superuser", 60);
         assert!(matches!(reader(&no_role), Err(ApiError::Unauthorized(_))));
+    }
+
+    #[test]
+    fn another_applications_tokens_are_refused() {
+        // Same identity provider key, right org and role claims, wrong iss or aud (or none).
+        let base = MintClaims {
+            subject: "u1",
+            org_id: "org_a",
+            role: "owner",
+            ttl_secs: 60,
+            issuer: Some(ISSUER),
+            audience: Some(AUDIENCE),
+            ..MintClaims::default()
+        };
+        for (claims, reason) in [
+            (
+                MintClaims {
+                    audience: Some("billing-portal"),
+                    ..base.clone()
+                },
+                "audience",
+            ),
+            (
+                MintClaims {
+                    audience: None,
+                    ..base.clone()
+                },
+                "aud",
+            ),
+            (
+                MintClaims {
+                    issuer: Some("https://evil.example"),
+                    ..base.clone()
+                },
+                "issuer",
+            ),
+            (
+                MintClaims {
+                    issuer: None,
+                    ..base.clone()
+                },
+                "iss",
+            ),
+        ] {
+            let token = mint_hs256(SECRET, &claims).expect("token");
+            assert!(
+                matches!(reader(&token), Err(ApiError::Unauthorized(m)) if m.contains(reason)),
+                "{reason}"
+            );
+        }
+        assert!(reader(&mint_hs256(SECRET, &base).expect("token")).is_ok());
     }
 }

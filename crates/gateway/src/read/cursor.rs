@@ -1,6 +1,8 @@
 //! Opaque, signed cursors. A cursor is `base64url(position) . base64url(HMAC)`, the MAC
 //! binding it to its kind and organization: a forged or altered cursor is a 400, and a cursor
-//! of one organization is useless in another.
+//! of one organization is useless in another. The tag is the first [`TAG_BYTES`] bytes of the
+//! HMAC and must be given whole: a shorter tag is refused (a one-byte tag would let one forged
+//! cursor in 256 through).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,6 +29,9 @@ impl CursorKind {
         }
     }
 }
+
+/// Bytes of the HMAC kept in a cursor (128 bits).
+pub const TAG_BYTES: usize = 16;
 
 /// Signs and checks cursors with one key.
 #[derive(Clone)]
@@ -63,7 +68,7 @@ impl CursorCodec {
         format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(&payload),
-            URL_SAFE_NO_PAD.encode(&tag[..16])
+            URL_SAFE_NO_PAD.encode(&tag[..TAG_BYTES])
         )
     }
 
@@ -87,6 +92,10 @@ impl CursorCodec {
         let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?;
         let payload = String::from_utf8(payload).map_err(|_| invalid())?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| invalid())?;
+        if tag.len() != TAG_BYTES {
+            return Err(invalid());
+        }
+        // Constant-time comparison of the leftmost TAG_BYTES bytes, all of them given.
         self.mac(kind, org_id, &payload)
             .verify_truncated_left(&tag)
             .map_err(|_| invalid())?;
@@ -141,6 +150,46 @@ mod tests {
                 .decode(CursorKind::Page, "org_a", "cursor", &forged)
                 .is_err()
         );
+        // Truncated tags of every length are refused, even when they are a prefix of the
+        // right one (the forgery of issue 14: a one-byte tag matched 1 time in 256).
+        let (payload, tag) = cursor.split_once('.').expect("dot");
+        let tag = URL_SAFE_NO_PAD.decode(tag).expect("tag");
+        assert_eq!(tag.len(), TAG_BYTES);
+        for length in 0..TAG_BYTES {
+            let truncated = format!("{payload}.{}", URL_SAFE_NO_PAD.encode(&tag[..length]));
+            assert!(
+                codec
+                    .decode(CursorKind::Page, "org_a", "cursor", &truncated)
+                    .is_err(),
+                "a {length}-byte prefix of the right tag"
+            );
+        }
+        // Longer than the tag (the full HMAC, or the tag plus junk) is refused too.
+        let full = codec
+            .mac(
+                CursorKind::Page,
+                "org_a",
+                &String::from_utf8(URL_SAFE_NO_PAD.decode(payload).expect("payload"))
+                    .expect("utf-8"),
+            )
+            .finalize()
+            .into_bytes();
+        let longer = format!("{payload}.{}", URL_SAFE_NO_PAD.encode(full));
+        assert!(
+            codec
+                .decode(CursorKind::Page, "org_a", "cursor", &longer)
+                .is_err()
+        );
+        // Every one-byte tag for a forged position: none passes.
+        let forged_payload = URL_SAFE_NO_PAD.encode(format!("0:{id}"));
+        for byte in 0..=255u8 {
+            let one_byte = format!("{forged_payload}.{}", URL_SAFE_NO_PAD.encode([byte]));
+            assert!(
+                codec
+                    .decode(CursorKind::Page, "org_a", "cursor", &one_byte)
+                    .is_err()
+            );
+        }
         for junk in ["", ".", "abc", "a.b.c", "%%%", &"x".repeat(1000)] {
             assert!(
                 codec

@@ -20,7 +20,7 @@ use super::ReaderAuth;
 use super::params;
 use crate::App;
 use crate::error::ApiResult;
-use crate::meta::{self, Meta};
+use crate::meta;
 
 pub async fn export(
     State(app): State<Arc<App>>,
@@ -44,7 +44,7 @@ pub async fn export(
     };
 
     // The audit trail first: no export leaves without being recorded.
-    let mut event = Meta::new(&org_id, "audit_log.exported", reader.actor(), &headers)
+    let mut event = meta::event(&org_id, "audit_log.exported", reader.actor(), &headers)
         .meta("format", extension);
     for (name, value) in &params.described {
         event = event.meta(&format!("filter.{name}"), value.clone());

@@ -35,7 +35,7 @@ use self::cursor::CursorKind;
 use crate::App;
 use crate::auth::user::Reader;
 use crate::error::{ApiError, ApiResult};
-use crate::meta::{self, Meta};
+use crate::meta;
 
 /// How often viewing the log is recorded per reader and organization.
 const VIEW_RECORD_INTERVAL: Duration = Duration::from_secs(600);
@@ -121,7 +121,7 @@ async fn record_view(
             return Ok(());
         }
     }
-    let mut event = Meta::new(org_id, "audit_log.viewed", reader.actor(), headers);
+    let mut event = meta::event(org_id, "audit_log.viewed", reader.actor(), headers);
     for (name, value) in described {
         event = event.meta(&format!("filter.{name}"), value.clone());
     }

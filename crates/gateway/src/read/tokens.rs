@@ -1,6 +1,10 @@
 //! Enterprise read-only API tokens (`at_<id>_<secret>`): created, listed and revoked by the
 //! organization's Owners and Admins, shown once, stored as SHA-256, accepted by the query,
 //! export and feed APIs of that organization only.
+//!
+//! Creating or revoking a token is recorded in the organization's log *before* the change is
+//! made, as reads are: when the record cannot be written, nothing changes (503) — no token
+//! ever exists, or stops existing, without the log saying so.
 
 use std::sync::Arc;
 
@@ -18,7 +22,7 @@ use crate::App;
 use crate::admin::destinations::rfc3339;
 use crate::auth::user::API_TOKEN_PREFIX;
 use crate::error::{ApiError, ApiJson, ApiResult};
-use crate::meta::{self, Meta};
+use crate::meta;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +73,7 @@ pub async fn create(
     let (token_id, token, hash) = crate::auth::new_credential(API_TOKEN_PREFIX);
     let record = ApiTokenRecord {
         token_id: token_id.clone(),
+        revision: 1,
         org_id: org_id.clone(),
         name: name.to_string(),
         secret_sha256: hash,
@@ -76,12 +81,9 @@ pub async fn create(
         created_by: reader.subject.clone(),
         revoked_at: None,
     };
-    app.settings
-        .put(&SettingsRecord::ApiToken(record.clone()))
-        .await?;
     meta::record(
         &app,
-        Meta::new(
+        meta::event(
             &org_id,
             "audit_log.api_token.created",
             reader.actor(),
@@ -90,6 +92,9 @@ pub async fn create(
         .target("api_token", &token_id, Some(name)),
     )
     .await?;
+    app.settings
+        .put(&SettingsRecord::ApiToken(record.clone()))
+        .await?;
     let mut body = view(&record);
     body["token"] = json!(token);
     body["note"] = json!("store this token now: it is shown only once");
@@ -132,11 +137,11 @@ pub async fn revoke(
     }
     let mut revoked = record.as_ref().clone();
     revoked.revoked_at = Some(OffsetDateTime::now_utc());
+    revoked.revision += 1;
     let name = revoked.name.clone();
-    let updated = app.settings.put(&SettingsRecord::ApiToken(revoked)).await?;
     meta::record(
         &app,
-        Meta::new(
+        meta::event(
             &org_id,
             "audit_log.api_token.revoked",
             reader.actor(),
@@ -145,6 +150,7 @@ pub async fn revoke(
         .target("api_token", &token_id, Some(&name)),
     )
     .await?;
+    let updated = app.settings.put(&SettingsRecord::ApiToken(revoked)).await?;
     let record = updated
         .api_tokens
         .get(&token_id)

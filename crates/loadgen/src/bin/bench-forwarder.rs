@@ -35,7 +35,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::{Value, json};
 
@@ -247,30 +247,8 @@ fn producer(brokers: &str) -> Result<FutureProducer> {
 /// The headers the gateway puts on what it publishes: with its integrity tag when `key` is
 /// given (events it validated), without for a direct producer's events.
 fn headers(payload: &str, key: Option<&IntegrityKey>) -> OwnedHeaders {
-    let headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "content-type",
-            value: Some("application/json"),
-        })
-        .insert(Header {
-            key: "schema-version",
-            value: Some("1"),
-        });
-    match key {
-        Some(key) => {
-            let tag = key.tag(payload.as_bytes());
-            headers
-                .insert(Header {
-                    key: "producer",
-                    value: Some("loadgen"),
-                })
-                .insert(Header {
-                    key: integrity::HEADER,
-                    value: Some(tag.as_str()),
-                })
-        }
-        None => headers,
-    }
+    let tag = key.map(|key| key.tag(integrity::Signer::Gateway, payload.as_bytes()));
+    audit_kafka::event_headers("loadgen", tag.as_deref())
 }
 
 fn occurred_at_now() -> String {
@@ -290,6 +268,10 @@ fn send(
 ) -> Result<String> {
     let mut event = generated_event(org, n, &occurred_at_now());
     event["received_at"] = json!(occurred_at_now());
+    if key.is_some() {
+        // What the gateway writes: its tag proves this provenance.
+        event["provenance"] = json!("gateway");
+    }
     let id = event["id"].as_str().unwrap_or_default().to_string();
     let payload = event.to_string();
     loop {
@@ -320,8 +302,13 @@ async fn provision(
     hung_webhook_url: &str,
 ) -> Result<HashMap<&'static str, String>> {
     let port = free_port()?;
+    let ops_port = free_port()?;
     let env = vec![
         ("GATEWAY__KAFKA__BROKERS".to_string(), cli.brokers.clone()),
+        (
+            "GATEWAY__OPS__LISTEN".to_string(),
+            format!("127.0.0.1:{ops_port}"),
+        ),
         (
             "GATEWAY__TOPICS__EVENTS".to_string(),
             format!("{}.gateway.events", topics.prefix),
@@ -352,7 +339,12 @@ async fn provision(
         Path::new(&format!("/tmp/{}-gateway.log", topics.prefix)),
     )?;
     let base = format!("http://127.0.0.1:{port}");
-    wait_ready(http, &format!("{base}/readyz"), &mut gateway).await?;
+    wait_ready(
+        http,
+        &format!("http://127.0.0.1:{ops_port}/readyz"),
+        &mut gateway,
+    )
+    .await?;
     let admin = |method: reqwest::Method, path: String, body: Value| {
         let request = http
             .request(method, format!("{base}{path}"))

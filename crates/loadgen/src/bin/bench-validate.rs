@@ -23,10 +23,13 @@ fn main() -> anyhow::Result<()> {
     let count = 200_000;
     let started = Instant::now();
     for n in 0..count {
+        let now = time::OffsetDateTime::now_utc();
         let arrival = Arrival {
-            now: time::OffsetDateTime::now_utc(),
-            received_at: None,
+            now,
+            received_at: now,
             fallback_id: uuid::Uuid::nil(),
+            provenance: audit_core::Provenance::Kafka,
+            verified_source: None,
         };
         let valid = validator
             .validate_bytes(&payloads[n % payloads.len()], arrival)

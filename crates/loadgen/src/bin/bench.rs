@@ -497,8 +497,15 @@ async fn prefill(
     let at = now_rfc3339();
     for n in 0..count {
         let org = format!("org_{:04}", n % 1000);
-        let payload = generated_event(&org, n, &at).to_string();
-        let tag = integrity.map(|key| key.tag(payload.as_bytes()));
+        let mut event = generated_event(&org, n, &at);
+        if integrity.is_some() {
+            // What the gateway writes: its tag proves this provenance.
+            event["received_at"] = serde_json::json!(at);
+            event["provenance"] = serde_json::json!("gateway");
+        }
+        let payload = event.to_string();
+        let tag = integrity
+            .map(|key| key.tag(audit_core::integrity::Signer::Gateway, payload.as_bytes()));
         loop {
             let mut record = FutureRecord::to(topic).key(&org).payload(&payload);
             if let Some(tag) = &tag {

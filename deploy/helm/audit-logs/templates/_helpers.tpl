@@ -70,15 +70,23 @@ differs between deployments is an override of the service's TOML config
   value: /etc/audit-logs/{{ $service }}.toml
 - name: {{ $prefix }}__KAFKA__BROKERS
   value: {{ $values.kafka.brokers | quote }}
-{{- with $values.kafka.properties }}
+{{- $principal := index (default dict $values.kafka.principals) $service | default dict }}
+{{- $properties := merge (dict) ($values.kafka.properties | default dict) }}
+{{- if $principal.username }}
+{{- $_ := set $properties "sasl.username" $principal.username }}
+{{- end }}
+{{- with $properties }}
 - name: {{ $prefix }}__KAFKA__PROPERTIES
   value: {{ include "audit-logs.tomlTable" . | quote }}
 {{- end }}
-{{- if $values.kafka.saslPasswordKey }}
-{{ include "audit-logs.secretEnv" (dict "root" $root "name" "KAFKA_SASL_PASSWORD" "key" $values.kafka.saslPasswordKey) }}
+{{- $passwordKey := default $values.kafka.saslPasswordKey $principal.passwordKey }}
+{{- if $passwordKey }}
+{{ include "audit-logs.secretEnv" (dict "root" $root "name" "KAFKA_SASL_PASSWORD" "key" $passwordKey) }}
 - name: {{ $prefix }}__KAFKA__SECRET_PROPERTIES
   value: '{"sasl.password"="$(KAFKA_SASL_PASSWORD)"}'
 {{- end }}
+{{ include "audit-logs.secretEnv" (dict "root" $root "name" (printf "%s__TOPICS__INTEGRITY_KEY" $prefix) "key" $values.secrets.keys.integrityKey) }}
+{{ include "audit-logs.secretEnv" (dict "root" $root "name" (printf "%s__TOPICS__SETTINGS_KEYS" $prefix) "key" $values.secrets.keys.settingsKeys) }}
 - name: {{ $prefix }}__TOPICS__CREATE
   value: {{ $values.topics.create | quote }}
 - name: {{ $prefix }}__TOPICS__EVENTS_PARTITIONS
@@ -92,6 +100,12 @@ differs between deployments is an override of the service's TOML config
   value: {{ $values.clickhouse.database | quote }}
 {{- end }}
 {{- if eq $service "gateway" }}
+- name: GATEWAY__OPS__LISTEN
+  value: {{ printf "0.0.0.0:%v" $values.gateway.opsPort | quote }}
+- name: GATEWAY__AUTH__ISSUER
+  value: {{ required "gateway.auth.issuer is required" $values.gateway.auth.issuer | quote }}
+- name: GATEWAY__AUTH__AUDIENCE
+  value: {{ required "gateway.auth.audience is required" $values.gateway.auth.audience | quote }}
 - name: GATEWAY__CLICKHOUSE__USER
   value: {{ $values.clickhouse.readerUser | quote }}
 {{ include "audit-logs.secretEnv" (dict "root" $root "name" "GATEWAY__CLICKHOUSE__PASSWORD" "key" $values.secrets.keys.clickhouseReaderPassword) }}

@@ -1179,6 +1179,30 @@ function copyButton(text, label) {
   });
 }
 
+// How an event reached the log (server-owned `provenance`): whether the platform wrote it,
+// and whether its `source` was verified (a producer key over HTTP) or only claimed (a
+// producer writing straight to Kafka). Events stored before the field existed have none.
+const PROVENANCE = {
+  system: { text: 'Written by the audit log', title: 'Recorded by the audit-log service itself; no producer can write these events' },
+  gateway: { text: 'Verified producer', title: 'Published with a producer key over the API: the source is that key' },
+  kafka: { text: 'Source claimed', title: 'Produced straight to Kafka: the source is what the producer claimed, not verified' },
+};
+
+function provenanceTag(provenance) {
+  const known = PROVENANCE[provenance];
+  return known ? h('span', { class: 'tag', title: known.title, text: known.text }) : null;
+}
+
+function sourceText(event) {
+  return event.provenance === 'kafka' ? `${event.source} (claimed)` : event.source;
+}
+
+function sourceTitle(provenance) {
+  return provenance === 'kafka'
+    ? 'Source as claimed by a producer writing straight to Kafka (not verified)'
+    : 'Source (the producer that published it)';
+}
+
 function renderDetail(event) {
   state.detailEvent = event;
   const category = h('span', { class: `cat-chip hue-${hueOf(event.category)}` }, h('span', { class: 'dot', 'aria-hidden': 'true' }), humanize(event.category));
@@ -1189,7 +1213,8 @@ function renderDetail(event) {
   const failed = event.outcome === 'failure';
   setChildren($('detail-badges'),
     h('span', { class: `badge ${failed ? 'badge-failure' : 'badge-success'}`, text: failed ? 'Failure' : 'Success' }),
-    event.source ? h('span', { class: 'tag mono', title: 'Source (the producer that published it)', text: event.source }) : null,
+    event.source ? h('span', { class: 'tag mono', title: sourceTitle(event.provenance), text: sourceText(event) }) : null,
+    provenanceTag(event.provenance),
     event.version !== undefined ? h('span', { class: 'tag', text: `Schema v${event.version}` }) : null,
   );
 

@@ -1,7 +1,7 @@
 -- Tamper evidence (docs/integrity.md), replicated layout: the same two tables as the single-node
--- migration 0002, replicated on every node of each shard and sharded by organization like the
+-- migration 0003, replicated on every node of each shard and sharded by organization like the
 -- events (cityHash64(org_id)), so an organization's digests and leaves live beside its events.
--- See migrations/0002_integrity.sql for what the columns mean and why the engine replaces.
+-- See migrations/0003_integrity.sql for what the columns mean and why the engine replaces.
 CREATE TABLE IF NOT EXISTS {database}.integrity_digests_local ON CLUSTER '{cluster}'
 (
     org_id          LowCardinality(String),
