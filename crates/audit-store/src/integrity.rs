@@ -55,7 +55,10 @@ impl Store {
     pub async fn insert_seal(&self, digests: &[DigestRow], leaves: &[LeafRow]) -> Result<()> {
         self.timed(async {
             if !digests.is_empty() {
-                let mut insert = self.client().insert::<DigestRow>("integrity_digests").await?;
+                let mut insert = self
+                    .client()
+                    .insert::<DigestRow>("integrity_digests")
+                    .await?;
                 for digest in digests {
                     insert.write(digest).await?;
                 }
@@ -120,7 +123,12 @@ impl Store {
     }
 
     /// An organization's digests `first..=last` (by `seq`).
-    pub async fn digests_between(&self, org_id: &str, first: u64, last: u64) -> Result<Vec<DigestRow>> {
+    pub async fn digests_between(
+        &self,
+        org_id: &str,
+        first: u64,
+        last: u64,
+    ) -> Result<Vec<DigestRow>> {
         let query = format!(
             "SELECT {DIGEST_COLUMNS} FROM integrity_digests FINAL \
              WHERE org_id = {{org:String}} AND seq BETWEEN {{first:UInt64}} AND {{last:UInt64}} ORDER BY seq"
@@ -139,7 +147,12 @@ impl Store {
     }
 
     /// The leaves of the digests `(seq, hash)` of an organization, in window and leaf order.
-    pub async fn leaves_of(&self, org_id: &str, first_seq: u64, last_seq: u64) -> Result<Vec<LeafRow>> {
+    pub async fn leaves_of(
+        &self,
+        org_id: &str,
+        first_seq: u64,
+        last_seq: u64,
+    ) -> Result<Vec<LeafRow>> {
         self.timed(async {
             Ok(self
                 .client()
@@ -179,6 +192,33 @@ impl Store {
                 .param("since", crate::query::datetime_param(since))
                 .param("until", crate::query::datetime_param(until))
                 .param("limit", limit)
+                .fetch_all()
+                .await?)
+        })
+        .await
+    }
+
+    /// Ids of the organization's rows in `[since, until)` indexed after `after`: newer than the
+    /// newest seal, so not in a window yet.
+    pub async fn indexed_after(
+        &self,
+        org_id: &str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        after: OffsetDateTime,
+    ) -> Result<Vec<String>> {
+        self.timed(async {
+            Ok(self
+                .client()
+                .query(
+                    "SELECT toString(id) FROM events FINAL WHERE org_id = {org:String} \
+                     AND occurred_at >= {since:DateTime64(3, 'UTC')} AND occurred_at < {until:DateTime64(3, 'UTC')} \
+                     AND indexed_at > {after:DateTime64(3, 'UTC')}",
+                )
+                .param("org", org_id)
+                .param("since", crate::query::datetime_param(since))
+                .param("until", crate::query::datetime_param(until))
+                .param("after", crate::query::datetime_param(after))
                 .fetch_all()
                 .await?)
         })

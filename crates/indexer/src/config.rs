@@ -221,9 +221,8 @@ impl IntegrityConfig {
             .iter()
             .map(|key| key.expose().as_str())
             .collect();
-        audit_integrity::SigningKeys::parse(&entries).map_err(|error| {
-            ConfigError::invalid("integrity.signing_keys", error.to_string())
-        })
+        audit_integrity::SigningKeys::parse(&entries)
+            .map_err(|error| ConfigError::invalid("integrity.signing_keys", error.to_string()))
     }
 }
 

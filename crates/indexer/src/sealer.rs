@@ -155,8 +155,18 @@ impl Sealer {
                 tracing::error!(org = %digest.org_id, seq = digest.seq, "stored digest has a malformed hash; its chain restarts from it regardless");
                 continue;
             };
-            chains.boundary = Some(chains.boundary.map_or(digest.end_offset, |b| b.max(digest.end_offset)));
-            chains.heads.insert(digest.org_id.clone(), Head { seq: digest.seq, hash });
+            chains.boundary = Some(
+                chains
+                    .boundary
+                    .map_or(digest.end_offset, |b| b.max(digest.end_offset)),
+            );
+            chains.heads.insert(
+                digest.org_id.clone(),
+                Head {
+                    seq: digest.seq,
+                    hash,
+                },
+            );
         }
         // A crash may have come between ClickHouse and Kafka: publish the heads again
         // (duplicates of a digest are identical, readers keep one).
@@ -173,7 +183,8 @@ impl Sealer {
     pub async fn seal(&mut self, now: OffsetDateTime) -> Vec<(i32, i64)> {
         let owned = self.shared.begin_seal();
         // Chains of partitions given away: their open leaves are re-read by the next owner.
-        self.partitions.retain(|partition, _| owned.contains(partition));
+        self.partitions
+            .retain(|partition, _| owned.contains(partition));
         let mut sealed = Vec::new();
         let partitions: Vec<i32> = self.partitions.keys().copied().collect();
         for partition in partitions {
@@ -190,7 +201,11 @@ impl Sealer {
         sealed
     }
 
-    async fn seal_partition(&mut self, partition: i32, now: OffsetDateTime) -> Result<Option<i64>, String> {
+    async fn seal_partition(
+        &mut self,
+        partition: i32,
+        now: OffsetDateTime,
+    ) -> Result<Option<i64>, String> {
         let seal = match self.prepare(partition, now) {
             Some(seal) => seal,
             None => return Ok(None),
@@ -219,7 +234,12 @@ impl Sealer {
         }
         let start = chains.boundary.or(chains.first_offset)?;
         let end = chains.written_to.unwrap_or(start).max(start);
-        let mut orgs: Vec<String> = chains.heads.keys().chain(chains.open.keys()).cloned().collect();
+        let mut orgs: Vec<String> = chains
+            .heads
+            .keys()
+            .chain(chains.open.keys())
+            .cloned()
+            .collect();
         orgs.sort_unstable();
         orgs.dedup();
         if orgs.is_empty() {
@@ -245,7 +265,9 @@ impl Sealer {
                 sealed_at: now,
                 count: hashes.len() as u64,
                 root: root(&hashes),
-                retention_days: self.plans.retention_days(settings.org(&org).map(AsRef::as_ref)),
+                retention_days: self
+                    .plans
+                    .retention_days(settings.org(&org).map(AsRef::as_ref)),
                 org_id: org.clone(),
             };
             let signed = SignedDigest::sign(&note, key);
@@ -276,7 +298,13 @@ impl Sealer {
                 key_id: signed.key_id,
                 signature: signed.signature,
             });
-            seal.heads.push((org, Head { seq: note.seq, hash }));
+            seal.heads.push((
+                org,
+                Head {
+                    seq: note.seq,
+                    hash,
+                },
+            ));
         }
         chains.pending = Some(seal.clone());
         Some(seal)
@@ -299,8 +327,9 @@ impl Sealer {
             let topic = self.topic.clone();
             let key = digest.org_id.clone();
             deliveries.push(async move {
-                let record: FutureRecord<'_, str, [u8]> =
-                    FutureRecord::to(&topic).key(key.as_str()).payload(payload.as_slice());
+                let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&topic)
+                    .key(key.as_str())
+                    .payload(payload.as_slice());
                 producer
                     .send(record, Duration::from_secs(30))
                     .await

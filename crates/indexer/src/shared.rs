@@ -231,7 +231,12 @@ impl Shared {
             let entry = acked.entry(*partition).or_insert(next);
             *entry = (*entry).max(next);
         }
-        let partitions: Vec<i32> = batch.ranges.keys().filter(|p| owned.contains(p)).copied().collect();
+        let partitions: Vec<i32> = batch
+            .ranges
+            .keys()
+            .filter(|p| owned.contains(p))
+            .copied()
+            .collect();
         drop(acked);
         drop(owned);
         let list = self.acked_offsets(&partitions);
@@ -427,7 +432,9 @@ impl Shared {
             .wait_timeout_while(gate, self.drain_timeout, |sealing| *sealing)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if waited.timed_out() {
-            tracing::warn!("a seal still runs after the drain timeout; releasing partitions anyway");
+            tracing::warn!(
+                "a seal still runs after the drain timeout; releasing partitions anyway"
+            );
         }
         let mut owned = lock(&self.owned);
         let mut acked = lock(&self.acked);

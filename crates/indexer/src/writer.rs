@@ -259,7 +259,11 @@ impl Writer {
                 Ok(key) => {
                     open.written.count(row);
                     if self.sealer.is_some() {
-                        open.written.leaf(*partition, &row.org_id, OpenLeaf::new(*offset, &row.json, key));
+                        open.written.leaf(
+                            *partition,
+                            &row.org_id,
+                            OpenLeaf::new(*offset, &row.json, key),
+                        );
                     }
                 }
                 Err(reason) => open.written.rejected.push(dead(reason)),
@@ -336,10 +340,20 @@ impl Writer {
     /// A batch was stored (or its only row dead-lettered): leaves to the sealer, dead letters,
     /// then offsets. False when the sealer could not take the leaves (its chains could not be
     /// loaded): the batch is then re-read like a failed one, so no leaf is ever lost.
-    async fn written(&self, batch: Batch, mut written: Written, failures: &mut Option<ExponentialBackoff>) -> bool {
+    async fn written(
+        &self,
+        batch: Batch,
+        mut written: Written,
+        failures: &mut Option<ExponentialBackoff>,
+    ) -> bool {
         if let Some(sealer) = &self.sealer {
             let leaves = std::mem::take(&mut written.leaves);
-            if let Err(error) = sealer.lock().await.batch_written(&batch.ranges, leaves).await {
+            if let Err(error) = sealer
+                .lock()
+                .await
+                .batch_written(&batch.ranges, leaves)
+                .await
+            {
                 self.shared.batch_abandoned();
                 self.failed(&format!("loading integrity chains: {error}"), failures);
                 return false;

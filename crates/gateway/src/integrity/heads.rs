@@ -76,7 +76,10 @@ impl PublishedHeads {
                 metrics::counter!("gateway_digests_unreadable_total").increment(1);
                 continue;
             };
-            let mut heads = self.heads.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut heads = self
+                .heads
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             let newer = heads
                 .get(&digest.org_id)
                 .is_none_or(|known| digest.seq >= known.seq);

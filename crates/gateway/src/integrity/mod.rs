@@ -39,6 +39,9 @@ use crate::read::ReaderAuth;
 /// Events cannot be indexed before they occur (minus the allowed clock skew): windows sealed
 /// this long before `since` cannot hold events of the range.
 const SKEW: time::Duration = time::Duration::minutes(5);
+/// How long a written batch may take to reach the sealer after ClickHouse stamped its rows'
+/// `indexed_at`: rows this close to the newest seal may be in the next window.
+const IN_FLIGHT: time::Duration = time::Duration::seconds(30);
 /// Most digests one request returns.
 const MAX_DIGESTS: u64 = 100_000;
 
@@ -98,9 +101,9 @@ impl RangeParams {
 }
 
 fn enabled(app: &App) -> ApiResult<&Integrity> {
-    app.integrity
-        .as_ref()
-        .ok_or_else(|| ApiError::NotFound("tamper evidence is not enabled on this deployment".into()))
+    app.integrity.as_ref().ok_or_else(|| {
+        ApiError::NotFound("tamper evidence is not enabled on this deployment".into())
+    })
 }
 
 async fn keys(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> {
@@ -117,7 +120,10 @@ async fn digests(
     reader.authorize(&org_id)?;
     enabled(&app)?;
     let range = params.range(OffsetDateTime::now_utc())?;
-    let rows = app.store.digests_since(&org_id, range.since, MAX_DIGESTS).await?;
+    let rows = app
+        .store
+        .digests_since(&org_id, range.since, MAX_DIGESTS)
+        .await?;
     let digests: Vec<SignedDigest> = rows
         .iter()
         .filter(|row| row.sealed_at < range.until)
@@ -136,7 +142,11 @@ async fn proof(
     let id = Uuid::parse_str(&event_id)
         .map_err(|_| ApiError::bad_request("event_id", "must be a UUID"))?;
     let not_sealed = || ApiError::NotFound(format!("event `{id}` is not in a sealed window (yet)"));
-    let seq = app.store.window_of_event(&org_id, id).await?.ok_or_else(not_sealed)?;
+    let seq = app
+        .store
+        .window_of_event(&org_id, id)
+        .await?
+        .ok_or_else(not_sealed)?;
     let windows = load_windows(&app, &org_id, seq, seq).await?;
     let window = windows.into_iter().next().ok_or_else(not_sealed)?;
     let leaves: Vec<audit_integrity::Hash> = window.leaves.iter().map(|leaf| leaf.leaf).collect();
@@ -193,7 +203,10 @@ async fn verify(
     if rows.len() as u64 > integrity.max_events {
         return Err(ApiError::bad_request(
             "since",
-            format!("the range holds more than {} events; verify a narrower range", integrity.max_events),
+            format!(
+                "the range holds more than {} events; verify a narrower range",
+                integrity.max_events
+            ),
         ));
     }
     let external = integrity.heads.head(&org_id);
@@ -209,21 +222,30 @@ async fn verify(
     };
     let events: Vec<StoredEvent> = rows
         .iter()
-        .map(|row| StoredEvent { raw: row.raw.as_bytes().to_vec() })
+        .map(|row| StoredEvent {
+            raw: row.raw.as_bytes().to_vec(),
+        })
         .collect();
     let mut report = check::check(&scope, &windows, &events, &integrity.keys);
     report.findings.extend(columns_altered(&rows));
-    // Events indexed after the newest seal are not in a window yet: not a deletion.
-    let unsealed_since = report.sealed_until.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    // Rows indexed after the newest seal (less the time a batch takes to reach the sealer)
+    // are not in a window yet: not insertions, the range is only "not yet sealed".
+    let sealed_until = report.sealed_until.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let unsealed: std::collections::HashSet<String> = app
+        .store
+        .indexed_after(&org_id, range.since, range.until, sealed_until - IN_FLIGHT)
+        .await?
+        .into_iter()
+        .collect();
     report.findings.retain(|finding| {
         !(matches!(finding.kind, check::FindingKind::Inserted)
-            && rows.iter().any(|row| {
-                finding.event_id.as_deref() == Some(row.id.to_string().as_str())
-                    && row.received_at >= unsealed_since - SKEW
-            }))
+            && finding
+                .event_id
+                .as_ref()
+                .is_some_and(|id| unsealed.contains(id)))
     });
     report.intact = report.findings.is_empty();
-    let newest_unsealed = rows.iter().any(|row| row.received_at >= unsealed_since);
+    let newest_unsealed = !unsealed.is_empty();
     let state = match (report.intact, newest_unsealed) {
         (false, _) => "problems",
         (true, true) => "not_yet_sealed",
@@ -279,7 +301,10 @@ async fn bundle(
 /// The windows that can hold events of the range: from the first sealed at `since - SKEW`
 /// to the newest.
 async fn windows_for(app: &App, org_id: &str, range: Range) -> ApiResult<Vec<Window>> {
-    let digests = app.store.digests_since(org_id, range.since - SKEW, MAX_DIGESTS).await?;
+    let digests = app
+        .store
+        .digests_since(org_id, range.since - SKEW, MAX_DIGESTS)
+        .await?;
     let (Some(first), Some(last)) = (digests.first(), digests.last()) else {
         return Ok(Vec::new());
     };
@@ -337,13 +362,21 @@ fn columns_altered(rows: &[audit_store::EventRow]) -> Vec<check::Finding> {
         let Ok(event) = serde_json::from_str::<audit_core::AuditEvent>(&row.raw) else {
             continue; // reported as altered/inserted by its bytes
         };
-        let derived = audit_store::EventRow::from_event(&event, row.raw.as_bytes(), row.retention_days, row.received_at);
+        let derived = audit_store::EventRow::from_event(
+            &event,
+            row.raw.as_bytes(),
+            row.retention_days,
+            row.received_at,
+        );
         if &derived != row {
             findings.push(check::Finding {
                 kind: check::FindingKind::Altered,
                 seq: None,
                 event_id: Some(row.id.to_string()),
-                detail: format!("stored columns differ from the event's bytes ({})", differing_columns(&derived, row)),
+                detail: format!(
+                    "stored columns differ from the event's bytes ({})",
+                    differing_columns(&derived, row)
+                ),
             });
         }
     }

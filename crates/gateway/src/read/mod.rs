@@ -139,7 +139,14 @@ pub(crate) async fn record_integrity_view(
     org_id: &str,
     headers: &HeaderMap,
 ) -> ApiResult<()> {
-    record_view(app, reader, org_id, headers, &[("integrity".into(), "verify".into())]).await
+    record_view(
+        app,
+        reader,
+        org_id,
+        headers,
+        &[("integrity".into(), "verify".into())],
+    )
+    .await
 }
 
 async fn list(
