@@ -45,6 +45,8 @@ pub mod run;
 pub mod verify;
 
 #[cfg(test)]
+mod scenarios;
+#[cfg(test)]
 mod vectors;
 
 pub use report::{Finding, Kind, Report, Verdict};

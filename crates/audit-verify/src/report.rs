@@ -7,8 +7,9 @@ use std::fmt;
 use std::io::{self, Write};
 
 use serde::Serialize;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
 
 /// What is wrong. Every kind is a finding: a reason not to call the export intact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -175,13 +176,13 @@ pub enum Verdict {
 pub struct Report {
     pub verdict: Verdict,
     pub org_id: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "serialize_time")]
     pub since: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "serialize_time")]
     pub until: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "serialize_time")]
     pub generated_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(serialize_with = "serialize_time")]
     pub now: OffsetDateTime,
     /// Windows in the bundle, and the `seq` of the first and the last.
     pub windows: usize,
@@ -240,7 +241,7 @@ impl Report {
             .map_or("unknown".into(), |days| format!("{days} days"));
         writeln!(
             out,
-            "{} windows ({seqs}), {} leaves, retention {retention}",
+            "windows: {} ({seqs}), leaves: {}, retention: {retention}",
             self.windows, self.leaves
         )?;
         for finding in &self.findings {
@@ -298,6 +299,19 @@ fn seq_label(seq: Option<u64>) -> String {
     seq.map_or("-".into(), |seq| format!("seq {seq}"))
 }
 
+/// The document's spelling of a time: RFC 3339, UTC, milliseconds, `Z`.
+const MILLISECONDS_UTC: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
 pub fn rfc3339(time: OffsetDateTime) -> String {
-    time.format(&Rfc3339).unwrap_or_else(|_| format!("{time}"))
+    let utc = time.to_offset(UtcOffset::UTC);
+    utc.format(MILLISECONDS_UTC)
+        .unwrap_or_else(|_| format!("{utc}"))
+}
+
+fn serialize_time<S: serde::Serializer>(
+    time: &OffsetDateTime,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&rfc3339(*time))
 }

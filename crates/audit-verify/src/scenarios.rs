@@ -1,0 +1,607 @@
+//! Every finding kind from a tampered input (issue 15), on a small chain signed with the
+//! document's test key. The notes are written here from the document's format, not by the
+//! parser under test.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{Value, json};
+use time::macros::datetime;
+
+use crate::bundle::{Bundle, SignedDigest};
+use crate::export::ExportLine;
+use crate::keys::KeyRing;
+use crate::merkle::{Hash, leaf_hash, root, to_hex};
+use crate::note::digest_hash;
+use crate::report::{Expired, Kind, Report, Verdict};
+use crate::verify::{Options, Verification};
+
+const ORG: &str = "org_acme";
+
+fn test_key() -> SigningKey {
+    SigningKey::from_bytes(&std::array::from_fn(|index| index as u8 + 1))
+}
+
+fn rogue_key() -> SigningKey {
+    SigningKey::from_bytes(&[42; 32])
+}
+
+fn keys() -> KeyRing {
+    let public = STANDARD.encode(test_key().verifying_key().as_bytes());
+    let json = json!({"keys": [{"key_id": "test", "algorithm": "ed25519", "public_key": public}]});
+    KeyRing::from_json(json.to_string().as_bytes()).unwrap()
+}
+
+fn event(number: u32, occurred_at: &str) -> String {
+    format!(
+        r#"{{"id":"evt-{number:04}","org_id":"{ORG}","occurred_at":"{occurred_at}","category":"authentication","action":"user.login.succeeded","outcome":"success","actor":{{"type":"user","id":"u_{number}"}}}}"#
+    )
+}
+
+/// One window to seal.
+struct Spec {
+    events: Vec<String>,
+    sealed_at: &'static str,
+    retention_days: u32,
+}
+
+/// A signed chain as a bundle (JSON, to tamper with) and the export of its events.
+struct Chain {
+    bundle: Value,
+    export: Vec<String>,
+}
+
+impl Chain {
+    fn windows(&mut self) -> &mut Vec<Value> {
+        self.bundle["windows"].as_array_mut().unwrap()
+    }
+
+    fn digest(&self, window: usize) -> Value {
+        self.bundle["windows"][window]["digest"].clone()
+    }
+
+    fn remove_line_of(&mut self, id: &str) {
+        self.export.retain(|line| !line.contains(id));
+    }
+}
+
+fn note(seq: usize, spec: &Spec, offset: usize, prev: &Hash) -> String {
+    let leaves: Vec<Hash> = spec
+        .events
+        .iter()
+        .map(|event| leaf_hash(event.as_bytes()))
+        .collect();
+    format!(
+        "solarius-audit-digest/v1\norg: {ORG}\nseq: {seq}\npartition: 3\noffsets: {offset} {end}\n\
+         sealed_at: {sealed_at}\ncount: {count}\nroot: {root}\nprev: {prev}\nretention_days: {days}\n",
+        end = offset + leaves.len(),
+        sealed_at = spec.sealed_at,
+        count = leaves.len(),
+        root = to_hex(&root(&leaves)),
+        prev = to_hex(prev),
+        days = spec.retention_days,
+    )
+}
+
+fn signed(seq: usize, note: &str, key: &SigningKey, key_id: &str) -> Value {
+    json!({
+        "org_id": ORG, "seq": seq, "note": note, "key_id": key_id,
+        "signature": STANDARD.encode(key.sign(note.as_bytes()).to_bytes()),
+        "hash": to_hex(&digest_hash(note.as_bytes())),
+    })
+}
+
+fn chain(specs: &[Spec]) -> Chain {
+    let mut prev = [0u8; 32];
+    let mut offset = 1200;
+    let mut windows = Vec::new();
+    let mut export = Vec::new();
+    for (seq, spec) in specs.iter().enumerate() {
+        let note = note(seq, spec, offset, &prev);
+        let leaves: Vec<Value> = spec
+            .events
+            .iter()
+            .map(|event| {
+                let fields: Value = serde_json::from_str(event).unwrap();
+                json!({"leaf": to_hex(&leaf_hash(event.as_bytes())),
+                       "id": fields["id"], "occurred_at": fields["occurred_at"]})
+            })
+            .collect();
+        windows.push(json!({"digest": signed(seq, &note, &test_key(), "test"), "leaves": leaves}));
+        prev = digest_hash(note.as_bytes());
+        offset += spec.events.len();
+        export.extend(spec.events.iter().cloned());
+    }
+    let bundle = json!({
+        "format": "solarius-audit-integrity-bundle/v1", "org_id": ORG,
+        "since": "2026-10-01T00:00:00.000Z", "until": "2026-12-03T00:00:00.000Z",
+        "generated_at": "2026-12-02T10:17:00.000Z", "windows": windows,
+    });
+    Chain { bundle, export }
+}
+
+/// Three windows of five minutes: three events, two events, none.
+fn specs(retention_days: u32) -> Vec<Spec> {
+    vec![
+        Spec {
+            events: vec![
+                event(1, "2026-12-02T10:00:00.000Z"),
+                event(2, "2026-12-02T10:01:00.000Z"),
+                event(3, "2026-12-02T10:02:00.000Z"),
+            ],
+            sealed_at: "2026-12-02T10:05:00.000Z",
+            retention_days,
+        },
+        Spec {
+            events: vec![
+                event(4, "2026-12-02T10:06:00.000Z"),
+                event(5, "2026-12-02T10:07:00.000Z"),
+            ],
+            sealed_at: "2026-12-02T10:10:00.000Z",
+            retention_days,
+        },
+        Spec {
+            events: vec![],
+            sealed_at: "2026-12-02T10:15:00.000Z",
+            retention_days,
+        },
+    ]
+}
+
+fn standard() -> Chain {
+    chain(&specs(90))
+}
+
+fn verify(chain: &Chain) -> Report {
+    verify_with(chain, None, 100)
+}
+
+fn verify_with(chain: &Chain, head: Option<&Value>, max_findings: usize) -> Report {
+    let bundle = Bundle::from_json(chain.bundle.to_string().as_bytes()).unwrap();
+    let head: Option<SignedDigest> = head.map(|head| serde_json::from_value(head.clone()).unwrap());
+    let options = Options {
+        now: datetime!(2026-12-02 12:00 UTC),
+        window_length: None,
+        max_findings,
+    };
+    let mut verification = Verification::new(bundle, &keys(), head.as_ref(), &options);
+    for (index, line) in chain.export.iter().enumerate() {
+        verification.check_line(&ExportLine::from_bytes(index as u64 + 1, line.as_bytes()));
+    }
+    verification.finish()
+}
+
+/// (kind, seq, event id, line) of a finding.
+type Summary<'a> = (Kind, Option<u64>, Option<&'a str>, Option<u64>);
+
+fn findings(report: &Report) -> Vec<Summary<'_>> {
+    report
+        .findings
+        .iter()
+        .map(|finding| {
+            let id = finding.event_id.as_deref();
+            (finding.kind, finding.seq, id, finding.line)
+        })
+        .collect()
+}
+
+#[test]
+fn an_untouched_export_is_intact() {
+    let report = verify(&standard());
+    assert_eq!(findings(&report), []);
+    assert_eq!(report.verdict, Verdict::Intact);
+    assert_eq!((report.windows, report.leaves, report.events), (3, 5, 5));
+    assert_eq!((report.first_seq, report.last_seq), (Some(0), Some(2)));
+    assert_eq!(report.retention_days, Some(90));
+    assert!(report.expired.is_empty());
+}
+
+#[test]
+fn a_deleted_line_is_deleted_naming_window_and_event() {
+    let mut chain = standard();
+    chain.remove_line_of("evt-0004");
+    let report = verify(&chain);
+    assert_eq!(
+        findings(&report),
+        [(Kind::Deleted, Some(1), Some("evt-0004"), None)]
+    );
+    assert_eq!(report.verdict, Verdict::NotIntact);
+}
+
+#[test]
+fn one_flipped_byte_is_altered_naming_window_event_and_line() {
+    let mut chain = standard();
+    let mut bytes = chain.export[1].clone().into_bytes();
+    let position = chain.export[1].find("login").unwrap();
+    bytes[position] ^= 0x01;
+    chain.export[1] = String::from_utf8(bytes).unwrap();
+    let report = verify(&chain);
+    assert_eq!(
+        findings(&report),
+        [(Kind::Altered, Some(0), Some("evt-0002"), Some(2))]
+    );
+}
+
+#[test]
+fn a_field_changed_to_another_occurred_at_is_altered_not_also_deleted() {
+    let mut chain = standard();
+    chain.export[0] = chain.export[0].replace("10:00:00.000Z", "09:00:00.000Z");
+    let report = verify(&chain);
+    assert_eq!(
+        findings(&report),
+        [(Kind::Altered, Some(0), Some("evt-0001"), Some(1))]
+    );
+}
+
+#[test]
+fn a_forged_line_is_inserted() {
+    let mut chain = standard();
+    chain.export.push(event(99, "2026-12-02T10:03:00.000Z"));
+    let report = verify(&chain);
+    assert_eq!(
+        findings(&report),
+        [(Kind::Inserted, None, Some("evt-0099"), Some(6))]
+    );
+}
+
+#[test]
+fn a_repeated_line_is_duplicated_naming_both_lines() {
+    let mut chain = standard();
+    chain.export.push(chain.export[1].clone());
+    let report = verify(&chain);
+    assert_eq!(
+        findings(&report),
+        [(Kind::Duplicated, Some(0), Some("evt-0002"), Some(6))]
+    );
+    assert!(report.findings[0].detail.contains("line 2"));
+}
+
+#[test]
+fn swapped_leaves_do_not_give_the_signed_root() {
+    let mut chain = standard();
+    let leaves = chain.windows()[0]["leaves"].as_array_mut().unwrap();
+    leaves.swap(0, 1);
+    let report = verify(&chain);
+    assert_eq!(
+        findings(&report),
+        [(Kind::RootMismatch, Some(0), None, None)]
+    );
+}
+
+#[test]
+fn a_removed_leaf_does_not_give_the_signed_count() {
+    let mut chain = standard();
+    chain.windows()[1]["leaves"].as_array_mut().unwrap().pop();
+    chain.remove_line_of("evt-0005");
+    let report = verify(&chain);
+    assert_eq!(
+        findings(&report),
+        [(Kind::CountMismatch, Some(1), None, None)]
+    );
+}
+
+#[test]
+fn a_dropped_window_and_its_events_are_a_missing_window() {
+    let mut chain = standard();
+    chain.windows().remove(1);
+    chain.remove_line_of("evt-0004");
+    chain.remove_line_of("evt-0005");
+    let report = verify(&chain);
+    assert_eq!(
+        findings(&report),
+        [(Kind::MissingWindow, Some(2), None, None)]
+    );
+    assert!(report.findings[0].detail.contains("seq 1..=1"));
+}
+
+#[test]
+fn events_of_a_dropped_window_left_in_the_export_are_no_leaves() {
+    let mut chain = standard();
+    chain.windows().remove(1);
+    let report = verify(&chain);
+    assert_eq!(
+        findings(&report),
+        [
+            (Kind::MissingWindow, Some(2), None, None),
+            (Kind::Inserted, None, Some("evt-0004"), Some(4)),
+            (Kind::Inserted, None, Some("evt-0005"), Some(5)),
+        ]
+    );
+}
+
+#[test]
+fn cut_newest_windows_are_truncated_against_the_held_head() {
+    let mut chain = standard();
+    let head = chain.digest(2);
+    chain.windows().truncate(1);
+    chain.remove_line_of("evt-0004");
+    chain.remove_line_of("evt-0005");
+    let report = verify_with(&chain, Some(&head), 100);
+    assert_eq!(findings(&report), [(Kind::Truncated, Some(2), None, None)]);
+    assert!(report.findings[0].detail.contains("seq 1..=2"));
+}
+
+#[test]
+fn cut_newest_windows_without_a_head_are_not_sealed_recently() {
+    let mut chain = standard();
+    chain.windows().truncate(1);
+    chain.remove_line_of("evt-0004");
+    chain.remove_line_of("evt-0005");
+    let report = verify(&chain);
+    assert_eq!(
+        findings(&report),
+        [(Kind::NotSealedRecently, Some(0), None, None)]
+    );
+}
+
+#[test]
+fn a_held_head_equal_to_the_newest_digest_or_older_is_reached() {
+    let chain = standard();
+    for window in [2, 0] {
+        let report = verify_with(&chain, Some(&chain.digest(window)), 100);
+        assert_eq!(findings(&report), [], "head seq {window}");
+    }
+}
+
+#[test]
+fn a_rewritten_chain_does_not_reach_the_held_head() {
+    let chain = standard();
+    let mut other = specs(90);
+    other[2].sealed_at = "2026-12-02T10:16:00.000Z";
+    let rewritten = self::chain(&other);
+    let report = verify_with(&chain, Some(&rewritten.digest(2)), 100);
+    assert_eq!(
+        findings(&report),
+        [(Kind::HeadMismatch, Some(2), None, None)]
+    );
+}
+
+#[test]
+fn a_held_head_that_does_not_verify_is_reported_and_recency_still_checked() {
+    let mut chain = standard();
+    let mut head = chain.digest(2);
+    head["signature"] = json!(STANDARD.encode([0u8; 64]));
+    let report = verify_with(&chain, Some(&head), 100);
+    assert_eq!(findings(&report), [(Kind::BadHead, Some(2), None, None)]);
+
+    chain.windows().truncate(1);
+    chain.export.truncate(3);
+    let report = verify_with(&chain, Some(&head), 100);
+    assert_eq!(
+        findings(&report),
+        [
+            (Kind::BadHead, Some(2), None, None),
+            (Kind::NotSealedRecently, Some(0), None, None),
+        ]
+    );
+}
+
+#[test]
+fn a_digest_signed_by_an_unknown_key_is_reported() {
+    let mut chain = standard();
+    let note = chain.digest(1)["note"].as_str().unwrap().to_owned();
+    chain.windows()[1]["digest"] = signed(1, &note, &rogue_key(), "rogue");
+    let report = verify(&chain);
+    assert_eq!(findings(&report), [(Kind::UnknownKey, Some(1), None, None)]);
+    assert!(report.findings[0].detail.contains("\"rogue\""));
+}
+
+#[test]
+fn a_digest_signed_by_another_key_under_a_known_id_is_a_bad_signature() {
+    let mut chain = standard();
+    let note = chain.digest(1)["note"].as_str().unwrap().to_owned();
+    chain.windows()[1]["digest"] = signed(1, &note, &rogue_key(), "test");
+    let report = verify(&chain);
+    assert_eq!(
+        findings(&report),
+        [(Kind::BadSignature, Some(1), None, None)]
+    );
+}
+
+#[test]
+fn an_edited_note_no_longer_verifies() {
+    let mut chain = standard();
+    let note = chain.digest(0)["note"].as_str().unwrap().to_owned();
+    let edited = note.replace("retention_days: 90", "retention_days: 1");
+    chain.windows()[0]["digest"]["note"] = json!(edited);
+    let report = verify(&chain);
+    let kinds: Vec<Kind> = report.findings.iter().map(|finding| finding.kind).collect();
+    // The edit also breaks the link to the next digest, whose prev hashes the original note.
+    assert_eq!(kinds, [Kind::BadSignature, Kind::BrokenChain]);
+    assert_eq!(report.findings[1].seq, Some(1));
+}
+
+#[test]
+fn a_note_that_does_not_parse_or_names_another_org_is_a_bad_digest() {
+    let mut chain = standard();
+    chain.windows()[2]["digest"] = signed(2, "garbage\n", &test_key(), "test");
+    chain.bundle["org_id"] = json!("org_other");
+    let report = verify(&chain);
+    let kinds: Vec<(Kind, Option<u64>)> = report
+        .findings
+        .iter()
+        .filter(|finding| finding.kind == Kind::BadDigest)
+        .map(|finding| (finding.kind, finding.seq))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (Kind::BadDigest, Some(0)),
+            (Kind::BadDigest, Some(1)),
+            (Kind::BadDigest, Some(2)),
+        ]
+    );
+}
+
+#[test]
+fn a_prev_that_is_not_the_previous_digest_hash_breaks_the_chain() {
+    let specs = specs(90);
+    let mut chain = chain(&specs);
+    let wrong_prev = note(1, &specs[1], 1203, &[7u8; 32]);
+    chain.windows()[1]["digest"] = signed(1, &wrong_prev, &test_key(), "test");
+    let report = verify(&chain);
+    let kinds: Vec<(Kind, Option<u64>)> = report
+        .findings
+        .iter()
+        .map(|finding| (finding.kind, finding.seq))
+        .collect();
+    // seq 1 names a wrong prev, and seq 2's prev names the original seq 1.
+    assert_eq!(
+        kinds,
+        [(Kind::BrokenChain, Some(1)), (Kind::BrokenChain, Some(2))]
+    );
+}
+
+#[test]
+fn windows_out_of_order_break_the_chain() {
+    let mut chain = standard();
+    chain.windows().swap(1, 2);
+    let report = verify(&chain);
+    let kinds: Vec<(Kind, Option<u64>)> = report
+        .findings
+        .iter()
+        .map(|finding| (finding.kind, finding.seq))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(Kind::MissingWindow, Some(2)), (Kind::BrokenChain, Some(1))]
+    );
+}
+
+#[test]
+fn an_event_expired_by_retention_is_not_a_deletion() {
+    let mut specs = specs(30);
+    specs[0].events.push(event(7, "2026-10-15T08:00:00.000Z"));
+    let mut chain = chain(&specs);
+    chain.remove_line_of("evt-0007");
+    let report = verify(&chain);
+    assert_eq!(findings(&report), []);
+    assert_eq!(report.verdict, Verdict::Intact);
+    assert_eq!(
+        report.expired,
+        [Expired {
+            seq: Some(0),
+            events: 1
+        }]
+    );
+}
+
+#[test]
+fn the_same_missing_event_within_retention_is_deleted() {
+    let mut specs = specs(90);
+    specs[0].events.push(event(7, "2026-10-15T08:00:00.000Z"));
+    let mut chain = chain(&specs);
+    chain.remove_line_of("evt-0007");
+    let report = verify(&chain);
+    assert_eq!(
+        findings(&report),
+        [(Kind::Deleted, Some(0), Some("evt-0007"), None)]
+    );
+    assert!(report.expired.is_empty());
+}
+
+#[test]
+fn leaves_outside_the_range_are_not_expected_in_the_export() {
+    let mut chain = standard();
+    chain.bundle["since"] = json!("2026-12-02T10:05:00.000Z");
+    chain.remove_line_of("evt-0001");
+    chain.remove_line_of("evt-0002");
+    chain.remove_line_of("evt-0003");
+    assert_eq!(findings(&verify(&chain)), []);
+}
+
+#[test]
+fn a_changed_leaf_listing_is_caught_where_the_event_is_at_hand() {
+    let mut chain = standard();
+    chain.windows()[0]["leaves"][0]["occurred_at"] = json!("2020-01-01T00:00:00.000Z");
+    let report = verify(&chain);
+    assert_eq!(
+        findings(&report),
+        [(Kind::LeafMetadata, Some(0), Some("evt-0001"), Some(1))]
+    );
+}
+
+#[test]
+fn a_line_that_is_no_event_is_unreadable_and_its_event_missing() {
+    let mut chain = standard();
+    chain.export[1] = "{\"id\":\"evt-0002\",".into();
+    let report = verify(&chain);
+    assert_eq!(
+        findings(&report),
+        [
+            (Kind::Unreadable, None, None, Some(2)),
+            (Kind::Deleted, Some(0), Some("evt-0002"), None),
+        ]
+    );
+}
+
+#[test]
+fn a_retried_event_is_two_leaves_and_either_row_is_accepted() {
+    let mut specs = specs(90);
+    let retry = event(2, "2026-12-02T10:01:00.000Z").replace("\"u_2\"", "\"u_2\" ");
+    specs[1].events.push(retry);
+    let chain = chain(&specs);
+    let mut kept_first = Chain {
+        bundle: chain.bundle.clone(),
+        export: chain.export.clone(),
+    };
+    kept_first.export.pop();
+    let mut kept_second = Chain {
+        bundle: chain.bundle.clone(),
+        export: chain.export.clone(),
+    };
+    kept_second.export.remove(1);
+    assert_eq!(findings(&verify(&kept_first)), []);
+    assert_eq!(findings(&verify(&kept_second)), []);
+    let both = verify(&chain);
+    assert_eq!(
+        findings(&both),
+        [(Kind::Duplicated, Some(1), Some("evt-0002"), Some(6))]
+    );
+}
+
+#[test]
+fn findings_beyond_the_limit_are_counted_by_kind() {
+    let mut chain = standard();
+    for number in 100..105 {
+        chain.export.push(event(number, "2026-12-02T10:03:00.000Z"));
+    }
+    let report = verify_with(&chain, None, 2);
+    assert_eq!(report.findings.len(), 2);
+    assert_eq!(report.findings_total, 5);
+    assert_eq!(report.findings_not_listed.get(&Kind::Inserted), Some(&3));
+}
+
+#[test]
+fn the_human_report_lists_each_finding_and_ends_with_the_verdict() {
+    let mut chain = standard();
+    chain.remove_line_of("evt-0004");
+    let mut text = Vec::new();
+    verify(&chain).write_human(&mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("organization org_acme, events from 2026-10-01T00:00:00.000Z"));
+    assert!(lines[2].starts_with("deleted"), "{text}");
+    assert!(
+        lines[2].contains("seq 1") && lines[2].contains("evt-0004"),
+        "{text}"
+    );
+    assert_eq!(lines.last(), Some(&"NOT intact: 1 findings"));
+
+    let mut text = Vec::new();
+    verify(&standard()).write_human(&mut text).unwrap();
+    assert!(String::from_utf8(text).unwrap().ends_with("\nintact\n"));
+}
+
+#[test]
+fn the_json_report_names_kinds_in_snake_case() {
+    let mut chain = standard();
+    chain.export.push(chain.export[0].clone());
+    let mut json = Vec::new();
+    verify(&chain).write_json(&mut json).unwrap();
+    let report: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(report["verdict"], "not_intact");
+    assert_eq!(report["findings"][0]["kind"], "duplicated");
+    assert_eq!(report["findings"][0]["event_id"], "evt-0001");
+    assert_eq!(report["findings_total"], 1);
+}
