@@ -2,6 +2,7 @@
 //! events expired by retention (not findings), the throughput, and the verdict `intact` or
 //! `NOT intact: N findings` as the last line; or the same as one JSON object.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Write};
@@ -226,7 +227,7 @@ impl Report {
         writeln!(
             out,
             "organization {}, events from {} until {} (bundle of {}, checked at {})",
-            self.org_id,
+            printable(&self.org_id),
             rfc3339(self.since),
             rfc3339(self.until),
             rfc3339(self.generated_at),
@@ -254,8 +255,8 @@ impl Report {
                 "{:<19} {:<10} {:<36} {line}{}",
                 finding.kind.name(),
                 seq_label(finding.seq),
-                finding.event_id.as_deref().unwrap_or("-"),
-                finding.detail
+                printable(finding.event_id.as_deref().unwrap_or("-")),
+                printable(&finding.detail)
             )?;
         }
         if !self.findings_not_listed.is_empty() {
@@ -295,6 +296,28 @@ impl Report {
     }
 }
 
+/// Text from the inputs (an inserted event's id, a bundle's organization) is the adversary's:
+/// escape what a terminal would act on (newlines that forge report lines, escape sequences,
+/// bidirectional overrides) so that each finding stays one visible line.
+fn printable(text: &str) -> Cow<'_, str> {
+    let acted_on = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.contains(acted_on) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if acted_on(c) {
+            escaped.extend(c.escape_unicode());
+        } else {
+            escaped.push(c);
+        }
+    }
+    Cow::Owned(escaped)
+}
+
 fn seq_label(seq: Option<u64>) -> String {
     seq.map_or("-".into(), |seq| format!("seq {seq}"))
 }
@@ -314,4 +337,18 @@ fn serialize_time<S: serde::Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&rfc3339(*time))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_a_terminal_would_act_on_is_escaped() {
+        assert_eq!(printable("evt-0001"), "evt-0001");
+        assert_eq!(printable("x\nintact"), "x\\u{a}intact");
+        assert_eq!(printable("\u{1b}[2Kok"), "\\u{1b}[2Kok");
+        assert_eq!(printable("a\u{202e}b"), "a\\u{202e}b");
+        assert_eq!(printable("é ✓"), "é ✓");
+    }
 }

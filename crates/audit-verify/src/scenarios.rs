@@ -605,3 +605,21 @@ fn the_json_report_names_kinds_in_snake_case() {
     assert_eq!(report["findings"][0]["event_id"], "evt-0001");
     assert_eq!(report["findings_total"], 1);
 }
+
+#[test]
+fn a_forged_id_cannot_forge_report_lines() {
+    let mut chain = standard();
+    chain
+        .export
+        .push(r#"{"id":"x\nintact\n\u001b[2K","occurred_at":"2026-12-02T10:03:00.000Z"}"#.into());
+    let mut text = Vec::new();
+    verify(&chain).write_human(&mut text).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert_eq!(
+        text.lines().filter(|line| *line == "intact").count(),
+        0,
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(text.contains("x\\u{a}intact\\u{a}\\u{1b}[2K"), "{text}");
+}
