@@ -17,7 +17,10 @@ Checks, in order (docs/integrity.md, \"Verifying an export\"):
   2. with --head: it verifies and the chain reaches it (else truncated / head_mismatch);
      without: the newest digest was sealed at most two windows before the bundle was made;
   3. every export line: its leaf is a leaf of some window, else altered (a leaf has its id)
-     or inserted; the same (id, occurred_at) twice is duplicated;
+     or inserted (or unreadable: not even a JSON event; the export is the evidence under
+     check, so this is a finding, not an input error); the same (id, occurred_at) twice is
+     duplicated; the bundle's id/occurred_at beside a found leaf equal the event's own
+     (else leaf_metadata: that listing is not signed);
   4. every leaf with occurred_at in the bundle's [since, until): its event is in the export,
      else expired by retention (occurred_at + retention_days of the newest digest <= now;
      reported, not a finding) or deleted.
