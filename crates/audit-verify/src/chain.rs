@@ -6,8 +6,9 @@
 //!    previous digest hash (the first window's `prev` is taken as given); the window's leaves
 //!    hash to `root` and number `count`.
 //! 2. With a held head (`--head`): it verifies, and the bundle's chain reaches it (same `seq`
-//!    and hash; a newer head means the newest windows were cut: *truncated*). Without one: the
-//!    newest digest must be sealed at most two windows before the bundle's `generated_at`,
+//!    and hash; a newer head means the newest windows were cut: *truncated*). Without one, or
+//!    when it is older than the bundle's newest digest (it proves nothing about newer windows):
+//!    the newest digest must be sealed at most two windows before the bundle's `generated_at`,
 //!    else *not sealed recently*. A window is `--window-secs`, or else the median interval
 //!    between consecutive `sealed_at` of the bundle, or 300 s when it has fewer than two
 //!    windows.

@@ -15,7 +15,8 @@ Checks, in order (docs/integrity.md, \"Verifying an export\"):
      verifies under its key_id in YOUR keys file; seq has no gap; prev is the previous
      digest's hash; root and count are recomputed from the window's leaves;
   2. with --head: it verifies and the chain reaches it (else truncated / head_mismatch);
-     without: the newest digest was sealed at most two windows before the bundle was made;
+     without (or with an older one): the newest digest was sealed at most two windows
+     before the bundle was made (else not_sealed_recently);
   3. every export line: its leaf is a leaf of some window, else altered (a leaf has its id)
      or inserted (or unreadable: not even a JSON event; the export is the evidence under
      check, so this is a finding, not an input error); the same (id, occurred_at) twice is

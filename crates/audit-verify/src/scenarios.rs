@@ -168,6 +168,18 @@ fn a_held_head_equal_to_the_newest_digest_or_older_is_reached() {
 }
 
 #[test]
+fn a_held_head_older_than_the_bundle_does_not_vouch_for_its_end() {
+    let mut chain = standard();
+    let head = chain.digest(0);
+    chain.bundle["generated_at"] = json!("2026-12-02T11:00:00.000Z");
+    let report = verify_with(&chain, Some(&head), 100);
+    assert_eq!(
+        window_findings(&report),
+        [(Kind::NotSealedRecently, Some(2))]
+    );
+}
+
+#[test]
 fn a_rewritten_chain_does_not_reach_the_held_head() {
     let chain = standard();
     let mut other = specs(90);

@@ -40,7 +40,15 @@ impl Verification {
         let windows = chain::check_digests(&bundle, keys, &mut findings);
         let held_head =
             head.and_then(|head| chain::check_head(&bundle, head, keys, &windows, &mut findings));
-        if held_head.is_none() {
+        // A held head proves nothing about windows newer than itself.
+        let newest_seq = windows
+            .iter()
+            .filter_map(|window| window.note.as_ref().map(|note| note.seq))
+            .max();
+        let head_covers_bundle = held_head
+            .as_ref()
+            .is_some_and(|head| newest_seq.is_none_or(|newest| head.seq >= newest));
+        if !head_covers_bundle {
             chain::check_sealed_recently(&bundle, &windows, options.window_length, &mut findings);
         }
         let retention_days = chain::newest_retention(&windows, held_head.as_ref());
