@@ -33,6 +33,15 @@ build=$!
 deploy/local/infra.sh up
 wait "$build"
 
+log "checking the local scripts: stale pid files never make them signal another process…"
+scripts_rc=0
+deploy/local/test-pidfiles.sh || scripts_rc=$?
+
 log "running the suites (unit + integration on the real engines); service logs of each test go to $STATE_DIR/runs/…"
 # --no-fail-fast: one failing suite must not hide the results of the others.
-cargo test --workspace --all-targets --no-fail-fast --quiet ${TEST_FILTER:-} -- --test-threads="${TEST_THREADS:-3}"
+cargo_rc=0
+cargo test --workspace --all-targets --no-fail-fast --quiet ${TEST_FILTER:-} -- --test-threads="${TEST_THREADS:-3}" || cargo_rc=$?
+if ((scripts_rc != 0)); then
+  log "FAILED: deploy/local/test-pidfiles.sh (its output is above the suites')"
+fi
+exit $((cargo_rc != 0 ? cargo_rc : scripts_rc))

@@ -142,12 +142,12 @@ cmd_start() {
   # One start/stop at a time per instance; the launcher does not inherit the lock (9>&-).
   exec 9>"$INST/.lock"
   flock 9
-  if pid=$(running "$PIDFILE" "$MARKER"); then
+  if pid=$(owned_pid "$PIDFILE" "$MARKER"); then
     say "already running (pid $pid) on $URL"
     cmd_wait
     return 0
   fi
-  rm -f -- "$PIDFILE"
+  forget_stale "$PIDFILE" "$MARKER" || true
   for p in "$CH_HTTP_PORT" "$CH_TCP_PORT"; do
     if port_busy "$p"; then
       port_owner "$p" >&2
@@ -164,16 +164,14 @@ cmd_start() {
     --http-port "$CH_HTTP_PORT" --tcp-port "$CH_TCP_PORT" --ready-timeout "$CH_READY_TIMEOUT" \
     >"$LOGFILE" 2>&1 </dev/null 9>&- &
   pid=$!
-  printf '%s\n' "$pid" >"$PIDFILE"
+  record_pid "$PIDFILE" "$pid" "$MARKER" || die "the launcher (pid $pid) exited right after launch"
   if ! confirm_started "$PIDFILE" "$MARKER"; then
     log_tail "$LOGFILE"
-    pid_gone "$pid" || stop_pid "$pid" 30
-    rm -f -- "$PIDFILE"
+    abandon_launch "$PIDFILE"
     die "the launcher (pid $pid) exited right after launch"
   fi
   if ! wait_until ready "$CH_READY_TIMEOUT" "$PIDFILE" "$MARKER" "$LOGFILE"; then
-    stop_pid "$pid" 30
-    rm -f -- "$PIDFILE"
+    abandon_launch "$PIDFILE"
     die "ClickHouse did not become ready on $URL"
   fi
   say "ready on http 127.0.0.1:$CH_HTTP_PORT, tcp 127.0.0.1:$CH_TCP_PORT in $(since "$t0")s (pid $pid, log $LOGFILE)"
@@ -185,20 +183,17 @@ cmd_stop() {
   [[ -d $INST ]] || { say "not running"; return 0; }
   exec 9>"$INST/.lock"
   flock 9
-  if ! pid=$(running "$PIDFILE" "$MARKER"); then
-    rm -f -- "$PIDFILE"
+  # SIGTERM makes the launcher end the engine's query: listeners stop, tables detach.
+  if ! pid=$(terminate "$PIDFILE" 30 "$MARKER"); then
     say "not running"
     return 0
   fi
-  # SIGTERM makes the launcher end the engine's query: listeners stop, tables detach.
-  stop_pid "$pid" 30
-  rm -f -- "$PIDFILE"
   say "stopped pid $pid in $(since "$t0")s"
 }
 
 cmd_status() {
   local pid
-  if pid=$(running "$PIDFILE" "$MARKER"); then
+  if pid=$(owned_pid "$PIDFILE" "$MARKER"); then
     say "running (pid $pid) on $URL, data $INST"
   else
     say "stopped"

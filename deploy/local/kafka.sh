@@ -201,12 +201,12 @@ cmd_start() {
   # so the broker does not hold it.
   exec 9>"$INST/.lock"
   flock 9
-  if pid=$(running "$PIDFILE" "$MARKER"); then
+  if pid=$(owned_pid "$PIDFILE" "$MARKER"); then
     say "already running (pid $pid) on $BOOTSTRAP"
     cmd_wait
     return 0
   fi
-  rm -f -- "$PIDFILE"
+  forget_stale "$PIDFILE" "$MARKER" || true
   local p
   for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
     if port_busy "$p"; then
@@ -226,18 +226,16 @@ cmd_start() {
   nohup setsid java "${JVM_OPTS[@]}" -cp "$LIBS/*" kafka.Kafka "$PROPS" \
     >"$LOGFILE" 2>&1 </dev/null 9>&- &
   pid=$!
-  printf '%s\n' "$pid" >"$PIDFILE"
+  record_pid "$PIDFILE" "$pid" "$MARKER" || die "the broker (pid $pid) exited right after launch"
   if ! confirm_started "$PIDFILE" "$MARKER"; then
     log_tail "$LOGFILE"
-    pid_gone "$pid" || stop_pid "$pid" 30
-    rm -f -- "$PIDFILE"
+    abandon_launch "$PIDFILE"
     die "the broker (pid $pid) exited right after launch"
   fi
   say "started pid $pid (log $LOGFILE), waiting for a metadata response…"
   if ! wait_until ready "$KAFKA_READY_TIMEOUT" "$PIDFILE" "$MARKER" "$LOGFILE"; then
     # Do not leave a half-started broker behind.
-    stop_pid "$pid" 30
-    rm -f -- "$PIDFILE"
+    abandon_launch "$PIDFILE"
     die "broker did not become ready on $BOOTSTRAP"
   fi
   say "ready on $BOOTSTRAP in $(since "$t0")s"
@@ -249,20 +247,17 @@ cmd_stop() {
   [[ -d $INST ]] || { say "not running"; return 0; }
   exec 9>"$INST/.lock"
   flock 9
-  if ! pid=$(running "$PIDFILE" "$MARKER"); then
-    rm -f -- "$PIDFILE"
+  # SIGTERM = controlled shutdown (the broker flushes and closes its logs).
+  if ! pid=$(terminate "$PIDFILE" 30 "$MARKER"); then
     say "not running"
     return 0
   fi
-  # SIGTERM = controlled shutdown (the broker flushes and closes its logs).
-  stop_pid "$pid" 30
-  rm -f -- "$PIDFILE"
   say "stopped pid $pid in $(since "$t0")s"
 }
 
 cmd_status() {
   local pid
-  if pid=$(running "$PIDFILE" "$MARKER"); then
+  if pid=$(owned_pid "$PIDFILE" "$MARKER"); then
     say "running (pid $pid) on $BOOTSTRAP, data $INST"
   else
     say "stopped"
