@@ -47,6 +47,18 @@ need_cmd() {
 # True if something accepts TCP connections on 127.0.0.1:PORT.
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# port_free_soon PORT: true once nothing listens on PORT, waiting up to 10 s — a process
+# that was just killed (kill-node, a crash) closes its sockets only when its last thread is
+# gone, a moment after it became a zombie.
+port_free_soon() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    port_busy "$1" || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # Who listens on PORT, for error messages (ss may be absent on a minimal machine).
 port_owner() {
   if command -v ss >/dev/null 2>&1; then
@@ -220,6 +232,21 @@ terminate_all() {
   for i in "${!pids[@]}"; do
     await_exit "${pids[$i]}" "${starts[$i]}" "$deadline"
   done
+}
+
+# kill_now PIDFILE [MARKER]: SIGKILL the process the pid file names — a crash, for tests and
+# chaos — if it is ours (owned_pid), and wait until it is gone. Prints the pid; fails when
+# nothing of ours was running. The pid file is removed either way.
+kill_now() {
+  local pidfile=$1 marker=${2:-} pid start
+  if ! pid=$(owned_pid "$pidfile" "$marker") || ! start=$(proc_start "$pid"); then
+    forget_stale "$pidfile" "$marker" || true
+    return 1
+  fi
+  kill -KILL "$pid" 2>/dev/null || true
+  while same_process "$pid" "$start"; do sleep 0.05; done
+  rm -f -- "$pidfile"
+  printf '%s' "$pid"
 }
 
 # abandon_launch PIDFILE: stop a process we launched a moment ago that never became ours in

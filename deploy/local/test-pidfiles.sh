@@ -18,6 +18,8 @@ COMPONENT=test-pidfiles
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# Single-node engines only, whatever the caller runs.
+unset KAFKA_NODES CH_SHARDS
 BIN="${AUDIT_BIN_DIR:-$REPO_ROOT/target/debug}"
 [[ -x $BIN/fake-receivers ]] || die "$BIN/fake-receivers is missing: cargo build --workspace --bins"
 export CACHE_DIR
