@@ -224,19 +224,13 @@ start_node() {
 }
 
 cmd_start() {
-  local n rc=0 jobs=()
   need_cmd curl
   ensure_venv
   if ((CH_SHARDS == 1)); then
     start_node 1
     return 0
   fi
-  for ((n = 1; n <= CH_SHARDS; n++)); do
-    start_node "$n" &
-    jobs+=("$!")
-  done
-  for n in "${jobs[@]}"; do wait "$n" || rc=1; done
-  if ((rc != 0)); then
+  if ! in_parallel start_node "$CH_SHARDS"; then
     cmd_stop >/dev/null 2>&1 || true
     die "a shard did not start (see above)"
   fi
@@ -246,34 +240,16 @@ cmd_start() {
 # stop_node N [KILL]: stop node N if it runs. SIGTERM makes the launcher end the engine's
 # query: listeners stop, tables detach. KILL = a crash, for tests.
 stop_node() {
-  local pid t0
-  t0=$(now)
   select_node "$1"
-  [[ -d $INST ]] || { say "not running"; return 0; }
-  exec 9>"$INST/.lock"
-  flock 9
-  if [[ ${2:-TERM} == KILL ]]; then
-    pid=$(kill_now "$PIDFILE" "$MARKER") || { say "not running"; exec 9>&-; return 0; }
-    say "killed node $NODE (pid $pid, SIGKILL)"
-  else
-    pid=$(terminate "$PIDFILE" 30 "$MARKER") || { say "not running"; exec 9>&-; return 0; }
-    say "stopped pid $pid in $(since "$t0")s"
-  fi
-  exec 9>&-
+  stop_locked "$INST" "$PIDFILE" "$MARKER" "${2:-TERM}"
 }
 
 cmd_stop() {
-  local n rc=0 jobs=()
   if ((CH_SHARDS == 1)); then
     stop_node 1
     return 0
   fi
-  for ((n = 1; n <= CH_SHARDS; n++)); do
-    stop_node "$n" &
-    jobs+=("$!")
-  done
-  for n in "${jobs[@]}"; do wait "$n" || rc=1; done
-  return "$rc"
+  in_parallel stop_node "$CH_SHARDS"
 }
 
 cmd_status() {

@@ -305,7 +305,7 @@ launch_node() {
 }
 
 cmd_start() {
-  local n t0 rc=0 jobs=()
+  local n t0
   t0=$(now)
   ensure_tools
   ensure_libs
@@ -314,12 +314,7 @@ cmd_start() {
   else
     ensure_cluster_id >/dev/null
     # Concurrently: formatting a node's log dir is a JVM start of its own.
-    for ((n = 1; n <= KAFKA_NODES; n++)); do
-      launch_node "$n" &
-      jobs+=("$!")
-    done
-    for n in "${jobs[@]}"; do wait "$n" || rc=1; done
-    if ((rc != 0)); then
+    if ! in_parallel launch_node "$KAFKA_NODES"; then
       cmd_stop >/dev/null 2>&1 || true
       die "a node of the cluster did not start (see above)"
     fi
@@ -342,23 +337,11 @@ cmd_start_node() {
   wait_node "$1" || die "broker did not become ready on $BOOTSTRAP"
 }
 
-# stop_node N [SIGNAL]: stop node N if it runs (SIGTERM = controlled shutdown: the broker
+# stop_node N [KILL]: stop node N if it runs (SIGTERM = controlled shutdown: the broker
 # flushes and closes its logs; KILL = a crash, for tests and chaos).
 stop_node() {
-  local pid t0
-  t0=$(now)
   select_node "$1"
-  [[ -d $INST ]] || { say "node $NODE not running"; return 0; }
-  exec 9>"$INST/.lock"
-  flock 9
-  if [[ ${2:-TERM} == KILL ]]; then
-    pid=$(kill_now "$PIDFILE" "$MARKER") || { say "node $NODE not running"; exec 9>&-; return 0; }
-    say "killed node $NODE (pid $pid, SIGKILL)"
-  else
-    pid=$(terminate "$PIDFILE" 30 "$MARKER") || { say "not running"; exec 9>&-; return 0; }
-    say "stopped pid $pid in $(since "$t0")s"
-  fi
-  exec 9>&-
+  stop_locked "$INST" "$PIDFILE" "$MARKER" "${2:-TERM}"
 }
 
 cmd_stop() {

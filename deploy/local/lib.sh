@@ -249,6 +249,34 @@ kill_now() {
   printf '%s' "$pid"
 }
 
+# stop_locked INST PIDFILE MARKER [KILL]: under the instance's lock, stop its process if it is
+# ours — SIGTERM with a 30 s grace (terminate), or SIGKILL at once (kill_now: a crash, for
+# tests and chaos). Says what it did.
+stop_locked() {
+  local inst=$1 pidfile=$2 marker=$3 mode=${4:-TERM} pid t0
+  t0=$(now)
+  [[ -d $inst ]] || { say "not running ($inst)"; return 0; }
+  exec 9>"$inst/.lock"
+  flock 9
+  if [[ $mode == KILL ]]; then
+    pid=$(kill_now "$pidfile" "$marker") && say "killed pid $pid (SIGKILL)"
+  else
+    pid=$(terminate "$pidfile" 30 "$marker") && say "stopped pid $pid in $(since "$t0")s"
+  fi || say "not running ($inst)"
+  exec 9>&-
+}
+
+# in_parallel FN N: runs `FN 1` … `FN N` as background jobs and waits for all; fails if any did.
+in_parallel() {
+  local fn=$1 count=$2 n rc=0 jobs=()
+  for ((n = 1; n <= count; n++)); do
+    "$fn" "$n" &
+    jobs+=("$!")
+  done
+  for n in "${jobs[@]}"; do wait "$n" || rc=1; done
+  return "$rc"
+}
+
 # abandon_launch PIDFILE: stop a process we launched a moment ago that never became ours in
 # full (it did not exec the expected command, or never got ready): identified by the pid and
 # start time recorded at launch alone.

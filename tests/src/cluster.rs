@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::infra::{Infra, Namespace, repo_root};
+use crate::infra::{Infra, Namespace, repo_root, sql_at};
 
 /// Serialises the tests that use the cluster (they break it on purpose).
 static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -148,17 +148,7 @@ impl Cluster {
 
     /// Runs SQL on one shard's node (1-based) and returns the TSV output.
     pub async fn shard_sql(&self, n: u32, query: &str) -> String {
-        let url = &self.shard_urls[usize::try_from(n - 1).unwrap()];
-        let response = reqwest::Client::new()
-            .post(url)
-            .body(query.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "shard {n} refused `{query}`: {text}");
-        text
+        sql_at(&self.shard_urls[usize::try_from(n - 1).unwrap()], query).await
     }
 
     /// The shard (1-based) that holds `org`'s rows: the sharding key of the Distributed

@@ -185,6 +185,37 @@ async fn ids_on_shard(cluster: &Cluster, shard: u32, database: &str) -> HashSet<
         .collect()
 }
 
+/// Checks that every event lives on its organization's shard, and there only (physical rows).
+async fn assert_each_on_its_shard(
+    cluster: &Cluster,
+    ns: &Namespace,
+    events: &HashMap<String, String>,
+) {
+    let on_shard = [
+        ids_on_shard(cluster, 1, &ns.database).await,
+        ids_on_shard(cluster, 2, &ns.database).await,
+    ];
+    let mut shard_of: HashMap<&str, usize> = HashMap::new();
+    for (id, org) in events {
+        let shard = match shard_of.get(org.as_str()) {
+            Some(shard) => *shard,
+            None => {
+                let shard = usize::try_from(cluster.shard_of(org).await - 1).unwrap();
+                *shard_of.entry(org).or_insert(shard)
+            }
+        };
+        assert!(
+            on_shard[shard].contains(id),
+            "{id} of {org} not on its shard {}",
+            shard + 1
+        );
+        assert!(
+            !on_shard[1 - shard].contains(id),
+            "a copy of {id} of {org} on the other shard"
+        );
+    }
+}
+
 /// (partition, leader, in-sync replica count) of every partition of `topic`.
 fn partition_leaders(brokers: &str, topic: &str) -> Vec<(i32, i32, usize)> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -310,7 +341,7 @@ async fn acknowledged_events_survive_the_loss_of_the_partition_leader_and_active
                 key.clone(),
                 orgs.clone(),
                 10,
-                Duration::from_millis(100),
+                Duration::from_millis(200),
                 ledger.clone(),
                 stop.clone(),
             ))
@@ -518,23 +549,7 @@ async fn a_stopped_shard_holds_back_indexing_answers_503_for_its_orgs_only_and_l
         let (status, _, body) = read(org.clone()).await;
         assert_eq!(status, 200, "the returned shard's org reads again: {body}");
     }
-    // Each event on its organization's shard only.
-    let on_shard = [
-        ids_on_shard(&cluster, 1, &ns.database).await,
-        ids_on_shard(&cluster, 2, &ns.database).await,
-    ];
-    for (id, org) in &ledger.acknowledged {
-        let shard = usize::from(stopped.contains(org));
-        assert!(
-            on_shard[shard].contains(id),
-            "{id} of {org} not on shard {}",
-            shard + 1
-        );
-        assert!(
-            !on_shard[1 - shard].contains(id),
-            "{id} of {org} on both shards"
-        );
-    }
+    assert_each_on_its_shard(&cluster, &ns, &ledger.acknowledged).await;
     let physical = ns.sql_u64("SELECT count() FROM events").await;
     println!(
         "{} acknowledged, {} rows stored before merges (copies from the retried inserts collapse in FINAL)",
@@ -613,22 +628,7 @@ async fn copies_of_an_event_meet_on_one_shard_across_a_rebalance_and_retention_r
     )
     .await;
     assert_indexed_exactly_once(&ns, &sent).await;
-    let on_shard = [
-        ids_on_shard(&cluster, 1, &ns.database).await,
-        ids_on_shard(&cluster, 2, &ns.database).await,
-    ];
-    for (id, org) in &sent {
-        let shard = usize::try_from(cluster.shard_of(org).await - 1).unwrap();
-        assert!(
-            on_shard[shard].contains(id),
-            "{id} of {org} not on its shard {}",
-            shard + 1
-        );
-        assert!(
-            !on_shard[1 - shard].contains(id),
-            "a copy of {id} on the other shard"
-        );
-    }
+    assert_each_on_its_shard(&cluster, &ns, &sent).await;
     merges("START").await;
 
     // Retention: rows of one organization on both shards (as rows written before a change

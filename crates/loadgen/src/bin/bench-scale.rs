@@ -183,21 +183,7 @@ impl Bench {
             let org = format!("org_{n:07}");
             let key = key.replace("org_template", &org);
             let payload = payload.replace("\"org_template\"", &format!("\"{org}\""));
-            loop {
-                match producer.send_result(FutureRecord::to(&settings).key(&key).payload(&payload))
-                {
-                    Ok(_) => break,
-                    Err((error, _)) => {
-                        if !matches!(
-                            error.rdkafka_error_code(),
-                            Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
-                        ) {
-                            bail!("producing settings: {error}");
-                        }
-                        producer.poll(Duration::from_millis(10));
-                    }
-                }
-            }
+            send(&producer, &settings, &key, &payload)?;
         }
         producer.flush(Duration::from_secs(120))?;
         println!(
@@ -286,24 +272,7 @@ impl Bench {
             // Destinations of this org: n ≡ org_index (mod orgs), n < destinations.
             deliveries_expected += ((destinations - org_index).div_ceil(orgs)) as u64;
             let payload = generated_event(org, n, &at).to_string();
-            loop {
-                match producer.send_result(
-                    FutureRecord::to(&events_topic)
-                        .key(org.as_str())
-                        .payload(&payload),
-                ) {
-                    Ok(_) => break,
-                    Err((error, _)) => {
-                        if !matches!(
-                            error.rdkafka_error_code(),
-                            Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
-                        ) {
-                            bail!("producing events: {error}");
-                        }
-                        producer.poll(Duration::from_millis(10));
-                    }
-                }
-            }
+            send(&producer, &events_topic, org, &payload)?;
         }
         producer.flush(Duration::from_secs(300))?;
 
@@ -353,6 +322,22 @@ impl Bench {
             ),
             ..BenchRow::default()
         })
+    }
+}
+
+/// Queues one message, waiting for room while the producer's queue is full.
+fn send(producer: &FutureProducer, topic: &str, key: &str, payload: &str) -> Result<()> {
+    loop {
+        match producer.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
+            Ok(_) => return Ok(()),
+            Err((error, _))
+                if error.rdkafka_error_code()
+                    == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+            {
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((error, _)) => bail!("producing to {topic}: {error}"),
+        }
     }
 }
 
