@@ -11,7 +11,8 @@
 //!    6-partition topic as a direct producer sends them (untagged: the forwarder validates
 //!    each). A release forwarder delivers them all to the fake webhook receiver (in this
 //!    process, one URL path per destination); measured: start-up, RSS when ready, events/s and
-//!    deliveries/s from the first to the last delivery, peak RSS.
+//!    deliveries/s from the first to the last delivery, peak RSS, RSS once all is delivered and
+//!    the size of its `/metrics` page (per-destination series).
 //!
 //! Kafka, the services, the receiver and this process share the machine's cores.
 
@@ -309,6 +310,18 @@ impl Bench {
         let stats = webhook.core().stats();
         sampler.stop();
         let peak = sampler.peak_mb();
+        // What stays once every event is delivered: the per-destination state (lanes, sinks,
+        // metric series), without the events in flight.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let rss_after = rss_kb(forwarder.pid()).unwrap_or(0) as f64 / 1024.0;
+        let metrics_bytes = self
+            .http
+            .get(format!("{}/metrics", forwarder.url()))
+            .send()
+            .await?
+            .bytes()
+            .await?
+            .len();
         forwarder.stop();
         Ok(BenchRow {
             name: format!(
@@ -321,13 +334,14 @@ impl Bench {
             ),
             peak_rss_mb: Some(peak),
             notes: format!(
-                "{} events (direct producer, validated) → {} deliveries ({deliveries_expected} for the events, each to every destination of its organization; the rest: the audit events of the settings changes) in {:.1} s, {} requests, {} signature failures; start-up {:.2} s, {rss_ready:.0} MB when ready",
+                "{} events (direct producer, validated) → {} deliveries ({deliveries_expected} for the events, each to every destination of its organization; the rest: the audit events of the settings changes) in {:.1} s, {} requests, {} signature failures; start-up {:.2} s, {rss_ready:.0} MB when ready, {rss_after:.0} MB 5 s after the last delivery, /metrics {} KB",
                 self.cli.events,
                 stats.events,
                 seconds,
                 stats.accepted_requests,
                 stats.signature_failures,
-                startup.as_secs_f64()
+                startup.as_secs_f64(),
+                metrics_bytes / 1024
             ),
             ..BenchRow::default()
         })
