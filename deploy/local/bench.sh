@@ -4,6 +4,9 @@
 # to .local/bench/results.md with a description of the machine (paste it into BENCHMARKS.md).
 #   BENCH=ingest|indexer|read|forwarder make bench   runs one group; BENCH_SECONDS sets durations;
 #   BENCH_SKIP_BUILD=1 uses the release binaries already built.
+#   BENCH=scale make bench   (not in the default run: ~15 min) measures how per-tenant costs grow:
+#   settings start-up with up to 100,000 organizations, the forwarder with up to 5,000
+#   destinations across 2,000 organizations (BENCHMARKS.md, "Scale on paper").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -44,6 +47,10 @@ for group in $GROUPS_TO_RUN; do
   out="$STATE_DIR/$group.md"
   case $group in
     ingest | indexer | read) "$BENCH_BIN" "${common[@]}" "$group" | tee "$out" ;;
+    scale)
+      "$ROOT/target/release/bench-scale" --kafka "127.0.0.1:$KAFKA_PORT" --clickhouse "http://127.0.0.1:$CH_HTTP_PORT" \
+        --bin-dir "$ROOT/target/release" --log-dir "$STATE_DIR/logs" | tee "$out"
+      ;;
     forwarder)
       if [[ -x $ROOT/target/release/bench-forwarder ]]; then
         "$ROOT/target/release/bench-forwarder" --brokers "127.0.0.1:$KAFKA_PORT" --bin-dir "$ROOT/target/release" | tee "$out"

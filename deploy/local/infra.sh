@@ -3,10 +3,12 @@
 #
 # Usage: deploy/local/infra.sh up|down|status
 # Knobs are those of kafka.sh and clickhouse.sh (STATE_DIR, CACHE_DIR, KAFKA_PORT,
-# KAFKA_CONTROLLER_PORT, KAFKA_HEAP, KAFKA_READY_TIMEOUT, CH_HTTP_PORT, CH_TCP_PORT,
-# CH_OPS_PASSWORD, CH_READY_TIMEOUT). A test instance beside the dev one, e.g.:
+# KAFKA_CONTROLLER_PORT, KAFKA_NODES, KAFKA_HEAP, KAFKA_READY_TIMEOUT, CH_HTTP_PORT, CH_TCP_PORT,
+# CH_SHARDS, CH_CLUSTER, CH_OPS_PASSWORD, CH_READY_TIMEOUT). A test instance beside the dev
+# one, e.g.:
 #   STATE_DIR=/tmp/x KAFKA_PORT=29092 KAFKA_CONTROLLER_PORT=29093 \
 #     CH_HTTP_PORT=28123 CH_TCP_PORT=29000 deploy/local/infra.sh up
+# The cluster topology (a 3-node Kafka and 2 ClickHouse shards) with KAFKA_NODES=3 CH_SHARDS=2.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -8,33 +8,28 @@
 #   (gateways on 8080, 8081… with ops on 9100, 9110…; indexer ops on 9101, 9111…; forwarder
 #   ops on 9102, 9112…):
 #   indexers and forwarders share the partitions of their consumer groups.
+#   STATE_DIR (default .local) holds pid files (run/), logs (logs/) and the engines' state.
+# Pid files record each service's start time and binary; `stop` signals only processes that
+# still match them (deploy/local/lib.sh, "Processes we started"), never a recycled pid.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-STATE="$ROOT/.local"
+COMPONENT=run
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source deploy/local/lib.sh
+export STATE_DIR
+STATE="$STATE_DIR"
 RUN="$STATE/run"
 LOGS="$STATE/logs"
 PROFILE="${PROFILE:-debug}"
 GATEWAY_URL="http://127.0.0.1:8080"
 GATEWAYS="${GATEWAYS:-1}" INDEXERS="${INDEXERS:-1}" FORWARDERS="${FORWARDERS:-1}"
 
-say() { printf 'run: %s\n' "$*"; }
-
+# Services get 30 s to drain (SIGTERM), then SIGKILL; only processes the pid files identify.
 stop_services() {
-  local pidfile pid pids=()
-  for pidfile in "$RUN"/*.pid; do
-    [[ -s $pidfile ]] || continue
-    pid=$(<"$pidfile")
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null || true
-      pids+=("$pid")
-    fi
-  done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  rm -f "$RUN"/*.pid
+  local -a pidfiles=()
+  [[ -d $RUN ]] && mapfile -t pidfiles < <(find "$RUN" -maxdepth 1 -name '*.pid' | sort)
+  terminate_all 30 "${pidfiles[@]}"
 }
 
 if [[ ${1:-} == stop ]]; then
@@ -64,7 +59,12 @@ start() { # name, binary, args… (environment assignments before `start` apply 
     return 0
   fi
   nohup "$binary" "$@" >>"$LOGS/$name.log" 2>&1 &
-  echo $! >"$RUN/$name.pid"
+  # nohup execs the binary in place: $! is the service, and its argv[0] is $binary.
+  if ! record_pid "$RUN/$name.pid" "$!" "$binary"; then
+    tail -n 30 "$LOGS/$name.log" >&2
+    say "ERROR: $name exited at once (log: $LOGS/$name.log)"
+    exit 1
+  fi
 }
 
 wait_ready() { # name, url
@@ -72,7 +72,7 @@ wait_ready() { # name, url
   [[ -s $RUN/$name.pid ]] || return 0
   for i in $(seq 1 600); do
     if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
-    if ! kill -0 "$(<"$RUN/$name.pid")" 2>/dev/null; then
+    if ! owned_pid "$RUN/$name.pid" >/dev/null; then
       tail -n 30 "$LOGS/$name.log" >&2
       say "ERROR: $name exited during start (log: $LOGS/$name.log)"
       exit 1
@@ -147,7 +147,7 @@ while true; do
   for pidfile in "$RUN"/*.pid; do
     [[ -s $pidfile ]] || continue
     name=$(basename "$pidfile" .pid)
-    if ! kill -0 "$(<"$pidfile")" 2>/dev/null; then
+    if ! owned_pid "$pidfile" >/dev/null; then
       say "WARNING: $name exited; see $LOGS/$name.log"
       rm -f "$pidfile"
     fi

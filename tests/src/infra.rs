@@ -94,19 +94,11 @@ impl Namespace {
 
     /// Runs SQL on ClickHouse (in this namespace's database) and returns the TSV output.
     pub async fn sql(&self, query: &str) -> String {
-        let response = reqwest::Client::new()
-            .post(format!(
-                "{}/?database={}",
-                self.infra.clickhouse, self.database
-            ))
-            .body(query.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "ClickHouse refused `{query}`: {text}");
-        text
+        sql_at(
+            &format!("{}/?database={}", self.infra.clickhouse, self.database),
+            query,
+        )
+        .await
     }
 
     /// A single number from ClickHouse.
@@ -133,6 +125,24 @@ impl Namespace {
         }
         response.text().await.ok()?.trim().parse().ok()
     }
+}
+
+/// Runs SQL on the ClickHouse HTTP endpoint `url` and returns the TSV output; panics (with
+/// the engine's answer) unless it succeeds.
+pub async fn sql_at(url: &str, query: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(url)
+        .body(query.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert!(
+        status.is_success(),
+        "ClickHouse at {url} refused `{query}`: {text}"
+    );
+    text
 }
 
 /// A Kafka broker or ClickHouse engine of a test's own, for tests that stop it on purpose

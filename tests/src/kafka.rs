@@ -159,3 +159,35 @@ pub fn event_ids(brokers: &str, topic: &str) -> Vec<String> {
         .filter_map(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_string))
         .collect()
 }
+
+/// The sum of the offsets `group` has committed on every partition of `topic` (0 for a
+/// partition without a commit): it grows exactly when the group's members commit.
+pub fn committed_total(brokers: &str, group: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        list.add_partition(topic, partition.id());
+    }
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .unwrap();
+    let total = committed
+        .elements()
+        .iter()
+        .map(|element| match element.offset() {
+            Offset::Offset(offset) => offset,
+            _ => 0,
+        })
+        .sum();
+    // Lists alive at the consumer's drop can hang it (INFRA.md): drop them first.
+    drop(committed);
+    total
+}

@@ -10,6 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+pub mod cluster;
 pub mod events;
 pub mod fakes;
 pub mod infra;

@@ -191,6 +191,18 @@ impl Service {
         }
     }
 
+    /// Whether the process started last is still running (not exited, not a zombie).
+    pub fn is_running(&self) -> bool {
+        let Some(pid) = self.pid() else {
+            return false;
+        };
+        // Field 3 of /proc/PID/stat (after the parenthesised name) is the state.
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    }
+
     /// The process id (while running).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

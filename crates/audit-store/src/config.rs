@@ -25,15 +25,23 @@ pub struct ClickHouseConfig {
     /// Seconds a query or insert may take before it is abandoned (and retried by the caller).
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
-    /// Schema layout: `single_node` (one server) or `replicated` (replicated `events_local`
-    /// tables on every node of `cluster` behind a Distributed `events` table). Chooses the
-    /// migrations `indexer migrate` applies; reads and inserts use `events` either way.
+    /// Schema layout: `single_node` (one server), `replicated` (replicated `events_local`
+    /// tables on every node of `cluster` behind a Distributed `events` table, DDL `ON
+    /// CLUSTER` through Keeper) or `sharded` (plain `events_local` tables on the shards of
+    /// `cluster`, one server each, behind a Distributed `events` table; no Keeper: DDL and
+    /// retention changes go to every node of `shard_urls`). Chooses the migrations `indexer
+    /// migrate` applies; reads and inserts use `events` either way.
     #[serde(default)]
     pub layout: Layout,
     /// The cluster (a `remote_servers` name) holding the tables; required by, and only
-    /// allowed with, `layout = "replicated"`.
+    /// allowed with, `layout = "replicated"` or `"sharded"`.
     #[serde(default)]
     pub cluster: String,
+    /// HTTP URLs of every node of `cluster`, one per shard (`layout = "sharded"` only, and
+    /// required there): `indexer migrate` creates the tables on each, the indexer checks the
+    /// schema on each and applies retention changes to each.
+    #[serde(default)]
+    pub shard_urls: Vec<String>,
     /// Build the free-text search index (`idx_search`, n-grams) during inserts. Off by
     /// default: the index is then built when ClickHouse merges the new parts, which it does
     /// anyway, and inserts cost about a third less (searches stay correct; a part not merged
@@ -50,6 +58,7 @@ pub enum Layout {
     #[default]
     SingleNode,
     Replicated,
+    Sharded,
 }
 
 /// Wire compression between a service and ClickHouse.
@@ -75,7 +84,7 @@ fn default_timeout() -> u64 {
 
 impl ClickHouseConfig {
     pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+        if !is_http_url(&self.url) {
             return Err(ConfigError::invalid(
                 format!("{section}.url"),
                 "must be an http(s) URL",
@@ -99,15 +108,34 @@ impl ClickHouseConfig {
                 "must be positive",
             ));
         }
+        if self.layout != Layout::Sharded && !self.shard_urls.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{section}.shard_urls"),
+                "is only used with layout = \"sharded\"",
+            ));
+        }
         match self.layout {
             Layout::SingleNode if !self.cluster.is_empty() => Err(ConfigError::invalid(
                 format!("{section}.cluster"),
-                "is only used with layout = \"replicated\"",
+                "is only used with layout = \"replicated\" or \"sharded\"",
             )),
-            Layout::Replicated if !valid_cluster_name(&self.cluster) => Err(ConfigError::invalid(
-                format!("{section}.cluster"),
-                "layout = \"replicated\" needs the cluster name ([A-Za-z0-9_.-]+)",
+            Layout::Replicated | Layout::Sharded if !valid_cluster_name(&self.cluster) => {
+                Err(ConfigError::invalid(
+                    format!("{section}.cluster"),
+                    "a cluster layout needs the cluster name ([A-Za-z0-9_.-]+)",
+                ))
+            }
+            Layout::Sharded if self.shard_urls.is_empty() => Err(ConfigError::invalid(
+                format!("{section}.shard_urls"),
+                "layout = \"sharded\" needs the HTTP URL of every shard",
             )),
+            Layout::Sharded => match self.shard_urls.iter().find(|url| !is_http_url(url)) {
+                Some(url) => Err(ConfigError::invalid(
+                    format!("{section}.shard_urls"),
+                    format!("`{url}` is not an http(s) URL"),
+                )),
+                None => Ok(()),
+            },
             _ => Ok(()),
         }
     }
@@ -119,8 +147,15 @@ impl ClickHouseConfig {
             Layout::Replicated => SchemaLayout::Replicated {
                 cluster: self.cluster.clone(),
             },
+            Layout::Sharded => SchemaLayout::Sharded {
+                cluster: self.cluster.clone(),
+            },
         }
     }
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
 }
 
 /// A cluster name goes into SQL as a quoted literal: allow only what `remote_servers` names use.
@@ -176,5 +211,47 @@ mod tests {
             .expect_err("invalid")
             .to_string();
         assert!(error.contains("only used with"), "{error}");
+    }
+
+    #[test]
+    fn sharded_layout_needs_a_cluster_and_every_shard_url() {
+        let config = parse(serde_json::json!({
+            "layout": "sharded",
+            "cluster": "audit_shards",
+            "shard_urls": ["http://ch-1:8123", "https://ch-2:8443"],
+        }));
+        assert!(config.validate("clickhouse").is_ok());
+        assert_eq!(
+            config.schema_layout(),
+            SchemaLayout::Sharded {
+                cluster: "audit_shards".into()
+            }
+        );
+
+        let cases = [
+            (
+                serde_json::json!({ "layout": "sharded", "shard_urls": ["http://a:1"] }),
+                "clickhouse.cluster",
+            ),
+            (
+                serde_json::json!({ "layout": "sharded", "cluster": "c" }),
+                "clickhouse.shard_urls",
+            ),
+            (
+                serde_json::json!({ "layout": "sharded", "cluster": "c", "shard_urls": ["ch-1:8123"] }),
+                "not an http(s) URL",
+            ),
+            (
+                serde_json::json!({ "layout": "replicated", "cluster": "c", "shard_urls": ["http://a:1"] }),
+                "only used with layout = \"sharded\"",
+            ),
+        ];
+        for (config, expected) in cases {
+            let error = parse(config)
+                .validate("clickhouse")
+                .expect_err("invalid")
+                .to_string();
+            assert!(error.contains(expected), "{error}");
+        }
     }
 }

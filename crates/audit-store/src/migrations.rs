@@ -5,13 +5,16 @@
 //! * Safe against downgrades: a database with a version newer than this build knows is
 //!   refused, so an old indexer never writes into a schema it does not understand.
 //!
-//! Two layouts share the versions: [`SchemaLayout::SingleNode`] (`migrations/*.sql`: one
-//! server) and [`SchemaLayout::Replicated`] (`migrations/replicated/*.sql`: replicated
+//! Three layouts share the versions: [`SchemaLayout::SingleNode`] (`migrations/*.sql`: one
+//! server), [`SchemaLayout::Replicated`] (`migrations/replicated/*.sql`: replicated
 //! `events_local` tables on every node of a cluster behind a Distributed `events` table; every
-//! DDL statement, the bookkeeping included, runs `ON CLUSTER`). A migration added to one
-//! layout is added to the other with the same version.
+//! DDL statement, the bookkeeping included, runs `ON CLUSTER`) and [`SchemaLayout::Sharded`]
+//! (`migrations/sharded/*.sql`: plain `events_local` tables on the shards of a cluster behind
+//! a Distributed `events` table, no Keeper; the caller applies the migrations to every node,
+//! each with its own bookkeeping). A migration added to one layout is added to the others
+//! with the same version.
 //!
-//! Placeholders replaced in the SQL: `{database}`, and `{cluster}` in the replicated layout.
+//! Placeholders replaced in the SQL: `{database}`, and `{cluster}` in the cluster layouts.
 //! `{shard}` and `{replica}` are the servers' own macros and are left as they are.
 
 use clickhouse::Client;
@@ -66,6 +69,13 @@ pub const MIGRATIONS_REPLICATED: &[Migration] = &[
     },
 ];
 
+/// The migrations of the sharded schema (same versions as [`MIGRATIONS`]).
+pub const MIGRATIONS_SHARDED: &[Migration] = &[Migration {
+    version: 1,
+    name: "events",
+    sql: include_str!("../migrations/sharded/0001_events.sql"),
+}];
+
 /// Where the schema lives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum SchemaLayout {
@@ -76,6 +86,11 @@ pub enum SchemaLayout {
     /// ReplicatedReplacingMergeTree on every node and `events` a Distributed table over them,
     /// sharded by organization. DDL runs `ON CLUSTER '{cluster}'`.
     Replicated { cluster: String },
+    /// A cluster of shards without replicas or Keeper (a `remote_servers` entry):
+    /// `events_local` is a ReplacingMergeTree on every node and `events` a Distributed table
+    /// over them, sharded by organization. Each node gets the DDL from the caller
+    /// ([`crate::Store::migrate`] runs every migration on every shard).
+    Sharded { cluster: String },
 }
 
 impl SchemaLayout {
@@ -84,6 +99,7 @@ impl SchemaLayout {
         match self {
             Self::SingleNode => MIGRATIONS,
             Self::Replicated { .. } => MIGRATIONS_REPLICATED,
+            Self::Sharded { .. } => MIGRATIONS_SHARDED,
         }
     }
 
@@ -100,14 +116,23 @@ impl SchemaLayout {
     pub fn events_engine(&self) -> &'static str {
         match self {
             Self::SingleNode => "ReplacingMergeTree",
-            Self::Replicated { .. } => "Distributed",
+            Self::Replicated { .. } | Self::Sharded { .. } => "Distributed",
         }
     }
 
-    /// ` ON CLUSTER '<cluster>'`, or nothing on a single node.
+    /// The cluster of a cluster layout.
+    pub fn cluster(&self) -> Option<&str> {
+        match self {
+            Self::SingleNode => None,
+            Self::Replicated { cluster } | Self::Sharded { cluster } => Some(cluster),
+        }
+    }
+
+    /// ` ON CLUSTER '<cluster>'` on the replicated layout, or nothing (the sharded layout's
+    /// DDL goes to each node from the caller).
     fn on_cluster(&self) -> String {
         match self {
-            Self::SingleNode => String::new(),
+            Self::SingleNode | Self::Sharded { .. } => String::new(),
             Self::Replicated { cluster } => format!(" ON CLUSTER '{cluster}'"),
         }
     }
@@ -118,7 +143,7 @@ impl SchemaLayout {
     fn bookkeeping(&self, database: &str) -> [String; 2] {
         let on_cluster = self.on_cluster();
         let engine = match self {
-            Self::SingleNode => "MergeTree".to_string(),
+            Self::SingleNode | Self::Sharded { .. } => "MergeTree".to_string(),
             Self::Replicated { .. } => format!(
                 "ReplicatedMergeTree('/clickhouse/tables/all/{database}/schema_migrations', '{{shard}}-{{replica}}')"
             ),
@@ -139,9 +164,9 @@ impl SchemaLayout {
             .into_iter()
             .map(|statement| {
                 let statement = statement.replace("{database}", database);
-                match self {
-                    Self::SingleNode => statement,
-                    Self::Replicated { cluster } => statement.replace("{cluster}", cluster),
+                match self.cluster() {
+                    None => statement,
+                    Some(cluster) => statement.replace("{cluster}", cluster),
                 }
             })
             .collect()
@@ -258,6 +283,24 @@ pub async fn check_layout(client: &Client, database: &str, layout: &SchemaLayout
     }
 }
 
+/// Checks that `cluster`, as the node behind `client` sees it, has exactly `expected` shards
+/// (the sharded layout's `shard_urls`): a node missing from one list or the other would leave
+/// a shard without tables or retention changes.
+pub async fn check_shard_count(client: &Client, cluster: &str, expected: usize) -> Result<()> {
+    let shards: u64 = client
+        .query("SELECT uniqExact(shard_num) FROM system.clusters WHERE cluster = {cluster:String}")
+        .param("cluster", cluster)
+        .fetch_one()
+        .await?;
+    if shards == expected as u64 {
+        return Ok(());
+    }
+    Err(Error::Schema(format!(
+        "the cluster `{cluster}` has {shards} shard(s) in this node's remote_servers, but \
+         `clickhouse.shard_urls` lists {expected} node(s); list one node per shard"
+    )))
+}
+
 /// The schema version recorded in `database` (0 when none).
 pub async fn current_version(client: &Client, database: &str) -> Result<u32> {
     let exists: u8 = client
@@ -316,7 +359,7 @@ mod tests {
 
     #[test]
     fn migrations_are_ordered_and_unique() {
-        for migrations in [MIGRATIONS, MIGRATIONS_REPLICATED] {
+        for migrations in [MIGRATIONS, MIGRATIONS_REPLICATED, MIGRATIONS_SHARDED] {
             let versions: Vec<u32> = migrations.iter().map(|m| m.version).collect();
             let mut sorted = versions.clone();
             sorted.sort_unstable();
@@ -331,13 +374,12 @@ mod tests {
     }
 
     #[test]
-    fn both_layouts_have_the_same_versions() {
-        let single: Vec<(u32, &str)> = MIGRATIONS.iter().map(|m| (m.version, m.name)).collect();
-        let replicated: Vec<(u32, &str)> = MIGRATIONS_REPLICATED
-            .iter()
-            .map(|m| (m.version, m.name))
-            .collect();
-        assert_eq!(single, replicated);
+    fn every_layout_has_the_same_versions() {
+        let versions = |migrations: &[Migration]| -> Vec<(u32, &'static str)> {
+            migrations.iter().map(|m| (m.version, m.name)).collect()
+        };
+        assert_eq!(versions(MIGRATIONS), versions(MIGRATIONS_REPLICATED));
+        assert_eq!(versions(MIGRATIONS), versions(MIGRATIONS_SHARDED));
         let cluster = SchemaLayout::Replicated {
             cluster: "prod".into(),
         };
@@ -398,6 +440,59 @@ mod tests {
             &sql[start..end]
         }
         assert_eq!(body(MIGRATIONS[0].sql), body(MIGRATIONS_REPLICATED[0].sql));
+        assert_eq!(body(MIGRATIONS[0].sql), body(MIGRATIONS_SHARDED[0].sql));
+    }
+
+    fn sharded() -> SchemaLayout {
+        SchemaLayout::Sharded {
+            cluster: "audit_shards".into(),
+        }
+    }
+
+    #[test]
+    fn sharded_schema_renders_local_tables_behind_a_distributed_table_without_on_cluster() {
+        let rendered = sharded().render(&MIGRATIONS_SHARDED[0], "audit_prod");
+        assert_eq!(rendered.len(), 2, "{rendered:#?}");
+        let (local, distributed) = (&rendered[0], &rendered[1]);
+        assert!(local.starts_with("CREATE TABLE IF NOT EXISTS audit_prod.events_local\n("));
+        assert!(local.contains("ENGINE = ReplacingMergeTree(version)"));
+        // Everything after the engine (partitioning, key, TTL, settings) is the single node's.
+        let tail = |sql: &str| sql[sql.find("ENGINE").expect("engine")..].to_string();
+        assert_eq!(
+            tail(local),
+            tail(&SchemaLayout::SingleNode.render(&MIGRATIONS[0], "audit_prod")[0])
+        );
+        assert_eq!(
+            distributed,
+            "CREATE TABLE IF NOT EXISTS audit_prod.events\nAS audit_prod.events_local\n\
+             ENGINE = Distributed('audit_shards', audit_prod, events_local, cityHash64(org_id))"
+        );
+        for statement in script("audit_prod", &sharded()) {
+            assert!(!statement.contains("ON CLUSTER"), "{statement}");
+            assert!(
+                !statement.contains('{'),
+                "placeholders replaced: {statement}"
+            );
+        }
+        let [_, bookkeeping] = sharded().bookkeeping("audit");
+        assert!(bookkeeping.ends_with("ENGINE = MergeTree ORDER BY version"));
+    }
+
+    #[test]
+    fn cluster_layouts_shard_by_organization_alike() {
+        // The sharding key decides which shard holds every copy of an event: both cluster
+        // layouts must use the same one.
+        let key = |layout: &SchemaLayout, migration: &Migration| {
+            let rendered = layout.render(migration, "db").join("\n");
+            let start = rendered.find("Distributed(").expect("distributed");
+            rendered[start..]
+                .replace("audit_cluster", "C")
+                .replace("audit_shards", "C")
+        };
+        assert_eq!(
+            key(&replicated(), &MIGRATIONS_REPLICATED[0]),
+            key(&sharded(), &MIGRATIONS_SHARDED[0])
+        );
     }
 
     #[test]

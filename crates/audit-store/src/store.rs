@@ -12,12 +12,15 @@ use crate::rows::{EventRow, PendingEvent};
 
 /// The events table's name inside the configured database.
 pub const EVENTS_TABLE: &str = "events";
-/// The shard-local table behind `events` on the replicated layout.
+/// The shard-local table behind `events` on the cluster layouts.
 pub const EVENTS_LOCAL_TABLE: &str = "events_local";
 
 #[derive(Clone)]
 pub struct Store {
     client: Client,
+    /// Every shard's node with its URL (sharded layout only): migrations, schema checks and
+    /// retention changes go to each, as there is no Keeper to run them `ON CLUSTER`.
+    shards: Vec<(String, Client)>,
     database: String,
     timeout: Duration,
     layout: SchemaLayout,
@@ -50,17 +53,30 @@ impl Store {
             crate::config::Compression::Lz4 => clickhouse::Compression::Lz4,
             crate::config::Compression::None => clickhouse::Compression::None,
         };
-        let client = Client::default()
+        let base = Client::default()
             .with_compression(compression)
-            .with_url(&config.url)
             .with_user(&config.user)
             .with_password(config.password.expose())
             .with_database(&config.database);
+        let layout = config.schema_layout();
+        let mut client = base.clone().with_url(&config.url);
+        if layout.cluster().is_some() {
+            // Every read filters by org_id, the sharding key's input: send it to the shard
+            // owning the organization only (fewer shards to wait for, and reads of healthy
+            // shards keep answering while another shard is down).
+            client = client.with_setting("optimize_skip_unused_shards", "1");
+        }
+        let shards = config
+            .shard_urls
+            .iter()
+            .map(|url| (url.clone(), base.clone().with_url(url)))
+            .collect();
         Self {
             client,
+            shards,
             database: config.database.clone(),
             timeout: Duration::from_secs(config.timeout_secs),
-            layout: config.schema_layout(),
+            layout,
             search_index_on_insert: config.search_index_on_insert,
         }
     }
@@ -97,17 +113,50 @@ impl Store {
             .unwrap_or(Err(Error::Timeout(Duration::from_secs(3))))
     }
 
-    /// Applies pending schema migrations of the configured layout.
+    /// Applies pending schema migrations of the configured layout (on the sharded layout: on
+    /// every shard, after checking that the cluster has as many shards as `shard_urls`).
     pub async fn migrate(&self) -> Result<MigrationReport> {
-        // DDL runs before the database exists, so use an unscoped client.
-        let client = self.client.clone().with_database("default");
-        migrations::migrate(&client, &self.database, &self.layout).await
+        let SchemaLayout::Sharded { cluster } = &self.layout else {
+            // DDL runs before the database exists, so use an unscoped client.
+            let client = self.client.clone().with_database("default");
+            return migrations::migrate(&client, &self.database, &self.layout).await;
+        };
+        let mut report = MigrationReport::default();
+        for (url, shard) in &self.shards {
+            let client = shard.clone().with_database("default");
+            migrations::check_shard_count(&client, cluster, self.shards.len())
+                .await
+                .map_err(|error| on_node(url, error))?;
+            let applied = migrations::migrate(&client, &self.database, &self.layout)
+                .await
+                .map_err(|error| on_node(url, error))?;
+            tracing::info!(node = %url, applied = ?applied.applied, "shard migrated");
+            report.applied.extend(applied.applied);
+            report.already_applied.extend(applied.already_applied);
+        }
+        report.applied.sort_unstable();
+        report.applied.dedup();
+        report.already_applied.sort_unstable();
+        report.already_applied.dedup();
+        Ok(report)
     }
 
     /// Checks that the database has exactly the schema version this build expects, in the
-    /// configured layout.
+    /// configured layout (on every shard of the sharded layout).
     pub async fn check_schema(&self) -> Result<()> {
-        let client = self.client.clone().with_database("default");
+        if !matches!(self.layout, SchemaLayout::Sharded { .. }) {
+            return self.check_node_schema(&self.client).await;
+        }
+        for (url, shard) in &self.shards {
+            self.check_node_schema(shard)
+                .await
+                .map_err(|error| on_node(url, error))?;
+        }
+        Ok(())
+    }
+
+    async fn check_node_schema(&self, node: &Client) -> Result<()> {
+        let client = node.clone().with_database("default");
         let current = migrations::current_version(&client, &self.database).await?;
         let latest = self.layout.latest_version();
         match current.cmp(&latest) {
@@ -141,6 +190,12 @@ impl Store {
             // block for insert deduplication is wasted; the table collapses any copy.
             .with_setting("insert_deduplicate", "0")
             .with_timeouts(Some(self.timeout), Some(self.timeout));
+        if self.layout.cluster().is_some() {
+            // Through a Distributed table, answer only once every shard stored its rows (the
+            // indexer commits Kafka offsets on that answer), never once they are queued on
+            // the receiving node's disk.
+            insert = insert.with_setting("distributed_foreground_insert", "1");
+        }
         if !self.search_index_on_insert {
             // Leave the n-gram index to the merges (see `search_index_on_insert`).
             insert =
@@ -154,37 +209,58 @@ impl Store {
 
     /// Rewrites the retention of an organization's stored rows (asynchronous mutation; the
     /// TTL of the rewritten rows follows). Rows already at `days` are left alone. On the
-    /// replicated layout the mutation runs on the shards' `events_local` tables (a Distributed
-    /// table takes no mutations).
+    /// cluster layouts the mutation runs on the shards' `events_local` tables (a Distributed
+    /// table takes no mutations): `ON CLUSTER` on the replicated layout, and on each node of
+    /// `shard_urls` on the sharded one — every shard, not only the one the organization hashes
+    /// to now, because rows written before a change of the shard count stay where they are.
     pub async fn apply_retention(&self, org_id: &str, days: u16) -> Result<()> {
         let target = match &self.layout {
             SchemaLayout::SingleNode => EVENTS_TABLE.to_string(),
             SchemaLayout::Replicated { cluster } => {
                 format!("{EVENTS_LOCAL_TABLE} ON CLUSTER '{cluster}'")
             }
+            SchemaLayout::Sharded { .. } => EVENTS_LOCAL_TABLE.to_string(),
         };
         let statement = format!(
             "ALTER TABLE {target} UPDATE retention_days = {{days:UInt16}} \
              WHERE org_id = {{org:String}} AND retention_days != {{days:UInt16}}"
         );
-        self.timed(async {
-            self.client
-                .query(&statement)
-                .param("days", days)
-                .param("org", org_id)
-                .execute()
-                .await?;
-            Ok(())
-        })
-        .await
+        let nodes: Vec<(&str, &Client)> = match &self.layout {
+            SchemaLayout::Sharded { .. } => self
+                .shards
+                .iter()
+                .map(|(url, client)| (url.as_str(), client))
+                .collect(),
+            _ => vec![("", &self.client)],
+        };
+        for (url, client) in nodes {
+            self.timed(async {
+                client
+                    .query(&statement)
+                    .param("days", days)
+                    .param("org", org_id)
+                    .execute()
+                    .await?;
+                Ok(())
+            })
+            .await
+            .map_err(|error| {
+                if url.is_empty() {
+                    error
+                } else {
+                    on_node(url, error)
+                }
+            })?;
+        }
+        Ok(())
     }
 
-    /// The retention mutations touching an organization, newest first (on every replica of the
-    /// replicated layout).
+    /// The retention mutations touching an organization, newest first (on every node of the
+    /// cluster layouts).
     pub async fn retention_mutations(&self, org_id: &str) -> Result<Vec<RetentionMutation>> {
         let (source, table) = match &self.layout {
             SchemaLayout::SingleNode => ("system.mutations".to_string(), EVENTS_TABLE),
-            SchemaLayout::Replicated { cluster } => (
+            SchemaLayout::Replicated { cluster } | SchemaLayout::Sharded { cluster } => (
                 format!("clusterAllReplicas('{cluster}', system.mutations)"),
                 EVENTS_LOCAL_TABLE,
             ),
@@ -210,6 +286,17 @@ impl Store {
                 .await?)
         })
         .await
+    }
+}
+
+/// Names the shard node an error came from (an operator then knows which server to look at).
+fn on_node(url: &str, error: Error) -> Error {
+    match error {
+        Error::Schema(message) => Error::Schema(format!("{url}: {message}")),
+        Error::ClickHouse(clickhouse::error::Error::BadResponse(message)) => Error::ClickHouse(
+            clickhouse::error::Error::BadResponse(format!("{url}: {message}")),
+        ),
+        other => other,
     }
 }
 

@@ -128,15 +128,16 @@ impl From<audit_store::Error> for ApiError {
             audit_store::Error::InvalidQuery { param, reason } => {
                 ApiError::bad_request(param, reason)
             }
-            audit_store::Error::Timeout(_)
-            | audit_store::Error::ClickHouse(
-                clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut,
-            ) => {
+            // ClickHouse, or the shard holding this organization's rows, cannot be reached.
+            error if error.is_unavailable() => {
                 tracing::warn!(%error, "clickhouse unavailable for a read");
                 ApiError::unavailable("the audit log store is unavailable; retry shortly", 2)
             }
             audit_store::Error::ClickHouse(error) => {
                 ApiError::Internal(format!("clickhouse: {error}"))
+            }
+            audit_store::Error::Timeout(timeout) => {
+                ApiError::Internal(format!("clickhouse: no answer within {timeout:?}"))
             }
             audit_store::Error::Schema(message) | audit_store::Error::Interrupted(message) => {
                 ApiError::Internal(message)

@@ -39,9 +39,13 @@ enum Command {
         /// configured with the same one: they check it at start).
         #[arg(long, value_enum)]
         layout: Option<LayoutArg>,
-        /// Cluster for the replicated layout, overriding `clickhouse.cluster`.
+        /// Cluster for the replicated and sharded layouts, overriding `clickhouse.cluster`.
         #[arg(long)]
         cluster: Option<String>,
+        /// HTTP URL of a shard's node for the sharded layout (repeat for every shard),
+        /// overriding `clickhouse.shard_urls`.
+        #[arg(long = "shard-url")]
+        shard_urls: Vec<String>,
         /// Print every statement a migration of an empty database runs, and exit without
         /// connecting.
         #[arg(long)]
@@ -60,6 +64,7 @@ enum LayoutArg {
     #[value(name = "single_node")]
     SingleNode,
     Replicated,
+    Sharded,
 }
 
 fn main() -> std::process::ExitCode {
@@ -83,17 +88,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config: IndexerConfig = audit_runtime::config::load(Some(&cli.config), "INDEXER")?;
     let command = cli.command.unwrap_or(Command::Run);
     if let Command::Migrate {
-        layout, cluster, ..
+        layout,
+        cluster,
+        shard_urls,
+        ..
     } = &command
     {
         if let Some(layout) = layout {
             config.clickhouse.layout = match layout {
                 LayoutArg::SingleNode => Layout::SingleNode,
                 LayoutArg::Replicated => Layout::Replicated,
+                LayoutArg::Sharded => Layout::Sharded,
             };
         }
         if let Some(cluster) = cluster {
             config.clickhouse.cluster.clone_from(cluster);
+        }
+        if !shard_urls.is_empty() {
+            config.clickhouse.shard_urls.clone_from(shard_urls);
         }
     }
     config.validate()?;

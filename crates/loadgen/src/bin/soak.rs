@@ -7,6 +7,11 @@
 //! their own outages). A chaos schedule kills and restarts each service, stops ClickHouse and
 //! the receivers for a while, throttles a receiver with 429s, and changes settings.
 //!
+//! With `--cluster` (`SOAK_CLUSTER=1 make soak`) it runs on the cluster topology instead: a
+//! 3-node Kafka (topics at replication factor 3, min ISR 2) and 2 ClickHouse shards (the sharded
+//! layout); the ClickHouse step then stops one shard, and a further step SIGKILLs the Kafka
+//! node that is the active controller (and leads partitions), restarting it after 10 s.
+//!
 //! The ledger then compares, per event id: acknowledged (gateway 2xx or Kafka ack) → present
 //! exactly once in ClickHouse query results → delivered at least once to each destination it
 //! matches (or dead-lettered with a reason). The process exits non-zero on any loss.
@@ -56,6 +61,13 @@ struct Cli {
     /// Events per second through the gateways (plus a quarter of that straight to Kafka).
     #[arg(long, default_value_t = 800)]
     rate: u64,
+    /// The cluster topology: `--kafka` lists every broker, `--shard-urls` every ClickHouse
+    /// shard of the cluster `audit_shards` (the deploy/local scripts are driven through the
+    /// environment soak.sh exports: KAFKA_NODES, CH_SHARDS, ports).
+    #[arg(long)]
+    cluster: bool,
+    #[arg(long, value_delimiter = ',')]
+    shard_urls: Vec<String>,
 }
 
 struct Soak {
@@ -93,6 +105,23 @@ impl Soak {
         if prefix != "FORWARDER" {
             env.push((var("CLICKHOUSE__URL"), self.cli.clickhouse.clone()));
             env.push((var("CLICKHOUSE__DATABASE"), format!("soak_{id}")));
+        }
+        if self.cli.cluster {
+            env.push((var("TOPICS__REPLICATION_FACTOR"), "3".into()));
+            if prefix != "FORWARDER" {
+                let urls: Vec<String> = self
+                    .cli
+                    .shard_urls
+                    .iter()
+                    .map(|u| format!("\"{u}\""))
+                    .collect();
+                env.push((var("CLICKHOUSE__LAYOUT"), "sharded".into()));
+                env.push((var("CLICKHOUSE__CLUSTER"), "audit_shards".into()));
+                env.push((
+                    var("CLICKHOUSE__SHARD_URLS"),
+                    format!("[{}]", urls.join(",")),
+                ));
+            }
         }
         match prefix {
             "INDEXER" => {
@@ -157,6 +186,21 @@ impl Soak {
         self.chaos_log.lock().await.push(what);
     }
 
+    /// Runs deploy/local/kafka.sh (its ports and node count come from soak.sh's environment).
+    fn kafka_script(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = std::process::Command::new("deploy/local/kafka.sh")
+            .args(args)
+            .env("STATE_DIR", &self.cli.state_dir)
+            .output()?;
+        if !output.status.success() {
+            bail!(
+                "kafka.sh {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
     fn clickhouse_script(&self, action: &str) -> anyhow::Result<()> {
         let port = self
             .cli
@@ -166,7 +210,7 @@ impl Soak {
             .unwrap_or("58223")
             .to_string();
         let status = std::process::Command::new("deploy/local/clickhouse.sh")
-            .arg(action)
+            .args(action.split_whitespace())
             .env("STATE_DIR", &self.cli.state_dir)
             .env("CH_HTTP_PORT", &port)
             .env(
@@ -559,11 +603,27 @@ async fn chaos(
                     tokio::time::sleep(Duration::from_secs(10)).await;
                     soak.start("forwarder-1", port).await?;
                 }
+                2 if soak.cli.cluster => {
+                    soak.note("ClickHouse shard 2 of 2 stopped for 20 s".into()).await;
+                    soak.clickhouse_script("stop-node 2")?;
+                    tokio::time::sleep(Duration::from_secs(20)).await;
+                    soak.clickhouse_script("start-node 2")?;
+                }
                 2 => {
                     soak.note("ClickHouse engine stopped for 20 s".into()).await;
                     soak.clickhouse_script("stop")?;
                     tokio::time::sleep(Duration::from_secs(20)).await;
                     soak.clickhouse_script("start")?;
+                }
+                4 if soak.cli.cluster && round % 16 == 4 => {
+                    let node = soak.kafka_script(&["active-controller"])?.trim().to_string();
+                    soak.note(format!(
+                        "SIGKILL Kafka node {node} (active controller, partition leader), restart after 10 s"
+                    ))
+                    .await;
+                    soak.kafka_script(&["kill-node", &node])?;
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    soak.kafka_script(&["start-node", &node])?;
                 }
                 3 => {
                     soak.note("webhook receiver down (connection refused) for 30 s".into())

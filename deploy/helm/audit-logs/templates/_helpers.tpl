@@ -47,6 +47,11 @@ app.kubernetes.io/component: {{ .service }}
       {{- end }}
 {{- end -}}
 
+{{/* A list of strings as a TOML inline array, e.g. ["a", "b"] (for list-valued env overrides). */}}
+{{- define "audit-logs.tomlArray" -}}
+[{{ range $i, $item := . }}{{ if $i }}, {{ end }}{{ $item | quote }}{{ end }}]
+{{- end -}}
+
 {{/* A string map as a TOML inline table, the form config overrides take for maps. */}}
 {{- define "audit-logs.tomlTable" -}}
 {{- $pairs := list -}}
@@ -98,6 +103,20 @@ differs between deployments is an override of the service's TOML config
   value: {{ $values.clickhouse.url | quote }}
 - name: {{ $prefix }}__CLICKHOUSE__DATABASE
   value: {{ $values.clickhouse.database | quote }}
+{{- /* Both services need the layout: reads are routed to the owning shard on a cluster. */}}
+- name: {{ $prefix }}__CLICKHOUSE__LAYOUT
+  value: {{ $values.clickhouse.layout | quote }}
+{{- if has $values.clickhouse.layout (list "replicated" "sharded") }}
+- name: {{ $prefix }}__CLICKHOUSE__CLUSTER
+  value: {{ required "clickhouse.cluster is required with layout replicated or sharded" $values.clickhouse.cluster | quote }}
+{{- end }}
+{{- if eq $values.clickhouse.layout "sharded" }}
+{{- if not $values.clickhouse.shardUrls }}
+{{- fail "clickhouse.shardUrls (one HTTP URL per shard) is required with layout sharded" }}
+{{- end }}
+- name: {{ $prefix }}__CLICKHOUSE__SHARD_URLS
+  value: {{ include "audit-logs.tomlArray" $values.clickhouse.shardUrls | quote }}
+{{- end }}
 {{- end }}
 {{- if eq $service "gateway" }}
 - name: GATEWAY__OPS__LISTEN
@@ -117,12 +136,6 @@ differs between deployments is an override of the service's TOML config
 {{- if eq $service "indexer" }}
 - name: INDEXER__CLICKHOUSE__USER
   value: {{ $values.clickhouse.writerUser | quote }}
-- name: INDEXER__CLICKHOUSE__LAYOUT
-  value: {{ $values.clickhouse.layout | quote }}
-{{- if eq $values.clickhouse.layout "replicated" }}
-- name: INDEXER__CLICKHOUSE__CLUSTER
-  value: {{ required "clickhouse.cluster is required with layout replicated" $values.clickhouse.cluster | quote }}
-{{- end }}
 {{ include "audit-logs.secretEnv" (dict "root" $root "name" "INDEXER__CLICKHOUSE__PASSWORD" "key" $values.secrets.keys.clickhouseWriterPassword) }}
 {{- end }}
 {{- if eq $service "forwarder" }}
