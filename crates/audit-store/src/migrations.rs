@@ -70,11 +70,23 @@ pub const MIGRATIONS_REPLICATED: &[Migration] = &[
 ];
 
 /// The migrations of the sharded schema (same versions as [`MIGRATIONS`]).
-pub const MIGRATIONS_SHARDED: &[Migration] = &[Migration {
-    version: 1,
-    name: "events",
-    sql: include_str!("../migrations/sharded/0001_events.sql"),
-}];
+pub const MIGRATIONS_SHARDED: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events",
+        sql: include_str!("../migrations/sharded/0001_events.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "provenance",
+        sql: include_str!("../migrations/sharded/0002_provenance.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "integrity",
+        sql: include_str!("../migrations/sharded/0003_integrity.sql"),
+    },
+];
 
 /// Where the schema lives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
