@@ -35,19 +35,35 @@ pub struct BodyLimits {
 #[derive(Debug, Clone)]
 pub struct BodyBudget {
     bytes: Arc<Semaphore>,
+    total: usize,
+}
+
+/// A share of the budget, returned when dropped.
+#[derive(Debug)]
+struct Reservation {
+    budget: BodyBudget,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        self.budget.report();
+    }
 }
 
 /// A body read in full, with its share of the budget (released when dropped).
 #[derive(Debug)]
 pub struct ReadBody {
     pub bytes: Bytes,
-    _reserved: Option<OwnedSemaphorePermit>,
+    _reserved: Reservation,
 }
 
 impl BodyBudget {
     pub fn new(max_bytes: usize) -> Self {
         Self {
             bytes: Arc::new(Semaphore::new(max_bytes)),
+            total: max_bytes,
         }
     }
 
@@ -56,10 +72,15 @@ impl BodyBudget {
         self.bytes.available_permits()
     }
 
+    fn report(&self) {
+        metrics::gauge!("gateway_ingest_body_bytes_reserved")
+            .set((self.total - self.available()) as f64);
+    }
+
     /// Grows `reserved` by `more` bytes, or the 503 saying the gateway is full.
     fn reserve(
         &self,
-        reserved: &mut Option<OwnedSemaphorePermit>,
+        reserved: &mut Reservation,
         more: usize,
         retry_after_secs: u64,
     ) -> ApiResult<()> {
@@ -77,10 +98,11 @@ impl BodyBudget {
                     retry_after_secs,
                 )
             })?;
-        match reserved {
+        match &mut reserved.permit {
             Some(held) => held.merge(permit),
-            None => *reserved = Some(permit),
+            None => reserved.permit = Some(permit),
         }
+        self.report();
         Ok(())
     }
 }
@@ -101,7 +123,10 @@ pub async fn read_body(
     if declared.is_some_and(|length| length > limits.max_bytes) {
         return Err(too_large());
     }
-    let mut reserved = None;
+    let mut reserved = Reservation {
+        budget: budget.clone(),
+        permit: None,
+    };
     let mut reserved_bytes = declared.unwrap_or(0);
     budget.reserve(&mut reserved, reserved_bytes, limits.retry_after_secs)?;
 

@@ -91,6 +91,7 @@ pub async fn ingest(
     let _producer_slot = app
         .producer_slots
         .admit(&producer.record.key_id, app.config.ingest.retry_after_secs)?;
+    let _in_flight = InFlight::start();
     let limits = BodyLimits {
         max_bytes: app.config.ingest.max_body_bytes,
         timeout: Duration::from_secs(app.config.ingest.body_timeout_secs),
@@ -214,6 +215,22 @@ fn validate(
         valid.json = valid.event.to_json();
     }
     Ok(valid)
+}
+
+/// Counts ingest requests past authentication (`gateway_ingest_requests_in_flight`).
+struct InFlight;
+
+impl InFlight {
+    fn start() -> Self {
+        metrics::gauge!("gateway_ingest_requests_in_flight").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("gateway_ingest_requests_in_flight").decrement(1.0);
+    }
 }
 
 fn invalid(errors: Vec<FieldError>) -> Vec<EventError> {
