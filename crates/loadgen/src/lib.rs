@@ -3,6 +3,8 @@
 
 #![allow(clippy::print_stdout)]
 
+pub mod freshness;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

@@ -1,16 +1,12 @@
 //! Readers (`/v1/orgs/{org}/events…`): one tenant looping expensive searches and opening
 //! many slow exports, exports abandoned mid-stream, and reads past their engine bounds.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use audit_tests::events::Gateway;
-use audit_tests::hostile::still_indexing;
+use audit_tests::hostile::{ReadHammer, still_indexing};
 use audit_tests::{Namespace, Service, ServiceKind, eventually, synthetic, user_token};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 
 /// The organization the synthetic rows belong to.
 const BIG_ORG: &str = "org_0000";
@@ -64,102 +60,16 @@ async fn api_token(client: &Gateway, org: &str) -> String {
     created["token"].as_str().unwrap().to_string()
 }
 
-/// Statuses seen by the hammering tenant, by status and error code.
-#[derive(Default)]
-struct Seen {
-    counts: BTreeMap<String, u64>,
-    without_retry_after: u64,
-}
-
-impl Seen {
-    fn record(&mut self, status: u16, headers: &reqwest::header::HeaderMap, body: &str) {
-        let code = serde_json::from_str::<Value>(body)
-            .ok()
-            .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        *self.counts.entry(format!("{status} {code}")).or_default() += 1;
-        if matches!(status, 429 | 503) && !headers.contains_key("retry-after") {
-            self.without_retry_after += 1;
-        }
-    }
-
-    fn count(&self, prefix: &str) -> u64 {
-        self.counts
-            .iter()
-            .filter(|(key, _)| key.starts_with(prefix))
-            .map(|(_, n)| n)
-            .sum()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_hammering_reads_is_throttled_while_other_organizations_stay_fresh() {
     let setup = setup("hostile-hammer", 300_000, &[]).await;
     let token = api_token(&setup.client, BIG_ORG).await;
     let undisturbed = still_indexing(&setup.ns, &setup.client, &setup.key, "org_fresh").await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let searches = Arc::new(Mutex::new(Seen::default()));
-    let exports = Arc::new(Mutex::new(Seen::default()));
+    // One API token looping a search that matches almost everything, and holding many slow
+    // exports.
+    let hammer = ReadHammer::start(&setup.gateway.url(), BIG_ORG, &token, 16, 12);
     let http = reqwest::Client::new();
-    let mut hammer = Vec::new();
-    // One API token looping a search that matches almost everything.
-    for _ in 0..16 {
-        let (http, url, token, stop, seen) = (
-            http.clone(),
-            format!(
-                "{}/v1/orgs/{BIG_ORG}/events?q=a&limit=1000",
-                setup.gateway.url()
-            ),
-            token.clone(),
-            stop.clone(),
-            searches.clone(),
-        );
-        hammer.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let Ok(response) = http.get(&url).bearer_auth(&token).send().await else {
-                    continue;
-                };
-                let (status, headers) = (response.status().as_u16(), response.headers().clone());
-                let body = response.text().await.unwrap_or_default();
-                seen.lock().await.record(status, &headers, &body);
-            }
-        }));
-    }
-    // And many slow exports: each read a little, then held open.
-    for _ in 0..12 {
-        let (http, url, token, stop, seen) = (
-            http.clone(),
-            format!(
-                "{}/v1/orgs/{BIG_ORG}/events/export?format=ndjson",
-                setup.gateway.url()
-            ),
-            token.clone(),
-            stop.clone(),
-            exports.clone(),
-        );
-        hammer.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let Ok(mut response) = http.get(&url).bearer_auth(&token).send().await else {
-                    continue;
-                };
-                let (status, headers) = (response.status().as_u16(), response.headers().clone());
-                if status != 200 {
-                    let body = response.text().await.unwrap_or_default();
-                    seen.lock().await.record(status, &headers, &body);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-                seen.lock().await.record(status, &headers, "");
-                while !stop.load(Ordering::Relaxed) {
-                    match response.chunk().await {
-                        Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(500)).await,
-                        _ => break,
-                    }
-                }
-            }
-        }));
-    }
 
     // Meanwhile another organization's new events keep arriving and being read.
     let fresh_reader = user_token("org_fresh", "admin", "u_fresh", 3600);
@@ -184,13 +94,7 @@ async fn a_tenant_hammering_reads_is_throttled_while_other_organizations_stay_fr
         let page: Value = response.json().await.unwrap();
         assert!(!page["data"].as_array().unwrap().is_empty());
     }
-    stop.store(true, Ordering::Relaxed);
-    for task in hammer {
-        task.abort();
-    }
-
-    let searches = searches.lock().await;
-    let exports = exports.lock().await;
+    let (searches, exports) = hammer.stop();
     println!("undisturbed freshness (ack → queryable): {undisturbed:?}");
     println!("freshness of another organization while one tenant hammers reads: {freshness:?}");
     println!("the hammering token's searches: {:?}", searches.counts);
@@ -204,7 +108,7 @@ async fn a_tenant_hammering_reads_is_throttled_while_other_organizations_stay_fr
         "exports over the cap are refused"
     );
     assert!(exports.count("200") > 0, "exports within the cap stream");
-    for seen in [&*searches, &*exports] {
+    for seen in [&searches, &exports] {
         assert_eq!(
             seen.without_retry_after, 0,
             "every 429/503 says when to retry"

@@ -4,7 +4,8 @@
 //!
 //! * `ingest`  — gateway: batches of 100 and 1,000, single-event requests, latency at 2,000 req/s.
 //! * `indexer` — indexer throughput from a pre-filled topic; freshness at a steady 5,000 events/s.
-//! * `read`    — first-page latency on 10M events across 1,000 organizations; export of 1M rows.
+//! * `read`    — first-page latency on 10M events across 1,000 organizations; export of 1M rows;
+//!   indexer freshness while one tenant hammers reads.
 
 #![allow(clippy::print_stdout)]
 
@@ -18,8 +19,8 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use loadgen::{
-    BenchRow, BenchService, Latencies, RssSampler, clickhouse, free_port, generated_event,
-    print_table,
+    BenchRow, BenchService, Latencies, RssSampler, clickhouse, free_port, freshness,
+    generated_event, print_table,
 };
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::{Value, json};
@@ -660,80 +661,16 @@ async fn indexer_freshness(bench: &mut Bench) -> anyhow::Result<()> {
     let rss = RssSampler::start(indexer.pid());
     let url = format!("{}/v1/events", gateway.url());
     let warm_up = warm_up_indexer(bench, &ns, &url, &key).await?;
-    let acked: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
-    let latencies = Arc::new(Mutex::new(Latencies::default()));
     let duration = Duration::from_secs(bench.cli.seconds.max(30));
-    let poller = {
-        let (http, acked, latencies, url, database) = (
-            bench.http.clone(),
-            acked.clone(),
-            latencies.clone(),
-            ns.clickhouse.clone(),
-            ns.database(),
-        );
-        tokio::spawn(async move {
-            let started = Instant::now();
-            while started.elapsed() < duration + Duration::from_secs(15) {
-                let pending: Vec<String> = acked.lock().await.keys().cloned().collect();
-                if !pending.is_empty() {
-                    let list = pending
-                        .iter()
-                        .map(|id| format!("'{id}'"))
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    let sql = format!(
-                        "SELECT toString(id) FROM events WHERE id IN ({list}) FORMAT TSVRaw"
-                    );
-                    if let Ok(found) = clickhouse(&http, &url, &database, &sql).await {
-                        let now = Instant::now();
-                        let mut acked = acked.lock().await;
-                        let mut latencies = latencies.lock().await;
-                        for id in found.lines() {
-                            if let Some(at) = acked.remove(id) {
-                                latencies.record(now - at);
-                            }
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
+    let target = freshness::Target {
+        http: bench.http.clone(),
+        ingest_url: url,
+        key,
+        clickhouse: ns.clickhouse.clone(),
+        database: ns.database(),
     };
-    let started = Instant::now();
-    let mut ticker = tokio::time::interval(Duration::from_millis(10));
-    let mut n = 0u64;
-    let mut sends = Vec::new();
-    while started.elapsed() < duration {
-        ticker.tick().await;
-        let at = now_rfc3339();
-        let batch: Vec<Value> = (0..50)
-            .map(|i| generated_event(&format!("org_{:03}", (n + i) % 100), n + i, &at))
-            .collect();
-        n += 50;
-        let tracked: Vec<String> = batch
-            .iter()
-            .step_by(10)
-            .map(|e| e["id"].as_str().unwrap_or_default().to_string())
-            .collect();
-        let (http, url, key, acked) = (bench.http.clone(), url.clone(), key.clone(), acked.clone());
-        sends.push(tokio::spawn(async move {
-            if let Ok(response) = http.post(&url).bearer_auth(&key).json(&batch).send().await
-                && response.status().is_success()
-            {
-                let at = Instant::now();
-                let mut acked = acked.lock().await;
-                for id in tracked {
-                    acked.insert(id, at);
-                }
-            }
-        }));
-    }
-    for send in sends {
-        let _ = send.await;
-    }
-    let _ = poller.await;
-    let latencies = latencies.lock().await;
-    let unseen = acked.lock().await.len();
+    let measured = freshness::measure(&target, duration).await;
+    let (latencies, n, unseen) = (measured.latencies, measured.offered, measured.unseen);
     bench.rows.push(BenchRow {
         name: "freshness: gateway ack → queryable, steady 5,000 events/s".into(),
         throughput: format!("{:.0} events/s offered", n as f64 / duration.as_secs_f64()),
@@ -889,6 +826,74 @@ async fn read(bench: &mut Bench, events: u64) -> anyhow::Result<()> {
         });
     }
     rss.stop();
+    freshness_while_hammered(bench, &ns, &gateway, &tokens["org_0000"]).await
+}
+
+/// Freshness of other organizations' new events, first undisturbed, then while one tenant
+/// (the 1M-event organization, one credential) hammers reads: 16 connections looping `q=a`
+/// and 12 slow exports. The indexer and the reads share the one ClickHouse.
+async fn freshness_while_hammered(
+    bench: &mut Bench,
+    ns: &Namespace,
+    gateway: &BenchService,
+    token: &str,
+) -> anyhow::Result<()> {
+    let indexer = bench.start(ns, "indexer", &[]).await?;
+    let key = bench.producer_key(gateway).await?;
+    let url = format!("{}/v1/events", gateway.url());
+    warm_up_indexer(bench, ns, &url, &key).await?;
+    let target = freshness::Target {
+        http: bench.http.clone(),
+        ingest_url: url,
+        key,
+        clickhouse: ns.clickhouse.clone(),
+        database: ns.database(),
+    };
+    let duration = Duration::from_secs(bench.cli.seconds.max(30));
+    let quiet = freshness::measure(&target, duration).await;
+    let hammer = audit_tests::hostile::ReadHammer::start(&gateway.url(), "org_0000", token, 16, 12);
+    let hammered = freshness::measure(&target, duration).await;
+    let (searches, exports) = hammer.stop();
+    for (name, measured, notes) in [
+        (
+            "freshness: gateway ack → queryable, 5,000 events/s, reads idle",
+            quiet,
+            String::new(),
+        ),
+        (
+            "freshness while a tenant hammers reads (16 × `q=a`, 12 slow exports)",
+            hammered,
+            format!(
+                "the hammering tenant's answers: searches {:?}, exports {:?}; ",
+                searches.counts, exports.counts
+            ),
+        ),
+    ] {
+        bench.rows.push(BenchRow {
+            name: name.into(),
+            throughput: format!(
+                "{:.0} events/s offered",
+                measured.offered as f64 / duration.as_secs_f64()
+            ),
+            p50_ms: Some(measured.latencies.percentile_ms(50.0)),
+            p99_ms: Some(measured.latencies.percentile_ms(99.0)),
+            peak_rss_mb: None,
+            notes: format!(
+                "{notes}{} sampled events, {} not seen",
+                measured.latencies.count(),
+                measured.unseen
+            ),
+        });
+    }
+    drop(indexer);
+    // Keep the generated dataset as it was for later runs.
+    clickhouse(
+        &bench.http,
+        &ns.clickhouse,
+        &ns.database(),
+        "DELETE FROM events WHERE source = 'loadgen'",
+    )
+    .await?;
     Ok(())
 }
 
