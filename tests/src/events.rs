@@ -61,6 +61,18 @@ impl Gateway {
         response.1["api_key"].as_str().unwrap().to_string()
     }
 
+    /// Puts `org` on the Enterprise plan (operator API).
+    pub async fn enterprise(&self, org: &str) {
+        let (status, body) = self
+            .admin(
+                reqwest::Method::PATCH,
+                &format!("/v1/admin/orgs/{org}"),
+                Some(&json!({"plan": "enterprise"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     pub async fn admin_post(&self, path: &str, body: &Value) -> (u16, Value) {
         self.admin(reqwest::Method::POST, path, Some(body)).await
     }

@@ -203,14 +203,7 @@ impl Drop for Forwarder {
 
 /// Puts `org` on the Enterprise plan.
 async fn enterprise(gateway: &Gateway, org: &str) {
-    let (status, body) = gateway
-        .admin(
-            reqwest::Method::PATCH,
-            &format!("/v1/admin/orgs/{org}"),
-            Some(&json!({"plan": "enterprise"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    gateway.enterprise(org).await;
 }
 
 /// Creates a destination; returns its id.

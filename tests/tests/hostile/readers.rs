@@ -39,14 +39,7 @@ async fn setup(name: &str, rows: u64, gateway_env: &[(&str, &str)]) -> Setup {
 
 /// Makes `org` Enterprise and returns a new read-only API token of it.
 async fn api_token(client: &Gateway, org: &str) -> String {
-    let (status, body) = client
-        .admin(
-            reqwest::Method::PATCH,
-            &format!("/v1/admin/orgs/{org}"),
-            Some(&json!({"plan": "enterprise"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    client.enterprise(org).await;
     let response = client
         .http
         .post(format!("{}/v1/orgs/{org}/api-tokens", client.url))

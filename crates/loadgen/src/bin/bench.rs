@@ -652,6 +652,17 @@ async fn warm_up_indexer(
     Ok(started.elapsed())
 }
 
+/// Where a freshness run publishes (the gateway at `url`) and looks (`ns`'s database).
+fn freshness_target(bench: &Bench, ns: &Namespace, url: String, key: String) -> freshness::Target {
+    freshness::Target {
+        http: bench.http.clone(),
+        ingest_url: url,
+        key,
+        clickhouse: ns.clickhouse.clone(),
+        database: ns.database(),
+    }
+}
+
 /// Freshness: gateway acknowledgement → queryable in ClickHouse, at a steady 5,000 events/s.
 async fn indexer_freshness(bench: &mut Bench) -> anyhow::Result<()> {
     let ns = Namespace::new(&bench.cli, "fresh");
@@ -662,13 +673,7 @@ async fn indexer_freshness(bench: &mut Bench) -> anyhow::Result<()> {
     let url = format!("{}/v1/events", gateway.url());
     let warm_up = warm_up_indexer(bench, &ns, &url, &key).await?;
     let duration = Duration::from_secs(bench.cli.seconds.max(30));
-    let target = freshness::Target {
-        http: bench.http.clone(),
-        ingest_url: url,
-        key,
-        clickhouse: ns.clickhouse.clone(),
-        database: ns.database(),
-    };
+    let target = freshness_target(bench, &ns, url, key);
     let measured = freshness::measure(&target, duration).await;
     let (latencies, n, unseen) = (measured.latencies, measured.offered, measured.unseen);
     bench.rows.push(BenchRow {
@@ -842,13 +847,7 @@ async fn freshness_while_hammered(
     let key = bench.producer_key(gateway).await?;
     let url = format!("{}/v1/events", gateway.url());
     warm_up_indexer(bench, ns, &url, &key).await?;
-    let target = freshness::Target {
-        http: bench.http.clone(),
-        ingest_url: url,
-        key,
-        clickhouse: ns.clickhouse.clone(),
-        database: ns.database(),
-    };
+    let target = freshness_target(bench, ns, url, key);
     let duration = Duration::from_secs(bench.cli.seconds.max(30));
     let quiet = freshness::measure(&target, duration).await;
     let hammer = audit_tests::hostile::ReadHammer::start(&gateway.url(), "org_0000", token, 16, 12);
