@@ -347,6 +347,14 @@ impl GatewayConfig {
             }
         }
         self.read.validate()?;
+        if self.read.query_timeout_secs >= self.clickhouse.timeout_secs {
+            // Otherwise the gateway gives up first and the reader gets "store unavailable"
+            // instead of the bound that stopped the query.
+            return Err(ConfigError::invalid(
+                "read.query_timeout_secs",
+                "must be below clickhouse.timeout_secs",
+            ));
+        }
         let has_user_auth = self.auth.hs256_secret.is_some()
             || self.auth.jwks_file.is_some()
             || self.auth.jwks_url.is_some();
