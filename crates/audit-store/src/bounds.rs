@@ -15,8 +15,9 @@
 //!   client of the gateway disconnected and the gateway dropped the request), the engine
 //!   cancels the query instead of computing a result nobody reads. ClickHouse honours it only
 //!   for read-only queries, hence `readonly = 2`;
-//! * a `query_id` (`gw-<kind>-<uuid>`) and a `log_comment` naming the kind and organization, so
-//!   operators can find a reader's queries in `system.processes` and `system.query_log`.
+//! * a `query_id` (`<client>-<kind>-<uuid>`, e.g. `gw-list-…` from the gateway) and a
+//!   `log_comment` naming the client, kind and organization, so operators can find a reader's
+//!   queries in `system.processes` and `system.query_log`.
 //!
 //! A query stopped by a bound becomes [`Error::ReadLimit`].
 
@@ -55,8 +56,8 @@ impl ReadBounds {
         max_threads: 2,
     };
 
-    /// The settings of a read labelled `kind` for `org_id`, in the order they are sent.
-    pub fn settings(&self, kind: &str, org_id: &str) -> Vec<(&'static str, String)> {
+    /// The settings of a read of `kind` for `org_id` by `client`, in the order they are sent.
+    pub fn settings(&self, client: &str, kind: &str, org_id: &str) -> Vec<(&'static str, String)> {
         let mut settings = vec![
             ("readonly", "2".to_string()),
             ("cancel_http_readonly_queries_on_client_close", "1".into()),
@@ -65,9 +66,9 @@ impl ReadBounds {
             ("max_memory_usage", self.max_memory_bytes.to_string()),
             (
                 "query_id",
-                format!("gw-{kind}-{}", Uuid::new_v4().as_simple()),
+                format!("{client}-{kind}-{}", Uuid::new_v4().as_simple()),
             ),
-            ("log_comment", format!("gateway {kind} org={org_id}")),
+            ("log_comment", format!("{client} {kind} org={org_id}")),
         ];
         if let Some(bytes) = self.max_result_bytes {
             settings.push(("max_result_bytes", bytes.to_string()));
@@ -80,8 +81,8 @@ impl ReadBounds {
     }
 
     /// Applies [`ReadBounds::settings`] to a query.
-    pub(crate) fn apply(&self, mut query: Query, kind: &str, org_id: &str) -> Query {
-        for (name, value) in self.settings(kind, org_id) {
+    pub(crate) fn apply(&self, mut query: Query, client: &str, kind: &str, org_id: &str) -> Query {
+        for (name, value) in self.settings(client, kind, org_id) {
             query = query.with_setting(name, value);
         }
         query
@@ -130,7 +131,7 @@ mod tests {
 
     #[test]
     fn every_read_is_readonly_cancellable_and_labelled() {
-        let settings = ReadBounds::DEFAULT_QUERIES.settings("list", "org_a");
+        let settings = ReadBounds::DEFAULT_QUERIES.settings("gw", "list", "org_a");
         let get = |name: &str| {
             settings
                 .iter()
@@ -147,13 +148,13 @@ mod tests {
         assert!(get("query_id").unwrap().starts_with("gw-list-"));
         assert_eq!(
             get("log_comment").as_deref(),
-            Some("gateway list org=org_a")
+            Some("gw list org=org_a")
         );
     }
 
     #[test]
     fn exports_have_no_result_cap() {
-        let settings = ReadBounds::DEFAULT_EXPORTS.settings("export", "org_a");
+        let settings = ReadBounds::DEFAULT_EXPORTS.settings("gw", "export", "org_a");
         assert!(settings.iter().all(|(name, _)| *name != "max_result_bytes"));
         assert!(settings.iter().any(|(name, _)| *name == "max_memory_usage"));
     }

@@ -60,7 +60,9 @@ impl Store {
             sql.where_clause()
         );
         let query = sql.apply(self.client().query(&statement));
-        let query = self.export_bounds().apply(query, "export", org_id);
+        let query = self
+            .export_bounds()
+            .apply(query, self.read_label(), "export", org_id);
         Ok(query.fetch_bytes("TSVRaw")?)
     }
 
@@ -72,7 +74,9 @@ impl Store {
             sql.where_clause()
         );
         let query = sql.apply(self.client().query(&statement));
-        let query = self.export_bounds().apply(query, "export", org_id);
+        let query = self
+            .export_bounds()
+            .apply(query, self.read_label(), "export", org_id);
         Ok(query.fetch::<ExportRow>()?)
     }
 }

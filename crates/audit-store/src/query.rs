@@ -237,7 +237,9 @@ impl Store {
             ))
             .param("org", org_id)
             .param("id", id.to_string());
-        let query = self.query_bounds().apply(query, "event", org_id);
+        let query = self
+            .query_bounds()
+            .apply(query, self.read_label(), "event", org_id);
         self.timed(async {
             let row: Option<RawRow> = query.fetch_optional().await.map_err(classify)?;
             Ok(row.map(|row| row.raw))
@@ -285,7 +287,9 @@ impl Store {
         let query = sql
             .apply(self.client().query(&statement))
             .param("limit", limit);
-        let query = self.query_bounds().apply(query, "list", org_id);
+        let query = self
+            .query_bounds()
+            .apply(query, self.read_label(), "list", org_id);
         self.timed(async { query.fetch_all::<ListedEvent>().await.map_err(classify) })
             .await
     }
@@ -327,7 +331,9 @@ impl Store {
                 )
                 .param("after_id", after.id.to_string());
         }
-        let query = self.query_bounds().apply(query, "feed", org_id);
+        let query = self
+            .query_bounds()
+            .apply(query, self.read_label(), "feed", org_id);
         self.timed(async { query.fetch_all::<ListedEvent>().await.map_err(classify) })
             .await
     }

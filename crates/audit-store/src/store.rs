@@ -27,6 +27,8 @@ pub struct Store {
     query_bounds: ReadBounds,
     /// Bounds of exports (no result cap).
     export_bounds: ReadBounds,
+    /// Names this client in its reads' `query_id` and `log_comment`.
+    read_label: &'static str,
 }
 
 impl std::fmt::Debug for Store {
@@ -69,7 +71,19 @@ impl Store {
             search_index_on_insert: config.search_index_on_insert,
             query_bounds: ReadBounds::DEFAULT_QUERIES,
             export_bounds: ReadBounds::DEFAULT_EXPORTS,
+            read_label: "store",
         }
+    }
+
+    /// The same store naming itself `label` in its reads (`<label>-<kind>-<uuid>` query ids).
+    pub fn with_read_label(mut self, label: &'static str) -> Self {
+        self.read_label = label;
+        self
+    }
+
+    /// The name this client gives itself in its reads.
+    pub fn read_label(&self) -> &'static str {
+        self.read_label
     }
 
     /// The same store with these bounds on its reads (see [`crate::bounds`]).
@@ -229,7 +243,9 @@ impl Store {
                 "org_literal",
                 format!("'{}'", org_id.replace('\\', "\\\\").replace('\'', "\\'")),
             );
-        let query = self.query_bounds.apply(query, "retention", org_id);
+        let query = self
+            .query_bounds
+            .apply(query, self.read_label, "retention", org_id);
         self.timed(async { query.fetch_all().await.map_err(crate::bounds::classify) })
             .await
     }

@@ -106,7 +106,8 @@ pub async fn run(
         config.topics.integrity(),
     )?;
     let store = Store::new(&config.clickhouse)
-        .with_read_bounds(config.read.query_bounds(), config.read.export_bounds());
+        .with_read_bounds(config.read.query_bounds(), config.read.export_bounds())
+        .with_read_label("gw");
     let user_auth = auth::user::UserAuth::new(&config.auth)?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
