@@ -13,9 +13,12 @@
 pub mod cluster;
 pub mod events;
 pub mod fakes;
+pub mod hostile;
 pub mod infra;
 pub mod kafka;
+pub mod proc;
 pub mod service;
+pub mod synthetic;
 
 pub use infra::{DedicatedEngine, EngineKind, Infra, Namespace};
 pub use service::{Service, ServiceKind};

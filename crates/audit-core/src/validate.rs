@@ -146,6 +146,13 @@ impl EventValidator {
         bytes: &[u8],
         arrival: Arrival<'_>,
     ) -> std::result::Result<ValidEvent, Vec<FieldError>> {
+        let value = self.parse(bytes)?;
+        self.validate_value(&value, arrival)
+    }
+
+    /// Parses one event's bytes into a JSON value, refusing without parsing bytes far over
+    /// the size limit (so that no single event can cost more than a few times the limit).
+    pub fn parse(&self, bytes: &[u8]) -> std::result::Result<Value, Vec<FieldError>> {
         if bytes.len() > self.limits.max_event_bytes.saturating_mul(4) {
             // Far over the limit: do not spend time parsing it.
             return Err(vec![FieldError::new(
@@ -157,9 +164,8 @@ impl EventValidator {
                 ),
             )]);
         }
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|error| vec![FieldError::new("$", format!("not valid JSON: {error}"))])?;
-        self.validate_value(&value, arrival)
+        serde_json::from_slice(bytes)
+            .map_err(|error| vec![FieldError::new("$", format!("not valid JSON: {error}"))])
     }
 
     /// Validates one parsed event.

@@ -73,10 +73,39 @@ pub struct HttpConfig {
     /// Seconds to let in-flight requests finish after a shutdown signal.
     #[serde(default = "default_drain_secs")]
     pub shutdown_grace_secs: u64,
+    /// Seconds a connection may take to send a request's headers, idle keep-alive time
+    /// included; a slower (or silent) connection is closed.
+    #[serde(default = "default_header_read_timeout_secs")]
+    pub header_read_timeout_secs: u64,
+    /// Most connections open at once; more wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 fn default_drain_secs() -> u64 {
     20
+}
+
+fn default_header_read_timeout_secs() -> u64 {
+    crate::server::ConnectionLimits::default()
+        .header_read_timeout
+        .as_secs()
+}
+
+fn default_max_connections() -> usize {
+    crate::server::ConnectionLimits::default().max_connections
+}
+
+impl HttpConfig {
+    /// The connection bounds of this listener.
+    pub fn connection_limits(&self) -> crate::server::ConnectionLimits {
+        crate::server::ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(
+                self.header_read_timeout_secs.max(1),
+            ),
+            max_connections: self.max_connections.max(1),
+        }
+    }
 }
 
 #[cfg(test)]

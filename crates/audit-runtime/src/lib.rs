@@ -7,11 +7,13 @@ pub mod cli;
 pub mod config;
 pub mod ops;
 pub mod secret;
+pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 
 pub use config::{ConfigError, HttpConfig};
-pub use ops::{Readiness, ops_router, serve};
+pub use ops::{Readiness, ops_router};
 pub use secret::Secret;
+pub use server::{ConnectionLimits, serve, serve_on, serve_with};
 pub use shutdown::shutdown_token;
 pub use telemetry::TelemetryConfig;

@@ -4,10 +4,7 @@
 //! record the outcome in [`Readiness`], so a probe never waits on a slow dependency.
 
 use std::collections::BTreeMap;
-use std::future::IntoFuture;
-use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,7 +13,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Serialize)]
 struct ComponentState {
@@ -129,55 +125,4 @@ async fn render_metrics(State(state): State<OpsState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
-}
-
-/// Serves `router` on `addr` until `shutdown` is cancelled, then lets in-flight requests
-/// finish for up to `grace`.
-pub async fn serve(
-    addr: SocketAddr,
-    router: Router,
-    shutdown: CancellationToken,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    serve_on(listener, router, shutdown, grace).await
-}
-
-/// Like [`serve`] on an already bound listener (tests bind port 0).
-pub async fn serve_on(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let local = listener.local_addr()?;
-    tracing::info!(%local, "http listening");
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown({
-        let shutdown = shutdown.clone();
-        async move { shutdown.cancelled().await }
-    });
-    let mut handle = tokio::spawn(server.into_future());
-    tokio::select! {
-        result = &mut handle => return flatten(result),
-        _ = shutdown.cancelled() => {}
-    }
-    match tokio::time::timeout(grace, &mut handle).await {
-        Ok(result) => flatten(result),
-        Err(_) => {
-            tracing::warn!(
-                ?grace,
-                "http drain timed out; closing remaining connections"
-            );
-            handle.abort();
-            Ok(())
-        }
-    }
-}
-
-fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io::Result<()> {
-    result.unwrap_or_else(|join_error| Err(std::io::Error::other(join_error)))
 }

@@ -8,6 +8,9 @@ pub enum Error {
     Interrupted(String),
     #[error("schema: {0}")]
     Schema(String),
+    /// A read stopped by one of its bounds ([`crate::bounds::ReadBounds`]).
+    #[error("the read exceeded its {bound} bound: {detail}")]
+    ReadLimit { bound: &'static str, detail: String },
     #[error("invalid query: {param}: {reason}")]
     InvalidQuery { param: &'static str, reason: String },
 }

@@ -519,7 +519,7 @@ mod tests {
     #[test]
     fn the_script_is_bookkeeping_then_every_migration() {
         let script = script("audit", &replicated());
-        assert_eq!(script.len(), 6);
+        assert_eq!(script.len(), 10);
         assert!(script[0].starts_with("CREATE DATABASE"));
         assert!(script[1].contains(".schema_migrations"));
         assert!(script[2].contains(".events_local"));
@@ -527,6 +527,11 @@ mod tests {
         // 0002: the provenance column on the replicated tables and the Distributed one.
         assert!(script[4].starts_with("ALTER TABLE audit.events_local ON CLUSTER"));
         assert!(script[5].starts_with("ALTER TABLE audit.events ON CLUSTER"));
+        // 0003: the integrity tables, local and Distributed.
+        assert!(script[6].contains("audit.integrity_digests_local"));
+        assert!(script[7].contains("Distributed("));
+        assert!(script[8].contains("audit.integrity_leaves_local"));
+        assert!(script[9].contains("Distributed("));
         assert!(
             script
                 .iter()

@@ -3,18 +3,17 @@
 //!
 //! * [`Store::list_events`]: newest first, keyset pagination on `(occurred_at, id)` — stable
 //!   while new events arrive (they land before the first page, never between pages).
-//! * [`Store::export`]: the same filters, no cap, formatted by ClickHouse (NDJSON straight
-//!   from the stored canonical JSON; CSV with formula-injection protection) and streamed, so
-//!   the gateway's memory stays flat whatever the size.
+//! * [`Store::export_ndjson`], [`Store::export_rows`] (in [`crate::export`]): the same filters,
+//!   no row cap, streamed, so the gateway's memory stays flat whatever the size.
 //! * [`Store::feed`]: everything after a cursor in *arrival* order (`indexed_at`, then id), a
 //!   few seconds behind "now" so that batches still being inserted are never skipped: a
 //!   poller sees late-arriving events too, without gaps or duplicates.
 
-use clickhouse::query::BytesCursor;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::bounds::classify;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -70,33 +69,13 @@ pub enum ExportFormat {
     Csv,
 }
 
-/// The CSV columns of an export, in order.
-pub const CSV_COLUMNS: &[&str] = &[
-    "id",
-    "occurred_at",
-    "received_at",
-    "category",
-    "action",
-    "outcome",
-    "actor_type",
-    "actor_id",
-    "actor_name",
-    "actor_email",
-    "targets",
-    "ip",
-    "user_agent",
-    "location",
-    "request_id",
-    "metadata",
-    "source",
-];
-
 /// Rows past their retention are invisible at once, even before a TTL merge removes them.
-const NOT_EXPIRED: &str = "toDateTime(occurred_at) + toIntervalDay(retention_days) > now()";
+pub(crate) const NOT_EXPIRED: &str =
+    "toDateTime(occurred_at) + toIntervalDay(retention_days) > now()";
 
 /// A SQL fragment with the parameters it uses.
 #[derive(Debug, Default)]
-struct Sql {
+pub(crate) struct Sql {
     conditions: Vec<String>,
     params: Vec<(String, ParamValue)>,
 }
@@ -112,7 +91,7 @@ impl Sql {
         self.params.push((name.to_string(), value));
     }
 
-    fn apply(&self, mut query: clickhouse::query::Query) -> clickhouse::query::Query {
+    pub(crate) fn apply(&self, mut query: clickhouse::query::Query) -> clickhouse::query::Query {
         for (name, value) in &self.params {
             query = match value {
                 ParamValue::Text(text) => query.param(name, text),
@@ -122,7 +101,7 @@ impl Sql {
         query
     }
 
-    fn where_clause(&self) -> String {
+    pub(crate) fn where_clause(&self) -> String {
         self.conditions.join(" AND ")
     }
 }
@@ -160,7 +139,7 @@ fn like_literal(text: &str) -> String {
 }
 
 impl EventFilter {
-    fn to_sql(&self, org_id: &str) -> Sql {
+    pub(crate) fn to_sql(&self, org_id: &str) -> Sql {
         let mut sql = Sql::default();
         sql.conditions.push("org_id = {org:String}".into());
         sql.param("org", ParamValue::Text(org_id.to_string()));
@@ -243,47 +222,6 @@ impl EventFilter {
     }
 }
 
-/// CSV cells that a spreadsheet would run as a formula get a leading `'` (OWASP guidance).
-fn neutralised(column: &str) -> String {
-    format!("if(match({column}, '^[=+\\\\-@\\\\t\\\\r]'), concat('''', {column}), {column})")
-}
-
-/// RFC 3339 UTC with milliseconds and an explicit `Z`.
-fn iso_utc(column: &str) -> String {
-    format!(
-        "concat(formatDateTime({column}, '%Y-%m-%dT%H:%i:%S', 'UTC'), '.', leftPad(toString(toUnixTimestamp64Milli({column}) % 1000), 3, '0'), 'Z')"
-    )
-}
-
-fn csv_select() -> String {
-    let targets = "arrayStringConcat(arrayMap((t, i, n) -> concat(t, ':', i, if(n = '', '', concat(' (', n, ')'))), target_types, target_ids, target_names), '; ')";
-    let columns = [
-        ("id", "toString(id)".to_string()),
-        ("occurred_at", iso_utc("occurred_at")),
-        ("received_at", iso_utc("received_at")),
-        ("category", neutralised("toString(category)")),
-        ("action", neutralised("toString(action)")),
-        ("outcome", "toString(outcome)".to_string()),
-        ("actor_type", neutralised("toString(actor_type)")),
-        ("actor_id", neutralised("actor_id")),
-        ("actor_name", neutralised("actor_name")),
-        ("actor_email", neutralised("actor_email")),
-        ("targets", neutralised(targets)),
-        ("ip", neutralised("ip")),
-        ("user_agent", neutralised("user_agent")),
-        ("location", neutralised("location")),
-        ("request_id", neutralised("request_id")),
-        ("metadata", neutralised("toJSONString(metadata)")),
-        ("source", neutralised("toString(source)")),
-    ];
-    debug_assert_eq!(columns.len(), CSV_COLUMNS.len());
-    columns
-        .iter()
-        .map(|(name, expression)| format!("{expression} AS `{name}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 #[derive(Debug, Clone, clickhouse::Row, Deserialize)]
 struct RawRow {
     raw: String,
@@ -292,16 +230,18 @@ struct RawRow {
 impl Store {
     /// One event's canonical JSON, if it belongs to `org_id`.
     pub async fn event_json(&self, org_id: &str, id: Uuid) -> Result<Option<String>> {
+        let query = self
+            .client()
+            .query(&format!(
+                "SELECT raw FROM events FINAL WHERE org_id = {{org:String}} AND id = {{id:UUID}} AND {NOT_EXPIRED} LIMIT 1"
+            ))
+            .param("org", org_id)
+            .param("id", id.to_string());
+        let query = self
+            .query_bounds()
+            .apply(query, self.read_label(), "event", org_id);
         self.timed(async {
-            let row: Option<RawRow> = self
-                .client()
-                .query(&format!(
-                    "SELECT raw FROM events FINAL WHERE org_id = {{org:String}} AND id = {{id:UUID}} AND {NOT_EXPIRED} LIMIT 1"
-                ))
-                .param("org", org_id)
-                .param("id", id.to_string())
-                .fetch_optional()
-                .await?;
+            let row: Option<RawRow> = query.fetch_optional().await.map_err(classify)?;
             Ok(row.map(|row| row.raw))
         })
         .await
@@ -344,41 +284,14 @@ impl Store {
              FROM events FINAL WHERE {} ORDER BY occurred_at DESC, id DESC LIMIT {{limit:UInt32}}",
             sql.where_clause()
         );
-        self.timed(async {
-            Ok(sql
-                .apply(self.client().query(&statement))
-                .param("limit", limit)
-                .fetch_all::<ListedEvent>()
-                .await?)
-        })
-        .await
-    }
-
-    /// All matching events, newest first, as a byte stream in the given format.
-    pub fn export(
-        &self,
-        org_id: &str,
-        filter: &EventFilter,
-        format: ExportFormat,
-    ) -> Result<BytesCursor> {
-        let sql = filter.to_sql(org_id);
-        let (select, clickhouse_format) = match format {
-            // `raw` is compact JSON (no raw newlines or tabs), so TSVRaw yields NDJSON as is.
-            ExportFormat::Ndjson => ("raw".to_string(), "TSVRaw"),
-            ExportFormat::Csv => (csv_select(), "CSVWithNames"),
-        };
-        let statement = format!(
-            "SELECT {select} FROM events FINAL WHERE {} ORDER BY occurred_at DESC, id DESC",
-            sql.where_clause()
-        );
-        Ok(sql
+        let query = sql
             .apply(self.client().query(&statement))
-            // The CSV columns are aliased to the table's column names (`… AS occurred_at`);
-            // without this, WHERE would compare against the formatted text, not the column.
-            .with_setting("prefer_column_name_to_alias", "1")
-            .with_setting("format_csv_delimiter", ",")
-            .with_setting("output_format_csv_crlf_end_of_line", "1")
-            .fetch_bytes(clickhouse_format)?)
+            .param("limit", limit);
+        let query = self
+            .query_bounds()
+            .apply(query, self.read_label(), "list", org_id);
+        self.timed(async { query.fetch_all::<ListedEvent>().await.map_err(classify) })
+            .await
     }
 
     /// Up to `limit` events after `after` in arrival order, at least `settle_secs` old.
@@ -418,7 +331,10 @@ impl Store {
                 )
                 .param("after_id", after.id.to_string());
         }
-        self.timed(async { Ok(query.fetch_all::<ListedEvent>().await?) })
+        let query = self
+            .query_bounds()
+            .apply(query, self.read_label(), "feed", org_id);
+        self.timed(async { query.fetch_all::<ListedEvent>().await.map_err(classify) })
             .await
     }
 }
@@ -458,13 +374,5 @@ mod tests {
     fn datetimes_are_utc_milliseconds() {
         let at = time::macros::datetime!(2026-11-26 09:04:25.123456 +02:00);
         assert_eq!(datetime_param(at), "2026-11-26 07:04:25.123");
-    }
-
-    #[test]
-    fn csv_has_every_column() {
-        let select = csv_select();
-        for column in CSV_COLUMNS {
-            assert!(select.contains(&format!("AS `{column}`")), "{column}");
-        }
     }
 }

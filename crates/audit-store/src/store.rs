@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use clickhouse::Client;
 use serde::{Deserialize, Serialize};
 
+use crate::bounds::ReadBounds;
 use crate::config::ClickHouseConfig;
 use crate::error::{Error, Result};
 use crate::migrations::{self, MigrationReport, SchemaLayout};
@@ -25,6 +26,12 @@ pub struct Store {
     timeout: Duration,
     layout: SchemaLayout,
     search_index_on_insert: bool,
+    /// Bounds of pages, single events, the feed and operator views.
+    query_bounds: ReadBounds,
+    /// Bounds of exports (no result cap).
+    export_bounds: ReadBounds,
+    /// Names this client in its reads' `query_id` and `log_comment`.
+    read_label: &'static str,
 }
 
 impl std::fmt::Debug for Store {
@@ -78,7 +85,38 @@ impl Store {
             timeout: Duration::from_secs(config.timeout_secs),
             layout,
             search_index_on_insert: config.search_index_on_insert,
+            query_bounds: ReadBounds::DEFAULT_QUERIES,
+            export_bounds: ReadBounds::DEFAULT_EXPORTS,
+            read_label: "store",
         }
+    }
+
+    /// The same store naming itself `label` in its reads (`<label>-<kind>-<uuid>` query ids).
+    pub fn with_read_label(mut self, label: &'static str) -> Self {
+        self.read_label = label;
+        self
+    }
+
+    /// The name this client gives itself in its reads.
+    pub fn read_label(&self) -> &'static str {
+        self.read_label
+    }
+
+    /// The same store with these bounds on its reads (see [`crate::bounds`]).
+    pub fn with_read_bounds(mut self, queries: ReadBounds, exports: ReadBounds) -> Self {
+        self.query_bounds = queries;
+        self.export_bounds = exports;
+        self
+    }
+
+    /// Bounds of pages, single events, the feed and operator views.
+    pub fn query_bounds(&self) -> &ReadBounds {
+        &self.query_bounds
+    }
+
+    /// Bounds of exports.
+    pub fn export_bounds(&self) -> &ReadBounds {
+        &self.export_bounds
     }
 
     /// The client, scoped to the audit database.
@@ -272,20 +310,20 @@ impl Store {
              AND position(command, 'retention_days') > 0 AND position(command, {{org_literal:String}}) > 0 \
              ORDER BY create_time DESC LIMIT 20"
         );
-        self.timed(async {
-            Ok(self
-                .client
-                .query(&statement)
-                .param("db", &self.database)
-                .param("table", table)
-                .param(
-                    "org_literal",
-                    format!("'{}'", org_id.replace('\\', "\\\\").replace('\'', "\\'")),
-                )
-                .fetch_all()
-                .await?)
-        })
-        .await
+        let query = self
+            .client
+            .query(&statement)
+            .param("db", &self.database)
+            .param("table", table)
+            .param(
+                "org_literal",
+                format!("'{}'", org_id.replace('\\', "\\\\").replace('\'', "\\'")),
+            );
+        let query = self
+            .query_bounds
+            .apply(query, self.read_label, "retention", org_id);
+        self.timed(async { query.fetch_all().await.map_err(crate::bounds::classify) })
+            .await
     }
 }
 

@@ -90,11 +90,12 @@ pub async fn run(
     let registry = Arc::new(Registry::default());
     let instance = config.delivery.instance();
 
-    let ops = tokio::spawn(audit_runtime::serve(
+    let ops = tokio::spawn(audit_runtime::serve_with(
         config.http.listen,
         ops::router(readiness.clone(), metrics, registry.clone()),
         shutdown.clone(),
         Duration::from_secs(2),
+        config.http.connection_limits(),
     ));
 
     ensure_topics(&config.kafka, &config.topics).await?;

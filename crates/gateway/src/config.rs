@@ -132,6 +132,15 @@ pub struct IngestConfig {
     pub max_concurrent_requests: usize,
     /// Seconds clients are told to wait (`Retry-After`) when the gateway sheds load.
     pub retry_after_secs: u64,
+    /// Seconds a client has to send its whole request body, counted from the end of its
+    /// headers; a slower body is answered 408 and its connection closed.
+    pub body_timeout_secs: u64,
+    /// Bytes of request bodies all ingest requests together may hold while they are read;
+    /// beyond it a request gets 503 (bounded memory whatever the number of senders).
+    pub max_buffered_body_bytes: usize,
+    /// Most ingest requests one producer key may have in flight at once (body read
+    /// included); beyond it that producer gets 429, the others are unaffected.
+    pub max_concurrent_requests_per_producer: usize,
 }
 
 impl Default for IngestConfig {
@@ -141,6 +150,9 @@ impl Default for IngestConfig {
             max_events_per_request: 1000,
             max_concurrent_requests: 2048,
             retry_after_secs: 1,
+            body_timeout_secs: 10,
+            max_buffered_body_bytes: 128 * 1024 * 1024,
+            max_concurrent_requests_per_producer: 512,
         }
     }
 }
@@ -263,16 +275,121 @@ pub struct ReadConfig {
     /// Seconds the arrival-ordered feed stays behind "now", so that batches still being
     /// inserted are never skipped.
     pub feed_settle_secs: u64,
+    /// ClickHouse `max_execution_time` of a page, single event, feed page or operator view.
+    pub query_timeout_secs: u64,
+    /// ClickHouse `max_memory_usage` of those queries, in bytes.
+    pub query_max_memory_bytes: u64,
+    /// ClickHouse `max_result_bytes` of those queries (a page is at most `max_limit` events).
+    pub query_max_result_bytes: u64,
+    /// ClickHouse `max_execution_time` of an export (exports have no row cap: they are
+    /// bounded by time and memory). It includes the time the client takes to download.
+    pub export_timeout_secs: u64,
+    /// ClickHouse `max_memory_usage` of an export, in bytes.
+    pub export_max_memory_bytes: u64,
+    /// ClickHouse `max_threads` of every read (0: the server's default).
+    pub max_threads_per_read: u64,
+    /// Pages, events and feed pages one organization may have in flight at once (429 beyond).
+    pub max_concurrent_queries_per_org: usize,
+    /// The same per reader (user or API token).
+    pub max_concurrent_queries_per_reader: usize,
+    /// Exports one organization may have streaming at once (429 beyond).
+    pub max_concurrent_exports_per_org: usize,
+    /// The same per reader.
+    pub max_concurrent_exports_per_reader: usize,
+    /// Seconds readers are told to wait (`Retry-After`) on a 429.
+    pub retry_after_secs: u64,
 }
 
 impl Default for ReadConfig {
     fn default() -> Self {
+        let queries = audit_store::ReadBounds::DEFAULT_QUERIES;
+        let exports = audit_store::ReadBounds::DEFAULT_EXPORTS;
         Self {
             default_limit: 100,
             max_limit: 1000,
             cursor_secret: None,
             feed_settle_secs: 5,
+            query_timeout_secs: queries.max_execution_secs,
+            query_max_memory_bytes: queries.max_memory_bytes,
+            query_max_result_bytes: queries.max_result_bytes.unwrap_or(64 * 1024 * 1024),
+            export_timeout_secs: exports.max_execution_secs,
+            export_max_memory_bytes: exports.max_memory_bytes,
+            max_threads_per_read: queries.max_threads,
+            max_concurrent_queries_per_org: 8,
+            max_concurrent_queries_per_reader: 4,
+            max_concurrent_exports_per_org: 4,
+            max_concurrent_exports_per_reader: 2,
+            retry_after_secs: 1,
         }
+    }
+}
+
+impl ReadConfig {
+    /// The ClickHouse bounds of pages, single events, feed pages and operator views.
+    pub fn query_bounds(&self) -> audit_store::ReadBounds {
+        audit_store::ReadBounds {
+            max_execution_secs: self.query_timeout_secs,
+            max_memory_bytes: self.query_max_memory_bytes,
+            max_result_bytes: Some(self.query_max_result_bytes),
+            max_threads: self.max_threads_per_read,
+        }
+    }
+
+    /// The ClickHouse bounds of exports: time and memory, no result cap.
+    pub fn export_bounds(&self) -> audit_store::ReadBounds {
+        audit_store::ReadBounds {
+            max_execution_secs: self.export_timeout_secs,
+            max_memory_bytes: self.export_max_memory_bytes,
+            max_result_bytes: None,
+            max_threads: self.max_threads_per_read,
+        }
+    }
+
+    /// The concurrency caps.
+    pub fn caps(&self) -> crate::admission::ReadCaps {
+        crate::admission::ReadCaps {
+            queries_per_org: self.max_concurrent_queries_per_org,
+            queries_per_reader: self.max_concurrent_queries_per_reader,
+            exports_per_org: self.max_concurrent_exports_per_org,
+            exports_per_reader: self.max_concurrent_exports_per_reader,
+            retry_after_secs: self.retry_after_secs,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_limit == 0 || self.default_limit > self.max_limit {
+            return Err(ConfigError::invalid(
+                "read.default_limit",
+                "must be between 1 and read.max_limit",
+            ));
+        }
+        let positive = [
+            ("read.query_timeout_secs", self.query_timeout_secs),
+            ("read.query_max_memory_bytes", self.query_max_memory_bytes),
+            ("read.query_max_result_bytes", self.query_max_result_bytes),
+            ("read.export_timeout_secs", self.export_timeout_secs),
+            ("read.export_max_memory_bytes", self.export_max_memory_bytes),
+            (
+                "read.max_concurrent_queries_per_org",
+                self.max_concurrent_queries_per_org as u64,
+            ),
+            (
+                "read.max_concurrent_queries_per_reader",
+                self.max_concurrent_queries_per_reader as u64,
+            ),
+            (
+                "read.max_concurrent_exports_per_org",
+                self.max_concurrent_exports_per_org as u64,
+            ),
+            (
+                "read.max_concurrent_exports_per_reader",
+                self.max_concurrent_exports_per_reader as u64,
+            ),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::invalid(*key, "must be positive"));
+        }
+        Ok(())
     }
 }
 
@@ -310,10 +427,33 @@ impl GatewayConfig {
                 "must be positive",
             ));
         }
-        if self.ingest.max_concurrent_requests == 0 {
-            return Err(ConfigError::invalid(
+        let positive = [
+            (
                 "ingest.max_concurrent_requests",
-                "must be positive",
+                self.ingest.max_concurrent_requests,
+            ),
+            (
+                "ingest.max_concurrent_requests_per_producer",
+                self.ingest.max_concurrent_requests_per_producer,
+            ),
+            (
+                "ingest.body_timeout_secs",
+                usize::try_from(self.ingest.body_timeout_secs).unwrap_or(usize::MAX),
+            ),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::invalid(*key, "must be positive"));
+        }
+        if self.ingest.max_buffered_body_bytes < self.ingest.max_body_bytes {
+            return Err(ConfigError::invalid(
+                "ingest.max_buffered_body_bytes",
+                "must be at least ingest.max_body_bytes",
+            ));
+        }
+        if u32::try_from(self.ingest.max_buffered_body_bytes).is_err() {
+            return Err(ConfigError::invalid(
+                "ingest.max_buffered_body_bytes",
+                "must be below 4 GiB",
             ));
         }
         for (index, token) in self.operators.tokens.iter().enumerate() {
@@ -326,10 +466,13 @@ impl GatewayConfig {
                 ));
             }
         }
-        if self.read.max_limit == 0 || self.read.default_limit > self.read.max_limit {
+        self.read.validate()?;
+        if self.read.query_timeout_secs >= self.clickhouse.timeout_secs {
+            // Otherwise the gateway gives up first and the reader gets "store unavailable"
+            // instead of the bound that stopped the query.
             return Err(ConfigError::invalid(
-                "read.default_limit",
-                "must be between 1 and read.max_limit",
+                "read.query_timeout_secs",
+                "must be below clickhouse.timeout_secs",
             ));
         }
         self.auth.validate("auth")?;

@@ -22,6 +22,21 @@ pub enum ApiError {
     Malformed(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The client did not send its request in time (408; the connection is closed).
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// The caller has too many requests in flight (429 + `Retry-After`).
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// A read stopped by its time, memory or size bound (503 + `Retry-After`).
+    #[error("{message}")]
+    ReadLimit {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
@@ -66,6 +81,11 @@ impl ApiError {
             ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
             ApiError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_request"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::TooManyRequests { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+            }
+            ApiError::ReadLimit { .. } => (StatusCode::SERVICE_UNAVAILABLE, "read_limit_exceeded"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
@@ -107,11 +127,23 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         if let ApiError::Unavailable {
             retry_after_secs, ..
+        }
+        | ApiError::TooManyRequests {
+            retry_after_secs, ..
+        }
+        | ApiError::ReadLimit {
+            retry_after_secs, ..
         } = &self
         {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        if matches!(self, ApiError::RequestTimeout(_)) {
+            // The rest of the body may still be on its way: do not read it, close.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if matches!(self, ApiError::Unauthorized(_)) {
             response
@@ -132,6 +164,15 @@ impl From<audit_store::Error> for ApiError {
             error if error.is_unavailable() => {
                 tracing::warn!(%error, "clickhouse unavailable for a read");
                 ApiError::unavailable("the audit log store is unavailable; retry shortly", 2)
+            }
+            audit_store::Error::ReadLimit { bound, detail } => {
+                tracing::warn!(bound, %detail, "a read was stopped by its bound");
+                ApiError::ReadLimit {
+                    message: format!(
+                        "the query exceeded its {bound} bound and was stopped; narrow the time range (since/until) or the filters, or retry later"
+                    ),
+                    retry_after_secs: 5,
+                }
             }
             audit_store::Error::ClickHouse(error) => {
                 ApiError::Internal(format!("clickhouse: {error}"))

@@ -11,6 +11,7 @@
 //! to Kafka, reads come from ClickHouse. Run as many as needed behind a load balancer.
 
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod config;
 pub mod dashboard;
@@ -51,7 +52,14 @@ pub struct App {
     pub user_auth: auth::user::UserAuth,
     pub secrets: SecretBox,
     pub readiness: Readiness,
+    /// Ingest requests past their body read (publishing), at most `ingest.max_concurrent_requests`.
     pub ingest_permits: Semaphore,
+    /// Ingest requests in flight per producer key.
+    pub producer_slots: Arc<admission::KeyedLimiter>,
+    /// The bytes all ingest bodies being read may hold.
+    pub body_budget: ingest::body::BodyBudget,
+    /// Read caps per organization and reader.
+    pub reads: admission::ReadAdmission,
     pub http: reqwest::Client,
     /// Signs pagination and feed cursors.
     pub cursors: read::cursor::CursorCodec,
@@ -96,11 +104,12 @@ pub async fn run(
     let ops_listener = tokio::net::TcpListener::bind(config.ops.listen)
         .await
         .with_context(|| format!("binding ops.listen {}", config.ops.listen))?;
-    let ops = tokio::spawn(audit_runtime::ops::serve_on(
+    let ops = tokio::spawn(audit_runtime::serve_on(
         ops_listener,
         ops_router(readiness.clone(), metrics),
         shutdown.clone(),
         Duration::from_secs(2),
+        audit_runtime::ConnectionLimits::default(),
     ));
 
     ensure_topics(&config.kafka, &config.topics)
@@ -113,7 +122,9 @@ pub async fn run(
         &config.topics.events,
         config.topics.integrity("topics")?,
     )?;
-    let store = Store::new(&config.clickhouse);
+    let store = Store::new(&config.clickhouse)
+        .with_read_bounds(config.read.query_bounds(), config.read.export_bounds())
+        .with_read_label("gw");
     let user_auth = auth::user::UserAuth::new(&config.auth)?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
@@ -163,6 +174,12 @@ pub async fn run(
         cursors: read::cursor::CursorCodec::new(&cursor_key),
         recent_views: std::sync::Mutex::new(std::collections::HashMap::new()),
         ingest_permits: Semaphore::new(config.ingest.max_concurrent_requests),
+        producer_slots: admission::KeyedLimiter::new(
+            "ingest requests per producer key",
+            config.ingest.max_concurrent_requests_per_producer,
+        ),
+        body_budget: ingest::body::BodyBudget::new(config.ingest.max_buffered_body_bytes),
+        reads: admission::ReadAdmission::new(config.read.caps()),
         config,
         validator,
         settings: settings.clone(),
@@ -176,7 +193,8 @@ pub async fn run(
     spawn_jwks_refresh(app.clone(), shutdown.clone());
     let listen = app.config.http.listen;
     let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
-    audit_runtime::serve(listen, router(app.clone()), shutdown, grace).await?;
+    let limits = app.config.http.connection_limits();
+    audit_runtime::serve_with(listen, router(app.clone()), shutdown, grace, limits).await?;
     match ops.await {
         Ok(Err(error)) => tracing::warn!(%error, "operations listener failed"),
         Err(error) => tracing::warn!(%error, "operations listener task failed"),

@@ -50,11 +50,12 @@ pub async fn run(
     let validator = Arc::new(EventValidator::new(catalogue, config.limits)?);
     let readiness = Readiness::new(&["kafka", "clickhouse", "settings", "indexing"]);
 
-    let ops = tokio::spawn(audit_runtime::serve(
+    let ops = tokio::spawn(audit_runtime::serve_with(
         config.http.listen,
         ops_router(readiness.clone(), metrics),
         shutdown.clone(),
         Duration::from_secs(2),
+        config.http.connection_limits(),
     ));
 
     ensure_topics(&config.kafka, &config.topics)

@@ -3,6 +3,8 @@
 
 #![allow(clippy::print_stdout)]
 
+pub mod freshness;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -87,15 +89,7 @@ impl RssSampler {
     }
 }
 
-/// Current RSS of a process in KiB.
-pub fn rss_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse().ok())
-}
+pub use audit_tests::proc::rss_kb;
 
 /// The pid of the process listening on a TCP port (from /proc/net/tcp + /proc/*/fd).
 pub fn pid_listening_on(port: u16) -> Option<u32> {

@@ -11,11 +11,13 @@
 //! |---|---|
 //! | [`backfill`] | producers sending history (HTTP and straight to Kafka), rows the storage engine refuses, a stalled indexer |
 //! | [`receivers`] | what a customer's destination (SIEM, webhook) answers the forwarder and the gateway's test-event path |
+//! | [`http_ingest`] | one HTTP request: bodies that never end or are too big, floods from one key, slow connections |
 //! | [`http_producers`] | a producer key choosing server-owned fields or the platform's own category |
 //! | [`kafka_producers`] | a producer straight to Kafka backdating, claiming verification, forging internal events |
 //! | [`settings_topic`] | a Kafka client injecting, rewriting, deleting or replaying settings records |
 //! | [`operators`] | concurrent settings writers and automatic pauses, credentials and URLs, API-token audit, stale health |
 //! | [`readers`] | another application's tokens, truncated cursors, the operations endpoints, trust settings |
+//! | [`read_load`] | one tenant's expensive searches and slow or abandoned exports, reads past their engine bounds |
 //!
 //! No test asserts timings; memory is asserted only as "did not grow by hundreds of MB".
 
@@ -23,10 +25,12 @@
 
 mod backfill;
 mod common;
+mod http_ingest;
 mod http_producers;
 mod kafka_producers;
 mod operators;
 mod pipeline;
+mod read_load;
 mod readers;
 mod receivers;
 mod settings_topic;

@@ -1,26 +1,40 @@
 //! `GET /v1/orgs/{org}/events/export?format=csv|json|ndjson&<filters>`: the whole filtered log,
 //! newest first, streamed from ClickHouse to the client with no row cap.
 //!
-//! ClickHouse formats the rows (the stored canonical JSON for NDJSON/JSON; CSV with every text
-//! cell that a spreadsheet would run as a formula prefixed with `'`), and the gateway relays
-//! the bytes chunk by chunk, so its memory stays flat however large the export. Timestamps are
-//! RFC 3339 UTC with an explicit `Z`. The file name names the organization and the range.
+//! NDJSON/JSON relay the stored canonical JSON chunk by chunk; CSV is encoded here from typed
+//! rows ([`super::csv_export`]: formula-injection protection, RFC 3339 UTC timestamps with an
+//! explicit `Z`). Either way the gateway's memory stays flat however large the export. The
+//! file name names the organization and the range.
+//!
+//! An export is a long-lived read: it holds an export slot of its organization and of its
+//! reader (`read.max_concurrent_exports_per_*`, 429 beyond) for as long as it streams, and
+//! its ClickHouse query is bounded by time and memory (`read.export_*`), never by rows. When
+//! the client goes away the body stream is dropped, which drops the ClickHouse response and
+//! frees the slot; ClickHouse cancels the query
+//! (`cancel_http_readonly_queries_on_client_close`, see `audit_store::bounds`).
 
 use std::sync::Arc;
 
+use audit_store::ExportRow;
 use audit_store::query::ExportFormat;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use futures::Stream;
+use clickhouse::query::{BytesCursor, RowCursor};
+use futures::{Stream, StreamExt};
 use time::OffsetDateTime;
 
 use super::ReaderAuth;
+use super::csv_export::CsvEncoder;
 use super::params;
 use crate::App;
-use crate::error::ApiResult;
+use crate::admission::{ReadKind, ReadPermit};
+use crate::error::{ApiError, ApiResult};
 use crate::meta;
+
+/// How many CSV bytes are encoded before they are sent as one chunk.
+const CSV_CHUNK_BYTES: usize = 64 * 1024;
 
 pub async fn export(
     State(app): State<Arc<App>>,
@@ -36,6 +50,9 @@ pub async fn export(
         app.validator.catalogue(),
         app.config.read.max_limit,
     )?;
+    let permit = app
+        .reads
+        .admit(ReadKind::Export, &org_id, &reader.subject)?;
     let format = params.format.unwrap_or(ExportFormat::Csv);
     let (extension, content_type) = match (format, params.json_array) {
         (ExportFormat::Csv, _) => ("csv", "text/csv; charset=utf-8"),
@@ -51,21 +68,20 @@ pub async fn export(
     }
     meta::record(&app, event).await?;
 
-    let cursor = app.store.export(&org_id, &params.filter, format)?;
-    let chunks = futures::stream::unfold(cursor, |mut cursor| async move {
-        match cursor.next().await {
-            Ok(Some(bytes)) => Some((Ok::<Bytes, std::io::Error>(bytes), cursor)),
-            Ok(None) => None,
-            Err(error) => {
-                tracing::warn!(%error, "export stream from ClickHouse failed mid-way");
-                Some((Err(std::io::Error::other(error)), cursor))
+    let body = match format {
+        ExportFormat::Csv => {
+            let rows = app.store.export_rows(&org_id, &params.filter)?;
+            Body::from_stream(counted(csv_chunks(rows, permit).await?))
+        }
+        ExportFormat::Ndjson => {
+            let chunks =
+                ndjson_chunks(app.store.export_ndjson(&org_id, &params.filter)?, permit).await?;
+            if params.json_array {
+                Body::from_stream(json_array(chunks))
+            } else {
+                Body::from_stream(counted(chunks))
             }
         }
-    });
-    let body = if params.json_array {
-        Body::from_stream(json_array(chunks))
-    } else {
-        Body::from_stream(counted(chunks))
     };
     metrics::counter!("gateway_exports_total", "format" => extension).increment(1);
 
@@ -88,6 +104,74 @@ pub async fn export(
         HeaderValue::from_static("nosniff"),
     );
     Ok(response)
+}
+
+fn engine_error(error: clickhouse::error::Error) -> ApiError {
+    ApiError::from(audit_store::bounds::classify(error))
+}
+
+fn mid_stream(error: clickhouse::error::Error) -> std::io::Error {
+    tracing::warn!(%error, "export stream from ClickHouse failed mid-way");
+    std::io::Error::other(error)
+}
+
+/// The stored JSON chunk by chunk. The first chunk is awaited before answering, so a query
+/// the engine refuses or stops at once is a proper error status, not a truncated 200.
+async fn ndjson_chunks(
+    mut cursor: BytesCursor,
+    permit: ReadPermit,
+) -> ApiResult<impl Stream<Item = std::io::Result<Bytes>>> {
+    let first = cursor.next().await.map_err(engine_error)?;
+    let done = first.is_none();
+    let rest = futures::stream::unfold(
+        (cursor, permit, done),
+        |(mut cursor, permit, done)| async move {
+            if done {
+                return None;
+            }
+            match cursor.next().await {
+                Ok(Some(bytes)) => Some((Ok(bytes), (cursor, permit, false))),
+                Ok(None) => None,
+                Err(error) => Some((Err(mid_stream(error)), (cursor, permit, true))),
+            }
+        },
+    );
+    Ok(futures::stream::iter(first.map(Ok)).chain(rest))
+}
+
+/// CSV encoded here, about [`CSV_CHUNK_BYTES`] per chunk; the first row is awaited before
+/// answering, as for NDJSON.
+async fn csv_chunks(
+    mut rows: RowCursor<ExportRow>,
+    permit: ReadPermit,
+) -> ApiResult<impl Stream<Item = std::io::Result<Bytes>>> {
+    let mut encoder = CsvEncoder::new();
+    encoder.header();
+    let first = rows.next().await.map_err(engine_error)?;
+    let done = first.is_none();
+    if let Some(row) = &first {
+        encoder.row(row);
+    }
+    let state = (rows, encoder, permit, done);
+    Ok(futures::stream::unfold(
+        state,
+        |(mut rows, mut encoder, permit, mut done)| async move {
+            while !done && encoder.buffered() < CSV_CHUNK_BYTES {
+                match rows.next().await {
+                    Ok(Some(row)) => encoder.row(&row),
+                    Ok(None) => done = true,
+                    Err(error) => {
+                        return Some((Err(mid_stream(error)), (rows, encoder, permit, true)));
+                    }
+                }
+            }
+            let chunk = encoder.take();
+            if chunk.is_empty() {
+                return None;
+            }
+            Some((Ok(chunk), (rows, encoder, permit, done)))
+        },
+    ))
 }
 
 fn sanitize(text: &str) -> String {
@@ -123,7 +207,6 @@ fn range_part(at: Option<OffsetDateTime>, open: &str) -> String {
 fn counted(
     chunks: impl Stream<Item = std::io::Result<Bytes>>,
 ) -> impl Stream<Item = std::io::Result<Bytes>> {
-    use futures::StreamExt;
     chunks.inspect(|chunk| {
         if let Ok(bytes) = chunk {
             metrics::counter!("gateway_export_bytes_total").increment(bytes.len() as u64);
@@ -135,7 +218,6 @@ fn counted(
 fn json_array(
     chunks: impl Stream<Item = std::io::Result<Bytes>>,
 ) -> impl Stream<Item = std::io::Result<Bytes>> {
-    use futures::StreamExt;
     let framer = ArrayFramer::default();
     let body = counted(chunks).scan(framer, |framer, chunk| {
         let out = chunk.map(|bytes| framer.push(&bytes));

@@ -10,10 +10,16 @@
 //! | `POST/GET /v1/orgs/{org}/api-tokens`, `DELETE …/{id}` | Enterprise read-only API tokens |
 //! | `GET /v1/catalogue` | categories and actions (filter choices) |
 //!
+//! Every read is bounded: its ClickHouse query by time, memory and (except exports) result
+//! size (`audit_store::bounds`), and the reads in flight per organization and per reader by
+//! [`crate::admission::ReadAdmission`] (429 + `Retry-After` beyond), exports with their own,
+//! lower caps.
+//!
 //! Reading is itself audited: an export is recorded (with its filters) before the first byte
 //! is sent, and viewing the log at most once per reader and organization every ten minutes.
 //! When the audit trail cannot be written, the read is refused (503): no unaudited reads.
 
+pub mod csv_export;
 pub mod cursor;
 pub mod export;
 pub mod params;
@@ -33,6 +39,7 @@ use uuid::Uuid;
 
 use self::cursor::CursorKind;
 use crate::App;
+use crate::admission::ReadKind;
 use crate::auth::user::Reader;
 use crate::error::{ApiError, ApiResult};
 use crate::meta;
@@ -164,6 +171,7 @@ async fn list(
         app.validator.catalogue(),
         read.max_limit,
     )?;
+    let _permit = app.reads.admit(ReadKind::Query, &org_id, &reader.subject)?;
     let cursor = match &params.cursor {
         Some(cursor) => {
             let (at, id) = app
@@ -224,6 +232,7 @@ async fn one(
 ) -> ApiResult<Response> {
     reader.authorize(&org_id)?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::bad_request("id", "must be a UUID"))?;
+    let _permit = app.reads.admit(ReadKind::Query, &org_id, &reader.subject)?;
     let raw = app
         .store
         .event_json(&org_id, id)
@@ -260,6 +269,7 @@ async fn feed(
             "the feed takes no filters (only `after` and `limit`); filter on your side",
         ));
     }
+    let _permit = app.reads.admit(ReadKind::Query, &org_id, &reader.subject)?;
     let after = match &params.after {
         Some(after) => {
             let (at, id) = app

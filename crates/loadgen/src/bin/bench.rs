@@ -4,7 +4,8 @@
 //!
 //! * `ingest`  — gateway: batches of 100 and 1,000, single-event requests, latency at 2,000 req/s.
 //! * `indexer` — indexer throughput from a pre-filled topic; freshness at a steady 5,000 events/s.
-//! * `read`    — first-page latency on 10M events across 1,000 organizations; export of 1M rows.
+//! * `read`    — first-page latency on 10M events across 1,000 organizations; export of 1M rows;
+//!   indexer freshness while one tenant hammers reads.
 
 #![allow(clippy::print_stdout)]
 
@@ -18,8 +19,8 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use loadgen::{
-    BenchRow, BenchService, Latencies, RssSampler, clickhouse, free_port, generated_event,
-    print_table,
+    BenchRow, BenchService, Latencies, RssSampler, clickhouse, free_port, freshness,
+    generated_event, print_table,
 };
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::{Value, json};
@@ -658,6 +659,17 @@ async fn warm_up_indexer(
     Ok(started.elapsed())
 }
 
+/// Where a freshness run publishes (the gateway at `url`) and looks (`ns`'s database).
+fn freshness_target(bench: &Bench, ns: &Namespace, url: String, key: String) -> freshness::Target {
+    freshness::Target {
+        http: bench.http.clone(),
+        ingest_url: url,
+        key,
+        clickhouse: ns.clickhouse.clone(),
+        database: ns.database(),
+    }
+}
+
 /// Freshness: gateway acknowledgement → queryable in ClickHouse, at a steady 5,000 events/s.
 async fn indexer_freshness(bench: &mut Bench) -> anyhow::Result<()> {
     let ns = Namespace::new(&bench.cli, "fresh");
@@ -667,80 +679,10 @@ async fn indexer_freshness(bench: &mut Bench) -> anyhow::Result<()> {
     let rss = RssSampler::start(indexer.pid());
     let url = format!("{}/v1/events", gateway.url());
     let warm_up = warm_up_indexer(bench, &ns, &url, &key).await?;
-    let acked: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
-    let latencies = Arc::new(Mutex::new(Latencies::default()));
     let duration = Duration::from_secs(bench.cli.seconds.max(30));
-    let poller = {
-        let (http, acked, latencies, url, database) = (
-            bench.http.clone(),
-            acked.clone(),
-            latencies.clone(),
-            ns.clickhouse.clone(),
-            ns.database(),
-        );
-        tokio::spawn(async move {
-            let started = Instant::now();
-            while started.elapsed() < duration + Duration::from_secs(15) {
-                let pending: Vec<String> = acked.lock().await.keys().cloned().collect();
-                if !pending.is_empty() {
-                    let list = pending
-                        .iter()
-                        .map(|id| format!("'{id}'"))
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    let sql = format!(
-                        "SELECT toString(id) FROM events WHERE id IN ({list}) FORMAT TSVRaw"
-                    );
-                    if let Ok(found) = clickhouse(&http, &url, &database, &sql).await {
-                        let now = Instant::now();
-                        let mut acked = acked.lock().await;
-                        let mut latencies = latencies.lock().await;
-                        for id in found.lines() {
-                            if let Some(at) = acked.remove(id) {
-                                latencies.record(now - at);
-                            }
-                        }
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
-    let started = Instant::now();
-    let mut ticker = tokio::time::interval(Duration::from_millis(10));
-    let mut n = 0u64;
-    let mut sends = Vec::new();
-    while started.elapsed() < duration {
-        ticker.tick().await;
-        let at = now_rfc3339();
-        let batch: Vec<Value> = (0..50)
-            .map(|i| generated_event(&format!("org_{:03}", (n + i) % 100), n + i, &at))
-            .collect();
-        n += 50;
-        let tracked: Vec<String> = batch
-            .iter()
-            .step_by(10)
-            .map(|e| e["id"].as_str().unwrap_or_default().to_string())
-            .collect();
-        let (http, url, key, acked) = (bench.http.clone(), url.clone(), key.clone(), acked.clone());
-        sends.push(tokio::spawn(async move {
-            if let Ok(response) = http.post(&url).bearer_auth(&key).json(&batch).send().await
-                && response.status().is_success()
-            {
-                let at = Instant::now();
-                let mut acked = acked.lock().await;
-                for id in tracked {
-                    acked.insert(id, at);
-                }
-            }
-        }));
-    }
-    for send in sends {
-        let _ = send.await;
-    }
-    let _ = poller.await;
-    let latencies = latencies.lock().await;
-    let unseen = acked.lock().await.len();
+    let target = freshness_target(bench, &ns, url, key);
+    let measured = freshness::measure(&target, duration).await;
+    let (latencies, n, unseen) = (measured.latencies, measured.offered, measured.unseen);
     bench.rows.push(BenchRow {
         name: "freshness: gateway ack → queryable, steady 5,000 events/s".into(),
         throughput: format!("{:.0} events/s offered", n as f64 / duration.as_secs_f64()),
@@ -792,7 +734,7 @@ async fn read(bench: &mut Bench, events: u64) -> anyhow::Result<()> {
             &bench.http,
             &ns.clickhouse,
             &database,
-            &generate_sql(offset, rows, big_org_rows),
+            &audit_tests::synthetic::generate_sql(offset, rows, big_org_rows),
         )
         .await?;
         offset += rows;
@@ -896,6 +838,68 @@ async fn read(bench: &mut Bench, events: u64) -> anyhow::Result<()> {
         });
     }
     rss.stop();
+    freshness_while_hammered(bench, &ns, &gateway, &tokens["org_0000"]).await
+}
+
+/// Freshness of other organizations' new events, first undisturbed, then while one tenant
+/// (the 1M-event organization, one credential) hammers reads: 16 connections looping `q=a`
+/// and 12 slow exports. The indexer and the reads share the one ClickHouse.
+async fn freshness_while_hammered(
+    bench: &mut Bench,
+    ns: &Namespace,
+    gateway: &BenchService,
+    token: &str,
+) -> anyhow::Result<()> {
+    let indexer = bench.start(ns, "indexer", &[]).await?;
+    let key = bench.producer_key(gateway).await?;
+    let url = format!("{}/v1/events", gateway.url());
+    warm_up_indexer(bench, ns, &url, &key).await?;
+    let target = freshness_target(bench, ns, url, key);
+    let duration = Duration::from_secs(bench.cli.seconds.max(30));
+    let quiet = freshness::measure(&target, duration).await;
+    let hammer = audit_tests::hostile::ReadHammer::start(&gateway.url(), "org_0000", token, 16, 12);
+    let hammered = freshness::measure(&target, duration).await;
+    let (searches, exports) = hammer.stop();
+    for (name, measured, notes) in [
+        (
+            "freshness: gateway ack → queryable, 5,000 events/s, reads idle",
+            quiet,
+            String::new(),
+        ),
+        (
+            "freshness while a tenant hammers reads (16 × `q=a`, 12 slow exports)",
+            hammered,
+            format!(
+                "the hammering tenant's answers: searches {:?}, exports {:?}; ",
+                searches.counts, exports.counts
+            ),
+        ),
+    ] {
+        bench.rows.push(BenchRow {
+            name: name.into(),
+            throughput: format!(
+                "{:.0} events/s offered",
+                measured.offered as f64 / duration.as_secs_f64()
+            ),
+            p50_ms: Some(measured.latencies.percentile_ms(50.0)),
+            p99_ms: Some(measured.latencies.percentile_ms(99.0)),
+            peak_rss_mb: None,
+            notes: format!(
+                "{notes}{} sampled events, {} not seen",
+                measured.latencies.count(),
+                measured.unseen
+            ),
+        });
+    }
+    drop(indexer);
+    // Keep the generated dataset as it was for later runs.
+    clickhouse(
+        &bench.http,
+        &ns.clickhouse,
+        &ns.database(),
+        "DELETE FROM events WHERE source = 'loadgen'",
+    )
+    .await?;
     Ok(())
 }
 
@@ -915,41 +919,4 @@ fn mint(bin_dir: &Path, org: &str) -> anyhow::Result<String> {
         bail!("mint-token: {}", String::from_utf8_lossy(&output.stderr));
     }
     Ok(String::from_utf8(output.stdout)?.trim().to_string())
-}
-
-/// Synthetic events generated by ClickHouse itself (10M rows through the pipeline would
-/// measure the pipeline, not the reads): one organization gets `big_org_rows`, the other 999
-/// share the rest; times spread over the last 30 days.
-fn generate_sql(offset: u64, rows: u64, big_org_rows: u64) -> String {
-    format!(
-        r#"INSERT INTO events (org_id, occurred_at, id, received_at, category, action, outcome, actor_type, actor_id, actor_name, actor_email,
-            target_types, target_ids, target_names, ip, user_agent, location, request_id, metadata, source, schema_version, retention_days, raw)
-        SELECT org_id, occurred_at, id, occurred_at, category, action, outcome, 'user', actor_id, actor_name, actor_email,
-            ['resource'], [target_id], [target_name], ip, 'Mozilla/5.0 (bench)', 'Paris, FR', request_id,
-            map('region', 'eu-west-1', 'attempt', toString(number % 3)), 'bench', 1, 1095,
-            concat('{{"id":"', toString(id), '","org_id":"', org_id, '","occurred_at":"', ts, '","received_at":"', ts,
-                   '","category":"', category, '","action":"', action, '","outcome":"', outcome,
-                   '","actor":{{"type":"user","id":"', actor_id, '","name":"', actor_name, '","email":"', actor_email,
-                   '"}},"targets":[{{"type":"resource","id":"', target_id, '","name":"', target_name,
-                   '"}}],"context":{{"ip":"', ip, '","user_agent":"Mozilla/5.0 (bench)","location":"Paris, FR","request_id":"', request_id,
-                   '"}},"metadata":{{"region":"eu-west-1","attempt":', toString(number % 3), '}},"source":"bench","version":1}}')
-        FROM (
-            SELECT number,
-                if(number < {big_org_rows}, 'org_0000', concat('org_', leftPad(toString(1 + number % 999), 4, '0'))) AS org_id,
-                toDateTime64(now64(3) - toIntervalMillisecond((number * 2654435761) % 2592000000), 3, 'UTC') AS occurred_at,
-                concat(formatDateTime(occurred_at, '%Y-%m-%dT%H:%i:%S', 'UTC'), '.', leftPad(toString(toUnixTimestamp64Milli(occurred_at) % 1000), 3, '0'), 'Z') AS ts,
-                generateUUIDv7(number) AS id,
-                ['authentication','authentication','authentication','user_management','user_management','billing','service','service','security','data_access'][1 + number % 10] AS category,
-                ['user.login.succeeded','user.login.failed','user.mfa.enrolled','member.role.changed','member.invite.sent','billing.invoice.generated','resource.created','resource.config.edited','api_key.generated','data.export.requested'][1 + number % 10] AS action,
-                if(number % 7 = 0, 'failure', 'success') AS outcome,
-                concat('user_', toString(number % 500)) AS actor_id,
-                concat('User ', toString(number % 500)) AS actor_name,
-                concat('user', toString(number % 500), '@example.com') AS actor_email,
-                concat('res_', toString(number % 1000)) AS target_id,
-                concat('Resource ', toString(number % 1000)) AS target_name,
-                concat('198.51.100.', toString(number % 250)) AS ip,
-                concat('req_', toString(number)) AS request_id
-            FROM numbers({offset}, {rows})
-        )"#
-    )
 }

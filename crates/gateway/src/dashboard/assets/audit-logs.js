@@ -384,10 +384,18 @@ function handleError(error, where) {
     if (where === 'list') renderEmpty('error');
     return;
   }
-  if (error.status === 503 || error.status === 0) {
+  if (error.code === 'read_limit_exceeded') {
+    // The engine stopped this search (time, memory or size): the same search would be
+    // stopped again, so ask for a narrower one instead of retrying.
+    showBanner('This search is too broad', error.message, false);
+    if (where === 'list') renderEmpty('error');
+    return;
+  }
+  if (error.status === 429 || error.status === 503 || error.status === 0) {
     const seconds = Math.min(Math.max(error.retryAfter || 3, 1), 30);
+    const titles = { 0: 'Connection lost', 429: 'Too many requests at once' };
     showBanner(
-      error.status === 0 ? 'Connection lost' : 'The audit log is temporarily unavailable',
+      titles[error.status] || 'The audit log is temporarily unavailable',
       `${error.message} Retrying in ${seconds} s…`,
       true,
     );

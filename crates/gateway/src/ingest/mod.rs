@@ -11,23 +11,40 @@
 //! unavailable or the gateway's queue is full, the answer is 503 with `Retry-After`, listing
 //! the ids the events were given: retrying with those ids cannot create duplicates.
 //!
+//! # Bounds
+//! A request is checked in this order, each step bounded before the next starts:
+//! 1. the producer key (401) and the content type (415), from the headers alone;
+//! 2. the producer's in-flight cap (`ingest.max_concurrent_requests_per_producer`, 429);
+//! 3. the body ([`body`]): size (413), deadline (408), the gateway-wide byte budget (503);
+//! 4. an ingest permit (`ingest.max_concurrent_requests`, 503) — only once the body is in,
+//!    so slow senders never hold one;
+//! 5. the event count, counted while splitting ([`documents`]) without building the events
+//!    (413), then each event parsed, validated and dropped in turn.
+//!
 //! # Idempotency
 //! An event's `id` is its deduplication key. Without one, a single-event request carrying an
 //! `Idempotency-Key` header gets an id derived from (producer, organization, key), and event
 //! *n* of a batch from (producer, organization, key, n); otherwise a fresh UUIDv7.
 
+pub mod body;
+pub mod documents;
+
 use std::sync::Arc;
+use std::time::Duration;
 
 use audit_core::integrity::Signer;
 use audit_core::validate::Arrival;
 use audit_core::{FieldError, Provenance};
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+use self::body::BodyLimits;
+use self::documents::BodyFormat;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -42,12 +59,6 @@ pub struct IngestParams {
     /// All-or-nothing: reject the whole request if any event is invalid.
     #[serde(default)]
     pub atomic: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BodyFormat {
-    Json,
-    Ndjson,
 }
 
 /// The outcome for one event of a request.
@@ -77,48 +88,50 @@ pub async fn ingest(
     let producer = producer::authenticate(&headers, &app.settings.view()).inspect_err(|_| {
         metrics::counter!("gateway_events_rejected_total", "reason" => "unauthenticated", "producer" => "").increment(1);
     })?;
+    let format = body_format(&headers)?;
+    let _producer_slot = app
+        .producer_slots
+        .admit(&producer.record.key_id, app.config.ingest.retry_after_secs)?;
+    let _in_flight = InFlight::start();
+    let limits = BodyLimits {
+        max_bytes: app.config.ingest.max_body_bytes,
+        timeout: Duration::from_secs(app.config.ingest.body_timeout_secs),
+        retry_after_secs: app.config.ingest.retry_after_secs,
+    };
+    let body = body::read_body(body, &headers, limits, &app.body_budget).await?;
     let Ok(_permit) = app.ingest_permits.try_acquire() else {
-        metrics::counter!("gateway_shed_requests_total").increment(1);
+        metrics::counter!("gateway_shed_requests_total", "reason" => "permits").increment(1);
         return Err(ApiError::unavailable(
             "the gateway is at its concurrent request limit",
             app.config.ingest.retry_after_secs,
         ));
     };
-    let format = body_format(&headers)?;
-    let bytes = read_body(body, &headers, app.config.ingest.max_body_bytes).await?;
-    let documents = parse_documents(&bytes, format)?;
-    let max_events = app.config.ingest.max_events_per_request;
-    if documents.len() > max_events {
-        return Err(ApiError::PayloadTooLarge(format!(
-            "{} events in one request; at most {max_events}",
-            documents.len()
-        )));
-    }
-    if documents.is_empty() {
-        return Err(ApiError::Malformed("the request contains no events".into()));
-    }
-    let single = matches!(format, BodyFormat::Json) && !bytes.trim_ascii_start().starts_with(b"[");
+    let documents = documents::split(
+        &body.bytes,
+        format,
+        app.config.ingest.max_events_per_request,
+    )?;
+    let single = documents.single;
     let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
 
     let now = OffsetDateTime::now_utc();
-    let mut results = Vec::with_capacity(documents.len());
-    let mut accepted = Vec::with_capacity(documents.len());
-    for (index, document) in documents.iter().enumerate() {
-        let fallback_id = fallback_id(&producer, document, idempotency_key, single, index);
-        let outcome = match document {
-            Ok(value) => validate(
-                &app,
-                &producer,
-                value,
-                Arrival {
+    let mut results = Vec::with_capacity(documents.items.len());
+    let mut accepted = Vec::with_capacity(documents.items.len());
+    for (index, raw) in documents.items.iter().enumerate() {
+        // One event's value at a time: parsed, validated, dropped.
+        let outcome = match app.validator.parse(raw) {
+            Ok(value) => {
+                let fallback_id = fallback_id(&producer, &value, idempotency_key, single, index);
+                let arrival = Arrival {
                     now,
                     received_at: now,
                     fallback_id,
                     provenance: Provenance::Gateway,
                     verified_source: Some(producer.name()),
-                },
-            ),
-            Err(error) => Err(vec![error.clone()]),
+                };
+                validate(&app, &producer, &value, arrival)
+            }
+            Err(errors) => Err(invalid(errors)),
         };
         match outcome {
             Ok(valid) => {
@@ -195,16 +208,7 @@ fn validate(
     let valid = app
         .validator
         .validate_value(value, arrival)
-        .map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|FieldError { path, reason }| EventError {
-                    code: "invalid",
-                    path,
-                    reason,
-                })
-                .collect::<Vec<_>>()
-        })?;
+        .map_err(invalid)?;
     let settings = app.settings.view();
     app.config
         .plans
@@ -233,18 +237,41 @@ fn validate(
     Ok(valid)
 }
 
+/// Counts ingest requests past authentication (`gateway_ingest_requests_in_flight`).
+struct InFlight;
+
+impl InFlight {
+    fn start() -> Self {
+        metrics::gauge!("gateway_ingest_requests_in_flight").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("gateway_ingest_requests_in_flight").decrement(1.0);
+    }
+}
+
+fn invalid(errors: Vec<FieldError>) -> Vec<EventError> {
+    errors
+        .into_iter()
+        .map(|FieldError { path, reason }| EventError {
+            code: "invalid",
+            path,
+            reason,
+        })
+        .collect()
+}
+
 fn fallback_id(
     producer: &Producer,
-    document: &Result<Value, EventError>,
+    document: &Value,
     idempotency_key: Option<&str>,
     single: bool,
     index: usize,
 ) -> Uuid {
-    let org_id = document
-        .as_ref()
-        .ok()
-        .and_then(|v| v.get("org_id"))
-        .and_then(Value::as_str);
+    let org_id = document.get("org_id").and_then(Value::as_str);
     match (idempotency_key, org_id) {
         (Some(key), Some(org_id)) if single => {
             audit_core::event::idempotent_event_id(&producer.record.key_id, org_id, key)
@@ -326,55 +353,6 @@ fn body_format(headers: &HeaderMap) -> ApiResult<BodyFormat> {
     }
 }
 
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> ApiResult<Bytes> {
-    let too_large = || ApiError::PayloadTooLarge(format!("request body exceeds {limit} bytes"));
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
-        let length_exceeded = std::error::Error::source(&error)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        if length_exceeded || error.to_string().contains("length limit") {
-            too_large()
-        } else {
-            ApiError::Malformed(format!("could not read the request body: {error}"))
-        }
-    })
-}
-
-/// Splits the body into documents. A malformed JSON body is a 400; a malformed NDJSON line
-/// only rejects that event.
-fn parse_documents(bytes: &[u8], format: BodyFormat) -> ApiResult<Vec<Result<Value, EventError>>> {
-    match format {
-        BodyFormat::Json => {
-            let value: Value = serde_json::from_slice(bytes)
-                .map_err(|error| ApiError::Malformed(format!("malformed JSON: {error}")))?;
-            match value {
-                Value::Array(items) => Ok(items.into_iter().map(Ok).collect()),
-                Value::Object(_) => Ok(vec![Ok(value)]),
-                _ => Err(ApiError::Malformed(
-                    "the body must be an event object or an array of events".into(),
-                )),
-            }
-        }
-        BodyFormat::Ndjson => Ok(bytes
-            .split(|byte| *byte == b'\n')
-            .filter(|line| !line.trim_ascii().is_empty())
-            .map(|line| {
-                serde_json::from_slice::<Value>(line).map_err(|error| EventError {
-                    code: "invalid",
-                    path: "$".into(),
-                    reason: format!("not valid JSON: {error}"),
-                })
-            })
-            .collect()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -403,32 +381,5 @@ mod tests {
             body_format(&headers),
             Err(ApiError::UnsupportedMediaType(_))
         ));
-    }
-
-    #[test]
-    fn documents() {
-        assert_eq!(
-            parse_documents(b"{\"a\":1}", BodyFormat::Json)
-                .expect("one")
-                .len(),
-            1
-        );
-        assert_eq!(
-            parse_documents(b" [{},{}]", BodyFormat::Json)
-                .expect("two")
-                .len(),
-            2
-        );
-        assert!(matches!(
-            parse_documents(b"[{", BodyFormat::Json),
-            Err(ApiError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse_documents(b"42", BodyFormat::Json),
-            Err(ApiError::Malformed(_))
-        ));
-        let lines = parse_documents(b"{}\n\n{bad\n{}\n", BodyFormat::Ndjson).expect("lines");
-        assert_eq!(lines.len(), 3);
-        assert!(lines[1].is_err());
     }
 }
