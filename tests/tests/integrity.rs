@@ -15,7 +15,11 @@ use serde_json::Value;
 
 /// Windows of two seconds, so tests see seals quickly.
 const INDEXER: [(&str, &str); 1] = [("INDEXER__INTEGRITY__WINDOW_SECS", "2")];
-const GATEWAY: [(&str, &str); 1] = [("GATEWAY__INTEGRITY__WINDOW_SECS", "2")];
+/// Batches reach the sealer within a second here (the default, 30 s, covers a slow insert).
+const GATEWAY: [(&str, &str); 2] = [
+    ("GATEWAY__INTEGRITY__WINDOW_SECS", "2"),
+    ("GATEWAY__INTEGRITY__IN_FLIGHT_SECS", "1"),
+];
 
 async fn get(gateway: &Service, org: &str, path: &str) -> (u16, Value) {
     let response = reqwest::Client::new()
@@ -119,9 +123,11 @@ async fn tampering_with_clickhouse_is_found_and_named() {
     // Inserted: a forged copy under a new id, and a duplicate of a real event moved in time.
     let template = &ids["org_insert"][0];
     let forged_id = uuid::Uuid::now_v7().to_string();
+    // Its indexing time is backdated among the sealed rows (a fresh one would be "not yet
+    // sealed" until the sealer is due).
     ns.sql(&format!(
-        "INSERT INTO events SELECT * REPLACE (toUUID('{forged_id}') AS id, replaceOne(raw, '{template}', '{forged_id}') AS raw) \
-         FROM events WHERE id = '{template}'"
+        "INSERT INTO events SELECT * REPLACE (toUUID('{forged_id}') AS id, replaceOne(raw, '{template}', '{forged_id}') AS raw, \
+         indexed_at - INTERVAL 10 SECOND AS indexed_at) FROM (SELECT * FROM events WHERE id = '{template}')"
     ))
     .await;
     // Truncated: the newest rows and their digests and leaves removed from ClickHouse.
@@ -148,12 +154,14 @@ async fn tampering_with_clickhouse_is_found_and_named() {
             .any(|(kind, id, _)| kind == "altered" && id.as_deref() == Some(victim_bytes.as_str())),
         "{bytes}"
     );
-    let inserted = findings(&verify(&gateway_service, "org_insert").await);
+    let inserted_body = verify(&gateway_service, "org_insert").await;
+    let inserted = findings(&inserted_body);
     assert!(
         inserted
             .iter()
             .any(|(kind, id, _)| kind == "inserted" && id.as_deref() == Some(forged_id.as_str())),
-        "{inserted:?}"
+        "{inserted_body}\n{}",
+        ns.sql("SELECT id, indexed_at, now64(3) FROM events WHERE org_id = 'org_insert' ORDER BY indexed_at FORMAT TSV").await
     );
     let cut = verify(&gateway_service, "org_cut").await;
     assert!(

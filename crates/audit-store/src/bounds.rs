@@ -146,10 +146,7 @@ mod tests {
         assert_eq!(get("max_execution_time").as_deref(), Some("10"));
         assert_eq!(get("max_result_bytes").as_deref(), Some("67108864"));
         assert!(get("query_id").unwrap().starts_with("gw-list-"));
-        assert_eq!(
-            get("log_comment").as_deref(),
-            Some("gw list org=org_a")
-        );
+        assert_eq!(get("log_comment").as_deref(), Some("gw list org=org_a"));
     }
 
     #[test]

@@ -200,12 +200,13 @@ impl Store {
 
     /// Ids of the organization's rows in `[since, until)` indexed after `after`: newer than the
     /// newest seal, so not in a window yet.
-    pub async fn indexed_after(
+    pub async fn indexed_between(
         &self,
         org_id: &str,
         since: OffsetDateTime,
         until: OffsetDateTime,
         after: OffsetDateTime,
+        before: OffsetDateTime,
     ) -> Result<Vec<String>> {
         self.timed(async {
             Ok(self
@@ -213,12 +214,13 @@ impl Store {
                 .query(
                     "SELECT toString(id) FROM events FINAL WHERE org_id = {org:String} \
                      AND occurred_at >= {since:DateTime64(3, 'UTC')} AND occurred_at < {until:DateTime64(3, 'UTC')} \
-                     AND indexed_at > {after:DateTime64(3, 'UTC')}",
+                     AND indexed_at > {after:DateTime64(3, 'UTC')} AND indexed_at <= {before:DateTime64(3, 'UTC')}",
                 )
                 .param("org", org_id)
                 .param("since", crate::query::datetime_param(since))
                 .param("until", crate::query::datetime_param(until))
                 .param("after", crate::query::datetime_param(after))
+                .param("before", crate::query::datetime_param(before))
                 .fetch_all()
                 .await?)
         })

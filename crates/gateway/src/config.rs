@@ -70,6 +70,11 @@ pub struct IntegrityConfig {
     pub window_secs: u64,
     /// Most events one verification reads.
     pub max_verify_events: u64,
+    /// How long a written batch may take to reach the indexer's sealer after ClickHouse
+    /// stamped its rows' `indexed_at` (at most the indexer's `clickhouse.timeout_secs`): rows
+    /// indexed this close to their organization's newest seal may be in the next window and
+    /// are reported as not yet sealed, not as inserted.
+    pub in_flight_secs: u64,
 }
 
 impl Default for IntegrityConfig {
@@ -78,6 +83,7 @@ impl Default for IntegrityConfig {
             public_keys: Vec::new(),
             window_secs: 300,
             max_verify_events: 2_000_000,
+            in_flight_secs: 30,
         }
     }
 }

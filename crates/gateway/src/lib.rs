@@ -166,6 +166,9 @@ pub async fn run(
             )?,
             window: Duration::from_secs(config.integrity.window_secs),
             max_events: config.integrity.max_verify_events,
+            in_flight: time::Duration::seconds(
+                i64::try_from(config.integrity.in_flight_secs).unwrap_or(i64::MAX),
+            ),
         }),
         None => None,
     };

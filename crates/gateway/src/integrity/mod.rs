@@ -39,9 +39,6 @@ use crate::read::ReaderAuth;
 /// Events cannot be indexed before they occur (minus the allowed clock skew): windows sealed
 /// this long before `since` cannot hold events of the range.
 const SKEW: time::Duration = time::Duration::minutes(5);
-/// How long a written batch may take to reach the sealer after ClickHouse stamped its rows'
-/// `indexed_at`: rows this close to the newest seal may be in the next window.
-const IN_FLIGHT: time::Duration = time::Duration::seconds(30);
 /// Most digests one request returns.
 const MAX_DIGESTS: u64 = 100_000;
 
@@ -54,6 +51,9 @@ pub struct Integrity {
     pub window: Duration,
     /// Most events one verification reads (beyond: narrow the range).
     pub max_events: u64,
+    /// `integrity.in_flight_secs`: rows indexed this close to the newest seal may be in the
+    /// next window.
+    pub in_flight: time::Duration,
 }
 
 pub fn router() -> Router<Arc<App>> {
@@ -229,11 +229,22 @@ async fn verify(
     let mut report = check::check(&scope, &windows, &events, &integrity.keys);
     report.findings.extend(columns_altered(&rows));
     // Rows indexed after the newest seal (less the time a batch takes to reach the sealer)
-    // are not in a window yet: not insertions, the range is only "not yet sealed".
-    let sealed_until = report.sealed_until.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    // are not in a window yet: not insertions, the range is only "not yet sealed". That
+    // benefit ends when the sealer would have sealed them (a chain this late is not sealed
+    // recently anyway), and a row claiming to be indexed in the future never gets it.
+    let sealed_until = report
+        .sealed_until
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .max(now - stale_after);
     let unsealed: std::collections::HashSet<String> = app
         .store
-        .indexed_after(&org_id, range.since, range.until, sealed_until - IN_FLIGHT)
+        .indexed_between(
+            &org_id,
+            range.since,
+            range.until,
+            sealed_until - integrity.in_flight,
+            now + integrity.in_flight,
+        )
         .await?
         .into_iter()
         .collect();
