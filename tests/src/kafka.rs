@@ -111,9 +111,7 @@ pub fn read_all(brokers: &str, topic: &str) -> Vec<OwnedMessage> {
     let mut ends = HashMap::new();
     let mut list = TopicPartitionList::new();
     for partition in &partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, *partition, Duration::from_secs(10))
-            .unwrap();
+        let (low, high) = watermarks(&consumer, topic, *partition);
         if high > low {
             ends.insert(*partition, high);
             list.add_partition_offset(topic, *partition, Offset::Offset(low))
@@ -190,4 +188,20 @@ pub fn committed_total(brokers: &str, group: &str, topic: &str) -> i64 {
     // Lists alive at the consumer's drop can hang it (INFRA.md): drop them first.
     drop(committed);
     total
+}
+
+/// A partition's watermarks; retried while the cluster settles (right after a broker comes
+/// back, its partitions briefly answer "not leader").
+fn watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> (i64, i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+            Ok(marks) => return marks,
+            Err(error) if std::time::Instant::now() < deadline => {
+                eprintln!("watermarks of {topic}/{partition}: {error}; retrying");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(error) => panic!("watermarks of {topic}/{partition}: {error}"),
+        }
+    }
 }

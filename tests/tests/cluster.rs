@@ -252,7 +252,7 @@ async fn wait_fully_replicated(brokers: &str, topic: &str) {
 }
 
 async fn ready(service: &Service) -> bool {
-    reqwest::get(format!("{}/readyz", service.url()))
+    reqwest::get(format!("{}/readyz", service.ops_url()))
         .await
         .is_ok_and(|r| r.status().is_success())
 }

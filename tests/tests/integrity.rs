@@ -164,11 +164,29 @@ async fn tampering_with_clickhouse_is_found_and_named() {
         ns.sql("SELECT id, indexed_at, now64(3) FROM events WHERE org_id = 'org_insert' ORDER BY indexed_at FORMAT TSV").await
     );
     let cut = verify(&gateway_service, "org_cut").await;
+    // Until the next window is sealed, the chain held outside ClickHouse is ahead of the
+    // stored one (truncated); once the indexer seals again, the stored chain no longer
+    // continues (broken_chain). Either names the cut.
     assert!(
         findings(&cut)
             .iter()
-            .any(|(kind, _, _)| kind == "truncated"),
-        "the chain held outside ClickHouse shows the cut: {cut}"
+            .any(|(kind, _, _)| kind == "truncated" || kind == "broken_chain"),
+        "the cut is found: {cut}"
+    );
+    let cut_later = eventually(
+        "a window sealed after the cut",
+        Duration::from_secs(30),
+        || async {
+            let body = verify(&gateway_service, "org_cut").await;
+            (body["windows"].as_u64() > Some(0)).then_some(body)
+        },
+    )
+    .await;
+    assert!(
+        findings(&cut_later)
+            .iter()
+            .any(|(kind, _, _)| kind == "broken_chain"),
+        "the stored chain no longer continues: {cut_later}"
     );
     // Nothing reported where nothing happened.
     let clean = verify(&gateway_service, "org_clean").await;
@@ -424,7 +442,10 @@ impl Download {
                 response.bytes().await.unwrap().to_vec()
             }
         };
-        let export = fetch(format!("/v1/orgs/{org}/events/export?format=ndjson&{range}")).await;
+        let export = fetch(format!(
+            "/v1/orgs/{org}/events/export?format=ndjson&{range}"
+        ))
+        .await;
         let bundle = fetch(format!("/v1/orgs/{org}/integrity/bundle?{range}")).await;
         let keys = fetch("/v1/integrity/keys".into()).await;
         let dir = tempfile::tempdir().unwrap();
@@ -438,15 +459,16 @@ impl Download {
     fn verify(&self, export: &[u8]) -> (i32, String) {
         let path = self.dir.path().join("export.ndjson");
         std::fs::write(&path, export).unwrap();
-        let output = std::process::Command::new(audit_tests::service::bin_dir().join("audit-verify"))
-            .arg("--export")
-            .arg(&path)
-            .arg("--bundle")
-            .arg(self.dir.path().join("bundle.json"))
-            .arg("--keys")
-            .arg(self.dir.path().join("keys.json"))
-            .output()
-            .unwrap();
+        let output =
+            std::process::Command::new(audit_tests::service::bin_dir().join("audit-verify"))
+                .arg("--export")
+                .arg(&path)
+                .arg("--bundle")
+                .arg(self.dir.path().join("bundle.json"))
+                .arg("--keys")
+                .arg(self.dir.path().join("keys.json"))
+                .output()
+                .unwrap();
         let report = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),
@@ -468,6 +490,8 @@ async fn an_export_verifies_offline_and_a_flipped_byte_is_named() {
     let key = gateway.producer_key("tests", &["*"], None).await;
     let ids = publish(&gateway, &key, "org_offline", 25).await;
     intact(&gateway_service, "org_offline").await;
+    // Verifying is recorded in the log (`audit_log.viewed`): wait for that event's window too.
+    intact(&gateway_service, "org_offline").await;
     let now = time::OffsetDateTime::now_utc();
     let format = |at: time::OffsetDateTime| {
         at.format(&time::format_description::well_known::Rfc3339)
@@ -480,7 +504,19 @@ async fn an_export_verifies_offline_and_a_flipped_byte_is_named() {
         .split(|byte| *byte == b'\n')
         .filter(|line| !line.is_empty())
         .collect();
-    assert_eq!(lines.len(), 25, "the export holds every event");
+    let exported: HashSet<String> = lines
+        .iter()
+        .map(|line| {
+            serde_json::from_slice::<Value>(line).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        ids.iter().all(|id| exported.contains(id)),
+        "the export holds every event"
+    );
 
     let (code, report) = download.verify(&download.export);
     assert_eq!(code, 0, "{report}");
@@ -526,9 +562,12 @@ async fn an_export_verifies_offline_and_a_flipped_byte_is_named() {
 
     // A line added (a copy of a real event under a new id): inserted, named.
     let forged_id = uuid::Uuid::now_v7().to_string();
-    let forged = String::from_utf8(lines[0].to_vec())
-        .unwrap()
-        .replace(serde_json::from_slice::<Value>(lines[0]).unwrap()["id"].as_str().unwrap(), &forged_id);
+    let forged = String::from_utf8(lines[0].to_vec()).unwrap().replace(
+        serde_json::from_slice::<Value>(lines[0]).unwrap()["id"]
+            .as_str()
+            .unwrap(),
+        &forged_id,
+    );
     let mut added = download.export.clone();
     added.extend_from_slice(forged.as_bytes());
     added.push(b'\n');
@@ -537,5 +576,117 @@ async fn an_export_verifies_offline_and_a_flipped_byte_is_named() {
     assert!(
         report.contains("inserted") && report.contains(&forged_id),
         "{report}"
+    );
+}
+
+/// Digests reach the SIEM of an organization that asks for them (`filters.integrity_digests`),
+/// as `audit_log.integrity.sealed` events whose signed note verifies under the published key
+/// and whose seqs follow one another; a destination that did not ask gets none of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn digests_reach_the_siem_of_organizations_that_ask_for_them() {
+    use audit_tests::fakes::webhook::{FakeWebhook, WebhookSetup};
+    use audit_tests::fakes::{Fake, SIGNING_SECRET};
+
+    let ns = Namespace::new("integrity-siem");
+    let _indexer = Service::start(ServiceKind::Indexer, &ns, &INDEXER).await;
+    let gateway_service = Service::start(ServiceKind::Gateway, &ns, &GATEWAY).await;
+    let gateway = Gateway::new(&gateway_service.url());
+    let key = gateway.producer_key("tests", &["*"], None).await;
+    let wants = FakeWebhook::start(WebhookSetup::default()).await;
+    let plain = FakeWebhook::start(WebhookSetup::default()).await;
+    for (org, receiver, digests) in [("org_holds", &wants, true), ("org_plain", &plain, false)] {
+        gateway.enterprise(org).await;
+        let (status, body) = gateway
+            .admin_post(
+                &format!("/v1/admin/orgs/{org}/destinations"),
+                &serde_json::json!({"name": "SOC", "signing_secret": SIGNING_SECRET,
+                    "filters": {"integrity_digests": digests},
+                    "config": {"type": "webhook", "url": format!("{}/audit", receiver.url())}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["filters"]["integrity_digests"], digests, "{body}");
+    }
+    let _forwarder = Service::start(
+        ServiceKind::Forwarder,
+        &ns,
+        &[("FORWARDER__DELIVERY__LINGER_MS", "50")],
+    )
+    .await;
+    let held = publish(&gateway, &key, "org_holds", 10).await;
+    let plain_ids = publish(&gateway, &key, "org_plain", 10).await;
+
+    let sealed_items = |receiver: &FakeWebhook| -> Vec<Value> {
+        receiver
+            .core()
+            .received()
+            .into_iter()
+            .filter_map(|event| event.item)
+            .filter(|item| item["action"] == "audit_log.integrity.sealed")
+            .collect()
+    };
+    let digests = eventually(
+        "three digests at the SIEM that asked",
+        Duration::from_secs(60),
+        || async {
+            let items = sealed_items(&wants);
+            (items.len() >= 3).then_some(items)
+        },
+    )
+    .await;
+    let (status, keys) = get(&gateway_service, "org_holds", "/v1/integrity/keys").await;
+    assert_eq!(status, 200, "{keys}");
+    let entries: Vec<String> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            format!(
+                "{}:{}",
+                k["key_id"].as_str().unwrap(),
+                k["public_key"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let public = audit_integrity::PublicKeys::parse(&entries).unwrap();
+    let mut seqs = Vec::new();
+    for item in &digests {
+        assert_eq!(item["org_id"], "org_holds");
+        assert_eq!(item["provenance"], "system", "{item}");
+        let metadata = &item["metadata"];
+        let signed = audit_integrity::SignedDigest {
+            org_id: "org_holds".into(),
+            seq: metadata["seq"].as_str().unwrap().parse().unwrap(),
+            note: metadata["note"].as_str().unwrap().into(),
+            key_id: metadata["key_id"].as_str().unwrap().into(),
+            signature: metadata["signature"].as_str().unwrap().into(),
+            hash: metadata["hash"].as_str().unwrap().into(),
+        };
+        let note = signed.verify(&public).unwrap();
+        assert_eq!(note.org_id, "org_holds");
+        seqs.push(note.seq);
+    }
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert!(
+        seqs.windows(2).any(|pair| pair[1] == pair[0] + 1),
+        "consecutive windows reach the SIEM: {seqs:?}"
+    );
+    // Both organizations' own events arrive; the one that did not ask gets no digest.
+    eventually(
+        "every event at both SIEMs",
+        Duration::from_secs(60),
+        || async {
+            let got_held: HashSet<String> = wants.core().received_ids().into_iter().collect();
+            let got_plain: HashSet<String> = plain.core().received_ids().into_iter().collect();
+            (held.iter().all(|id| got_held.contains(id))
+                && plain_ids.iter().all(|id| got_plain.contains(id)))
+            .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        sealed_items(&plain).is_empty(),
+        "no digest at the SIEM that did not ask"
     );
 }

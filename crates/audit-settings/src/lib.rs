@@ -39,7 +39,7 @@ pub use crypto::{SealKeys, Sealed, SecretBox};
 pub use error::{Error, Result};
 pub use model::{
     ApiTokenRecord, Destination, DestinationHealth, DestinationKind, DestinationState, Filters,
-    OrgSettings, Plan, ProducerKeyRecord, SettingsRecord, SigningSecret,
+    INTEGRITY_SEALED, OrgSettings, Plan, ProducerKeyRecord, SettingsRecord, SigningSecret,
 };
 pub use outbound::OutboundPolicy;
 pub use plans::{PlanPolicy, PlansConfig};

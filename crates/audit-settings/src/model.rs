@@ -288,10 +288,25 @@ pub struct Filters {
     pub actions: Vec<String>,
     /// Actions never to forward (noise), exact or prefix.
     pub exclude_actions: Vec<String>,
+    /// Also forward the organization's signed integrity digests (one
+    /// `audit_log.integrity.sealed` event per sealed window, docs/integrity.md), so the
+    /// organization holds its chain outside our storage. Off by default; the lists above do
+    /// not select these events, only `exclude_actions` can drop them.
+    pub integrity_digests: bool,
 }
+
+/// The action of the events carrying a signed integrity digest.
+pub const INTEGRITY_SEALED: &str = "audit_log.integrity.sealed";
 
 impl Filters {
     pub fn matches(&self, category: &str, action: &str) -> bool {
+        if action == INTEGRITY_SEALED {
+            return self.integrity_digests
+                && !self
+                    .exclude_actions
+                    .iter()
+                    .any(|p| action_matches(p, action));
+        }
         let category_ok =
             self.categories.is_empty() || self.categories.iter().any(|c| c == category);
         let action_ok =
@@ -494,6 +509,7 @@ mod tests {
             categories: vec!["authentication".into(), "security".into()],
             actions: vec!["user.*".into(), "token.refreshed".into()],
             exclude_actions: vec!["user.login.succeeded".into()],
+            integrity_digests: false,
         };
         assert!(filters.matches("authentication", "user.login.failed"));
         assert!(filters.matches("security", "token.refreshed"));
@@ -501,6 +517,24 @@ mod tests {
         assert!(!filters.matches("billing", "user.login.failed"));
         assert!(!filters.matches("security", "api_key.generated"));
         assert!(Filters::default().matches("anything", "any.action"));
+    }
+
+    #[test]
+    fn integrity_digests_are_forwarded_only_on_request() {
+        assert!(!Filters::default().matches("audit_log", INTEGRITY_SEALED));
+        let wanted = Filters {
+            categories: vec!["authentication".into()],
+            integrity_digests: true,
+            ..Filters::default()
+        };
+        assert!(wanted.matches("audit_log", INTEGRITY_SEALED));
+        assert!(!wanted.matches("audit_log", "audit_log.exported"));
+        let excluded = Filters {
+            exclude_actions: vec!["audit_log.*".into()],
+            integrity_digests: true,
+            ..Filters::default()
+        };
+        assert!(!excluded.matches("audit_log", INTEGRITY_SEALED));
     }
 
     #[test]

@@ -109,7 +109,11 @@ pub async fn run(
         Some(tokio::sync::Mutex::new(sealer::Sealer::new(
             store.clone(),
             producer,
-            config.topics.digests.clone(),
+            sealer::Anchors {
+                digests_topic: config.topics.digests.clone(),
+                events_topic: config.topics.events.clone(),
+                tag_key: config.topics.integrity("topics")?,
+            },
             config.integrity.keys()?,
             config.plans.clone(),
             settings.clone(),

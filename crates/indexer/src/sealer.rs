@@ -23,8 +23,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use audit_core::integrity::{IntegrityKey, Signer};
+use audit_core::system::SystemEvent;
 use audit_integrity::{Hash, Note, SignedDigest, SigningKeys, leaf, root};
-use audit_settings::{PlansConfig, SettingsStore};
+use audit_settings::{INTEGRITY_SEALED, PlansConfig, SettingsStore};
 use audit_store::{DigestRow, LeafRow, RowKey, Store};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use time::OffsetDateTime;
@@ -81,11 +83,22 @@ struct Seal {
     heads: Vec<(String, Head)>,
 }
 
+/// Where digests go besides ClickHouse.
+pub struct Anchors {
+    /// The anchor topic (`audit.integrity.v1`).
+    pub digests_topic: String,
+    /// The events topic: an `audit_log.integrity.sealed` event per digest of an organization
+    /// with a destination that asks for digests (`filters.integrity_digests`), so its SIEM
+    /// holds the chain too.
+    pub events_topic: String,
+    /// Tags those events as the platform's own (no producer can write them).
+    pub tag_key: IntegrityKey,
+}
+
 pub struct Sealer {
     pub store: Store,
     pub producer: FutureProducer,
-    /// The anchor topic (`audit.integrity.v1`).
-    pub topic: String,
+    pub anchors: Anchors,
     pub keys: SigningKeys,
     pub plans: PlansConfig,
     pub settings: SettingsStore,
@@ -97,7 +110,7 @@ impl Sealer {
     pub fn new(
         store: Store,
         producer: FutureProducer,
-        topic: String,
+        anchors: Anchors,
         keys: SigningKeys,
         plans: PlansConfig,
         settings: SettingsStore,
@@ -106,7 +119,7 @@ impl Sealer {
         Self {
             store,
             producer,
-            topic,
+            anchors,
             keys,
             plans,
             settings,
@@ -215,6 +228,7 @@ impl Sealer {
             .await
             .map_err(|error| format!("storing digests: {error}"))?;
         self.publish(&seal.digests).await?;
+        self.send_to_destinations(&seal.digests).await?;
         let Some(chains) = self.partitions.get_mut(&partition) else {
             return Ok(None);
         };
@@ -324,7 +338,7 @@ impl Sealer {
             };
             let payload = serde_json::to_vec(&published).map_err(|error| error.to_string())?;
             let producer = self.producer.clone();
-            let topic = self.topic.clone();
+            let topic = self.anchors.digests_topic.clone();
             let key = digest.org_id.clone();
             deliveries.push(async move {
                 let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&topic)
@@ -342,4 +356,78 @@ impl Sealer {
         }
         Ok(())
     }
+
+    /// Records each digest of an organization that asked for them as an
+    /// `audit_log.integrity.sealed` event (the forwarder sends it to those destinations only).
+    /// Its id derives from (organization, seq), so a seal retried after a failure writes the
+    /// same event again, which the table and receivers collapse.
+    async fn send_to_destinations(&self, digests: &[DigestRow]) -> Result<(), String> {
+        let settings = self.settings.view();
+        let wanted = |org: &str| {
+            settings.org(org).is_some_and(|org| {
+                org.destinations
+                    .iter()
+                    .any(|destination| destination.enabled && destination.filters.integrity_digests)
+            })
+        };
+        let mut deliveries = Vec::new();
+        for digest in digests.iter().filter(|digest| wanted(&digest.org_id)) {
+            let json = sealed_event(digest).to_json();
+            let tag = self.anchors.tag_key.tag(Signer::System, &json);
+            let record_headers = audit_kafka::event_headers(audit_core::system::SOURCE, Some(&tag));
+            let producer = self.producer.clone();
+            let topic = self.anchors.events_topic.clone();
+            let key = digest.org_id.clone();
+            deliveries.push(async move {
+                let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&topic)
+                    .key(key.as_str())
+                    .payload(json.as_slice())
+                    .headers(record_headers);
+                producer
+                    .send(record, Duration::from_secs(30))
+                    .await
+                    .map(|_| ())
+                    .map_err(|(error, _)| error.to_string())
+            });
+        }
+        for result in futures::future::join_all(deliveries).await {
+            result.map_err(|error| format!("recording digests for destinations: {error}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The `audit_log.integrity.sealed` event of one digest: the signed note and its signature in
+/// metadata (a verifier needs nothing else), occurred when the window was sealed.
+pub fn sealed_event(digest: &DigestRow) -> audit_core::AuditEvent {
+    let actor = audit_core::Actor {
+        kind: audit_core::ActorType::System,
+        id: "indexer".into(),
+        name: Some("Audit log indexer".into()),
+        email: None,
+    };
+    let mut event = SystemEvent::new(&digest.org_id, INTEGRITY_SEALED, actor)
+        .target("integrity_window", &digest.seq.to_string(), None)
+        .meta("seq", digest.seq.to_string())
+        .meta("note", digest.note.clone())
+        .meta("key_id", digest.key_id.clone())
+        .meta("signature", digest.signature.clone())
+        .meta("hash", digest.hash.clone())
+        .build(digest.sealed_at);
+    event.id = sealed_event_id(&digest.org_id, digest.seq);
+    event
+}
+
+/// A UUID (version 8, RFC 9562) from SHA-256 of the organization and the window's seq.
+fn sealed_event_id(org_id: &str, seq: u64) -> uuid::Uuid {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::new()
+        .chain_update(b"audit_log.integrity.sealed\0")
+        .chain_update(org_id.as_bytes())
+        .chain_update(b"\0")
+        .chain_update(seq.to_be_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hash[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }

@@ -94,7 +94,7 @@ async fn start_request(url: &str, key: &str, length: Option<usize>) -> TcpStream
 /// Waits until the gateway's gauge `name` reaches `at_least` (its requests are in the
 /// handler, not still in flight on the wire).
 async fn gauge_reaches(gateway: &Service, name: &str, at_least: f64) {
-    let url = format!("{}/metrics", gateway.url());
+    let url = format!("{}/metrics", gateway.ops_url());
     eventually(
         &format!("{name} ≥ {at_least}"),
         Duration::from_secs(30),

@@ -227,6 +227,9 @@ async fn verify(
         })
         .collect();
     let mut report = check::check(&scope, &windows, &events, &integrity.keys);
+    report
+        .findings
+        .extend(cut_before(&app, &org_id, &windows).await?);
     report.findings.extend(columns_altered(&rows));
     // Rows indexed after the newest seal (less the time a batch takes to reach the sealer)
     // are not in a window yet: not insertions, the range is only "not yet sealed". That
@@ -321,6 +324,37 @@ async fn windows_for(app: &App, org_id: &str, range: Range) -> ApiResult<Vec<Win
     };
     let leaves = app.store.leaves_of(org_id, first.seq, last.seq).await?;
     Ok(assemble(&digests, leaves))
+}
+
+/// The range's chain must continue one that is still stored: every organization's chain gets
+/// a digest every window, so the window before the first one loaded was sealed shortly before
+/// the range. Its absence means the chain was cut there (digests and leaves deleted, with
+/// the events they covered) and the indexer kept sealing after the cut.
+async fn cut_before(
+    app: &App,
+    org_id: &str,
+    windows: &[Window],
+) -> ApiResult<Option<check::Finding>> {
+    let Some(first) = windows.first() else {
+        return Ok(None);
+    };
+    let seq = first.digest.seq;
+    if seq == 0 {
+        return Ok(None);
+    }
+    let before = app.store.digests_between(org_id, seq - 1, seq - 1).await?;
+    if !before.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(check::Finding {
+        kind: check::FindingKind::BrokenChain,
+        seq: Some(seq),
+        event_id: None,
+        detail: format!(
+            "window {} is missing from the store: the chain was cut before window {seq}",
+            seq - 1
+        ),
+    }))
 }
 
 async fn load_windows(app: &App, org_id: &str, first: u64, last: u64) -> ApiResult<Vec<Window>> {
