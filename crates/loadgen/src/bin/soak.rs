@@ -18,6 +18,9 @@
 
 #![allow(clippy::print_stdout)]
 
+#[path = "soak/hostile_step.rs"]
+mod hostile_step;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -81,9 +84,23 @@ struct Soak {
     peak_rss_kb: Mutex<BTreeMap<String, u64>>,
     max_lag: Mutex<BTreeMap<String, f64>>,
     chaos_log: Mutex<Vec<String>>,
+    /// Backfilled events beyond their organization's retention, produced straight to Kafka:
+    /// never stored, dead-lettered with the reason.
+    beyond_retention: Mutex<Vec<String>>,
 }
 
 impl Soak {
+    /// An acknowledged event the ledger expects stored (and delivered, if it matches).
+    async fn remember(&self, event: &Value) {
+        self.ledger.lock().await.insert(
+            event["id"].as_str().unwrap_or_default().to_string(),
+            (
+                event["org_id"].as_str().unwrap_or_default().to_string(),
+                event["category"].as_str().unwrap_or_default().to_string(),
+            ),
+        );
+    }
+
     fn env(&self, prefix: &str, port: u16) -> Vec<(String, String)> {
         let var = |k: &str| format!("{prefix}__{k}");
         let id = &self.id;
@@ -243,6 +260,7 @@ async fn main() -> anyhow::Result<()> {
         peak_rss_kb: Mutex::new(BTreeMap::new()),
         max_lag: Mutex::new(BTreeMap::new()),
         chaos_log: Mutex::new(Vec::new()),
+        beyond_retention: Mutex::new(Vec::new()),
         cli,
     });
     let secrets = vec![SIGNING_SECRET.to_string(), ROTATED_SECRET.to_string()];
@@ -307,6 +325,7 @@ async fn main() -> anyhow::Result<()> {
         webhook.clone(),
         hec.clone(),
         gateways[0],
+        key.clone(),
         enterprise.clone(),
         stop.clone(),
         duration,
@@ -576,6 +595,7 @@ async fn chaos(
     webhook: Arc<FakeWebhook>,
     hec: Arc<FakeHec>,
     gateway_port: u16,
+    key: String,
     enterprise: Vec<(String, String, String)>,
     stop: Arc<AtomicBool>,
     duration: Duration,
@@ -586,7 +606,7 @@ async fn chaos(
     tokio::time::sleep(Duration::from_secs(15)).await;
     while started.elapsed() + Duration::from_secs(40) < duration && !stop.load(Ordering::Relaxed) {
         let result: anyhow::Result<()> = async {
-            match round % 8 {
+            match round % 9 {
                 0 => {
                     let port = soak.port_of("indexer-1").await;
                     soak.note("SIGKILL indexer-1, restart after 10 s".into())
@@ -671,6 +691,13 @@ async fn chaos(
                         Some(json!({"retention_days": 30 + (round as u64 % 50)})),
                     )
                     .await?;
+                }
+                7 => {
+                    let (org, _, _) = &enterprise[0];
+                    soak.note(format!("backfill over 101 months and a gzip-bomb receiver on {org}"))
+                        .await;
+                    let what = hostile_step::run(&soak, gateway_port, &key, org, round).await?;
+                    soak.note(what).await;
                 }
                 _ => {
                     let (indexer, forwarder) = (
@@ -883,6 +910,19 @@ async fn ledger(
                 .join("; ")
         }
     ));
+    // Backfilled events beyond retention: dead-lettered with the reason, never stored.
+    let beyond = soak.beyond_retention.lock().await.clone();
+    let beyond_ok = beyond.iter().all(|id| {
+        !in_results.contains_key(id)
+            && dead
+                .iter()
+                .any(|(dead_id, reason)| dead_id == id && reason.contains("deleted as soon as it was stored"))
+    });
+    out.push_str(&format!(
+        "| backfill beyond retention, straight to Kafka | {} dead-lettered with the retention reason, none stored | {} |\n",
+        beyond.len(),
+        if beyond_ok { "ok" } else { "FAILED" }
+    ));
     for (role, lag) in soak.max_lag.lock().await.iter() {
         out.push_str(&format!(
             "| max consumer lag, {role}s | {lag:.0} messages | |\n"
@@ -898,7 +938,7 @@ async fn ledger(
     for (index, action) in soak.chaos_log.lock().await.iter().enumerate() {
         out.push_str(&format!("{}. {action}\n", index + 1));
     }
-    if webhook_missing + hec_missing > 0 || missing > 0 || duplicated > 0 {
+    if webhook_missing + hec_missing > 0 || missing > 0 || duplicated > 0 || !beyond_ok {
         out.push_str("\nRESULT: FAILED\n");
     } else {
         out.push_str("\nRESULT: no acknowledged event lost, none duplicated in results, every forwarded event delivered or dead-lettered\n");
