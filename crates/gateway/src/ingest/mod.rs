@@ -25,9 +25,14 @@
 //! An event's `id` is its deduplication key. Without one, a single-event request carrying an
 //! `Idempotency-Key` header gets an id derived from (producer, organization, key), and event
 //! *n* of a batch from (producer, organization, key, n); otherwise a fresh UUIDv7.
+//!
+//! History imports (`POST /v1/events/import`, streamed NDJSON with their own limits) are in
+//! [`import`].
 
 pub mod body;
 pub mod documents;
+pub mod import;
+pub mod lines;
 
 use std::sync::Arc;
 use std::time::Duration;
