@@ -424,7 +424,10 @@ impl Download {
                 response.bytes().await.unwrap().to_vec()
             }
         };
-        let export = fetch(format!("/v1/orgs/{org}/events/export?format=ndjson&{range}")).await;
+        let export = fetch(format!(
+            "/v1/orgs/{org}/events/export?format=ndjson&{range}"
+        ))
+        .await;
         let bundle = fetch(format!("/v1/orgs/{org}/integrity/bundle?{range}")).await;
         let keys = fetch("/v1/integrity/keys".into()).await;
         let dir = tempfile::tempdir().unwrap();
@@ -438,15 +441,16 @@ impl Download {
     fn verify(&self, export: &[u8]) -> (i32, String) {
         let path = self.dir.path().join("export.ndjson");
         std::fs::write(&path, export).unwrap();
-        let output = std::process::Command::new(audit_tests::service::bin_dir().join("audit-verify"))
-            .arg("--export")
-            .arg(&path)
-            .arg("--bundle")
-            .arg(self.dir.path().join("bundle.json"))
-            .arg("--keys")
-            .arg(self.dir.path().join("keys.json"))
-            .output()
-            .unwrap();
+        let output =
+            std::process::Command::new(audit_tests::service::bin_dir().join("audit-verify"))
+                .arg("--export")
+                .arg(&path)
+                .arg("--bundle")
+                .arg(self.dir.path().join("bundle.json"))
+                .arg("--keys")
+                .arg(self.dir.path().join("keys.json"))
+                .output()
+                .unwrap();
         let report = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),
@@ -526,9 +530,12 @@ async fn an_export_verifies_offline_and_a_flipped_byte_is_named() {
 
     // A line added (a copy of a real event under a new id): inserted, named.
     let forged_id = uuid::Uuid::now_v7().to_string();
-    let forged = String::from_utf8(lines[0].to_vec())
-        .unwrap()
-        .replace(serde_json::from_slice::<Value>(lines[0]).unwrap()["id"].as_str().unwrap(), &forged_id);
+    let forged = String::from_utf8(lines[0].to_vec()).unwrap().replace(
+        serde_json::from_slice::<Value>(lines[0]).unwrap()["id"]
+            .as_str()
+            .unwrap(),
+        &forged_id,
+    );
     let mut added = download.export.clone();
     added.extend_from_slice(forged.as_bytes());
     added.push(b'\n');
