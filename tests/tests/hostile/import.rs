@@ -68,6 +68,16 @@ fn ndjson(lines: &[String]) -> Vec<u8> {
     body
 }
 
+/// A request body the test sends piece by piece; it ends when the sender is dropped.
+fn streamed_body() -> (mpsc::Sender<Vec<u8>>, reqwest::Body) {
+    let (sender, receiver) = mpsc::channel::<Vec<u8>>(4);
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        let chunk = receiver.recv().await?;
+        Some((Ok::<_, std::io::Error>(chunk), receiver))
+    });
+    (sender, reqwest::Body::wrap_stream(stream))
+}
+
 async fn stored(ns: &Namespace) -> Option<u64> {
     ns.try_sql_u64(&format!(
         "SELECT count() FROM events FINAL WHERE org_id = '{ORG}' AND action = 'member.role.changed'"
@@ -130,18 +140,10 @@ async fn a_ten_year_import_is_stored_once_and_live_events_keep_flowing() {
     let valid = LINES - blank - u64::try_from(bad.len()).unwrap();
 
     // The first half, then the body stays open.
-    let (sender, receiver) = mpsc::channel::<Vec<u8>>(4);
-    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
-        let chunk = receiver.recv().await?;
-        Some((Ok::<_, std::io::Error>(chunk), receiver))
-    });
+    let (sender, stream) = streamed_body();
     let importing = {
         let (gateway, key) = (gateway.clone(), key.clone());
-        tokio::spawn(async move {
-            gateway
-                .post_import(&key, reqwest::Body::wrap_stream(stream), None)
-                .await
-        })
+        tokio::spawn(async move { gateway.post_import(&key, stream, None).await })
     };
     sender.send(ndjson(&lines[..1500])).await.unwrap();
     eventually(
@@ -249,18 +251,12 @@ async fn a_stalled_import_is_cut_off_and_says_where_to_resume() {
         })
         .collect();
 
-    let (sender, receiver) = mpsc::channel::<Vec<u8>>(1);
-    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
-        let chunk = receiver.recv().await?;
-        Some((Ok::<_, std::io::Error>(chunk), receiver))
-    });
+    let (sender, stream) = streamed_body();
     // Ten lines and half of an eleventh, then nothing.
     let mut body = ndjson(&lines);
     body.extend_from_slice(b"{\"org_id\": \"org_st");
     sender.send(body).await.unwrap();
-    let (status, answer, _) = gateway
-        .post_import(&key, reqwest::Body::wrap_stream(stream), None)
-        .await;
+    let (status, answer, _) = gateway.post_import(&key, stream, None).await;
     drop(sender);
     assert_eq!(status, 408, "{answer:#}");
     let message = answer["error"]["message"].as_str().unwrap();

@@ -50,10 +50,13 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::lines::{Line, LineSplitter, pause_before};
-use super::{EventError, body_format, documents::BodyFormat, fallback_id, invalid, validate};
+use super::{
+    EventError, InFlight, authenticate, body_format, documents::BodyFormat, fallback_id, invalid,
+    validate,
+};
 use crate::App;
 use crate::admission::{KeyedLimiter, Slot};
-use crate::auth::producer::{self, Producer};
+use crate::auth::producer::Producer;
 use crate::error::{ApiError, ApiResult};
 use crate::publisher::{Outgoing, PublishError};
 
@@ -158,9 +161,7 @@ pub async fn import(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let producer = producer::authenticate(&headers, &app.settings.view()).inspect_err(|_| {
-        metrics::counter!("gateway_events_rejected_total", "reason" => "unauthenticated", "producer" => "").increment(1);
-    })?;
+    let producer = authenticate(&app, &headers)?;
     if body_format(&headers)? != BodyFormat::Ndjson {
         return Err(ApiError::UnsupportedMediaType(
             "an import is NDJSON, one event per line: send Content-Type: application/x-ndjson"
@@ -187,7 +188,7 @@ pub async fn import(
     let _permit = app
         .imports
         .admit(&producer.record.key_id, config.import_retry_after_secs)?;
-    let _running = Running::start();
+    let _running = InFlight::start("gateway_imports_in_flight");
     let idempotency_key = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
@@ -475,22 +476,6 @@ fn stopped_response(stop: Stop, summary: &Summary, retry_after_secs: u64) -> Res
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
-}
-
-/// Counts imports in progress (`gateway_imports_in_flight`).
-struct Running;
-
-impl Running {
-    fn start() -> Self {
-        metrics::gauge!("gateway_imports_in_flight").increment(1.0);
-        Self
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        metrics::gauge!("gateway_imports_in_flight").decrement(1.0);
-    }
 }
 
 #[cfg(test)]
