@@ -111,19 +111,31 @@ impl Gateway {
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            retry_after,
-        )
+        answer(request.send().await.unwrap()).await
+    }
+
+    /// `POST /v1/events/import` with an NDJSON body (bytes or a stream), starting at line
+    /// `first_line` of the file when given; returns status, body, Retry-After.
+    pub async fn post_import(
+        &self,
+        key: &str,
+        body: impl Into<reqwest::Body>,
+        first_line: Option<u64>,
+    ) -> (u16, Value, Option<String>) {
+        let mut url = format!("{}/v1/events/import", self.url);
+        if let Some(line) = first_line {
+            url.push_str(&format!("?first_line={line}"));
+        }
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(key)
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        answer(response).await
     }
 
     /// Puts `org` on the Enterprise plan (its events are forwarded).
@@ -149,4 +161,20 @@ impl Gateway {
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
     }
+}
+
+/// Status, JSON body (or the text as a string) and Retry-After of a response.
+async fn answer(response: reqwest::Response) -> (u16, Value, Option<String>) {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        retry_after,
+    )
 }

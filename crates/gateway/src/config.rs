@@ -9,6 +9,10 @@ use audit_settings::{OutboundPolicy, PlansConfig, SealKeys};
 use audit_store::ClickHouseConfig;
 use serde::{Deserialize, Serialize};
 
+mod ingest;
+
+pub use ingest::IngestConfig;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
@@ -125,42 +129,6 @@ fn default_producer() -> ProducerTuning {
 
 fn default_catalogue_path() -> PathBuf {
     PathBuf::from("config/catalogue.toml")
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IngestConfig {
-    /// Largest request body in bytes.
-    pub max_body_bytes: usize,
-    /// Most events in one request.
-    pub max_events_per_request: usize,
-    /// Most ingest requests handled at once; beyond it requests get 503 (bounded memory).
-    pub max_concurrent_requests: usize,
-    /// Seconds clients are told to wait (`Retry-After`) when the gateway sheds load.
-    pub retry_after_secs: u64,
-    /// Seconds a client has to send its whole request body, counted from the end of its
-    /// headers; a slower body is answered 408 and its connection closed.
-    pub body_timeout_secs: u64,
-    /// Bytes of request bodies all ingest requests together may hold while they are read;
-    /// beyond it a request gets 503 (bounded memory whatever the number of senders).
-    pub max_buffered_body_bytes: usize,
-    /// Most ingest requests one producer key may have in flight at once (body read
-    /// included); beyond it that producer gets 429, the others are unaffected.
-    pub max_concurrent_requests_per_producer: usize,
-}
-
-impl Default for IngestConfig {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 1024 * 1024,
-            max_events_per_request: 1000,
-            max_concurrent_requests: 2048,
-            retry_after_secs: 1,
-            body_timeout_secs: 10,
-            max_buffered_body_bytes: 128 * 1024 * 1024,
-            max_concurrent_requests_per_producer: 512,
-        }
-    }
 }
 
 /// One operator token: its name (shown in audit events) and the SHA-256 of the token.
@@ -421,47 +389,7 @@ impl GatewayConfig {
             let (key, reason) = message.split_once(": ").unwrap_or(("", message.as_str()));
             ConfigError::invalid(format!("limits.{key}"), reason)
         })?;
-        if self.ingest.max_body_bytes < 1024 {
-            return Err(ConfigError::invalid(
-                "ingest.max_body_bytes",
-                "must be at least 1024",
-            ));
-        }
-        if self.ingest.max_events_per_request == 0 {
-            return Err(ConfigError::invalid(
-                "ingest.max_events_per_request",
-                "must be positive",
-            ));
-        }
-        let positive = [
-            (
-                "ingest.max_concurrent_requests",
-                self.ingest.max_concurrent_requests,
-            ),
-            (
-                "ingest.max_concurrent_requests_per_producer",
-                self.ingest.max_concurrent_requests_per_producer,
-            ),
-            (
-                "ingest.body_timeout_secs",
-                usize::try_from(self.ingest.body_timeout_secs).unwrap_or(usize::MAX),
-            ),
-        ];
-        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
-            return Err(ConfigError::invalid(*key, "must be positive"));
-        }
-        if self.ingest.max_buffered_body_bytes < self.ingest.max_body_bytes {
-            return Err(ConfigError::invalid(
-                "ingest.max_buffered_body_bytes",
-                "must be at least ingest.max_body_bytes",
-            ));
-        }
-        if u32::try_from(self.ingest.max_buffered_body_bytes).is_err() {
-            return Err(ConfigError::invalid(
-                "ingest.max_buffered_body_bytes",
-                "must be below 4 GiB",
-            ));
-        }
+        self.ingest.validate()?;
         for (index, token) in self.operators.tokens.iter().enumerate() {
             let valid =
                 token.sha256.len() == 64 && token.sha256.chars().all(|c| c.is_ascii_hexdigit());

@@ -1,6 +1,7 @@
 //! The gateway: the front door of the audit-log pipeline.
 //!
-//! * `POST /v1/events` — authenticated ingest to Kafka ([`ingest`]).
+//! * `POST /v1/events` — authenticated ingest to Kafka ([`ingest`]); `POST /v1/events/import`
+//!   — history imports, streamed and paced ([`ingest::import`]).
 //! * `/v1/admin/…` — the operator settings API ([`admin`]).
 //! * `/v1/orgs/{org}/…` — the read and export API for Owners/Admins and Enterprise API
 //!   tokens ([`read`]), and the dashboard page `/orgs/{org}/security/audit-logs`.
@@ -58,6 +59,8 @@ pub struct App {
     pub producer_slots: Arc<admission::KeyedLimiter>,
     /// The bytes all ingest bodies being read may hold.
     pub body_budget: ingest::body::BodyBudget,
+    /// History imports running (one per producer key, `ingest.max_concurrent_imports`).
+    pub imports: ingest::import::Imports,
     /// Read caps per organization and reader.
     pub reads: admission::ReadAdmission,
     pub http: reqwest::Client,
@@ -80,6 +83,7 @@ pub fn router(app: Arc<App>) -> Router {
     ];
     Router::new()
         .route("/v1/events", post(ingest::ingest))
+        .route("/v1/events/import", post(ingest::import::import))
         .merge(admin::router())
         .merge(read::router())
         .merge(integrity::router())
@@ -182,6 +186,7 @@ pub async fn run(
             config.ingest.max_concurrent_requests_per_producer,
         ),
         body_budget: ingest::body::BodyBudget::new(config.ingest.max_buffered_body_bytes),
+        imports: ingest::import::Imports::new(config.ingest.max_concurrent_imports),
         reads: admission::ReadAdmission::new(config.read.caps()),
         config,
         validator,

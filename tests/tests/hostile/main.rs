@@ -12,6 +12,7 @@
 //! | [`backfill`] | producers sending history (HTTP and straight to Kafka), rows the storage engine refuses, a stalled indexer |
 //! | [`receivers`] | what a customer's destination (SIEM, webhook) answers the forwarder and the gateway's test-event path |
 //! | [`http_ingest`] | one HTTP request: bodies that never end or are too big, floods from one key, slow connections |
+//! | [`import`] | a producer importing years of history: bad lines, re-sends, a second import, a stalled body |
 //! | [`http_producers`] | a producer key choosing server-owned fields or the platform's own category |
 //! | [`kafka_producers`] | a producer straight to Kafka backdating, claiming verification, forging internal events |
 //! | [`settings_topic`] | a Kafka client injecting, rewriting, deleting or replaying settings records |
@@ -27,6 +28,7 @@ mod backfill;
 mod common;
 mod http_ingest;
 mod http_producers;
+mod import;
 mod kafka_producers;
 mod operators;
 mod pipeline;

@@ -25,9 +25,14 @@
 //! An event's `id` is its deduplication key. Without one, a single-event request carrying an
 //! `Idempotency-Key` header gets an id derived from (producer, organization, key), and event
 //! *n* of a batch from (producer, organization, key, n); otherwise a fresh UUIDv7.
+//!
+//! History imports (`POST /v1/events/import`, streamed NDJSON with their own limits) are in
+//! [`import`].
 
 pub mod body;
 pub mod documents;
+pub mod import;
+pub mod lines;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,14 +90,12 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let producer = producer::authenticate(&headers, &app.settings.view()).inspect_err(|_| {
-        metrics::counter!("gateway_events_rejected_total", "reason" => "unauthenticated", "producer" => "").increment(1);
-    })?;
+    let producer = authenticate(&app, &headers)?;
     let format = body_format(&headers)?;
     let _producer_slot = app
         .producer_slots
         .admit(&producer.record.key_id, app.config.ingest.retry_after_secs)?;
-    let _in_flight = InFlight::start();
+    let _in_flight = InFlight::start("gateway_ingest_requests_in_flight");
     let limits = BodyLimits {
         max_bytes: app.config.ingest.max_body_bytes,
         timeout: Duration::from_secs(app.config.ingest.body_timeout_secs),
@@ -197,6 +200,13 @@ pub async fn ingest(
     Ok((status, Json(body)).into_response())
 }
 
+/// The producer key of the request (401 otherwise, counted as an unauthenticated rejection).
+fn authenticate(app: &App, headers: &HeaderMap) -> ApiResult<Producer> {
+    producer::authenticate(headers, &app.settings.view()).inspect_err(|_| {
+        metrics::counter!("gateway_events_rejected_total", "reason" => "unauthenticated", "producer" => "").increment(1);
+    })
+}
+
 fn validate(
     app: &App,
     producer: &Producer,
@@ -237,19 +247,20 @@ fn validate(
     Ok(valid)
 }
 
-/// Counts ingest requests past authentication (`gateway_ingest_requests_in_flight`).
-struct InFlight;
+/// Counts requests in progress in a gauge while alive (`gateway_ingest_requests_in_flight`
+/// past authentication, `gateway_imports_in_flight`).
+struct InFlight(&'static str);
 
 impl InFlight {
-    fn start() -> Self {
-        metrics::gauge!("gateway_ingest_requests_in_flight").increment(1.0);
-        Self
+    fn start(gauge: &'static str) -> Self {
+        metrics::gauge!(gauge).increment(1.0);
+        Self(gauge)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!("gateway_ingest_requests_in_flight").decrement(1.0);
+        metrics::gauge!(self.0).decrement(1.0);
     }
 }
 
