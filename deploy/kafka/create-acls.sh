@@ -48,6 +48,7 @@ EVENTS=audit.events.v1
 DEAD_LETTER=audit.events.dlq.v1
 RETRY=audit.forwarder.retry.v1
 SETTINGS=audit.settings.v1
+DIGESTS=audit.integrity.v1
 
 run() {
   if ((DRY_RUN)); then
@@ -80,6 +81,9 @@ allow() {
 allow "$GATEWAY" --topic "$EVENTS" -- Write Describe DescribeConfigs
 allow "$GATEWAY" --topic "$SETTINGS" -- Read Write Describe
 allow "$GATEWAY" --group gateway-settings-reader -- Read
+# Follows the published integrity digests (verification against the anchor), read only.
+allow "$GATEWAY" --topic "$DIGESTS" -- Read Describe
+allow "$GATEWAY" --group gateway-digests-reader -- Read
 allow "$GATEWAY" --cluster -- IdempotentWrite
 
 # The indexer: reads events and settings, writes dead letters. Never writes settings.
@@ -88,6 +92,10 @@ allow "$INDEXER" --group indexer -- Read
 allow "$INDEXER" --topic "$DEAD_LETTER" -- Write Describe
 allow "$INDEXER" --topic "$SETTINGS" -- Read Describe
 allow "$INDEXER" --group indexer-settings-reader -- Read
+# Publishes the integrity digests; writes audit_log.integrity.sealed events for
+# organizations whose destinations ask for digests.
+allow "$INDEXER" --topic "$DIGESTS" -- Write Describe
+allow "$INDEXER" --topic "$EVENTS" -- Write
 allow "$INDEXER" --cluster -- IdempotentWrite
 
 # The forwarder: reads events, writes its own audit_log events (pauses); the retry and

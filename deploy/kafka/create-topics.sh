@@ -98,6 +98,8 @@ ensure_topic audit.events.dlq.v1 "$PARTITIONS" \
   cleanup.policy=delete retention.ms=$MONTH_MS min.insync.replicas="$MIN_ISR"
 ensure_topic audit.forwarder.retry.v1 "$PARTITIONS" \
   cleanup.policy=delete retention.ms=$WEEK_MS min.insync.replicas="$MIN_ISR"
+ensure_topic audit.integrity.v1 "$PARTITIONS" \
+  cleanup.policy=delete retention.ms=97200000000 min.insync.replicas="$MIN_ISR"
 ensure_topic audit.settings.v1 1 \
   cleanup.policy=compact min.compaction.lag.ms=0 segment.ms=3600000 min.insync.replicas="$MIN_ISR"
 

@@ -197,6 +197,10 @@ pub struct IntegrityConfig {
     /// Seconds between two seals of a partition: how soon a change to stored events becomes
     /// detectable, and the most a crash re-reads (offsets commit only up to a sealed window).
     pub window_secs: u64,
+    /// A window also closes as soon as this many written rows wait for it (all partitions
+    /// together): bounds the memory leaves take while a backlog is indexed (about 100 bytes
+    /// each).
+    pub max_open_leaves: usize,
     /// Ed25519 signing keys, `"<key_id>:<base64 of a 32-byte seed>"`, newest (signing) first;
     /// keep the old ones listed so their public keys stay published. Never give them to
     /// ClickHouse or the gateway (which gets the public keys: `indexer integrity-keys`).
@@ -208,6 +212,7 @@ impl Default for IntegrityConfig {
         Self {
             enabled: false,
             window_secs: 300,
+            max_open_leaves: 200_000,
             signing_keys: Vec::new(),
         }
     }

@@ -150,6 +150,7 @@ pub async fn run(
         )),
         sealer,
         seal_every: Duration::from_secs(config.integrity.window_secs.max(1)),
+        max_open_leaves: config.integrity.max_open_leaves.max(1),
     };
     let mut writer_task = tokio::spawn(writer.run(pieces));
 

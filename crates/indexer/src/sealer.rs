@@ -128,6 +128,15 @@ impl Sealer {
         }
     }
 
+    /// Leaves waiting for their window, all partitions together.
+    pub fn open_leaves(&self) -> usize {
+        self.partitions
+            .values()
+            .flat_map(|chains| chains.open.values())
+            .map(Vec::len)
+            .sum()
+    }
+
     /// Takes the leaves of a written batch (`ranges`: first and last offset per partition).
     pub async fn batch_written(
         &mut self,

@@ -54,6 +54,8 @@ pub struct Writer {
     pub sealer: Option<tokio::sync::Mutex<Sealer>>,
     /// How often the sealer closes a window.
     pub seal_every: Duration,
+    /// Seal early once this many leaves wait (`integrity.max_open_leaves`).
+    pub max_open_leaves: usize,
 }
 
 /// The batch whose rows are streaming into an open INSERT.
@@ -346,18 +348,16 @@ impl Writer {
         mut written: Written,
         failures: &mut Option<ExponentialBackoff>,
     ) -> bool {
+        let mut seal_now = false;
         if let Some(sealer) = &self.sealer {
             let leaves = std::mem::take(&mut written.leaves);
-            if let Err(error) = sealer
-                .lock()
-                .await
-                .batch_written(&batch.ranges, leaves)
-                .await
-            {
+            let mut sealer = sealer.lock().await;
+            if let Err(error) = sealer.batch_written(&batch.ranges, leaves).await {
                 self.shared.batch_abandoned();
                 self.failed(&format!("loading integrity chains: {error}"), failures);
                 return false;
             }
+            seal_now = sealer.open_leaves() >= self.max_open_leaves;
         }
         self.write_dead_letters(&batch.dead).await;
         self.write_dead_letters(&written.rejected).await;
@@ -374,6 +374,10 @@ impl Writer {
             metrics::histogram!("indexer_batch_seconds").record(started.elapsed().as_secs_f64());
         }
         written.record();
+        if seal_now {
+            // A backlog: close the windows now rather than hold its leaves for a whole window.
+            self.seal(CommitMode::Async).await;
+        }
         true
     }
 

@@ -324,8 +324,7 @@ async fn main() -> anyhow::Result<()> {
         soak.clone(),
         webhook.clone(),
         hec.clone(),
-        gateways[0],
-        key.clone(),
+        (gateways[0], key.clone()),
         enterprise.clone(),
         stop.clone(),
         duration,
@@ -594,8 +593,7 @@ async fn chaos(
     soak: Arc<Soak>,
     webhook: Arc<FakeWebhook>,
     hec: Arc<FakeHec>,
-    gateway_port: u16,
-    key: String,
+    (gateway_port, key): (u16, String),
     enterprise: Vec<(String, String, String)>,
     stop: Arc<AtomicBool>,
     duration: Duration,
@@ -914,9 +912,9 @@ async fn ledger(
     let beyond = soak.beyond_retention.lock().await.clone();
     let beyond_ok = beyond.iter().all(|id| {
         !in_results.contains_key(id)
-            && dead
-                .iter()
-                .any(|(dead_id, reason)| dead_id == id && reason.contains("deleted as soon as it was stored"))
+            && dead.iter().any(|(dead_id, reason)| {
+                dead_id == id && reason.contains("deleted as soon as it was stored")
+            })
     });
     out.push_str(&format!(
         "| backfill beyond retention, straight to Kafka | {} dead-lettered with the retention reason, none stored | {} |\n",

@@ -118,7 +118,14 @@ differs between deployments is an override of the service's TOML config
   value: {{ include "audit-logs.tomlArray" $values.clickhouse.shardUrls | quote }}
 {{- end }}
 {{- end }}
+{{- if eq $service "indexer" }}
+{{ include "audit-logs.secretEnv" (dict "root" $root "name" "INDEXER__INTEGRITY__SIGNING_KEYS" "key" $values.secrets.keys.integritySigningKeys) }}
+{{- end }}
 {{- if eq $service "gateway" }}
+{{- with $values.integrity.publicKeys }}
+- name: GATEWAY__INTEGRITY__PUBLIC_KEYS
+  value: {{ include "audit-logs.tomlArray" . | quote }}
+{{- end }}
 - name: GATEWAY__OPS__LISTEN
   value: {{ printf "0.0.0.0:%v" $values.gateway.opsPort | quote }}
 - name: GATEWAY__AUTH__ISSUER

@@ -74,7 +74,11 @@ pub async fn run(
         let record = rdkafka::producer::FutureRecord::to(&topic)
             .key(org)
             .payload(&payload);
-        if producer.send(record, Duration::from_secs(10)).await.is_err() {
+        if producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .is_err()
+        {
             soak.unacknowledged.fetch_add(1, Ordering::Relaxed);
             continue;
         }
