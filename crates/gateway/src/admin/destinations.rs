@@ -88,9 +88,13 @@ pub struct CreateDestination {
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
     #[serde(default)]
-    #[schema(value_type = Option<DestinationFilters>)]
+    #[schema(value_type = DestinationFilters, required = false)]
     pub filters: Filters,
     /// Standard Webhooks secret `whsec_<base64 of 24–64 random bytes>`.
+    #[schema(
+        required = true,
+        pattern = "^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,21}(?:[A-Za-z0-9+/][AQgw]==)?|(?:[A-Za-z0-9+/]{4}){8,20}[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$"
+    )]
     pub signing_secret: Option<String>,
     pub config: ConfigInput,
 }
@@ -105,7 +109,7 @@ pub struct UpdateDestination {
     #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     pub enabled: Option<bool>,
-    #[schema(value_type = Option<DestinationFilters>)]
+    #[schema(value_type = DestinationFilters, required = false)]
     pub filters: Option<Filters>,
     pub config: Option<ConfigInput>,
 }
@@ -113,6 +117,9 @@ pub struct UpdateDestination {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
+    #[schema(
+        pattern = "^whsec_(?:(?:[A-Za-z0-9+/]{4}){8,21}(?:[A-Za-z0-9+/][AQgw]==)?|(?:[A-Za-z0-9+/]{4}){8,20}[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$"
+    )]
     pub signing_secret: String,
     /// How long the previous secret keeps signing, in seconds (default one day).
     #[serde(default = "default_overlap")]

@@ -67,7 +67,7 @@ pub fn router() -> OpenApiRouter<Arc<App>> {
 pub struct IfMatch {
     /// The settings revision the change was made against (the `ETag` of a read, e.g.
     /// `"7"`): 412 when they changed since. Absent: no check.
-    #[param(rename = "If-Match", pattern = r#"^\s*(W/)?"?[0-9]{1,19}"?\s*$"#)]
+    #[param(rename = "If-Match", value_type = String, required = false, pattern = r#"^\s*(W/)?"?[0-9]{1,19}"?\s*$"#)]
     #[allow(dead_code)] // read by the derive
     pub if_match: Option<String>,
 }

@@ -22,6 +22,7 @@ use utoipa::ToSchema;
 /// A change of plan and/or retention (at least one of them).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateOrg {
     #[schema(value_type = Option<PlanName>)]
     pub plan: Option<Plan>,

@@ -51,7 +51,6 @@ use uuid::Uuid;
 use crate::App;
 use crate::auth::producer::{self, Producer};
 use crate::error::{ApiError, ApiQuery, ApiResult, ErrorResponse, RetryLater};
-use crate::openapi::AuditEvent;
 use crate::publisher::{Outgoing, PublishError};
 use utoipa::{IntoParams, ToSchema};
 
@@ -72,17 +71,26 @@ pub struct IngestHeaders {
     /// Without event ids: a single event gets an id derived from (producer, organization,
     /// key), event *n* of a batch from (producer, organization, key, n), so a retry with the
     /// same key cannot create duplicates.
-    #[param(rename = "Idempotency-Key", max_length = 1024)]
+    #[param(rename = "Idempotency-Key", value_type = String, required = false, max_length = 1024)]
     idempotency_key: Option<String>,
 }
 
 /// An event or an array of events.
-#[derive(ToSchema)]
-#[allow(dead_code)] // read by the derive
-pub enum IngestBody {
-    One(AuditEvent),
-    Many(Vec<AuditEvent>),
+pub struct IngestBody;
+
+impl utoipa::PartialSchema for IngestBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+        let event = || utoipa::openapi::Ref::from_schema_name("AuditEvent");
+        OneOfBuilder::new()
+            .description(Some("An event, or an array of events"))
+            .item(event())
+            .item(ArrayBuilder::new().items(event()).min_items(Some(1)))
+            .into()
+    }
 }
+
+impl ToSchema for IngestBody {}
 
 /// What happened to every event of a request.
 #[derive(ToSchema)]
