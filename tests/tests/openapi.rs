@@ -62,8 +62,8 @@ async fn get(url: &str, token: &str) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// Publishes one event of `org` and waits until its reader lists it.
-async fn published_and_listed(gateway: &Gateway, key: &str, org: &str) {
+/// Publishes one event of `org` and waits until its reader lists it; returns its id.
+async fn published_and_listed(gateway: &Gateway, key: &str, org: &str) -> String {
     let event = event(org, "user.login.succeeded");
     let id = event["id"].as_str().unwrap().to_string();
     let (status, body) = gateway.post_events(key, &event).await;
@@ -79,6 +79,7 @@ async fn published_and_listed(gateway: &Gateway, key: &str, org: &str) {
         },
     )
     .await;
+    id
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -118,9 +119,23 @@ async fn the_gateway_serves_the_committed_document_and_conforms_to_it_under_fuzz
     // A credential of every kind, on an Enterprise organization with events to read.
     gateway.enterprise(ORG).await;
     let producer_key = gateway.producer_key("openapi-fuzz", &["*"], None).await;
+    let mut event_id = String::new();
     for _ in 0..3 {
-        published_and_listed(&gateway, &producer_key, ORG).await;
+        event_id = published_and_listed(&gateway, &producer_key, ORG).await;
     }
+    // A destination to read, change, rotate and delete (never sent to: see below).
+    let (status, destination) = gateway
+        .admin_post(
+            &format!("/v1/admin/orgs/{ORG}/destinations"),
+            &json!({
+                "name": "fuzzed",
+                "signing_secret": "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+                "config": {"type": "webhook", "url": "https://siem.example.com/hook"},
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{destination}");
+    let destination_id = destination["id"].as_str().unwrap().to_string();
     let jwt = user_token(ORG, "owner", "fuzzer@example.com", 3600);
     let (status, created) = {
         let response = reqwest::Client::new()
@@ -161,6 +176,9 @@ bearer = "{OPERATOR_TOKEN}"
 
 [parameters]
 "path.org" = "{ORG}"
+"path.destination" = "{destination_id}"
+"path.id" = "{event_id}"
+"path.event_id" = "{event_id}"
 
 # A schema-valid request may still be refused for what JSON Schema cannot say: categories
 # and actions must be in the catalogue (data), `since` before `until`, cursors signed by
@@ -202,8 +220,10 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "412", "41
             &examples,
             "--seed",
             &seed,
+            // One worker: with two, its coverage phase crashes now and then inside CPython
+            // 3.11 ("AST constructor recursion depth mismatch": compiling in two threads).
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "30",
             "--report",
@@ -220,7 +240,7 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "412", "41
     );
 
     // The fuzzing did not stop anyone else's events.
-    published_and_listed(&gateway, &producer_key, "org_bystander").await;
+    let _ = published_and_listed(&gateway, &producer_key, "org_bystander").await;
     assert!(
         gateway_service.is_running(),
         "{}",

@@ -158,6 +158,14 @@ pub struct InstanceHealth {
     pub updated_at: String,
 }
 
+/// A pause of a destination.
+#[derive(ToSchema)]
+pub struct PausedView {
+    #[schema(format = DateTime)]
+    pub since: String,
+    pub reason: String,
+}
+
 /// A destination's delivery health, over every forwarder instance's report.
 #[derive(ToSchema)]
 pub struct DestinationHealthView {
@@ -165,7 +173,8 @@ pub struct DestinationHealthView {
     #[serde(rename = "type")]
     pub kind: String,
     pub state: String,
-    pub paused: bool,
+    /// Why and since when it is paused; `null` when it is not.
+    pub paused: Option<PausedView>,
     #[schema(format = DateTime)]
     pub last_success_at: Option<String>,
     pub last_failure: Option<LastFailure>,
