@@ -6,7 +6,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test stop infra-up infra-down fmt lint bench soak build release
+.PHONY: help run test stop infra-up infra-down fmt lint bench soak build release openapi
 
 help:
 	@echo "make run     run the pipeline locally (Kafka, ClickHouse, gateway, indexer, forwarder, demo data)"
@@ -16,6 +16,7 @@ help:
 	@echo "make soak    whole-system soak with chaos (SOAK_MINUTES, default 10)"
 	@echo "make fmt     format the code"
 	@echo "make lint    rustfmt check + clippy -D warnings"
+	@echo "make openapi regenerate docs/openapi.json from the code and validate it"
 
 build:
 	cargo build --workspace --bins
@@ -44,6 +45,13 @@ fmt:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+# The HTTP API's OpenAPI document, generated from the handlers (`gateway openapi`), validated
+# by openapi-spec-validator (deploy/local/apitools.sh installs it into the project's venv).
+openapi:
+	cargo run --quiet -p gateway --bin gateway -- openapi > docs/openapi.json.new
+	mv docs/openapi.json.new docs/openapi.json
+	@deploy/local/apitools.sh validate
 
 bench:
 	@deploy/local/bench.sh

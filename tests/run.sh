@@ -61,6 +61,9 @@ fi
 log "cluster up: $(tail -n 1 "$STATE_DIR/cluster-up.log")"
 wait "$build"
 
+log "installing the OpenAPI tools (schemathesis, openapi-spec-validator) into the venv…"
+deploy/local/apitools.sh ensure >/dev/null
+
 log "checking the local scripts: stale pid files never make them signal another process…"
 scripts_rc=0
 deploy/local/test-pidfiles.sh || scripts_rc=$?

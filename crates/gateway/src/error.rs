@@ -6,7 +6,58 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::{ToResponse, ToSchema};
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code.
+    #[schema(example = "invalid_parameter")]
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// The query parameter, header or field at fault (`invalid_parameter` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    /// More about the error: the fields at fault (`validation_failed`), or the ids the
+    /// events were given (`unavailable` on ingest: retry with them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Value)]
+    pub details: Option<Value>,
+}
+
+/// An error response (`ErrorBody`): the documented shape of every 4xx/5xx.
+#[derive(Debug, ToResponse)]
+#[response(
+    description = "An error; `error.code` says which (one status may have several codes)",
+    content_type = "application/json"
+)]
+pub struct ErrorResponse(#[allow(dead_code)] ErrorBody);
+
+/// `ErrorBody` answered with `Retry-After` (429, 503).
+#[derive(Debug, ToResponse)]
+#[response(
+    description = "Try again later (after `Retry-After` seconds); `error.code` says why",
+    headers(("Retry-After" = u64, description = "Seconds to wait before retrying")),
+    content_type = "application/json"
+)]
+pub struct RetryLater(#[allow(dead_code)] ErrorBody);
+
+/// `ErrorBody` answered with `WWW-Authenticate: Bearer` (401).
+#[derive(Debug, ToResponse)]
+#[response(
+    description = "Missing, invalid, expired or revoked credential",
+    headers(("WWW-Authenticate" = String, description = "`Bearer`")),
+    content_type = "application/json"
+)]
+pub struct Unauthenticated(#[allow(dead_code)] ErrorBody);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -114,16 +165,20 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest { message, .. } => message.clone(),
             other => other.to_string(),
         };
-        let mut body = json!({"error": {"code": code, "message": message}});
-        match &self {
-            ApiError::BadRequest { param, .. } => body["error"]["param"] = json!(param),
-            ApiError::Unprocessable { details, .. } => body["error"]["details"] = details.clone(),
-            ApiError::Unavailable {
-                details: Some(details),
-                ..
-            } => body["error"]["details"] = details.clone(),
-            _ => {}
-        }
+        let (param, details) = match &self {
+            ApiError::BadRequest { param, .. } => (Some(param.clone()), None),
+            ApiError::Unprocessable { details, .. } => (None, Some(details.clone())),
+            ApiError::Unavailable { details, .. } => (None, details.clone()),
+            _ => (None, None),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_string(),
+                message,
+                param,
+                details,
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         if let ApiError::Unavailable {
             retry_after_secs, ..
@@ -265,4 +320,38 @@ fn field_of(message: &str) -> String {
         .nth(1)
         .map(str::to_string)
         .unwrap_or_else(|| "body".into())
+}
+
+/// `Query<T>` whose rejections use the API's error shape (axum's own is a plain-text 400).
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::try_from_uri(&parts.uri) {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => {
+                // serde names the parameter: "unknown field `x`", "atomic: invalid …".
+                let message = rejection
+                    .body_text()
+                    .replace("Failed to deserialize query string: ", "");
+                let param = field_of(&message);
+                let param = if param == "body" {
+                    "query".into()
+                } else {
+                    param
+                };
+                Err(ApiError::bad_request(param, message))
+            }
+        }
+    }
 }

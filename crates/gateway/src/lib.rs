@@ -5,6 +5,7 @@
 //! * `/v1/admin/…` — the operator settings API ([`admin`]).
 //! * `/v1/orgs/{org}/…` — the read and export API for Owners/Admins and Enterprise API
 //!   tokens ([`read`]), and the dashboard page `/orgs/{org}/security/audit-logs`.
+//! * `GET /openapi.json` — this API as an OpenAPI 3.1 document ([`openapi`]).
 //! * `/healthz` on the public listener; `/healthz`, `/readyz` and `/metrics` on the
 //!   operations listener (`[ops] listen`), kept off the public network.
 //!
@@ -20,6 +21,7 @@ pub mod error;
 pub mod ingest;
 pub mod integrity;
 pub mod meta;
+pub mod openapi;
 pub mod publisher;
 pub mod read;
 
@@ -35,11 +37,12 @@ use audit_settings::{SecretBox, SettingsStore};
 use audit_store::Store;
 use axum::Router;
 use axum::http::HeaderName;
-use axum::routing::{get, post};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use config::GatewayConfig;
 
@@ -73,6 +76,19 @@ pub struct App {
         std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
 }
 
+/// The API routes with their OpenAPI description (see [`openapi`]): every route here is
+/// registered from its handler's `#[utoipa::path]`, so it is in the document.
+pub fn api_router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(ingest::ingest))
+        .routes(routes!(ingest::import::import))
+        .merge(admin::router())
+        .merge(read::router())
+        .merge(integrity::router())
+        .routes(routes!(openapi::healthz))
+        .routes(routes!(openapi::serve))
+}
+
 /// Builds the public router over a ready `App` (the operations routes are served by
 /// [`ops_router`] on their own listener).
 pub fn router(app: Arc<App>) -> Router {
@@ -81,14 +97,8 @@ pub fn router(app: Arc<App>) -> Router {
         HeaderName::from_static("x-api-key"),
         axum::http::header::COOKIE,
     ];
-    Router::new()
-        .route("/v1/events", post(ingest::ingest))
-        .route("/v1/events/import", post(ingest::import::import))
-        .merge(admin::router())
-        .merge(read::router())
-        .merge(integrity::router())
-        .merge(dashboard::router())
-        .route("/healthz", get(|| async { "ok\n" }))
+    let (api, _) = api_router().split_for_parts();
+    api.merge(dashboard::router())
         .with_state(app.clone())
         .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveRequestHeadersLayer::new(sensitive))

@@ -53,6 +53,9 @@ enum Command {
     },
     /// Print the SHA-256 to put in `operators.tokens` for an operator token read from stdin.
     HashToken,
+    /// Print the HTTP API's OpenAPI 3.1 document (what `GET /openapi.json` serves; needs no
+    /// configuration). `make openapi` writes it to docs/openapi.json.
+    Openapi,
 }
 
 fn main() -> std::process::ExitCode {
@@ -68,6 +71,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             &mut stdout,
             format!("{}\n", audit_settings::hash_secret(token.trim())).as_bytes(),
         )?;
+        return Ok(());
+    }
+    if let Some(Command::Openapi) = cli.command {
+        let mut stdout = std::io::stdout().lock();
+        std::io::Write::write_all(&mut stdout, gateway::openapi::render().as_bytes())?;
         return Ok(());
     }
     let config: GatewayConfig = audit_runtime::config::load(Some(&cli.config), "GATEWAY")?;
@@ -103,7 +111,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             std::io::Write::write_all(&mut stdout, format!("{token}\n").as_bytes())?;
             Ok(())
         }
-        Command::HashToken => Ok(()),
+        Command::HashToken | Command::Openapi => Ok(()),
         Command::Run => {
             let metrics = audit_runtime::telemetry::init(&config.telemetry, "gateway");
             gateway::run(config, metrics, audit_runtime::shutdown_token()).await

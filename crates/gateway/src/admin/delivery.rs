@@ -19,11 +19,26 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::destinations::rfc3339;
+use super::schemas::{DestinationHealthView, TestDelivery};
 use super::{OperatorAuth, check_org_id};
 use crate::App;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorResponse, RetryLater};
 use crate::meta;
+use crate::openapi::OrgPath;
 
+/// Send a signed test event to a destination now
+///
+/// Through the forwarder's own sink (same encoding, signing and outbound safety); answers
+/// what the destination said. Recorded in the organization's log.
+#[utoipa::path(post, path = "/v1/admin/orgs/{org}/destinations/{destination}/test", tag = "admin", operation_id = "testDestination",
+    params(OrgPath, ("destination" = String, Path, description = "Destination id (`dst_…`)", max_length = 200)),
+    responses(
+        (status = 200, description = "What the destination answered (delivered or not)", body = TestDelivery),
+        (status = 400, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("operator_token" = [])))]
 pub async fn test(
     State(app): State<Arc<App>>,
     OperatorAuth(operator): OperatorAuth,
@@ -93,6 +108,15 @@ pub async fn test(
     Ok(Json(answer))
 }
 
+/// A destination's delivery health, as its forwarder instances report it
+#[utoipa::path(get, path = "/v1/admin/orgs/{org}/destinations/{destination}/health", tag = "admin", operation_id = "getDestinationHealth",
+    params(OrgPath, ("destination" = String, Path, description = "Destination id (`dst_…`)", max_length = 200)),
+    responses(
+        (status = 200, description = "Health over every reporting instance", body = DestinationHealthView),
+        (status = 400, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+    ),
+    security(("operator_token" = [])))]
 pub async fn health(
     State(app): State<Arc<App>>,
     OperatorAuth(_operator): OperatorAuth,

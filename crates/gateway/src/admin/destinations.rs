@@ -20,9 +20,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
+use super::IfMatch;
+use super::schemas::{DestinationFilters, DestinationView};
 use super::{OperatorAuth, OrgChange, update_org};
 use crate::App;
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorResponse, RetryLater};
+use crate::openapi::OrgPath;
+use utoipa::ToSchema;
 
 /// Shown instead of a secret.
 pub const MASK: &str = "********";
@@ -42,7 +46,7 @@ pub const DATADOG_SITES: &[&str] = &[
 
 /// Type-specific settings as sent by operators; secrets in plain text, optional on update
 /// (absent = keep the stored one).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ConfigInput {
     SplunkHec {
@@ -76,15 +80,18 @@ pub enum ConfigInput {
     },
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDestination {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
     #[serde(default)]
+    #[schema(value_type = DestinationFilters, required = false)]
     pub filters: Filters,
     /// Standard Webhooks secret `whsec_<base64 of 24–64 random bytes>`.
+    #[schema(required = true, pattern = "^whsec_[A-Za-z0-9+/]{32,86}={0,2}$")]
     pub signing_secret: Option<String>,
     pub config: ConfigInput,
 }
@@ -93,21 +100,25 @@ fn enabled_by_default() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateDestination {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     pub enabled: Option<bool>,
+    #[schema(value_type = DestinationFilters, required = false)]
     pub filters: Option<Filters>,
     pub config: Option<ConfigInput>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
+    #[schema(pattern = "^whsec_[A-Za-z0-9+/]{32,86}={0,2}$")]
     pub signing_secret: String,
     /// How long the previous secret keeps signing, in seconds (default one day).
     #[serde(default = "default_overlap")]
+    #[schema(minimum = 0, maximum = 2592000)]
     pub overlap_secs: i64,
 }
 
@@ -398,6 +409,23 @@ fn new_signing_secret(
     }
 }
 
+/// Add a SIEM destination (Enterprise)
+///
+/// Secrets in `config` (HEC token, Datadog API key, Wazuh password) and the signing secret are
+/// write-only: sealed, then masked in every response. Recorded in the organization's log.
+#[utoipa::path(post, path = "/v1/admin/orgs/{org}/destinations", tag = "admin", operation_id = "createDestination",
+    params(OrgPath, IfMatch),
+    request_body = CreateDestination,
+    responses(
+        (status = 201, description = "Created", body = DestinationView),
+        (status = 400, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 412, response = ErrorResponse),
+        (status = 415, response = ErrorResponse),
+        (status = 422, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("operator_token" = [])))]
 pub async fn create(
     State(app): State<Arc<App>>,
     OperatorAuth(operator): OperatorAuth,
@@ -447,6 +475,15 @@ pub async fn create(
         .into_response())
 }
 
+/// A destination (secrets masked)
+#[utoipa::path(get, path = "/v1/admin/orgs/{org}/destinations/{destination}", tag = "admin", operation_id = "getDestination",
+    params(OrgPath, ("destination" = String, Path, description = "Destination id (`dst_…`)", max_length = 200)),
+    responses(
+        (status = 200, description = "The destination", body = DestinationView),
+        (status = 400, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+    ),
+    security(("operator_token" = [])))]
 pub async fn get(
     State(app): State<Arc<App>>,
     OperatorAuth(_operator): OperatorAuth,
@@ -462,6 +499,23 @@ pub async fn get(
     Ok(Json(view(destination)))
 }
 
+/// Change a destination
+///
+/// Absent fields keep their value; a secret absent from `config` keeps the stored one.
+#[utoipa::path(patch, path = "/v1/admin/orgs/{org}/destinations/{destination}", tag = "admin", operation_id = "updateDestination",
+    params(OrgPath, ("destination" = String, Path, description = "Destination id (`dst_…`)", max_length = 200), IfMatch),
+    request_body = UpdateDestination,
+    responses(
+        (status = 200, description = "The destination after the change", body = DestinationView),
+        (status = 400, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 412, response = ErrorResponse),
+        (status = 415, response = ErrorResponse),
+        (status = 422, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("operator_token" = [])))]
 pub async fn update(
     State(app): State<Arc<App>>,
     OperatorAuth(operator): OperatorAuth,
@@ -508,6 +562,17 @@ pub async fn update(
     Ok(Json(stored_view(&org, &destination_id)?))
 }
 
+/// Delete a destination
+#[utoipa::path(delete, path = "/v1/admin/orgs/{org}/destinations/{destination}", tag = "admin", operation_id = "deleteDestination",
+    params(OrgPath, ("destination" = String, Path, description = "Destination id (`dst_…`)", max_length = 200), IfMatch),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 412, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("operator_token" = [])))]
 pub async fn delete(
     State(app): State<Arc<App>>,
     OperatorAuth(operator): OperatorAuth,
@@ -533,6 +598,22 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Rotate a destination's signing secret
+///
+/// The new secret signs at once; the previous ones keep signing for `overlap_secs`.
+#[utoipa::path(post, path = "/v1/admin/orgs/{org}/destinations/{destination}/rotate-secret", tag = "admin", operation_id = "rotateDestinationSecret",
+    params(OrgPath, ("destination" = String, Path, description = "Destination id (`dst_…`)", max_length = 200), IfMatch),
+    request_body = RotateSecret,
+    responses(
+        (status = 200, description = "The destination with its secrets", body = DestinationView),
+        (status = 400, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 412, response = ErrorResponse),
+        (status = 415, response = ErrorResponse),
+        (status = 422, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("operator_token" = [])))]
 pub async fn rotate_secret(
     State(app): State<Arc<App>>,
     OperatorAuth(operator): OperatorAuth,
@@ -574,6 +655,19 @@ pub async fn rotate_secret(
     Ok(Json(stored_view(&org, &destination_id)?))
 }
 
+/// Resume a paused destination
+#[utoipa::path(post, path = "/v1/admin/orgs/{org}/destinations/{destination}/resume", tag = "admin", operation_id = "resumeDestination",
+    params(OrgPath, ("destination" = String, Path, description = "Destination id (`dst_…`)", max_length = 200), IfMatch),
+    responses(
+        (status = 200, description = "The destination, active again", body = DestinationView),
+        (status = 400, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 409, response = ErrorResponse),
+        (status = 412, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("operator_token" = [])))]
 pub async fn resume(
     State(app): State<Arc<App>>,
     OperatorAuth(operator): OperatorAuth,

@@ -7,23 +7,25 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::destinations::rfc3339;
 use super::{OperatorAuth, check_org_id};
 use crate::App;
 use crate::auth::producer::PREFIX;
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorResponse, RetryLater};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// The producing service, e.g. `billing-api`.
+    #[schema(min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9._-]+$")]
     pub name: String,
     /// Categories it may publish (`*` = every category; internal ones cannot be named and
     /// are never published by producers).
+    #[schema(min_items = 1)]
     pub categories: Vec<String>,
     /// Organizations it may publish for; absent = any.
     pub orgs: Option<Vec<String>>,
@@ -33,16 +35,46 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
     audit_settings::Error::invalid(field, reason).into()
 }
 
-pub fn view(record: &ProducerKeyRecord) -> Value {
-    json!({
-        "key_id": record.key_id,
-        "name": record.name,
-        "categories": record.categories,
-        "orgs": record.orgs,
-        "created_at": rfc3339(record.created_at),
-        "created_by": record.created_by,
-        "revoked_at": record.revoked_at.map(rfc3339),
-    })
+/// A producer key as the API shows it (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProducerKeyView {
+    pub key_id: String,
+    pub name: String,
+    pub categories: Vec<String>,
+    /// Organizations it may publish for; `null` = any.
+    pub orgs: Option<Vec<String>>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub created_by: String,
+    #[schema(format = DateTime)]
+    pub revoked_at: Option<String>,
+}
+
+/// A new key with its secret, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedProducerKey {
+    #[serde(flatten)]
+    pub key: ProducerKeyView,
+    /// `ak_<id>_<secret>`: store it now.
+    pub api_key: String,
+    pub note: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProducerKeyList {
+    pub keys: Vec<ProducerKeyView>,
+}
+
+pub fn view(record: &ProducerKeyRecord) -> ProducerKeyView {
+    ProducerKeyView {
+        key_id: record.key_id.clone(),
+        name: record.name.clone(),
+        categories: record.categories.clone(),
+        orgs: record.orgs.clone(),
+        created_at: rfc3339(record.created_at),
+        created_by: record.created_by.clone(),
+        revoked_at: record.revoked_at.map(rfc3339),
+    }
 }
 
 /// Validates a key request against the catalogue.
@@ -122,33 +154,63 @@ pub async fn create_key(
     Ok((record, api_key))
 }
 
+/// Create a producer API key
+///
+/// The key (`api_key`) is in this response only: it is stored as its SHA-256.
+#[utoipa::path(post, path = "/v1/admin/producer-keys", tag = "admin", operation_id = "createProducerKey",
+    request_body = CreateKey,
+    responses(
+        (status = 201, description = "Created; `api_key` is shown only here", body = CreatedProducerKey),
+        (status = 400, response = ErrorResponse),
+        (status = 415, response = ErrorResponse),
+        (status = 422, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("operator_token" = [])))]
 pub async fn create(
     State(app): State<Arc<App>>,
     OperatorAuth(operator): OperatorAuth,
     ApiJson(input): ApiJson<CreateKey>,
 ) -> ApiResult<Response> {
     let (record, api_key) = create_key(&app, input, &operator.name).await?;
-    let mut body = view(&record);
-    body["api_key"] = json!(api_key);
-    body["note"] = json!("store this key now: it is shown only once");
+    let body = CreatedProducerKey {
+        key: view(&record),
+        api_key,
+        note: "store this key now: it is shown only once".into(),
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// Every producer key (revoked ones included), oldest first
+#[utoipa::path(get, path = "/v1/admin/producer-keys", tag = "admin", operation_id = "listProducerKeys",
+    responses((status = 200, description = "The keys", body = ProducerKeyList)),
+    security(("operator_token" = [])))]
 pub async fn list(
     State(app): State<Arc<App>>,
     OperatorAuth(_operator): OperatorAuth,
-) -> Json<Value> {
+) -> Json<ProducerKeyList> {
     let snapshot = app.settings.view();
     let mut keys: Vec<&Arc<ProducerKeyRecord>> = snapshot.producer_keys.values().collect();
     keys.sort_by_key(|k| k.created_at);
-    Json(json!({"keys": keys.iter().map(|k| view(k)).collect::<Vec<_>>()}))
+    Json(ProducerKeyList {
+        keys: keys.iter().map(|k| view(k)).collect(),
+    })
 }
 
+/// Revoke a producer key (idempotent)
+#[utoipa::path(delete, path = "/v1/admin/producer-keys/{key}", tag = "admin", operation_id = "revokeProducerKey",
+    params(("key" = String, Path, description = "Key id (the 12 hex digits after `ak_`)", max_length = 200)),
+    responses(
+        (status = 200, description = "The key, revoked", body = ProducerKeyView),
+        (status = 404, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("operator_token" = [])))]
 pub async fn revoke(
     State(app): State<Arc<App>>,
     OperatorAuth(operator): OperatorAuth,
     Path(key_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ProducerKeyView>> {
     let snapshot = app.settings.view();
     let record = snapshot
         .producer_keys

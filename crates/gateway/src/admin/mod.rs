@@ -10,16 +10,18 @@ pub mod delivery;
 pub mod destinations;
 pub mod keys;
 pub mod orgs;
+pub mod schemas;
 
 use std::sync::Arc;
 
 use audit_settings::{OrgSettings, SettingsRecord};
-use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
 use time::OffsetDateTime;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::App;
 use crate::auth::operator::{self, Operator};
@@ -41,44 +43,33 @@ impl FromRequestParts<Arc<App>> for OperatorAuth {
     }
 }
 
-pub fn router() -> Router<Arc<App>> {
-    Router::new()
-        .route("/v1/admin/orgs/{org}", get(orgs::get).patch(orgs::update))
-        .route("/v1/admin/orgs/{org}/retention", get(orgs::retention))
-        .route(
-            "/v1/admin/orgs/{org}/destinations",
-            post(destinations::create),
-        )
-        .route(
-            "/v1/admin/orgs/{org}/destinations/{destination}",
-            get(destinations::get)
-                .patch(destinations::update)
-                .delete(destinations::delete),
-        )
-        .route(
-            "/v1/admin/orgs/{org}/destinations/{destination}/rotate-secret",
-            post(destinations::rotate_secret),
-        )
-        .route(
-            "/v1/admin/orgs/{org}/destinations/{destination}/resume",
-            post(destinations::resume),
-        )
-        .route(
-            "/v1/admin/orgs/{org}/destinations/{destination}/test",
-            post(delivery::test),
-        )
-        .route(
-            "/v1/admin/orgs/{org}/destinations/{destination}/health",
-            get(delivery::health),
-        )
-        .route(
-            "/v1/admin/producer-keys",
-            post(keys::create).get(keys::list),
-        )
-        .route(
-            "/v1/admin/producer-keys/{key}",
-            axum::routing::delete(keys::revoke),
-        )
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(orgs::get, orgs::update))
+        .routes(routes!(orgs::retention))
+        .routes(routes!(destinations::create))
+        .routes(routes!(
+            destinations::get,
+            destinations::update,
+            destinations::delete
+        ))
+        .routes(routes!(destinations::rotate_secret))
+        .routes(routes!(destinations::resume))
+        .routes(routes!(delivery::test))
+        .routes(routes!(delivery::health))
+        .routes(routes!(keys::create, keys::list))
+        .routes(routes!(keys::revoke))
+}
+
+/// `If-Match` of the settings updates.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IfMatch {
+    /// The settings revision the change was made against (the `ETag` of a read, e.g.
+    /// `"7"`): 412 when they changed since. Absent: no check.
+    #[param(rename = "If-Match", value_type = String, required = false, pattern = r#"^\s*(W/)?"?[0-9]{1,19}"?\s*$"#)]
+    #[allow(dead_code)] // read by the derive
+    pub if_match: Option<String>,
 }
 
 /// What a settings change did, for its audit event.

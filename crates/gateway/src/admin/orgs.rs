@@ -10,17 +10,25 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::IfMatch;
 use super::destinations::{self, rfc3339};
+use super::schemas::{OrgView, PlanName, RetentionView};
 use super::{OperatorAuth, OrgChange, check_org_id, update_org};
 use crate::App;
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorResponse, RetryLater};
+use crate::openapi::OrgPath;
+use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize)]
+/// A change of plan and/or retention (at least one of them).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateOrg {
+    #[schema(value_type = Option<PlanName>)]
     pub plan: Option<Plan>,
-    /// Custom retention in days; `null` resets to the plan's default.
+    /// Custom retention in days, within the plan's bounds; `null` resets to the plan's default.
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<u16>, minimum = 1)]
     pub retention_days: Option<Option<u16>>,
 }
 
@@ -60,6 +68,17 @@ fn with_etag(body: Value, revision: u64) -> Response {
     response
 }
 
+/// An organization's settings
+///
+/// An organization without settings is shown with the free plan's defaults (revision 0).
+#[utoipa::path(get, path = "/v1/admin/orgs/{org}", tag = "admin", operation_id = "getOrgSettings",
+    params(OrgPath),
+    responses(
+        (status = 200, description = "The settings", body = OrgView,
+            headers(("ETag" = String, description = "The revision, e.g. `\"7\"`: send it back in `If-Match`"))),
+        (status = 400, response = ErrorResponse),
+    ),
+    security(("operator_token" = [])))]
 pub async fn get(
     State(app): State<Arc<App>>,
     OperatorAuth(_operator): OperatorAuth,
@@ -74,6 +93,23 @@ pub async fn get(
     Ok(with_etag(view(&app, &org), org.revision))
 }
 
+/// Change an organization's plan and/or retention
+///
+/// Recorded in the organization's log. Downgrading from Enterprise disables its destinations;
+/// a custom retention outside the new plan's bounds falls back to the plan's default.
+#[utoipa::path(patch, path = "/v1/admin/orgs/{org}", tag = "admin", operation_id = "updateOrgSettings",
+    params(OrgPath, IfMatch),
+    request_body = UpdateOrg,
+    responses(
+        (status = 200, description = "The settings after the change", body = OrgView,
+            headers(("ETag" = String, description = "The new revision"))),
+        (status = 400, response = ErrorResponse),
+        (status = 412, response = ErrorResponse),
+        (status = 415, response = ErrorResponse),
+        (status = 422, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("operator_token" = [])))]
 pub async fn update(
     State(app): State<Arc<App>>,
     OperatorAuth(operator): OperatorAuth,
@@ -137,7 +173,15 @@ pub async fn update(
     Ok(with_etag(view(&app, &org), org.revision))
 }
 
-/// Effective retention and the progress of its application to stored rows.
+/// Effective retention and the progress of its application to stored rows
+#[utoipa::path(get, path = "/v1/admin/orgs/{org}/retention", tag = "admin", operation_id = "getOrgRetention",
+    params(OrgPath),
+    responses(
+        (status = 200, description = "Retention and its mutations", body = RetentionView),
+        (status = 400, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("operator_token" = [])))]
 pub async fn retention(
     State(app): State<Arc<App>>,
     OperatorAuth(_operator): OperatorAuth,

@@ -38,7 +38,7 @@ use audit_core::integrity::Signer;
 use audit_core::validate::{Arrival, ValidEvent};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -57,7 +57,7 @@ use super::{
 use crate::App;
 use crate::admission::{KeyedLimiter, Slot};
 use crate::auth::producer::Producer;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult};
 use crate::publisher::{Outgoing, PublishError};
 
 /// Bad lines listed in a summary; the rest are counted in `errors_not_shown`.
@@ -111,11 +111,13 @@ impl Imports {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportParams {
     /// The number, in the file, of the body's first line (to resume an interrupted import).
     #[serde(default = "first")]
+    #[param(minimum = 1, maximum = 281474976710656_u64, default = 1)]
     pub first_line: u64,
 }
 
@@ -124,14 +126,14 @@ fn first() -> u64 {
 }
 
 /// One bad line and why.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LineErrors {
     pub line: u64,
     pub errors: Vec<EventError>,
 }
 
 /// What an import did, answered whether it completed or stopped early.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Summary {
     /// Events stored (acknowledged by Kafka).
     pub accepted: u64,
@@ -140,7 +142,9 @@ pub struct Summary {
     pub errors: Vec<LineErrors>,
     pub errors_not_shown: u64,
     /// The ids of the first and last events stored.
+    #[schema(value_type = Option<String>, format = "uuid")]
     pub first_id: Option<Uuid>,
+    #[schema(value_type = Option<String>, format = "uuid")]
     pub last_id: Option<Uuid>,
     /// Every line up to this one is stored or rejected: resume from the next one.
     pub durable_through_line: u64,
@@ -155,9 +159,25 @@ enum Stop {
     Unavailable(PublishError),
 }
 
+#[utoipa::path(post, path = "/v1/events/import", tag = "ingest", operation_id = "importEvents",
+    params(ImportParams, super::IngestHeaders),
+    request_body(
+        description = "NDJSON, one event per line (history to import; at most `ingest.import_max_events` lines and `ingest.import_max_body_bytes`)",
+        content((String = "application/x-ndjson")),
+    ),
+    responses(
+        (status = 200, description = "The import's summary: events stored, lines rejected with their errors", body = Summary),
+        (status = 400, response = crate::error::ErrorResponse),
+        (status = 408, response = crate::error::ErrorResponse),
+        (status = 413, response = crate::error::ErrorResponse),
+        (status = 415, response = crate::error::ErrorResponse),
+        (status = 429, response = crate::error::RetryLater),
+        (status = 503, response = crate::error::RetryLater),
+    ),
+    security(("producer_key" = []), ("producer_key_header" = [])))]
 pub async fn import(
     State(app): State<Arc<App>>,
-    Query(params): Query<ImportParams>,
+    ApiQuery(params): ApiQuery<ImportParams>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {

@@ -42,7 +42,7 @@ use audit_core::validate::Arrival;
 use audit_core::{FieldError, Provenance};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -55,10 +55,12 @@ use uuid::Uuid;
 
 use crate::App;
 use crate::auth::producer::{self, Producer};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult, ErrorResponse, RetryLater};
 use crate::publisher::{Outgoing, PublishError};
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct IngestParams {
     /// All-or-nothing: reject the whole request if any event is invalid.
@@ -66,27 +68,102 @@ pub struct IngestParams {
     pub atomic: bool,
 }
 
+/// Headers of an ingest request.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // read by the derive
+pub struct IngestHeaders {
+    /// Without event ids: a single event gets an id derived from (producer, organization,
+    /// key), event *n* of a batch from (producer, organization, key, n), so a retry with the
+    /// same key cannot create duplicates.
+    #[param(rename = "Idempotency-Key", value_type = String, required = false, max_length = 1024)]
+    idempotency_key: Option<String>,
+}
+
+/// An event or an array of events.
+pub struct IngestBody;
+
+impl utoipa::PartialSchema for IngestBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, OneOfBuilder};
+        let event = || utoipa::openapi::Ref::from_schema_name("AuditEvent");
+        OneOfBuilder::new()
+            .description(Some("An event, or an array of events"))
+            .item(event())
+            .item(ArrayBuilder::new().items(event()).min_items(Some(1)))
+            .into()
+    }
+}
+
+impl ToSchema for IngestBody {}
+
+/// What happened to every event of a request.
+#[derive(ToSchema)]
+#[allow(dead_code)] // read by the derive: the body is built with `json!`
+pub struct IngestOutcome {
+    accepted: usize,
+    rejected: usize,
+    results: Vec<EventResult>,
+    /// The event's id (a single-event request only; `null` when it was rejected).
+    #[schema(format = "uuid")]
+    id: Option<String>,
+    /// Why nothing was published (403, 422).
+    error: Option<crate::error::ErrorDetail>,
+}
+
 /// The outcome for one event of a request.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventResult {
     pub index: usize,
+    /// `accepted` or `rejected`.
+    #[schema(pattern = "^(accepted|rejected)$")]
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = "uuid")]
     pub id: Option<Uuid>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<EventError>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EventError {
     pub code: &'static str,
     pub path: String,
     pub reason: String,
 }
 
+/// Publish events
+///
+/// One event, a JSON array of events, or NDJSON. Each event stands alone unless
+/// `atomic=true`: valid ones are published, invalid ones rejected with their errors, and the
+/// answer lists every event by index (202 all accepted, 207 some, 422/403 none). 2xx only
+/// after Kafka acknowledged every accepted event; on 503 retry with the ids in
+/// `error.details.ids`, which cannot create duplicates.
+#[utoipa::path(post, path = "/v1/events", tag = "ingest", operation_id = "publishEvents",
+    params(IngestParams, IngestHeaders),
+    request_body(
+        description = "An event, an array of events (at most `ingest.max_events_per_request`), or NDJSON",
+        content(
+            (IngestBody = "application/json"),
+            (String = "application/x-ndjson"),
+        )
+    ),
+    responses(
+        (status = 202, description = "Every event accepted and acknowledged by Kafka", body = IngestOutcome),
+        (status = 207, description = "Some events accepted (and acknowledged), some rejected", body = IngestOutcome),
+        (status = 400, response = ErrorResponse),
+        (status = 403, description = "Every event was outside the key's scope (categories, organizations)", body = IngestOutcome),
+        (status = 408, response = ErrorResponse),
+        (status = 413, response = ErrorResponse),
+        (status = 415, response = ErrorResponse),
+        (status = 422, description = "No event accepted (or one invalid event with `atomic=true`)", body = IngestOutcome),
+        (status = 429, response = RetryLater),
+        (status = 503, response = RetryLater),
+    ),
+    security(("producer_key" = []), ("producer_key_header" = [])))]
 pub async fn ingest(
     State(app): State<Arc<App>>,
-    Query(params): Query<IngestParams>,
+    ApiQuery(params): ApiQuery<IngestParams>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {

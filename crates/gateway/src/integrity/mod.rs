@@ -14,6 +14,7 @@
 //! are recorded as views of the log.
 
 pub mod heads;
+pub mod schemas;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,19 +22,21 @@ use std::time::Duration;
 use audit_integrity::check::{self, LeafRecord, Scope, StoredEvent, Window};
 use audit_integrity::{PublicKeys, SignedDigest};
 use audit_store::{DigestRow, LeafRow};
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use self::heads::PublishedHeads;
 use crate::App;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiQuery, ApiResult, ErrorResponse, RetryLater};
+use crate::openapi::OrgPath;
 use crate::read::ReaderAuth;
 
 /// Events cannot be indexed before they occur (minus the allowed clock skew): windows sealed
@@ -56,13 +59,13 @@ pub struct Integrity {
     pub in_flight: time::Duration,
 }
 
-pub fn router() -> Router<Arc<App>> {
-    Router::new()
-        .route("/v1/integrity/keys", get(keys))
-        .route("/v1/orgs/{org}/integrity/digests", get(digests))
-        .route("/v1/orgs/{org}/integrity/proof/{event_id}", get(proof))
-        .route("/v1/orgs/{org}/integrity/verify", get(verify))
-        .route("/v1/orgs/{org}/integrity/bundle", get(bundle))
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(keys))
+        .routes(routes!(digests))
+        .routes(routes!(proof))
+        .routes(routes!(verify))
+        .routes(routes!(bundle))
 }
 
 /// `since`/`until` (RFC 3339 with a zone; `until` exclusive). Defaults: the last 24 hours.
@@ -106,16 +109,35 @@ fn enabled(app: &App) -> ApiResult<&Integrity> {
     })
 }
 
+/// The public keys digests are signed with (no credential)
+///
+/// 404 when tamper evidence is not enabled on the deployment.
+#[utoipa::path(get, path = "/v1/integrity/keys", tag = "integrity", operation_id = "getIntegrityKeys",
+    responses(
+        (status = 200, description = "The keys", body = schemas::PublishedKeys),
+        (status = 404, response = ErrorResponse),
+    ))]
 async fn keys(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> {
     let integrity = enabled(&app)?;
     Ok(Json(json!({"keys": integrity.keys.published()})))
 }
 
+/// The signed digests sealed in a range
+#[utoipa::path(get, path = "/v1/orgs/{org}/integrity/digests", tag = "integrity", operation_id = "listIntegrityDigests",
+    params(OrgPath, schemas::RangeQuery),
+    responses(
+        (status = 200, description = "The digests", body = schemas::DigestList),
+        (status = 400, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("user_jwt" = []), ("api_token" = [])))]
 async fn digests(
     State(app): State<Arc<App>>,
     ReaderAuth(reader): ReaderAuth,
     Path(org_id): Path<String>,
-    Query(params): Query<RangeParams>,
+    ApiQuery(params): ApiQuery<RangeParams>,
 ) -> ApiResult<Json<Value>> {
     reader.authorize(&org_id)?;
     enabled(&app)?;
@@ -132,6 +154,17 @@ async fn digests(
     Ok(Json(json!({"org_id": org_id, "digests": digests})))
 }
 
+/// The proof that an event is in a sealed window
+#[utoipa::path(get, path = "/v1/orgs/{org}/integrity/proof/{event_id}", tag = "integrity", operation_id = "getInclusionProof",
+    params(OrgPath, ("event_id" = String, Path, description = "Event id (a UUID)", format = "uuid")),
+    responses(
+        (status = 200, description = "Leaf, audit path and digest", body = schemas::InclusionProof),
+        (status = 400, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("user_jwt" = []), ("api_token" = [])))]
 async fn proof(
     State(app): State<Arc<App>>,
     ReaderAuth(reader): ReaderAuth,
@@ -182,11 +215,24 @@ struct Verdict {
     report: check::Report,
 }
 
+/// Verify the events that occurred in a range
+///
+/// Recorded as a view of the log.
+#[utoipa::path(get, path = "/v1/orgs/{org}/integrity/verify", tag = "integrity", operation_id = "verifyIntegrity",
+    params(OrgPath, schemas::RangeQuery),
+    responses(
+        (status = 200, description = "The verdict", body = schemas::Verdict),
+        (status = 400, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("user_jwt" = []), ("api_token" = [])))]
 async fn verify(
     State(app): State<Arc<App>>,
     ReaderAuth(reader): ReaderAuth,
     Path(org_id): Path<String>,
-    Query(params): Query<RangeParams>,
+    ApiQuery(params): ApiQuery<RangeParams>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Verdict>> {
     reader.authorize(&org_id)?;
@@ -276,11 +322,24 @@ async fn verify(
     }))
 }
 
+/// The bundle `audit-verify` needs to verify an export offline
+///
+/// Recorded as a view of the log.
+#[utoipa::path(get, path = "/v1/orgs/{org}/integrity/bundle", tag = "integrity", operation_id = "getIntegrityBundle",
+    params(OrgPath, schemas::RangeQuery),
+    responses(
+        (status = 200, description = "Digests and leaves", body = schemas::Bundle),
+        (status = 400, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("user_jwt" = []), ("api_token" = [])))]
 async fn bundle(
     State(app): State<Arc<App>>,
     ReaderAuth(reader): ReaderAuth,
     Path(org_id): Path<String>,
-    Query(params): Query<RangeParams>,
+    ApiQuery(params): ApiQuery<RangeParams>,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     reader.authorize(&org_id)?;

@@ -28,21 +28,25 @@ pub mod tokens;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Json;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use self::cursor::CursorKind;
+use self::params::{FeedQuery, FilterQuery, PageQuery};
 use crate::App;
 use crate::admission::ReadKind;
 use crate::auth::user::Reader;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorResponse, RetryLater};
 use crate::meta;
+use crate::openapi::{AuditEvent, OrgPath};
 
 /// How often viewing the log is recorded per reader and organization.
 const VIEW_RECORD_INTERVAL: Duration = Duration::from_secs(600);
@@ -65,18 +69,49 @@ impl FromRequestParts<Arc<App>> for ReaderAuth {
     }
 }
 
-pub fn router() -> Router<Arc<App>> {
-    Router::new()
-        .route("/v1/orgs/{org}/events", get(list))
-        .route("/v1/orgs/{org}/events/export", get(export::export))
-        .route("/v1/orgs/{org}/events/feed", get(feed))
-        .route("/v1/orgs/{org}/events/{id}", get(one))
-        .route(
-            "/v1/orgs/{org}/api-tokens",
-            get(tokens::list).post(tokens::create),
-        )
-        .route("/v1/orgs/{org}/api-tokens/{token}", delete(tokens::revoke))
-        .route("/v1/catalogue", get(catalogue))
+pub fn router() -> OpenApiRouter<Arc<App>> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(export::export))
+        .routes(routes!(feed))
+        .routes(routes!(one))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(catalogue))
+}
+
+/// A page of events (the list route) or a feed poll.
+#[derive(ToSchema)]
+#[allow(dead_code)] // read by the derive: the page is written by `page_response`
+pub struct EventPage {
+    /// The events as stored.
+    data: Vec<crate::openapi::AuditEvent>,
+    /// List: the cursor of the next page (`null` on the last). Feed: the cursor to poll with
+    /// next (the one sent when nothing is new; `null` only when the log is empty).
+    next_cursor: Option<String>,
+    /// Whether more events follow right now.
+    has_more: bool,
+}
+
+/// The catalogue: the categories and actions events may have.
+#[derive(Serialize, ToSchema)]
+pub struct CatalogueView {
+    categories: Vec<CategoryView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CategoryView {
+    name: String,
+    description: String,
+    /// A category still being introduced.
+    beta: bool,
+    actions: Vec<ActionView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ActionView {
+    name: String,
+    description: String,
 }
 
 /// A JSON page: `{"data": [<events>], "next_cursor": …, "has_more": …}`, the events spliced
@@ -156,6 +191,21 @@ pub(crate) async fn record_integrity_view(
     .await
 }
 
+/// List an organization's events, newest first
+///
+/// Filtered, paged with a keyset cursor. The first page of a listing is recorded in the
+/// organization's log (at most once per reader every ten minutes).
+#[utoipa::path(get, path = "/v1/orgs/{org}/events", tag = "read", operation_id = "listEvents",
+    params(OrgPath, FilterQuery, PageQuery),
+    responses(
+        (status = 200, description = "A page of events", body = EventPage),
+        (status = 400, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 429, response = RetryLater),
+        (status = 503, response = RetryLater),
+    ),
+    security(("user_jwt" = []), ("api_token" = [])))]
 async fn list(
     State(app): State<Arc<App>>,
     ReaderAuth(reader): ReaderAuth,
@@ -225,6 +275,18 @@ fn parse_id(id: &str) -> ApiResult<Uuid> {
     Uuid::parse_str(id).map_err(|_| ApiError::Internal(format!("stored id `{id}` is not a UUID")))
 }
 
+/// One event
+#[utoipa::path(get, path = "/v1/orgs/{org}/events/{id}", tag = "read", operation_id = "getEvent",
+    params(OrgPath, ("id" = String, Path, description = "Event id (a UUID)", format = "uuid")),
+    responses(
+        (status = 200, description = "The event as stored", body = AuditEvent),
+        (status = 400, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 429, response = RetryLater),
+        (status = 503, response = RetryLater),
+    ),
+    security(("user_jwt" = []), ("api_token" = [])))]
 async fn one(
     State(app): State<Arc<App>>,
     ReaderAuth(reader): ReaderAuth,
@@ -246,8 +308,21 @@ async fn one(
     Ok(response)
 }
 
-/// Everything after `after` in arrival order: a SIEM or compliance tool polls this with the
-/// returned `next_cursor` and gets every event exactly once, late arrivals included.
+/// Poll everything after a cursor, in arrival order
+///
+/// A SIEM or compliance tool polls this with the returned `next_cursor` and gets every event
+/// exactly once, late arrivals included. No filters.
+#[utoipa::path(get, path = "/v1/orgs/{org}/events/feed", tag = "read", operation_id = "pollFeed",
+    params(OrgPath, FeedQuery),
+    responses(
+        (status = 200, description = "The next events", body = EventPage),
+        (status = 400, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 429, response = RetryLater),
+        (status = 503, response = RetryLater),
+    ),
+    security(("user_jwt" = []), ("api_token" = [])))]
 async fn feed(
     State(app): State<Arc<App>>,
     ReaderAuth(reader): ReaderAuth,
@@ -302,22 +377,31 @@ async fn feed(
     Ok(page_response(&rows, next_cursor, has_more))
 }
 
+/// The catalogue of categories and actions (filter choices)
+#[utoipa::path(get, path = "/v1/catalogue", tag = "read", operation_id = "getCatalogue",
+    responses((status = 200, description = "The catalogue", body = CatalogueView)),
+    security(("user_jwt" = []), ("api_token" = [])))]
 async fn catalogue(
     State(app): State<Arc<App>>,
     ReaderAuth(_reader): ReaderAuth,
-) -> Json<serde_json::Value> {
-    let categories: Vec<serde_json::Value> = app
+) -> Json<CatalogueView> {
+    let categories = app
         .validator
         .catalogue()
         .categories()
-        .map(|category| {
-            json!({
-                "name": category.name,
-                "description": category.description,
-                "beta": category.beta,
-                "actions": category.actions.iter().map(|a| json!({"name": a.name, "description": a.description})).collect::<Vec<_>>(),
-            })
+        .map(|category| CategoryView {
+            name: category.name.clone(),
+            description: category.description.clone(),
+            beta: category.beta,
+            actions: category
+                .actions
+                .iter()
+                .map(|action| ActionView {
+                    name: action.name.clone(),
+                    description: action.description.clone(),
+                })
+                .collect(),
         })
         .collect();
-    Json(json!({"categories": categories}))
+    Json(CatalogueView { categories })
 }

@@ -7,6 +7,7 @@ use audit_core::Catalogue;
 use audit_store::query::{EventFilter, ExportFormat};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use utoipa::IntoParams;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -30,6 +31,80 @@ pub const FILTER_PARAMS: &[&str] = &[
     "ip",
     "q",
 ];
+
+/// The filters of the list and export routes, as the OpenAPI document describes them
+/// (parsed by [`parse`]; a test keeps the names equal to [`FILTER_PARAMS`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // read by the derive
+pub struct FilterQuery {
+    /// Occurred at or after this time (RFC 3339 with a zone).
+    #[param(format = DateTime, max_length = 1024)]
+    since: Option<String>,
+    /// Occurred before this time (exclusive; after `since`).
+    #[param(format = DateTime, max_length = 1024)]
+    until: Option<String>,
+    /// Catalogue categories, comma-separated; may be repeated.
+    #[param(max_length = 1024, pattern = "^[a-z][a-z0-9_]*(,[a-z][a-z0-9_]*)*$")]
+    category: Option<String>,
+    /// Actions (`user.login.failed`) or prefixes (`user.*`), comma-separated; may be repeated.
+    #[param(max_length = 1024, pattern = "^[a-z0-9_.]+[*]?(,[a-z0-9_.]+[*]?)*$")]
+    action: Option<String>,
+    /// Actor id, name or email.
+    #[param(max_length = 1024, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
+    actor: Option<String>,
+    /// A target's type.
+    #[param(max_length = 1024, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
+    target_type: Option<String>,
+    /// A target's id.
+    #[param(max_length = 1024, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
+    target_id: Option<String>,
+    /// `success` or `failure`.
+    #[param(pattern = "^(success|failure)$")]
+    outcome: Option<String>,
+    /// The client IP (IPv4 or IPv6).
+    #[param(max_length = 1024)]
+    ip: Option<String>,
+    /// Free text over actor, targets and metadata.
+    #[param(max_length = 200, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
+    q: Option<String>,
+}
+
+/// Paging of the list route.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // read by the derive
+pub struct PageQuery {
+    /// Events per page (default `read.default_limit`, 100; at most `read.max_limit`, 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page (signed; bound to the organization).
+    #[param(max_length = 1024)]
+    cursor: Option<String>,
+}
+
+/// Position and size of a feed poll.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // read by the derive
+pub struct FeedQuery {
+    /// Events per poll (default and at most `read.max_limit`, 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous poll; absent: from the oldest event.
+    #[param(max_length = 1024)]
+    after: Option<String>,
+}
+
+/// The export's format.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // read by the derive
+pub struct ExportQuery {
+    /// `csv` (default), `json` (one array) or `ndjson` (also `jsonl`).
+    #[param(pattern = "^(csv|json|ndjson|jsonl)$")]
+    format: Option<String>,
+}
 
 /// The parsed parameters of a read request.
 #[derive(Debug, Default)]
@@ -272,6 +347,15 @@ mod tests {
         assert!(parse_err("actor=a&actor=b").starts_with("actor:"));
         assert!(parse_err(&format!("q={}", "x".repeat(201))).starts_with("q:"));
         assert!(parse_err("q=%00").starts_with("q:"));
+    }
+
+    #[test]
+    fn the_documented_filters_are_the_parsed_ones() {
+        let documented: Vec<String> = FilterQuery::into_params(|| None)
+            .into_iter()
+            .map(|parameter| parameter.name)
+            .collect();
+        assert_eq!(documented, FILTER_PARAMS);
     }
 
     #[test]

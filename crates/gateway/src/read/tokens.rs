@@ -13,32 +13,63 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::ReaderAuth;
 use crate::App;
 use crate::admin::destinations::rfc3339;
 use crate::auth::user::API_TOKEN_PREFIX;
-use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::error::{ApiError, ApiJson, ApiResult, ErrorResponse, RetryLater};
 use crate::meta;
+use crate::openapi::OrgPath;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// What the token is for, e.g. `splunk-pull`.
+    /// What the token is for, e.g. `splunk-pull` (1–100 characters, trimmed).
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
 }
 
-fn view(record: &ApiTokenRecord) -> Value {
-    json!({
-        "token_id": record.token_id,
-        "name": record.name,
-        "created_at": rfc3339(record.created_at),
-        "created_by": record.created_by,
-        "revoked_at": record.revoked_at.map(rfc3339),
-    })
+/// An API token as the API shows it (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiTokenView {
+    pub token_id: String,
+    pub name: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The user who created it.
+    pub created_by: String,
+    #[schema(format = DateTime)]
+    pub revoked_at: Option<String>,
+}
+
+/// A new token with its secret, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiToken {
+    #[serde(flatten)]
+    pub view: ApiTokenView,
+    /// `at_<id>_<secret>`: store it now.
+    #[serde(rename = "token")]
+    pub secret: String,
+    pub note: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiTokenList {
+    pub tokens: Vec<ApiTokenView>,
+}
+
+fn view(record: &ApiTokenRecord) -> ApiTokenView {
+    ApiTokenView {
+        token_id: record.token_id.clone(),
+        name: record.name.clone(),
+        created_at: rfc3339(record.created_at),
+        created_by: record.created_by.clone(),
+        revoked_at: record.revoked_at.map(rfc3339),
+    }
 }
 
 fn require_enterprise(app: &App, org_id: &str) -> ApiResult<()> {
@@ -57,6 +88,22 @@ fn require_enterprise(app: &App, org_id: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Create an API token (Enterprise; Owners and Admins with a user token)
+///
+/// The token (`token`) is in this response only. Recorded in the organization's log first.
+#[utoipa::path(post, path = "/v1/orgs/{org}/api-tokens", tag = "api-tokens", operation_id = "createApiToken",
+    params(OrgPath),
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "Created; `token` is shown only here", body = CreatedApiToken),
+        (status = 400, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 415, response = ErrorResponse),
+        (status = 422, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("user_jwt" = [])))]
 pub async fn create(
     State(app): State<Arc<App>>,
     ReaderAuth(reader): ReaderAuth,
@@ -95,17 +142,28 @@ pub async fn create(
     app.settings
         .put(&SettingsRecord::ApiToken(record.clone()))
         .await?;
-    let mut body = view(&record);
-    body["token"] = json!(token);
-    body["note"] = json!("store this token now: it is shown only once");
+    let body = CreatedApiToken {
+        view: view(&record),
+        secret: token,
+        note: "store this token now: it is shown only once".into(),
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// The organization's API tokens (revoked ones included), oldest first
+#[utoipa::path(get, path = "/v1/orgs/{org}/api-tokens", tag = "api-tokens", operation_id = "listApiTokens",
+    params(OrgPath),
+    responses(
+        (status = 200, description = "The tokens", body = ApiTokenList),
+        (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+    ),
+    security(("user_jwt" = [])))]
 pub async fn list(
     State(app): State<Arc<App>>,
     ReaderAuth(reader): ReaderAuth,
     Path(org_id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ApiTokenList>> {
     reader.authorize_admin_user(&org_id)?;
     let snapshot = app.settings.view();
     let mut tokens: Vec<&Arc<ApiTokenRecord>> = snapshot
@@ -114,17 +172,27 @@ pub async fn list(
         .filter(|t| t.org_id == org_id)
         .collect();
     tokens.sort_by_key(|t| t.created_at);
-    Ok(Json(
-        json!({"tokens": tokens.iter().map(|t| view(t)).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(ApiTokenList {
+        tokens: tokens.iter().map(|t| view(t)).collect(),
+    }))
 }
 
+/// Revoke an API token (idempotent)
+#[utoipa::path(delete, path = "/v1/orgs/{org}/api-tokens/{token}", tag = "api-tokens", operation_id = "revokeApiToken",
+    params(OrgPath, ("token" = String, Path, description = "Token id (the 12 hex digits after `at_`)", max_length = 200)),
+    responses(
+        (status = 200, description = "The token, revoked", body = ApiTokenView),
+        (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 503, response = RetryLater),
+    ),
+    security(("user_jwt" = [])))]
 pub async fn revoke(
     State(app): State<Arc<App>>,
     ReaderAuth(reader): ReaderAuth,
     Path((org_id, token_id)): Path<(String, String)>,
     headers: HeaderMap,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ApiTokenView>> {
     reader.authorize_admin_user(&org_id)?;
     let snapshot = app.settings.view();
     let record = snapshot
