@@ -37,11 +37,14 @@ fn apitools() -> PathBuf {
     PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
 }
 
-/// Runs `program` in `dir` (where Schemathesis keeps its cache); exit status and output.
+/// Runs `program` in `dir` (where Schemathesis keeps its cache) with the suite's
+/// Schemathesis hooks (tests/schemathesis_hooks.py: NDJSON bodies); exit status and output.
 fn run(program: &Path, dir: &Path, args: &[&str]) -> (bool, String) {
     let output = Command::new(program)
         .args(args)
         .current_dir(dir)
+        .env("PYTHONPATH", repo_root().join("tests"))
+        .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
         .output()
         .unwrap_or_else(|error| panic!("cannot run {}: {error}", program.display()));
     let text = format!(

@@ -28,6 +28,7 @@ use audit_core::system::SystemEvent;
 use audit_integrity::{Hash, Note, SignedDigest, SigningKeys, leaf, root};
 use audit_settings::{INTEGRITY_SEALED, PlansConfig, SettingsStore};
 use audit_store::{DigestRow, LeafRow, RowKey, Store};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use time::OffsetDateTime;
 
@@ -335,7 +336,7 @@ impl Sealer {
 
     /// Produces digests onto the anchor topic (key: the organization) and waits for Kafka.
     async fn publish(&self, digests: &[DigestRow]) -> Result<(), String> {
-        let mut deliveries = Vec::with_capacity(digests.len());
+        let mut records = Vec::with_capacity(digests.len());
         for digest in digests {
             let published = SignedDigest {
                 org_id: digest.org_id.clone(),
@@ -346,24 +347,11 @@ impl Sealer {
                 hash: digest.hash.clone(),
             };
             let payload = serde_json::to_vec(&published).map_err(|error| error.to_string())?;
-            let producer = self.producer.clone();
-            let topic = self.anchors.digests_topic.clone();
-            let key = digest.org_id.clone();
-            deliveries.push(async move {
-                let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&topic)
-                    .key(key.as_str())
-                    .payload(payload.as_slice());
-                producer
-                    .send(record, Duration::from_secs(30))
-                    .await
-                    .map(|_| ())
-                    .map_err(|(error, _)| error.to_string())
-            });
+            records.push((digest.org_id.clone(), payload, None));
         }
-        for result in futures::future::join_all(deliveries).await {
-            result.map_err(|error| format!("publishing digests: {error}"))?;
-        }
-        Ok(())
+        self.produce_all(&self.anchors.digests_topic, records)
+            .await
+            .map_err(|error| format!("publishing digests: {error}"))
     }
 
     /// Records each digest of an organization that asked for them as an
@@ -379,30 +367,48 @@ impl Sealer {
                     .any(|destination| destination.enabled && destination.filters.integrity_digests)
             })
         };
-        let mut deliveries = Vec::new();
-        for digest in digests.iter().filter(|digest| wanted(&digest.org_id)) {
-            let json = sealed_event(digest).to_json();
-            let tag = self.anchors.tag_key.tag(Signer::System, &json);
-            let record_headers = audit_kafka::event_headers(audit_core::system::SOURCE, Some(&tag));
+        let records = digests
+            .iter()
+            .filter(|digest| wanted(&digest.org_id))
+            .map(|digest| {
+                let json = sealed_event(digest).to_json();
+                let tag = self.anchors.tag_key.tag(Signer::System, &json);
+                let headers = audit_kafka::event_headers(audit_core::system::SOURCE, Some(&tag));
+                (digest.org_id.clone(), json, Some(headers))
+            })
+            .collect();
+        self.produce_all(&self.anchors.events_topic, records)
+            .await
+            .map_err(|error| format!("recording digests for destinations: {error}"))
+    }
+
+    /// Produces `(key, payload, headers)` records onto `topic`, all at once, and waits for
+    /// every acknowledgement.
+    async fn produce_all(
+        &self,
+        topic: &str,
+        records: Vec<(String, Vec<u8>, Option<OwnedHeaders>)>,
+    ) -> Result<(), String> {
+        let deliveries = records.into_iter().map(|(key, payload, headers)| {
             let producer = self.producer.clone();
-            let topic = self.anchors.events_topic.clone();
-            let key = digest.org_id.clone();
-            deliveries.push(async move {
-                let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&topic)
+            async move {
+                let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic)
                     .key(key.as_str())
-                    .payload(json.as_slice())
-                    .headers(record_headers);
+                    .payload(payload.as_slice());
+                if let Some(headers) = headers {
+                    record = record.headers(headers);
+                }
                 producer
                     .send(record, Duration::from_secs(30))
                     .await
                     .map(|_| ())
                     .map_err(|(error, _)| error.to_string())
-            });
-        }
-        for result in futures::future::join_all(deliveries).await {
-            result.map_err(|error| format!("recording digests for destinations: {error}"))?;
-        }
-        Ok(())
+            }
+        });
+        futures::future::join_all(deliveries)
+            .await
+            .into_iter()
+            .collect()
     }
 }
 

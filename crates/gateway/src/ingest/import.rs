@@ -5,7 +5,7 @@
 //! validated and published a chunk at a time, never held whole. Every line is validated
 //! exactly as `POST /v1/events` validates an event (server-owned fields stamped by the
 //! server, the key's scope, the organization's retention); a bad line is reported with its
-//! number and errors and the import goes on. The answer is 200 with a summary
+//! number and errors and the import goes on. The answer is 200 with a summary (422 when every line was refused)
 //! (`accepted`, `rejected`, `errors: [{line, errors}]` — the first [`MAX_REPORTED_LINES`],
 //! then `errors_not_shown` —, `first_id`/`last_id`, `durable_through_line`).
 //!
@@ -163,10 +163,11 @@ enum Stop {
     params(ImportParams, super::IngestHeaders),
     request_body(
         description = "NDJSON, one event per line (history to import; at most `ingest.import_max_events` lines and `ingest.import_max_body_bytes`)",
-        content((String = "application/x-ndjson")),
+        content((super::IngestBody = "application/x-ndjson")),
     ),
     responses(
         (status = 200, description = "The import's summary: events stored, lines rejected with their errors", body = Summary),
+        (status = 422, description = "Every line was rejected, nothing stored (the summary lists why)", body = Summary),
         (status = 400, response = crate::error::ErrorResponse),
         (status = 408, response = crate::error::ErrorResponse),
         (status = 413, response = crate::error::ErrorResponse),
@@ -209,10 +210,7 @@ pub async fn import(
         .imports
         .admit(&producer.record.key_id, config.import_retry_after_secs)?;
     let _running = InFlight::start("gateway_imports_in_flight");
-    let idempotency_key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let idempotency_key = super::idempotency_key(&headers)?.map(str::to_string);
     let mut run = ImportRun::new(&app, &producer, idempotency_key, params.first_line);
     let stop = match run.read(body).await {
         // Kafka failed: the batch is not retried here, the client resumes.
@@ -229,7 +227,17 @@ pub async fn import(
         stopped = ?stop,
         "history import"
     );
+    if stop.is_none() && run.summary.accepted == 0 && run.summary.rejected == 0 {
+        return Err(ApiError::bad_request(
+            "body",
+            "an import needs at least one event line",
+        ));
+    }
     Ok(match stop {
+        // Like `/v1/events`: nothing stored because every line was refused is a 422.
+        None if run.summary.accepted == 0 && run.summary.rejected > 0 => {
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(run.summary)).into_response()
+        }
         None => (StatusCode::OK, Json(run.summary)).into_response(),
         Some(stop) => stopped_response(stop, &run.summary, app.config.ingest.retry_after_secs),
     })

@@ -192,7 +192,7 @@ pub async fn ingest(
         app.config.ingest.max_events_per_request,
     )?;
     let single = documents.single;
-    let idempotency_key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    let idempotency_key = idempotency_key(&headers)?;
 
     let now = OffsetDateTime::now_utc();
     let mut results = Vec::with_capacity(documents.items.len());
@@ -350,6 +350,23 @@ fn invalid(errors: Vec<FieldError>) -> Vec<EventError> {
             reason,
         })
         .collect()
+}
+
+/// The longest `Idempotency-Key` accepted (as documented).
+const MAX_IDEMPOTENCY_KEY_BYTES: usize = 1024;
+
+/// The request's `Idempotency-Key`, refused when longer than documented.
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|value| value.to_str().ok());
+    match key {
+        Some(key) if key.len() > MAX_IDEMPOTENCY_KEY_BYTES => Err(ApiError::bad_request(
+            "Idempotency-Key",
+            format!("must be at most {MAX_IDEMPOTENCY_KEY_BYTES} bytes"),
+        )),
+        key => Ok(key),
+    }
 }
 
 fn fallback_id(
