@@ -186,6 +186,34 @@ pub struct Destination {
     pub config: DestinationKind,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// The events' format inside the type's envelope. Left out when native, so records of
+    /// destinations that never chose OCSF read the same everywhere.
+    #[serde(default, skip_serializing_if = "EventFormat::is_native")]
+    pub format: EventFormat,
+}
+
+/// How a destination receives each event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EventFormat {
+    /// The event as it is stored (contract v1), byte for byte.
+    #[default]
+    Native,
+    /// The event as an OCSF object (`audit_core::ocsf`).
+    Ocsf,
+}
+
+impl EventFormat {
+    pub fn is_native(&self) -> bool {
+        *self == EventFormat::Native
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventFormat::Native => "native",
+            EventFormat::Ocsf => "ocsf",
+        }
+    }
 }
 
 impl Destination {
@@ -530,6 +558,7 @@ mod tests {
                 max_batch_bytes: None,
             }),
             created_at: OffsetDateTime::UNIX_EPOCH,
+            format: EventFormat::Native,
         };
         let opened = destination
             .open_credential("org_a", &secrets)
@@ -551,6 +580,27 @@ mod tests {
             DatadogSettings::endpoint("datadoghq.com", None),
             DatadogSettings::endpoint("datadoghq.eu", None)
         );
+    }
+
+    #[test]
+    fn the_format_is_native_unless_chosen_and_only_written_when_ocsf() {
+        let record = r#"{"id":"dst_1","name":"n","enabled":true,"config":{"type":"webhook","url":"https://x.example"},"created_at":"2026-01-01T00:00:00Z"}"#;
+        let mut destination: Destination = serde_json::from_str(record).expect("parse");
+        assert_eq!(destination.format, EventFormat::Native);
+        assert!(
+            !serde_json::to_string(&destination)
+                .unwrap()
+                .contains("format")
+        );
+        destination.format = EventFormat::Ocsf;
+        let json = serde_json::to_string(&destination).unwrap();
+        assert!(json.contains(r#""format":"ocsf""#), "{json}");
+        assert_eq!(
+            serde_json::from_str::<Destination>(&json).unwrap(),
+            destination
+        );
+        let unknown = record.replace("\"enabled\"", "\"format\":\"xml\",\"enabled\"");
+        assert!(serde_json::from_str::<Destination>(&unknown).is_err());
     }
 
     #[test]

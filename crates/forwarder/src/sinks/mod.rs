@@ -9,6 +9,10 @@
 //! | `classifier.rs` | status + body → [`Verdict`]: delivered / retriable / poison / misconfigured |
 //! | `tests.rs` | unit tests without IO |
 //!
+//! Every type writes each event in the destination's format (`native`: the stored JSON byte for
+//! byte; `ocsf`: its OCSF object from `audit_core::ocsf`) inside the same envelope; signing,
+//! batching, limits and retries do not depend on the format.
+//!
 //! Limits of each destination are stated in its module doc. The lanes ([`crate::lane`]) are
 //! generic over the [`Sink`] enum: they batch within [`BatchLimits`], act on verdicts (split,
 //! dead-letter, retry with the shared [`crate::backoff`] engine, park, pause) and never need
@@ -23,14 +27,15 @@ pub mod webhook;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use audit_core::Catalogue;
 use audit_runtime::ConfigError;
-use audit_settings::{Destination, DestinationKind, OutboundPolicy, SecretBox};
+use audit_settings::{Destination, DestinationKind, EventFormat, OutboundPolicy, SecretBox};
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::event::ForwardEvent;
+use crate::event::{ForwardEvent, ocsf_json};
 use crate::signing::{Signer, SigningKey};
 
 /// The `[sinks]` section: what every destination shares, and per type limits and defaults.
@@ -284,6 +289,8 @@ pub struct SinkContext {
     pub policy: OutboundPolicy,
     pub secrets: SecretBox,
     pub options: SinksConfig,
+    /// The catalogue, for the OCSF class of each action.
+    pub catalogue: Arc<Catalogue>,
 }
 
 impl std::fmt::Debug for SinkContext {
@@ -294,9 +301,36 @@ impl std::fmt::Debug for SinkContext {
     }
 }
 
-/// A destination ready to receive batches.
+/// The event as a destination receives it inside its type's envelope.
+#[derive(Debug, Clone, Copy)]
+pub struct Payload<'a> {
+    /// The event's JSON: the stored one, or its OCSF object.
+    pub json: &'a [u8],
+    /// Its attribute in the envelopes that wrap it (Datadog, Wazuh): `audit` or `ocsf`.
+    pub key: &'static str,
+}
+
+impl<'a> Payload<'a> {
+    /// The stored event, unchanged.
+    pub fn native(event: &'a ForwardEvent) -> Self {
+        Self {
+            json: &event.json,
+            key: "audit",
+        }
+    }
+}
+
+/// A destination ready to receive batches: its type, and the format of its events.
 #[derive(Debug)]
-pub enum Sink {
+pub struct Sink {
+    vendor: Vendor,
+    /// `Some` in the OCSF format: the catalogue that classifies the actions.
+    ocsf: Option<Arc<Catalogue>>,
+}
+
+/// The destination types.
+#[derive(Debug)]
+enum Vendor {
     SplunkHec(splunk_hec::HecSink),
     Datadog(datadog::DatadogSink),
     Wazuh(wazuh::WazuhSink),
@@ -331,7 +365,7 @@ impl Sink {
             .map_err(|error| invalid(format!("credential: {error}")))?;
         let client = context.client.clone();
         let max_response_bytes = context.options.max_response_bytes;
-        let sink = match &destination.config {
+        let vendor = match &destination.config {
             DestinationKind::SplunkHec(settings) => {
                 let token = credential.ok_or_else(|| invalid("missing HEC token".into()))?;
                 let config = splunk_hec::HecConfig::new(
@@ -343,7 +377,7 @@ impl Sink {
                 )
                 .map_err(invalid)?;
                 let channel = config.indexer_ack.then(|| state.hec_channel());
-                Sink::SplunkHec(splunk_hec::HecSink::new(
+                Vendor::SplunkHec(splunk_hec::HecSink::new(
                     config,
                     signer,
                     client,
@@ -361,7 +395,7 @@ impl Sink {
                     &context.policy,
                 )
                 .map_err(invalid)?;
-                Sink::Datadog(datadog::DatadogSink::new(
+                Vendor::Datadog(datadog::DatadogSink::new(
                     config,
                     signer,
                     client,
@@ -380,7 +414,7 @@ impl Sink {
                 let session = state.wazuh_session(config.fingerprint(), || {
                     wazuh::WazuhSession::new(config.requests_per_minute)
                 });
-                Sink::Wazuh(wazuh::WazuhSink::new(
+                Vendor::Wazuh(wazuh::WazuhSink::new(
                     config,
                     signer,
                     client,
@@ -395,7 +429,7 @@ impl Sink {
                     &context.policy,
                 )
                 .map_err(invalid)?;
-                Sink::Webhook(webhook::WebhookSink::new(
+                Vendor::Webhook(webhook::WebhookSink::new(
                     config,
                     signer,
                     client,
@@ -403,56 +437,71 @@ impl Sink {
                 ))
             }
         };
-        Ok(sink)
+        let ocsf = match destination.format {
+            EventFormat::Native => None,
+            EventFormat::Ocsf => Some(context.catalogue.clone()),
+        };
+        Ok(Sink { vendor, ocsf })
     }
 
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Sink::SplunkHec(_) => "splunk_hec",
-            Sink::Datadog(_) => "datadog",
-            Sink::Wazuh(_) => "wazuh",
-            Sink::Webhook(_) => "webhook",
+        match &self.vendor {
+            Vendor::SplunkHec(_) => "splunk_hec",
+            Vendor::Datadog(_) => "datadog",
+            Vendor::Wazuh(_) => "wazuh",
+            Vendor::Webhook(_) => "webhook",
         }
     }
 
     pub fn limits(&self) -> BatchLimits {
-        match self {
-            Sink::SplunkHec(sink) => sink.limits(),
-            Sink::Datadog(sink) => sink.limits(),
-            Sink::Wazuh(sink) => sink.limits(),
-            Sink::Webhook(sink) => sink.limits(),
+        match &self.vendor {
+            Vendor::SplunkHec(sink) => sink.limits(),
+            Vendor::Datadog(sink) => sink.limits(),
+            Vendor::Wazuh(sink) => sink.limits(),
+            Vendor::Webhook(sink) => sink.limits(),
         }
     }
 
-    /// One event's encoding for this destination.
+    /// One event's encoding for this destination, in its format.
     pub fn encode(&self, event: &ForwardEvent) -> Vec<u8> {
-        match self {
-            Sink::SplunkHec(sink) => sink.encode(event),
-            Sink::Datadog(sink) => sink.encode(event),
-            Sink::Wazuh(sink) => sink.encode(event),
-            Sink::Webhook(sink) => sink.encode(event),
+        let ocsf;
+        let payload = match &self.ocsf {
+            None => Payload::native(event),
+            Some(catalogue) => {
+                ocsf = ocsf_json(event, catalogue);
+                Payload {
+                    json: &ocsf,
+                    key: "ocsf",
+                }
+            }
+        };
+        match &self.vendor {
+            Vendor::SplunkHec(sink) => sink.encode(event, payload),
+            Vendor::Datadog(sink) => sink.encode(event, payload),
+            Vendor::Wazuh(sink) => sink.encode(payload),
+            Vendor::Webhook(sink) => sink.encode(payload),
         }
     }
 
     /// The body size of a batch of `count` encodings totalling `bytes`.
     pub fn framed_len(&self, bytes: usize, count: usize) -> usize {
-        match self {
+        match &self.vendor {
             // Envelopes back to back.
-            Sink::SplunkHec(_) => bytes,
+            Vendor::SplunkHec(_) => bytes,
             // `[a,b]`.
-            Sink::Datadog(_) | Sink::Webhook(_) => bytes + count + 1,
+            Vendor::Datadog(_) | Vendor::Webhook(_) => bytes + count + 1,
             // `{"events":[a,b]}`.
-            Sink::Wazuh(_) => bytes + count + 13,
+            Vendor::Wazuh(_) => bytes + count + 13,
         }
     }
 
     /// Sends one batch (already encoded, in order) under `message_id`.
     pub async fn send(&self, parts: &[&[u8]], message_id: &str) -> Attempt {
-        match self {
-            Sink::SplunkHec(sink) => sink.send(parts, message_id).await,
-            Sink::Datadog(sink) => sink.send(parts, message_id).await,
-            Sink::Wazuh(sink) => sink.send(parts, message_id).await,
-            Sink::Webhook(sink) => sink.send(parts, message_id).await,
+        match &self.vendor {
+            Vendor::SplunkHec(sink) => sink.send(parts, message_id).await,
+            Vendor::Datadog(sink) => sink.send(parts, message_id).await,
+            Vendor::Wazuh(sink) => sink.send(parts, message_id).await,
+            Vendor::Webhook(sink) => sink.send(parts, message_id).await,
         }
     }
 }
@@ -480,6 +529,8 @@ pub(crate) fn with_default_path(mut url: url::Url, path: &str) -> url::Url {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use audit_settings::model::DatadogSettings;
+
     use super::*;
 
     #[test]
@@ -494,6 +545,84 @@ mod tests {
         let mut cut = "é".repeat(400).into_bytes();
         cut.truncate(EXCERPT_BYTES + 1);
         assert!(excerpt(&cut).ends_with('…'));
+    }
+
+    /// A destination of `org_a` with a signing secret (and the type's credential) sealed.
+    fn destination(
+        secrets: &SecretBox,
+        config: serde_json::Value,
+        format: EventFormat,
+    ) -> Destination {
+        let mut record = serde_json::json!({
+            "id": "dst_1", "name": "siem", "enabled": true, "config": config,
+            "created_at": "2026-01-01T00:00:00Z", "format": format,
+        });
+        record["signing_secrets"] = serde_json::json!([{
+            "id": "whk_1",
+            "secret": secrets.seal(
+                "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                &Destination::signing_seal_context("org_a", "dst_1", "whk_1"),
+            ),
+            "created_at": "2026-01-01T00:00:00Z",
+        }]);
+        let mut destination: Destination = serde_json::from_value(record).unwrap();
+        if let DestinationKind::Datadog(settings) = &mut destination.config {
+            let endpoint = DatadogSettings::endpoint(&settings.site, settings.url.as_deref());
+            settings.api_key = secrets.seal(
+                "dd-key",
+                &Destination::credential_seal_context(
+                    "org_a",
+                    "dst_1",
+                    "config.api_key",
+                    &endpoint,
+                ),
+            );
+        }
+        destination
+    }
+
+    #[test]
+    fn the_format_chooses_the_payload_inside_the_same_envelope() {
+        let secrets = SecretBox::ephemeral();
+        let context = SinkContext {
+            client: reqwest::Client::new(),
+            policy: OutboundPolicy::default(),
+            secrets: secrets.clone(),
+            options: SinksConfig::default(),
+            catalogue: Arc::new(Catalogue::builtin()),
+        };
+        let event = crate::event::synthetic_event(
+            "org_a",
+            "audit_log.destination.tested",
+            serde_json::json!({}),
+        );
+        let webhook = serde_json::json!({"type": "webhook", "url": "https://soc.example.com/hook"});
+        let datadog =
+            serde_json::json!({"type": "datadog", "site": "datadoghq.com", "api_key": "v1.x"});
+        let build = |config: &serde_json::Value, format| {
+            let destination = destination(&secrets, config.clone(), format);
+            Sink::build("org_a", &destination, &context, &SinkState::default()).unwrap()
+        };
+
+        let native = build(&webhook, EventFormat::Native).encode(&event);
+        assert_eq!(native, event.json.to_vec(), "native: byte for byte");
+        let ocsf: serde_json::Value =
+            serde_json::from_slice(&build(&webhook, EventFormat::Ocsf).encode(&event)).unwrap();
+        assert_eq!(ocsf["class_uid"], 6003);
+        assert_eq!(ocsf["metadata"]["uid"], event.id.as_str());
+        assert_eq!(ocsf["metadata"]["tenant_uid"], "org_a");
+
+        let log: serde_json::Value =
+            serde_json::from_slice(&build(&datadog, EventFormat::Ocsf).encode(&event)).unwrap();
+        assert_eq!(log["ocsf"]["metadata"]["uid"], event.id.as_str());
+        assert!(log.get("audit").is_none(), "{log}");
+        assert_eq!(
+            log["evt"]["name"], "audit_log.destination.tested",
+            "same envelope"
+        );
+        let log: serde_json::Value =
+            serde_json::from_slice(&build(&datadog, EventFormat::Native).encode(&event)).unwrap();
+        assert_eq!(log["audit"]["id"], event.id.as_str());
     }
 
     #[test]

@@ -49,7 +49,7 @@ fn events_are_json_strings_in_an_events_array() {
         "audit_log.destination.tested",
         serde_json::json!({}),
     );
-    let part = encoder::encode(&event);
+    let part = encoder::encode(crate::sinks::Payload::native(&event));
     let text: String = serde_json::from_slice(&part).expect("a JSON string");
     let inner: serde_json::Value = serde_json::from_str(&text).expect("holding JSON");
     assert_eq!(inner["integration"], "solarius-audit-log");
