@@ -46,6 +46,33 @@ async fn create_destination(gateway: &Gateway, org: &str, config: Value, format:
     body
 }
 
+/// Every category a producer can publish (the export's filter: not the platform's own events).
+const OCSF_QUERY: &str =
+    "format=ocsf&category=authentication,user_management,security,data_access,billing";
+
+/// `GET …/events/export?<query>` of `org_ocsf`: status, content type, body.
+async fn export(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    query: &str,
+) -> (u16, String, String) {
+    let response = http
+        .get(format!("{url}/v1/orgs/org_ocsf/events/export?{query}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (status, content_type, response.text().await.unwrap())
+}
+
 /// Waits until `fake` has accepted every id of `wanted`.
 async fn delivered(what: &str, fake: &impl Fake, wanted: &HashSet<String>) {
     eventually(what, Duration::from_secs(60), || async {
@@ -191,20 +218,11 @@ async fn ocsf_destinations_and_exports_get_ocsf_while_native_destinations_keep_n
     // The export in OCSF: every stored event of the organization, as an OCSF object.
     let token = user_token("org_ocsf", "admin", "u_admin", 600);
     let http = reqwest::Client::new();
-    let export = eventually("the OCSF export", Duration::from_secs(60), || async {
-        let response = http
-            .get(format!(
-                "{}/v1/orgs/org_ocsf/events/export?format=ocsf&category=authentication,user_management,security,data_access,billing",
-                gateway_service.url()
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    let url = gateway_service.url();
+    let exported = eventually("the OCSF export", Duration::from_secs(60), || async {
+        let (status, content_type, text) = export(&http, &url, &token, OCSF_QUERY).await;
+        assert_eq!(status, 200, "{text}");
         assert_eq!(content_type, "application/x-ndjson");
-        let text = response.text().await.unwrap();
         let objects: Vec<Value> = text
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
@@ -217,28 +235,18 @@ async fn ocsf_destinations_and_exports_get_ocsf_while_native_destinations_keep_n
     })
     .await;
     assert!(
-        export
+        exported
             .iter()
             .all(|o| o["metadata"]["tenant_uid"] == "org_ocsf")
     );
-    assert_valid_ocsf("export", &ns.dir, &export);
+    assert_valid_ocsf("export", &ns.dir, &exported);
     // The export is itself audited, with its format.
     eventually(
         "the export's audit event",
         Duration::from_secs(30),
         || async {
-            let text = http
-                .get(format!(
-                    "{}/v1/orgs/org_ocsf/events/export?format=ndjson&category=audit_log",
-                    gateway_service.url()
-                ))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let (_, _, text) =
+                export(&http, &url, &token, "format=ndjson&category=audit_log").await;
             text.lines()
                 .any(|l| l.contains("audit_log.exported") && l.contains("ocsf.ndjson"))
                 .then_some(())

@@ -318,16 +318,21 @@ mod tests {
 
     const GATEWAY_EVENT: &str = r#"{"id":"0190d7a0-6c1e-7b3a-9f00-000000000001","org_id":"org_a","occurred_at":"2026-01-01T00:00:00.250Z","received_at":"2026-01-01T00:00:01.000Z","category":"authentication","action":"user.login.failed","outcome":"failure","actor":{"type":"user","id":"u_1"},"targets":[],"context":{},"metadata":{"k":"v"},"source":"identity-api","version":1,"provenance":"gateway"}"#;
 
-    #[test]
-    fn gateway_messages_are_decoded_for_their_head_only() {
+    /// [`GATEWAY_EVENT`] as the gateway tags it, decoded.
+    fn gateway_event() -> ForwardEvent {
         let tag = tag(GATEWAY_EVENT);
-        let event = decoder()
+        decoder()
             .decode(
                 Some(b"org_a"),
                 Some(GATEWAY_EVENT.as_bytes()),
                 info(Some(tag.as_bytes())),
             )
-            .expect("decodes");
+            .expect("decodes")
+    }
+
+    #[test]
+    fn gateway_messages_are_decoded_for_their_head_only() {
+        let event = gateway_event();
         assert_eq!(event.id, "0190d7a0-6c1e-7b3a-9f00-000000000001");
         assert_eq!(event.action, "user.login.failed");
         assert_eq!(event.outcome, "failure");
@@ -454,14 +459,7 @@ mod tests {
     #[test]
     fn ocsf_objects_come_from_the_whole_event_or_else_its_head() {
         let catalogue = audit_core::Catalogue::builtin();
-        let tag = tag(GATEWAY_EVENT);
-        let event = decoder()
-            .decode(
-                Some(b"org_a"),
-                Some(GATEWAY_EVENT.as_bytes()),
-                info(Some(tag.as_bytes())),
-            )
-            .expect("decodes");
+        let event = gateway_event();
         let object: serde_json::Value =
             serde_json::from_slice(&ocsf_json(&event, &catalogue)).expect("json");
         assert_eq!(object["class_uid"], 3002);
