@@ -35,6 +35,8 @@ cluster_infra() {
 log() { printf 'test: %s\n' "$*"; }
 
 deploy/local/prereqs.sh
+# The independent OCSF validator of crates/audit-core/tests/ocsf_schema.rs (its venv, once).
+deploy/local/ocsf-validator.sh install
 
 # Fresh engine state for every run: tests must not depend on leftovers.
 deploy/local/infra.sh down >/dev/null 2>&1 || true

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::ocsf::OcsfMapping;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +39,10 @@ pub struct ActionDef {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// The OCSF class and activity of the action (see [`crate::ocsf`]); absent means the
+    /// default for actions without one, API Activity / Other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsf: Option<OcsfMapping>,
 }
 
 /// The loaded catalogue with a reverse index from action to category.
@@ -61,6 +66,11 @@ impl Catalogue {
         let mut category_of_action = HashMap::new();
         for category in file.category {
             for action in &category.actions {
+                if let Some(mapping) = &action.ocsf {
+                    mapping.check().map_err(|reason| {
+                        Error::CatalogueInvalid(format!("action `{}`: ocsf: {reason}", action.name))
+                    })?;
+                }
                 if let Some(previous) =
                     category_of_action.insert(action.name.clone(), category.name.clone())
                 {
@@ -106,6 +116,12 @@ impl Catalogue {
 
     pub fn categories(&self) -> impl Iterator<Item = &CategoryDef> {
         self.categories.values()
+    }
+
+    /// The definition of an action, if it exists.
+    pub fn action(&self, name: &str) -> Option<&ActionDef> {
+        let category = self.categories.get(self.category_of(name)?)?;
+        category.actions.iter().find(|action| action.name == name)
     }
 
     /// The category an action belongs to, if the action exists.
@@ -154,6 +170,40 @@ mod tests {
         }
         assert!(catalogue.category("data_access").is_some_and(|c| c.beta));
         assert!(catalogue.category("audit_log").is_some_and(|c| c.internal));
+    }
+
+    #[test]
+    fn every_builtin_action_names_its_ocsf_class() {
+        let catalogue = Catalogue::builtin();
+        for category in catalogue.categories() {
+            for action in &category.actions {
+                assert!(action.ocsf.is_some(), "{} has no ocsf mapping", action.name);
+            }
+        }
+        let login = catalogue.action("user.login.failed").expect("exists");
+        assert_eq!(
+            login.ocsf,
+            Some(OcsfMapping {
+                class_uid: 3002,
+                activity_id: 1
+            })
+        );
+        assert!(catalogue.action("user.teleported").is_none());
+    }
+
+    #[test]
+    fn unknown_ocsf_classes_and_activities_are_refused() {
+        for (mapping, expected) in [
+            ("{ class_uid = 4001, activity_id = 1 }", "class_uid 4001"),
+            ("{ class_uid = 3005, activity_id = 3 }", "activity_id 3"),
+            ("{ class_uid = 3005 }", "activity_id"),
+        ] {
+            let text = format!(
+                "version = 1\n[[category]]\nname = 'a'\nactions = [{{ name = 'x.y', ocsf = {mapping} }}]\n"
+            );
+            let error = Catalogue::from_toml(&text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{mapping}: {error}");
+        }
     }
 
     #[test]

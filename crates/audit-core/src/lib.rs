@@ -8,12 +8,14 @@
 //!   stamping of the server-owned fields.
 //! * [`system`]: the one builder of the platform's own `audit_log.*` events.
 //! * [`integrity`]: the tags proving a message on the topic was written by the platform.
+//! * [`ocsf`]: the event as an OCSF object (destinations and exports in the `ocsf` format).
 
 pub mod arrival;
 pub mod catalogue;
 pub mod error;
 pub mod event;
 pub mod integrity;
+pub mod ocsf;
 pub mod system;
 pub mod validate;
 

@@ -38,8 +38,8 @@ pub use auth::SettingsAuth;
 pub use crypto::{SealKeys, Sealed, SecretBox};
 pub use error::{Error, Result};
 pub use model::{
-    ApiTokenRecord, Destination, DestinationHealth, DestinationKind, DestinationState, Filters,
-    INTEGRITY_SEALED, OrgSettings, Plan, ProducerKeyRecord, SettingsRecord, SigningSecret,
+    ApiTokenRecord, Destination, DestinationHealth, DestinationKind, DestinationState, EventFormat,
+    Filters, INTEGRITY_SEALED, OrgSettings, Plan, ProducerKeyRecord, SettingsRecord, SigningSecret,
 };
 pub use outbound::OutboundPolicy;
 pub use plans::{PlanPolicy, PlansConfig};

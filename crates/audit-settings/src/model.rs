@@ -186,6 +186,34 @@ pub struct Destination {
     pub config: DestinationKind,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// The events' format inside the type's envelope. Left out when native, so records of
+    /// destinations that never chose OCSF read the same everywhere.
+    #[serde(default, skip_serializing_if = "EventFormat::is_native")]
+    pub format: EventFormat,
+}
+
+/// How a destination receives each event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EventFormat {
+    /// The event as it is stored (contract v1), byte for byte.
+    #[default]
+    Native,
+    /// The event as an OCSF object (`audit_core::ocsf`).
+    Ocsf,
+}
+
+impl EventFormat {
+    pub fn is_native(&self) -> bool {
+        *self == EventFormat::Native
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventFormat::Native => "native",
+            EventFormat::Ocsf => "ocsf",
+        }
+    }
 }
 
 impl Destination {
@@ -498,105 +526,5 @@ pub struct ApiTokenRecord {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn filters_match_exact_prefix_and_exclusions() {
-        let filters = Filters {
-            categories: vec!["authentication".into(), "security".into()],
-            actions: vec!["user.*".into(), "token.refreshed".into()],
-            exclude_actions: vec!["user.login.succeeded".into()],
-            integrity_digests: false,
-        };
-        assert!(filters.matches("authentication", "user.login.failed"));
-        assert!(filters.matches("security", "token.refreshed"));
-        assert!(!filters.matches("authentication", "user.login.succeeded"));
-        assert!(!filters.matches("billing", "user.login.failed"));
-        assert!(!filters.matches("security", "api_key.generated"));
-        assert!(Filters::default().matches("anything", "any.action"));
-    }
-
-    #[test]
-    fn integrity_digests_are_forwarded_only_on_request() {
-        assert!(!Filters::default().matches("audit_log", INTEGRITY_SEALED));
-        let wanted = Filters {
-            categories: vec!["authentication".into()],
-            integrity_digests: true,
-            ..Filters::default()
-        };
-        assert!(wanted.matches("audit_log", INTEGRITY_SEALED));
-        assert!(!wanted.matches("audit_log", "audit_log.exported"));
-        let excluded = Filters {
-            exclude_actions: vec!["audit_log.*".into()],
-            integrity_digests: true,
-            ..Filters::default()
-        };
-        assert!(!excluded.matches("audit_log", INTEGRITY_SEALED));
-    }
-
-    #[test]
-    fn a_credential_opens_only_for_the_url_it_was_sealed_for() {
-        let secrets = crate::SecretBox::ephemeral();
-        let context = Destination::credential_seal_context(
-            "org_a",
-            "dst_1",
-            "config.token",
-            "https://hec.example.com",
-        );
-        let mut destination = Destination {
-            id: "dst_1".into(),
-            name: "Splunk".into(),
-            enabled: true,
-            state: DestinationState::Active,
-            filters: Filters::default(),
-            signing_secrets: vec![],
-            config: DestinationKind::SplunkHec(SplunkHecSettings {
-                url: "https://hec.example.com".into(),
-                token: secrets.seal("hec-token", &context),
-                index: None,
-                source: None,
-                sourcetype: None,
-                host: None,
-                indexer_ack: false,
-                max_batch_bytes: None,
-            }),
-            created_at: OffsetDateTime::UNIX_EPOCH,
-        };
-        let opened = destination
-            .open_credential("org_a", &secrets)
-            .expect("opens");
-        assert_eq!(
-            opened.map(|s| s.expose().clone()).as_deref(),
-            Some("hec-token")
-        );
-        // The URL rewritten, the sealed token kept: it does not open.
-        if let DestinationKind::SplunkHec(settings) = &mut destination.config {
-            settings.url = "https://collector.intruder.example".into();
-        }
-        assert!(destination.open_credential("org_a", &secrets).is_err());
-        assert!(
-            destination.open_credential("org_b", &secrets).is_err(),
-            "nor for another organization"
-        );
-        assert_ne!(
-            DatadogSettings::endpoint("datadoghq.com", None),
-            DatadogSettings::endpoint("datadoghq.eu", None)
-        );
-    }
-
-    #[test]
-    fn records_round_trip_with_their_kind() {
-        let now = OffsetDateTime::UNIX_EPOCH;
-        let record = SettingsRecord::Org(OrgSettings::new("org_a", now, "ops"));
-        let json = serde_json::to_string(&record).expect("json");
-        assert!(json.contains("\"kind\":\"org\""), "{json}");
-        assert_eq!(
-            serde_json::from_str::<SettingsRecord>(&json).expect("parse"),
-            record
-        );
-        assert_eq!(record.key(), "org/org_a");
-    }
-}
+#[path = "model_tests.rs"]
+mod tests;

@@ -13,10 +13,11 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use audit_core::EventValidator;
+use audit_core::event::{Actor, ActorType, AuditEvent, Outcome};
 use audit_core::integrity::IntegrityKey;
 use audit_core::system::SystemEvent;
 use audit_core::validate::{Arrival, BrokerTime};
+use audit_core::{Catalogue, EventValidator};
 use bytes::Bytes;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -187,6 +188,56 @@ fn parse_millis(text: &str) -> Option<i64> {
         .map(audit_core::event::unix_millis)
 }
 
+/// The event as an OCSF object (`audit_core::ocsf`). An event on the topic that does not read
+/// as contract v1 (a newer producer's, say) is not held back: its object is made from the
+/// head the forwarder read (id, organization, action, outcome, times, source).
+pub fn ocsf_json(event: &ForwardEvent, catalogue: &Catalogue) -> Vec<u8> {
+    let parsed = match serde_json::from_slice::<AuditEvent>(&event.json) {
+        Ok(mut parsed) => {
+            parsed.received_at = parsed.received_at.or(Some(at_millis(event.received_at_ms)));
+            parsed
+        }
+        Err(error) => {
+            tracing::warn!(event_id = %event.id, %error, "event is not contract v1; its OCSF object has the head's fields only");
+            head_only(event)
+        }
+    };
+    audit_core::ocsf::to_json(&parsed, catalogue)
+}
+
+fn head_only(event: &ForwardEvent) -> AuditEvent {
+    AuditEvent {
+        id: event.id.parse().unwrap_or_default(),
+        org_id: event.org_id.clone(),
+        occurred_at: at_millis(event.occurred_at_ms),
+        received_at: Some(at_millis(event.received_at_ms)),
+        category: event.category.clone(),
+        action: event.action.clone(),
+        outcome: if event.outcome == "failure" {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        },
+        actor: Actor {
+            kind: ActorType::System,
+            id: event.source.clone().unwrap_or_else(|| "unknown".into()),
+            name: None,
+            email: None,
+        },
+        targets: Vec::new(),
+        context: Default::default(),
+        metadata: Default::default(),
+        source: event.source.clone(),
+        version: audit_core::SCHEMA_VERSION,
+        provenance: None,
+    }
+}
+
+fn at_millis(unix_ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
 /// `1433188255.500`: unix seconds with milliseconds, as Splunk's `time` wants it.
 pub fn epoch_seconds_text(unix_ms: i64) -> String {
     let seconds = unix_ms.div_euclid(1000);
@@ -196,9 +247,7 @@ pub fn epoch_seconds_text(unix_ms: i64) -> String {
 
 /// `2026-11-26T07:04:25.123Z`.
 pub fn rfc3339_millis(unix_ms: i64) -> String {
-    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    audit_core::event::format_utc_millis(at)
+    audit_core::event::format_utc_millis(at_millis(unix_ms))
 }
 
 /// A synthetic event of the platform's own (built like every `audit_log.*` event, see
@@ -269,16 +318,21 @@ mod tests {
 
     const GATEWAY_EVENT: &str = r#"{"id":"0190d7a0-6c1e-7b3a-9f00-000000000001","org_id":"org_a","occurred_at":"2026-01-01T00:00:00.250Z","received_at":"2026-01-01T00:00:01.000Z","category":"authentication","action":"user.login.failed","outcome":"failure","actor":{"type":"user","id":"u_1"},"targets":[],"context":{},"metadata":{"k":"v"},"source":"identity-api","version":1,"provenance":"gateway"}"#;
 
-    #[test]
-    fn gateway_messages_are_decoded_for_their_head_only() {
+    /// [`GATEWAY_EVENT`] as the gateway tags it, decoded.
+    fn gateway_event() -> ForwardEvent {
         let tag = tag(GATEWAY_EVENT);
-        let event = decoder()
+        decoder()
             .decode(
                 Some(b"org_a"),
                 Some(GATEWAY_EVENT.as_bytes()),
                 info(Some(tag.as_bytes())),
             )
-            .expect("decodes");
+            .expect("decodes")
+    }
+
+    #[test]
+    fn gateway_messages_are_decoded_for_their_head_only() {
+        let event = gateway_event();
         assert_eq!(event.id, "0190d7a0-6c1e-7b3a-9f00-000000000001");
         assert_eq!(event.action, "user.login.failed");
         assert_eq!(event.outcome, "failure");
@@ -400,6 +454,29 @@ mod tests {
             )
             .expect_err("key mismatch");
         assert!(error.contains("key"), "{error}");
+    }
+
+    #[test]
+    fn ocsf_objects_come_from_the_whole_event_or_else_its_head() {
+        let catalogue = audit_core::Catalogue::builtin();
+        let event = gateway_event();
+        let object: serde_json::Value =
+            serde_json::from_slice(&ocsf_json(&event, &catalogue)).expect("json");
+        assert_eq!(object["class_uid"], 3002);
+        assert_eq!(object["status_id"], 2);
+        assert_eq!(object["metadata"]["uid"], event.id);
+        assert_eq!(object["unmapped"]["metadata"]["k"], "v");
+
+        // A field this build does not know: the head still makes a traceable object.
+        let newer = GATEWAY_EVENT.replace("\"version\":1", "\"version\":1,\"colour\":\"red\"");
+        let mut event = decode_head(newer.as_bytes(), 0).expect("head");
+        event.json = Bytes::from(newer);
+        let object: serde_json::Value =
+            serde_json::from_slice(&ocsf_json(&event, &catalogue)).expect("json");
+        assert_eq!(object["metadata"]["uid"], event.id);
+        assert_eq!(object["metadata"]["tenant_uid"], "org_a");
+        assert_eq!(object["activity_name"], "Logon");
+        assert_eq!(object["time"], 1_767_225_600_250_i64);
     }
 
     #[test]

@@ -314,6 +314,7 @@ mod tests {
                 max_batch_events: None,
             }),
             created_at: OffsetDateTime::UNIX_EPOCH,
+            format: Default::default(),
         });
         org
     }

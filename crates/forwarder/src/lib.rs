@@ -83,7 +83,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let catalogue = Arc::new(Catalogue::load(&config.catalogue_path)?);
-    let validator = Arc::new(EventValidator::new(catalogue, config.limits)?);
+    let validator = Arc::new(EventValidator::new(catalogue.clone(), config.limits)?);
     let secrets = SecretBox::from_config(&config.encryption, "encryption")?;
     let integrity = config.topics.integrity("topics")?;
     let readiness = Readiness::new(&["kafka", "settings"]);
@@ -138,6 +138,7 @@ pub async fn run(
             policy: config.outbound.clone(),
             secrets,
             options: config.sinks.clone(),
+            catalogue,
         },
         parker: parker.clone(),
         backoff: config.retry.engine(),

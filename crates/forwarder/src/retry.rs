@@ -477,6 +477,7 @@ mod tests {
                 max_batch_events: None,
             }),
             created_at: now,
+            format: Default::default(),
         });
         let mut view = SettingsView::default();
         view.orgs.insert("org_a".into(), Arc::new(org));

@@ -2,8 +2,10 @@
 //! encoder, signing and outbound safety, answered with what the destination said. Used by the
 //! gateway's operator API (`POST /v1/admin/orgs/{org}/destinations/{destination}/test`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use audit_core::Catalogue;
 use audit_settings::{Destination, OutboundPolicy, SecretBox};
 use serde::Serialize;
 
@@ -37,6 +39,8 @@ pub struct TestSettings<'a> {
     pub secrets: &'a SecretBox,
     pub policy: &'a OutboundPolicy,
     pub sinks: &'a SinksConfig,
+    /// The catalogue, for destinations in the OCSF format.
+    pub catalogue: &'a Catalogue,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
 }
@@ -60,6 +64,7 @@ pub async fn send_test_event(
         policy: settings.policy.clone(),
         secrets: settings.secrets.clone(),
         options: settings.sinks.clone(),
+        catalogue: Arc::new(settings.catalogue.clone()),
     };
     let state = SinkState::default();
     let sink = Sink::build(org_id, destination, &context, &state)?;

@@ -173,6 +173,7 @@ async fn logs(State(state): State<Arc<DatadogState>>, headers: HeaderMap, body: 
         }
         let id = log
             .pointer("/audit/id")
+            .or_else(|| log.pointer("/ocsf/metadata/uid"))
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();

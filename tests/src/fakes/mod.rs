@@ -317,17 +317,33 @@ async fn received_route(
     Json(json!({"next": end, "events": events}))
 }
 
-/// The `id` of an audit event in raw JSON (without materialising the rest).
+/// The `id` of an audit event in raw JSON (without materialising the rest), or the
+/// `metadata.uid` of an OCSF object (destinations in the `ocsf` format): how the tests
+/// recognise events, not something the vendors check.
 pub fn event_id(raw: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct IdOnly<'a> {
         #[serde(borrow)]
         id: Option<std::borrow::Cow<'a, str>>,
     }
-    serde_json::from_str::<IdOnly<'_>>(raw)
-        .ok()?
-        .id
-        .map(|id| id.into_owned())
+    #[derive(Deserialize)]
+    struct OcsfUid<'a> {
+        #[serde(borrow)]
+        metadata: IdOnlyUid<'a>,
+    }
+    #[derive(Deserialize)]
+    struct IdOnlyUid<'a> {
+        #[serde(borrow)]
+        uid: std::borrow::Cow<'a, str>,
+    }
+    if let Some(id) = serde_json::from_str::<IdOnly<'_>>(raw)
+        .ok()
+        .and_then(|e| e.id)
+    {
+        return Some(id.into_owned());
+    }
+    let ocsf = serde_json::from_str::<OcsfUid<'_>>(raw).ok()?;
+    Some(ocsf.metadata.uid.into_owned())
 }
 
 /// The interface the tests drive every fake through.

@@ -313,6 +313,7 @@ async fn events(State(state): State<Arc<WazuhState>>, headers: HeaderMap, body: 
         let inner: Value = serde_json::from_str(&event).unwrap_or(Value::Null);
         let id = inner
             .get("audit")
+            .or_else(|| inner.get("ocsf"))
             .map(|audit| event_id(&audit.to_string()).unwrap_or_default())
             .unwrap_or_default();
         if state.core.take_flaky(&id) {

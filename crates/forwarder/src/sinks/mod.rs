@@ -9,6 +9,10 @@
 //! | `classifier.rs` | status + body → [`Verdict`]: delivered / retriable / poison / misconfigured |
 //! | `tests.rs` | unit tests without IO |
 //!
+//! Every type writes each event in the destination's format (`native`: the stored JSON byte for
+//! byte; `ocsf`: its OCSF object from `audit_core::ocsf`) inside the same envelope; signing,
+//! batching, limits and retries do not depend on the format.
+//!
 //! Limits of each destination are stated in its module doc. The lanes ([`crate::lane`]) are
 //! generic over the [`Sink`] enum: they batch within [`BatchLimits`], act on verdicts (split,
 //! dead-letter, retry with the shared [`crate::backoff`] engine, park, pause) and never need
@@ -23,14 +27,15 @@ pub mod webhook;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use audit_core::Catalogue;
 use audit_runtime::ConfigError;
-use audit_settings::{Destination, DestinationKind, OutboundPolicy, SecretBox};
+use audit_settings::{Destination, DestinationKind, EventFormat, OutboundPolicy, SecretBox};
 use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::event::ForwardEvent;
+use crate::event::{ForwardEvent, ocsf_json};
 use crate::signing::{Signer, SigningKey};
 
 /// The `[sinks]` section: what every destination shares, and per type limits and defaults.
@@ -284,6 +289,8 @@ pub struct SinkContext {
     pub policy: OutboundPolicy,
     pub secrets: SecretBox,
     pub options: SinksConfig,
+    /// The catalogue, for the OCSF class of each action.
+    pub catalogue: Arc<Catalogue>,
 }
 
 impl std::fmt::Debug for SinkContext {
@@ -294,9 +301,36 @@ impl std::fmt::Debug for SinkContext {
     }
 }
 
-/// A destination ready to receive batches.
+/// The event as a destination receives it inside its type's envelope.
+#[derive(Debug, Clone, Copy)]
+pub struct Payload<'a> {
+    /// The event's JSON: the stored one, or its OCSF object.
+    pub json: &'a [u8],
+    /// Its attribute in the envelopes that wrap it (Datadog, Wazuh): `audit` or `ocsf`.
+    pub key: &'static str,
+}
+
+impl<'a> Payload<'a> {
+    /// The stored event, unchanged.
+    pub fn native(event: &'a ForwardEvent) -> Self {
+        Self {
+            json: &event.json,
+            key: "audit",
+        }
+    }
+}
+
+/// A destination ready to receive batches: its type, and the format of its events.
 #[derive(Debug)]
-pub enum Sink {
+pub struct Sink {
+    vendor: Vendor,
+    /// `Some` in the OCSF format: the catalogue that classifies the actions.
+    ocsf: Option<Arc<Catalogue>>,
+}
+
+/// The destination types.
+#[derive(Debug)]
+enum Vendor {
     SplunkHec(splunk_hec::HecSink),
     Datadog(datadog::DatadogSink),
     Wazuh(wazuh::WazuhSink),
@@ -331,7 +365,7 @@ impl Sink {
             .map_err(|error| invalid(format!("credential: {error}")))?;
         let client = context.client.clone();
         let max_response_bytes = context.options.max_response_bytes;
-        let sink = match &destination.config {
+        let vendor = match &destination.config {
             DestinationKind::SplunkHec(settings) => {
                 let token = credential.ok_or_else(|| invalid("missing HEC token".into()))?;
                 let config = splunk_hec::HecConfig::new(
@@ -343,7 +377,7 @@ impl Sink {
                 )
                 .map_err(invalid)?;
                 let channel = config.indexer_ack.then(|| state.hec_channel());
-                Sink::SplunkHec(splunk_hec::HecSink::new(
+                Vendor::SplunkHec(splunk_hec::HecSink::new(
                     config,
                     signer,
                     client,
@@ -361,7 +395,7 @@ impl Sink {
                     &context.policy,
                 )
                 .map_err(invalid)?;
-                Sink::Datadog(datadog::DatadogSink::new(
+                Vendor::Datadog(datadog::DatadogSink::new(
                     config,
                     signer,
                     client,
@@ -380,7 +414,7 @@ impl Sink {
                 let session = state.wazuh_session(config.fingerprint(), || {
                     wazuh::WazuhSession::new(config.requests_per_minute)
                 });
-                Sink::Wazuh(wazuh::WazuhSink::new(
+                Vendor::Wazuh(wazuh::WazuhSink::new(
                     config,
                     signer,
                     client,
@@ -395,7 +429,7 @@ impl Sink {
                     &context.policy,
                 )
                 .map_err(invalid)?;
-                Sink::Webhook(webhook::WebhookSink::new(
+                Vendor::Webhook(webhook::WebhookSink::new(
                     config,
                     signer,
                     client,
@@ -403,56 +437,71 @@ impl Sink {
                 ))
             }
         };
-        Ok(sink)
+        let ocsf = match destination.format {
+            EventFormat::Native => None,
+            EventFormat::Ocsf => Some(context.catalogue.clone()),
+        };
+        Ok(Sink { vendor, ocsf })
     }
 
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Sink::SplunkHec(_) => "splunk_hec",
-            Sink::Datadog(_) => "datadog",
-            Sink::Wazuh(_) => "wazuh",
-            Sink::Webhook(_) => "webhook",
+        match &self.vendor {
+            Vendor::SplunkHec(_) => "splunk_hec",
+            Vendor::Datadog(_) => "datadog",
+            Vendor::Wazuh(_) => "wazuh",
+            Vendor::Webhook(_) => "webhook",
         }
     }
 
     pub fn limits(&self) -> BatchLimits {
-        match self {
-            Sink::SplunkHec(sink) => sink.limits(),
-            Sink::Datadog(sink) => sink.limits(),
-            Sink::Wazuh(sink) => sink.limits(),
-            Sink::Webhook(sink) => sink.limits(),
+        match &self.vendor {
+            Vendor::SplunkHec(sink) => sink.limits(),
+            Vendor::Datadog(sink) => sink.limits(),
+            Vendor::Wazuh(sink) => sink.limits(),
+            Vendor::Webhook(sink) => sink.limits(),
         }
     }
 
-    /// One event's encoding for this destination.
+    /// One event's encoding for this destination, in its format.
     pub fn encode(&self, event: &ForwardEvent) -> Vec<u8> {
-        match self {
-            Sink::SplunkHec(sink) => sink.encode(event),
-            Sink::Datadog(sink) => sink.encode(event),
-            Sink::Wazuh(sink) => sink.encode(event),
-            Sink::Webhook(sink) => sink.encode(event),
+        let ocsf;
+        let payload = match &self.ocsf {
+            None => Payload::native(event),
+            Some(catalogue) => {
+                ocsf = ocsf_json(event, catalogue);
+                Payload {
+                    json: &ocsf,
+                    key: "ocsf",
+                }
+            }
+        };
+        match &self.vendor {
+            Vendor::SplunkHec(sink) => sink.encode(event, payload),
+            Vendor::Datadog(sink) => sink.encode(event, payload),
+            Vendor::Wazuh(sink) => sink.encode(payload),
+            Vendor::Webhook(sink) => sink.encode(payload),
         }
     }
 
     /// The body size of a batch of `count` encodings totalling `bytes`.
     pub fn framed_len(&self, bytes: usize, count: usize) -> usize {
-        match self {
+        match &self.vendor {
             // Envelopes back to back.
-            Sink::SplunkHec(_) => bytes,
+            Vendor::SplunkHec(_) => bytes,
             // `[a,b]`.
-            Sink::Datadog(_) | Sink::Webhook(_) => bytes + count + 1,
+            Vendor::Datadog(_) | Vendor::Webhook(_) => bytes + count + 1,
             // `{"events":[a,b]}`.
-            Sink::Wazuh(_) => bytes + count + 13,
+            Vendor::Wazuh(_) => bytes + count + 13,
         }
     }
 
     /// Sends one batch (already encoded, in order) under `message_id`.
     pub async fn send(&self, parts: &[&[u8]], message_id: &str) -> Attempt {
-        match self {
-            Sink::SplunkHec(sink) => sink.send(parts, message_id).await,
-            Sink::Datadog(sink) => sink.send(parts, message_id).await,
-            Sink::Wazuh(sink) => sink.send(parts, message_id).await,
-            Sink::Webhook(sink) => sink.send(parts, message_id).await,
+        match &self.vendor {
+            Vendor::SplunkHec(sink) => sink.send(parts, message_id).await,
+            Vendor::Datadog(sink) => sink.send(parts, message_id).await,
+            Vendor::Wazuh(sink) => sink.send(parts, message_id).await,
+            Vendor::Webhook(sink) => sink.send(parts, message_id).await,
         }
     }
 }
@@ -477,42 +526,4 @@ pub(crate) fn with_default_path(mut url: url::Url, path: &str) -> url::Url {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn excerpts_are_short_single_line_text() {
-        assert_eq!(
-            excerpt(b"{\"text\":\"Server is busy\",\n\"code\":9}"),
-            "{\"text\":\"Server is busy\", \"code\":9}"
-        );
-        let long = vec![b'a'; 2000];
-        let text = excerpt(&long);
-        assert!(text.len() <= EXCERPT_BYTES + 3 && text.ends_with('…'));
-        let mut cut = "é".repeat(400).into_bytes();
-        cut.truncate(EXCERPT_BYTES + 1);
-        assert!(excerpt(&cut).ends_with('…'));
-    }
-
-    #[test]
-    fn json_arrays_frame_parts() {
-        assert_eq!(json_array(&[]), b"[]");
-        assert_eq!(json_array(&[b"1", b"{}"]), b"[1,{}]");
-    }
-
-    #[test]
-    fn default_paths_are_appended_only_to_bare_urls() {
-        let base = url::Url::parse("https://hec.example.com:8088").expect("url");
-        assert_eq!(
-            with_default_path(base, "/services/collector/event").as_str(),
-            "https://hec.example.com:8088/services/collector/event"
-        );
-        let full = url::Url::parse("https://proxy.example.com/dd/intake").expect("url");
-        assert_eq!(
-            with_default_path(full, "/api/v2/logs").as_str(),
-            "https://proxy.example.com/dd/intake"
-        );
-    }
-}
+mod tests;

@@ -58,6 +58,7 @@ pub async fn test(
         secrets: &app.secrets,
         policy: &app.config.outbound,
         sinks: &sinks,
+        catalogue: app.validator.catalogue(),
         connect_timeout: Duration::from_secs(5),
         request_timeout: Duration::from_secs(15),
     };
@@ -219,6 +220,7 @@ mod tests {
                 max_batch_events: None,
             }),
             created_at: OffsetDateTime::UNIX_EPOCH,
+            format: Default::default(),
         }
     }
 

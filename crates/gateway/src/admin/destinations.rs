@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use audit_settings::model::{DatadogSettings, SplunkHecSettings, WazuhSettings, WebhookSettings};
 use audit_settings::{
-    Destination, DestinationKind, DestinationState, Filters, OrgSettings, Plan, Sealed,
-    SigningSecret,
+    Destination, DestinationKind, DestinationState, EventFormat, Filters, OrgSettings, Plan,
+    Sealed, SigningSecret,
 };
 use axum::Json;
 use axum::extract::{Path, State};
@@ -94,6 +94,10 @@ pub struct CreateDestination {
     #[schema(required = true, pattern = "^whsec_[A-Za-z0-9+/]{32,86}={0,2}$")]
     pub signing_secret: Option<String>,
     pub config: ConfigInput,
+    /// `native` (default) or `ocsf`: how each event is written inside the type's envelope.
+    #[serde(default)]
+    #[schema(value_type = super::schemas::FormatName, required = false)]
+    pub format: EventFormat,
 }
 
 fn enabled_by_default() -> bool {
@@ -109,6 +113,8 @@ pub struct UpdateDestination {
     #[schema(value_type = DestinationFilters, required = false)]
     pub filters: Option<Filters>,
     pub config: Option<ConfigInput>,
+    #[schema(value_type = Option<super::schemas::FormatName>)]
+    pub format: Option<EventFormat>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -368,6 +374,7 @@ pub fn view(destination: &Destination) -> Value {
         "state": destination.state,
         "filters": destination.filters,
         "config": config,
+        "format": destination.format,
         "signing_secrets": secrets,
         "created_at": rfc3339(destination.created_at),
     })
@@ -457,6 +464,7 @@ pub async fn create(
         signing_secrets: vec![new_signing_secret(&app, &signing_secret, context, now)],
         config,
         created_at: now,
+        format: input.format,
     };
     let created = destination.clone();
     let (org, _) = update_org(&app, &operator, &org_id, &headers, |org| {
@@ -465,6 +473,7 @@ pub async fn create(
         Ok(OrgChange::new("audit_log.destination.created")
             .target("destination", &created.id, Some(&created.name))
             .meta("destination_type", created.config.type_name())
+            .meta("format", created.format.as_str())
             .meta("enabled", created.enabled.to_string()))
     })
     .await?;
@@ -555,6 +564,10 @@ pub async fn update(
         if let Some(config) = input.config {
             destination.config = build_config(&app, config, Some(&destination.config), context)?;
             change = change.meta("config", "updated");
+        }
+        if let Some(format) = input.format {
+            change = change.meta("format", format.as_str());
+            destination.format = format;
         }
         Ok(change)
     })
@@ -766,10 +779,12 @@ mod tests {
                 }],
                 config,
                 created_at: now,
+                format: EventFormat::Ocsf,
             };
             let text = view(&destination).to_string();
             assert!(!text.contains("v1."), "sealed value leaked: {text}");
             assert!(text.contains(MASK));
+            assert!(text.contains(r#""format":"ocsf""#), "{text}");
         }
     }
 }

@@ -18,6 +18,15 @@ pub enum PlanName {
     Enterprise,
 }
 
+/// How a destination receives each event: `native` (the stored event, contract v1) or
+/// `ocsf` (an OCSF object).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum FormatName {
+    Native,
+    Ocsf,
+}
+
 /// Which events a destination receives; empty lists mean "all".
 #[derive(ToSchema)]
 pub struct DestinationFilters {
@@ -30,6 +39,9 @@ pub struct DestinationFilters {
     /// Actions never to forward, exact or prefix.
     #[schema(max_items = 100)]
     pub exclude_actions: Option<Vec<String>>,
+    /// Also forward the organization's signed integrity digests (`audit_log.integrity.sealed`
+    /// events); off by default.
+    pub integrity_digests: Option<bool>,
 }
 
 #[derive(ToSchema)]

@@ -1,7 +1,8 @@
-//! `GET /v1/orgs/{org}/events/export?format=csv|json|ndjson&<filters>`: the whole filtered log,
-//! newest first, streamed from ClickHouse to the client with no row cap.
+//! `GET /v1/orgs/{org}/events/export?format=csv|json|ndjson|ocsf&<filters>`: the whole filtered
+//! log, newest first, streamed from ClickHouse to the client with no row cap.
 //!
-//! NDJSON/JSON relay the stored canonical JSON chunk by chunk; CSV is encoded here from typed
+//! NDJSON/JSON relay the stored canonical JSON chunk by chunk; OCSF maps it line by line
+//! ([`super::ocsf_export`]: NDJSON of OCSF objects); CSV is encoded here from typed
 //! rows ([`super::csv_export`]: formula-injection protection, RFC 3339 UTC timestamps with an
 //! explicit `Z`). Either way the gateway's memory stays flat however large the export. The
 //! file name names the organization and the range.
@@ -78,10 +79,11 @@ pub async fn export(
         .reads
         .admit(ReadKind::Export, &org_id, &reader.subject)?;
     let format = params.format.unwrap_or(ExportFormat::Csv);
-    let (extension, content_type) = match (format, params.json_array) {
-        (ExportFormat::Csv, _) => ("csv", "text/csv; charset=utf-8"),
-        (ExportFormat::Ndjson, true) => ("json", "application/json"),
-        (ExportFormat::Ndjson, false) => ("ndjson", "application/x-ndjson"),
+    let (extension, content_type) = match (format, params.json_array, params.ocsf) {
+        (ExportFormat::Csv, _, _) => ("csv", "text/csv; charset=utf-8"),
+        (ExportFormat::Ndjson, _, true) => ("ocsf.ndjson", "application/x-ndjson"),
+        (ExportFormat::Ndjson, true, false) => ("json", "application/json"),
+        (ExportFormat::Ndjson, false, false) => ("ndjson", "application/x-ndjson"),
     };
 
     // The audit trail first: no export leaves without being recorded.
@@ -100,7 +102,10 @@ pub async fn export(
         ExportFormat::Ndjson => {
             let chunks =
                 ndjson_chunks(app.store.export_ndjson(&org_id, &params.filter)?, permit).await?;
-            if params.json_array {
+            if params.ocsf {
+                let lines = super::ocsf_export::ocsf_lines(chunks, app.validator.clone());
+                Body::from_stream(counted(lines))
+            } else if params.json_array {
                 Body::from_stream(json_array(chunks))
             } else {
                 Body::from_stream(counted(chunks))

@@ -22,6 +22,7 @@
 pub mod csv_export;
 pub mod cursor;
 pub mod export;
+pub mod ocsf_export;
 pub mod params;
 pub mod tokens;
 

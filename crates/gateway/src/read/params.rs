@@ -116,6 +116,8 @@ pub struct ReadParams {
     pub format: Option<ExportFormat>,
     /// `json` export as one array instead of NDJSON.
     pub json_array: bool,
+    /// `ocsf` export: NDJSON of OCSF objects instead of the stored events.
+    pub ocsf: bool,
     /// The raw filter pairs, for the audit trail of the read.
     pub described: Vec<(String, String)>,
 }
@@ -277,7 +279,11 @@ fn apply(
                 params.format = Some(ExportFormat::Ndjson);
                 params.json_array = true;
             }
-            _ => return Err(bad(name, "must be `csv`, `json` or `ndjson`")),
+            "ocsf" => {
+                params.format = Some(ExportFormat::Ndjson);
+                params.ocsf = true;
+            }
+            _ => return Err(bad(name, "must be `csv`, `json`, `ndjson` or `ocsf`")),
         },
         _ => {}
     }

@@ -7,7 +7,8 @@
 //!    (6 partitions) with `--events` events of one Enterprise organization, starts the release
 //!    `forwarder` on it, and measures events/s from the first to the last event the receiver
 //!    accepted (batching and Standard Webhooks signing on, JSON, no compression), and the
-//!    forwarder's peak RSS.
+//!    forwarder's peak RSS. The `hec-ocsf` and `webhook-ocsf` runs measure the same with the
+//!    destination in the OCSF format (each event mapped to its OCSF object before sending).
 //! 3. **Latency**: a fresh forwarder on an empty topic; once one warm-up event went through
 //!    (the consumer group has assigned the partition), events produced at a fixed `--rate`
 //!    (1,000/s) for `--latency-secs`; latency = receiver arrival − produce call, per event (ids
@@ -68,7 +69,8 @@ struct Cli {
     neighbour_secs: u64,
     /// Which runs (comma separated): hec, webhook, latency and neighbour use events as the
     /// gateway publishes them (integrity-tagged: not validated again); hec-direct uses events of
-    /// a direct producer (untagged: the forwarder runs the full validator on each).
+    /// a direct producer (untagged: the forwarder runs the full validator on each);
+    /// hec-ocsf and webhook-ocsf are hec and webhook with destinations in the OCSF format.
     #[arg(
         long,
         default_value = "hec,webhook,latency,neighbour,hec-direct",
@@ -371,6 +373,14 @@ async fn provision(
             json!({"type": "webhook", "url": format!("{webhook_url}/audit")}),
         ),
         (
+            "org_bench_hec_ocsf",
+            json!({"type": "splunk_hec", "url": hec_url, "token": HEC_TOKEN, "index": "audit"}),
+        ),
+        (
+            "org_bench_webhook_ocsf",
+            json!({"type": "webhook", "url": format!("{webhook_url}/audit")}),
+        ),
+        (
             "org_bench_latency",
             json!({"type": "splunk_hec", "url": hec_url, "token": HEC_TOKEN, "index": "audit"}),
         ),
@@ -392,7 +402,8 @@ async fn provision(
         let created = admin(
             reqwest::Method::POST,
             format!("/v1/admin/orgs/{org}/destinations"),
-            json!({"name": format!("{org} destination"), "signing_secret": SIGNING_SECRET, "config": config}),
+            json!({"name": format!("{org} destination"), "signing_secret": SIGNING_SECRET, "config": config,
+                   "format": if org.ends_with("_ocsf") { "ocsf" } else { "native" }}),
         )
         .await?;
         ids.insert(org, created["id"].as_str().unwrap_or_default().to_string());
@@ -472,9 +483,11 @@ async fn throughput_run(
     receiver: &str,
     key: Option<&IntegrityKey>,
 ) -> Result<BenchRow> {
-    let slug = match key {
-        Some(_) => run.to_string(),
-        None => format!("{run}-direct"),
+    let ocsf = org.ends_with("_ocsf");
+    let slug = match (key, ocsf) {
+        (None, _) => format!("{run}-direct"),
+        (Some(_), true) => format!("{run}-ocsf"),
+        (Some(_), false) => run.to_string(),
     };
     let topic = topics.events(&slug);
     create_topic(&cli.brokers, &topic).await?;
@@ -531,9 +544,10 @@ async fn throughput_run(
     let rate = (last.1 - first_count) as f64 / measured;
     let receiver_stats = stats(http, receiver).await?;
     Ok(BenchRow {
-        name: match key {
-            Some(_) => format!("forwarder → {run} (fake), Kafka → receiver"),
-            None => format!("forwarder → {run} (fake), direct producer's events (validated)"),
+        name: match (key, ocsf) {
+            (Some(_), false) => format!("forwarder → {run} (fake), Kafka → receiver"),
+            (Some(_), true) => format!("forwarder → {run} (fake), format ocsf, Kafka → receiver"),
+            (None, _) => format!("forwarder → {run} (fake), direct producer's events (validated)"),
         },
         throughput: format!("{rate:.0} events/s"),
         p50_ms: None,
@@ -867,20 +881,30 @@ async fn main() -> Result<()> {
                 )
                 .await?
             }
-            "webhook" => {
+            "webhook" | "webhook-ocsf" => {
+                let org = if run == "webhook" {
+                    "org_bench_webhook"
+                } else {
+                    "org_bench_webhook_ocsf"
+                };
+                throughput_run(&cli, &topics, &http, "webhook", org, &webhook, Some(&key)).await?
+            }
+            "hec-ocsf" => {
                 throughput_run(
                     &cli,
                     &topics,
                     &http,
-                    "webhook",
-                    "org_bench_webhook",
-                    &webhook,
+                    "splunk_hec",
+                    "org_bench_hec_ocsf",
+                    &hec,
                     Some(&key),
                 )
                 .await?
             }
             "latency" => latency_run(&cli, &topics, &http, &hec, Some(&key)).await?,
-            other => bail!("unknown run `{other}` (hec, webhook, latency, neighbour, hec-direct)"),
+            other => bail!(
+                "unknown run `{other}` (hec, webhook, latency, neighbour, hec-direct, hec-ocsf, webhook-ocsf)"
+            ),
         };
         println!(
             "bench: {}: {} (peak RSS {:.0} MB)",

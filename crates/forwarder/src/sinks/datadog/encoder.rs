@@ -3,11 +3,13 @@
 use std::io::Write;
 
 use crate::event::ForwardEvent;
+use crate::sinks::Payload;
 
 use super::config::{DatadogConfig, tag_value};
 
-/// One log object with the reserved attributes mapped and the event under `audit`.
-pub fn encode(config: &DatadogConfig, event: &ForwardEvent) -> Vec<u8> {
+/// One log object with the reserved attributes mapped and the event under `audit` (native) or
+/// `ocsf`.
+pub fn encode(config: &DatadogConfig, event: &ForwardEvent, payload: Payload<'_>) -> Vec<u8> {
     let quote = |text: &str| serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into());
     let tags = format!(
         "{},category:{},action:{},outcome:{}",
@@ -23,7 +25,7 @@ pub fn encode(config: &DatadogConfig, event: &ForwardEvent) -> Vec<u8> {
     };
     let hostname = event.source.as_deref().unwrap_or(&config.default_hostname);
     let message = format!("{} ({})", event.action, event.outcome);
-    let mut out = Vec::with_capacity(event.json.len() + 320);
+    let mut out = Vec::with_capacity(payload.json.len() + 320);
     out.push(b'{');
     out.extend_from_slice(config.source_and_service.as_bytes());
     out.extend_from_slice(b",\"ddtags\":");
@@ -40,8 +42,10 @@ pub fn encode(config: &DatadogConfig, event: &ForwardEvent) -> Vec<u8> {
     out.extend_from_slice(quote(&event.action).as_bytes());
     out.extend_from_slice(b",\"outcome\":");
     out.extend_from_slice(quote(&event.outcome).as_bytes());
-    out.extend_from_slice(b"},\"audit\":");
-    out.extend_from_slice(&event.json);
+    out.extend_from_slice(b"},\"");
+    out.extend_from_slice(payload.key.as_bytes());
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(payload.json);
     out.push(b'}');
     out
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::event::ForwardEvent;
 use crate::signing::Signer;
 use crate::sinks::response::exchange;
-use crate::sinks::{Attempt, BatchLimits};
+use crate::sinks::{Attempt, BatchLimits, Payload};
 
 use super::config::DatadogConfig;
 use super::{classifier, encoder, request};
@@ -40,8 +40,8 @@ impl DatadogSink {
         self.config.limits
     }
 
-    pub fn encode(&self, event: &ForwardEvent) -> Vec<u8> {
-        encoder::encode(&self.config, event)
+    pub fn encode(&self, event: &ForwardEvent, payload: Payload<'_>) -> Vec<u8> {
+        encoder::encode(&self.config, event, payload)
     }
 
     pub async fn send(&self, parts: &[&[u8]], message_id: &str) -> Attempt {

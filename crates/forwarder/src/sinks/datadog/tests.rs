@@ -65,8 +65,12 @@ fn reserved_attributes_are_mapped() {
     );
     event.outcome = "failure".into();
     event.occurred_at_ms = 1_767_225_600_250;
-    let log: serde_json::Value =
-        serde_json::from_slice(&encoder::encode(&config, &event)).expect("json");
+    let log: serde_json::Value = serde_json::from_slice(&encoder::encode(
+        &config,
+        &event,
+        crate::sinks::Payload::native(&event),
+    ))
+    .expect("json");
     assert_eq!(log["ddsource"], "solarius");
     assert_eq!(log["service"], "audit-log");
     assert_eq!(log["hostname"], "audit-log");

@@ -1,16 +1,18 @@
 //! Events → HEC envelopes; envelopes → a request body (concatenated, no separators).
 
 use crate::event::{ForwardEvent, epoch_seconds_text};
+use crate::sinks::Payload;
 
 use super::config::HecConfig;
 
-/// `{"time":…,"host":…,"source":…,"sourcetype":…,"index":…,"fields":{…},"event":{…}}`.
-pub fn encode(config: &HecConfig, event: &ForwardEvent) -> Vec<u8> {
+/// `{"time":…,"host":…,"source":…,"sourcetype":…,"index":…,"fields":{…},"event":{…}}`, the
+/// payload (native or OCSF) as `event`.
+pub fn encode(config: &HecConfig, event: &ForwardEvent, payload: Payload<'_>) -> Vec<u8> {
     let time = epoch_seconds_text(event.occurred_at_ms);
     let category = serde_json::to_string(&event.category).unwrap_or_default();
     let action = serde_json::to_string(&event.action).unwrap_or_default();
     let mut out = Vec::with_capacity(
-        event.json.len() + config.envelope_middle.len() + category.len() + action.len() + 64,
+        payload.json.len() + config.envelope_middle.len() + category.len() + action.len() + 64,
     );
     out.extend_from_slice(b"{\"time\":");
     out.extend_from_slice(time.as_bytes());
@@ -20,7 +22,7 @@ pub fn encode(config: &HecConfig, event: &ForwardEvent) -> Vec<u8> {
     out.extend_from_slice(b",\"action\":");
     out.extend_from_slice(action.as_bytes());
     out.extend_from_slice(b"},\"event\":");
-    out.extend_from_slice(&event.json);
+    out.extend_from_slice(payload.json);
     out.push(b'}');
     out
 }

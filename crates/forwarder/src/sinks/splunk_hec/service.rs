@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::event::ForwardEvent;
 use crate::signing::Signer;
 use crate::sinks::response::exchange;
-use crate::sinks::{Attempt, BatchLimits, Verdict};
+use crate::sinks::{Attempt, BatchLimits, Payload, Verdict};
 
 use super::config::HecConfig;
 use super::{classifier, encoder, request};
@@ -44,8 +44,8 @@ impl HecSink {
         self.config.limits
     }
 
-    pub fn encode(&self, event: &ForwardEvent) -> Vec<u8> {
-        encoder::encode(&self.config, event)
+    pub fn encode(&self, event: &ForwardEvent, payload: Payload<'_>) -> Vec<u8> {
+        encoder::encode(&self.config, event, payload)
     }
 
     pub async fn send(&self, parts: &[&[u8]], message_id: &str) -> Attempt {

@@ -85,7 +85,7 @@ fn envelopes_carry_time_with_millis_metadata_and_the_event() {
         serde_json::json!({}),
     );
     event.occurred_at_ms = 1_433_188_255_500;
-    let envelope = encoder::encode(&config, &event);
+    let envelope = encoder::encode(&config, &event, crate::sinks::Payload::native(&event));
     let value: serde_json::Value = serde_json::from_slice(&envelope).expect("one JSON object");
     assert_eq!(value["time"].as_f64(), Some(1_433_188_255.5));
     assert!(String::from_utf8_lossy(&envelope).starts_with("{\"time\":1433188255.500,"));

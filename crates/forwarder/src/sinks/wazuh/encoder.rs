@@ -1,12 +1,15 @@
 //! Events → Wazuh event strings; strings → `{"events":[…]}`.
 
-use crate::event::ForwardEvent;
+use crate::sinks::Payload;
 
-/// The JSON string (quoted, escaped) of `{"integration":"solarius-audit-log","audit":<event>}`.
-pub fn encode(event: &ForwardEvent) -> Vec<u8> {
-    let mut inner = Vec::with_capacity(event.json.len() + 48);
-    inner.extend_from_slice(b"{\"integration\":\"solarius-audit-log\",\"audit\":");
-    inner.extend_from_slice(&event.json);
+/// The JSON string (quoted, escaped) of `{"integration":"solarius-audit-log","audit":<event>}`
+/// (`"ocsf":<object>` in the OCSF format).
+pub fn encode(payload: Payload<'_>) -> Vec<u8> {
+    let mut inner = Vec::with_capacity(payload.json.len() + 48);
+    inner.extend_from_slice(b"{\"integration\":\"solarius-audit-log\",\"");
+    inner.extend_from_slice(payload.key.as_bytes());
+    inner.extend_from_slice(b"\":");
+    inner.extend_from_slice(payload.json);
     inner.push(b'}');
     // The event JSON is UTF-8 (it came from a JSON parser), so this is lossless.
     let text = String::from_utf8_lossy(&inner);

@@ -9,10 +9,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::event::ForwardEvent;
 use crate::signing::Signer;
 use crate::sinks::response::exchange;
-use crate::sinks::{Attempt, BatchLimits, Verdict};
+use crate::sinks::{Attempt, BatchLimits, Payload, Verdict};
 
 use super::config::WazuhConfig;
 use super::{classifier, encoder, request};
@@ -98,8 +97,8 @@ impl WazuhSink {
         self.config.limits
     }
 
-    pub fn encode(&self, event: &ForwardEvent) -> Vec<u8> {
-        encoder::encode(event)
+    pub fn encode(&self, payload: Payload<'_>) -> Vec<u8> {
+        encoder::encode(payload)
     }
 
     pub async fn send(&self, parts: &[&[u8]], message_id: &str) -> Attempt {

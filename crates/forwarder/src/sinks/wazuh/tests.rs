@@ -49,7 +49,7 @@ fn events_are_json_strings_in_an_events_array() {
         "audit_log.destination.tested",
         serde_json::json!({}),
     );
-    let part = encoder::encode(&event);
+    let part = encoder::encode(crate::sinks::Payload::native(&event));
     let text: String = serde_json::from_slice(&part).expect("a JSON string");
     let inner: serde_json::Value = serde_json::from_str(&text).expect("holding JSON");
     assert_eq!(inner["integration"], "solarius-audit-log");
@@ -135,4 +135,17 @@ fn tokens_are_read_from_login_answers() {
         token_lifetime(&jwt),
         Some(std::time::Duration::from_secs(900))
     );
+}
+
+#[test]
+fn ocsf_objects_go_under_ocsf_in_the_same_event_string() {
+    let payload = crate::sinks::Payload {
+        json: br#"{"class_uid":3002}"#,
+        key: "ocsf",
+    };
+    let text: String = serde_json::from_slice(&encoder::encode(payload)).expect("a JSON string");
+    let inner: serde_json::Value = serde_json::from_str(&text).expect("holding JSON");
+    assert_eq!(inner["integration"], "solarius-audit-log");
+    assert_eq!(inner["ocsf"]["class_uid"], 3002);
+    assert!(inner.get("audit").is_none());
 }

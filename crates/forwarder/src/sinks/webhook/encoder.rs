@@ -1,10 +1,12 @@
-//! Events → the receiver's JSON array, byte for byte as they are on the topic.
+//! Events → the receiver's JSON array, byte for byte as they are on the topic (or as OCSF
+//! objects in that format).
 
-use crate::event::ForwardEvent;
+use crate::sinks::Payload;
 
-/// The event's canonical JSON, unchanged (its `id` lets receivers deduplicate per event).
-pub fn encode(event: &ForwardEvent) -> Vec<u8> {
-    event.json.to_vec()
+/// The event's canonical JSON, unchanged (its `id` lets receivers deduplicate per event), or
+/// its OCSF object (`metadata.uid` is the id).
+pub fn encode(payload: Payload<'_>) -> Vec<u8> {
+    payload.json.to_vec()
 }
 
 pub fn frame(parts: &[&[u8]]) -> Vec<u8> {

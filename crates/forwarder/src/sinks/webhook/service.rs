@@ -4,10 +4,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::event::ForwardEvent;
 use crate::signing::Signer;
 use crate::sinks::response::exchange;
-use crate::sinks::{Attempt, BatchLimits};
+use crate::sinks::{Attempt, BatchLimits, Payload};
 
 use super::config::WebhookConfig;
 use super::{classifier, encoder, request};
@@ -40,8 +39,8 @@ impl WebhookSink {
         self.config.limits
     }
 
-    pub fn encode(&self, event: &ForwardEvent) -> Vec<u8> {
-        encoder::encode(event)
+    pub fn encode(&self, payload: Payload<'_>) -> Vec<u8> {
+        encoder::encode(payload)
     }
 
     pub async fn send(&self, parts: &[&[u8]], message_id: &str) -> Attempt {

@@ -14,7 +14,7 @@ fn batches_are_json_arrays_of_the_events_unchanged() {
         "audit_log.destination.tested",
         serde_json::json!({"k": 1}),
     );
-    let part = encoder::encode(&event);
+    let part = encoder::encode(crate::sinks::Payload::native(&event));
     assert_eq!(part, event.json.to_vec());
     let body: serde_json::Value =
         serde_json::from_slice(&encoder::frame(&[&part, &part])).expect("json");

@@ -1,0 +1,230 @@
+//! Unit tests of the OCSF mapping (no IO): the catalogue's classes, the base fields, each
+//! class's subject, and what goes to `unmapped`.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::{Value, json};
+
+use super::*;
+
+fn event(action: &str, category: &str, outcome: &str) -> Value {
+    json!({
+        "id": "0190d7a0-6c1e-7b3a-9f00-000000000001",
+        "org_id": "org_a",
+        "occurred_at": "2026-01-01T00:00:00.250Z",
+        "received_at": "2026-01-01T00:00:01.000Z",
+        "category": category,
+        "action": action,
+        "outcome": outcome,
+        "actor": {"type": "user", "id": "u_1", "name": "Ada", "email": "ada@example.com"},
+        "targets": [],
+        "context": {"ip": "203.0.113.7", "user_agent": "Mozilla/5.0", "location": "Paris, FR", "request_id": "req-9"},
+        "metadata": {},
+        "source": "identity-api",
+        "version": 1,
+        "provenance": "gateway"
+    })
+}
+
+fn ocsf(event: Value) -> Value {
+    ocsf_with(event, &Catalogue::builtin())
+}
+
+fn ocsf_with(event: Value, catalogue: &Catalogue) -> Value {
+    let event: AuditEvent = serde_json::from_value(event).unwrap();
+    serde_json::from_slice(&to_json(&event, catalogue)).unwrap()
+}
+
+#[test]
+fn a_failed_sign_in_is_an_authentication_logon_that_failed() {
+    let object = ocsf(event("user.login.failed", "authentication", "failure"));
+    assert_eq!(object["class_uid"], 3002);
+    assert_eq!(object["class_name"], "Authentication");
+    assert_eq!(object["category_uid"], 3);
+    assert_eq!(object["activity_id"], 1);
+    assert_eq!(object["activity_name"], "Logon");
+    assert_eq!(object["type_uid"], 300_201);
+    assert_eq!(object["type_name"], "Authentication: Logon");
+    assert_eq!(object["time"], 1_767_225_600_250_i64);
+    assert_eq!(object["status_id"], 2);
+    assert_eq!(object["status"], "Failure");
+    assert_eq!(object["severity_id"], 2);
+    assert_eq!(object["message"], "A sign-in attempt failed.");
+    assert_eq!(object["user"]["uid"], "u_1");
+    assert_eq!(object["user"]["email_addr"], "ada@example.com");
+    assert_eq!(object["service"]["name"], "identity-api");
+    assert_eq!(object["src_endpoint"]["ip"], "203.0.113.7");
+    assert_eq!(object["http_request"]["user_agent"], "Mozilla/5.0");
+    assert_eq!(object["http_request"]["uid"], "req-9");
+    assert_eq!(object["unmapped"]["location"], "Paris, FR");
+    assert_eq!(object["unmapped"]["provenance"], "gateway");
+    assert_eq!(object["unmapped"]["category"], "authentication");
+}
+
+#[test]
+fn metadata_traces_the_object_to_the_event_and_its_organization() {
+    let object = ocsf(event("user.login.succeeded", "authentication", "success"));
+    let metadata = &object["metadata"];
+    assert_eq!(metadata["version"], OCSF_VERSION);
+    assert_eq!(metadata["uid"], "0190d7a0-6c1e-7b3a-9f00-000000000001");
+    assert_eq!(metadata["tenant_uid"], "org_a");
+    assert_eq!(metadata["event_code"], "user.login.succeeded");
+    assert_eq!(metadata["log_provider"], "identity-api");
+    assert_eq!(metadata["logged_time"], 1_767_225_601_000_i64);
+    assert_eq!(metadata["product"]["name"], PRODUCT_NAME);
+    assert_eq!(object["status_id"], 1);
+    assert_eq!(object["severity_id"], 1);
+}
+
+#[test]
+fn account_changes_name_the_target_user_and_keep_the_other_targets() {
+    let mut input = event("user.mfa.enrolled", "authentication", "success");
+    input["targets"] = json!([
+        {"type": "device", "id": "totp_1"},
+        {"type": "user", "id": "u_2", "name": "Grace"}
+    ]);
+    let object = ocsf(input);
+    assert_eq!(object["class_uid"], 3001);
+    assert_eq!(object["activity_name"], "MFA Factor Enable");
+    assert_eq!(object["user"]["uid"], "u_2");
+    assert_eq!(object["actor"]["user"]["uid"], "u_1");
+    assert_eq!(
+        object["unmapped"]["targets"],
+        json!([{"type": "device", "id": "totp_1"}])
+    );
+    // Without a user target the subject is the actor.
+    let object = ocsf(event("user.password.changed", "security", "success"));
+    assert_eq!(object["type_uid"], 300_103);
+    assert_eq!(object["user"]["uid"], "u_1");
+}
+
+#[test]
+fn role_grants_carry_their_privileges() {
+    let mut input = event("member.role.changed", "user_management", "success");
+    input["targets"] = json!([{"type": "member", "id": "u_3"}]);
+    input["metadata"] = json!({"role": "admin, billing", "reason": "promotion"});
+    let object = ocsf(input);
+    assert_eq!(object["class_uid"], 3005);
+    assert_eq!(object["activity_name"], "Assign Privileges");
+    assert_eq!(object["user"]["uid"], "u_3");
+    assert_eq!(object["privileges"], json!(["admin", "billing"]));
+    assert_eq!(object["unmapped"]["metadata"]["reason"], "promotion");
+    // Without a role in the metadata the action names what was granted.
+    let object = ocsf(event(
+        "org.ownership.transferred",
+        "user_management",
+        "success",
+    ));
+    assert_eq!(object["privileges"], json!(["org.ownership.transferred"]));
+}
+
+#[test]
+fn managed_things_are_the_entity_else_the_organization() {
+    let mut input = event("api_key.generated", "security", "success");
+    input["targets"] = json!([{"type": "api_key", "id": "key_1", "name": "ci"}]);
+    let object = ocsf(input);
+    assert_eq!(object["class_uid"], 3004);
+    assert_eq!(object["activity_id"], 1);
+    assert_eq!(
+        object["entity"],
+        json!({"uid": "key_1", "name": "ci", "type": "api_key"})
+    );
+    assert!(object["unmapped"].get("targets").is_none());
+    let object = ocsf(event("audit_log.retention.changed", "audit_log", "success"));
+    assert_eq!(object["type_uid"], 300_403);
+    assert_eq!(
+        object["entity"],
+        json!({"uid": "org_a", "type": "organization"})
+    );
+    let object = ocsf(event(
+        "audit_log.destination.paused",
+        "audit_log",
+        "success",
+    ));
+    assert_eq!(object["activity_name"], "Suspend");
+}
+
+#[test]
+fn reads_are_api_activity_with_resources_and_a_source_endpoint() {
+    let mut input = event("audit_log.exported", "audit_log", "success");
+    input["targets"] = json!([{"type": "audit_log", "id": "org_a"}]);
+    let object = ocsf(input);
+    assert_eq!(object["class_uid"], 6003);
+    assert_eq!(object["category_uid"], 6);
+    assert_eq!(object["category_name"], "Application Activity");
+    assert_eq!(object["type_uid"], 600_302);
+    assert_eq!(object["api"]["operation"], "audit_log.exported");
+    assert_eq!(
+        object["resources"],
+        json!([{"uid": "org_a", "type": "audit_log"}])
+    );
+    // The class requires a source endpoint: without an address, the producing service.
+    let mut input = event("data.download.requested", "data_access", "success");
+    input["context"] = json!({});
+    let object = ocsf(input);
+    assert_eq!(object["src_endpoint"], json!({"svc_name": "identity-api"}));
+    assert!(object.get("http_request").is_none());
+}
+
+#[test]
+fn actions_without_a_class_are_api_activity_other_named_after_the_action() {
+    let catalogue = Catalogue::from_toml(
+        "version = 1\n[[category]]\nname = 'custom'\nactions = [{ name = 'widget.spun' }]\n",
+    )
+    .unwrap();
+    for action in ["widget.spun", "widget.not_in_this_catalogue"] {
+        let object = ocsf_with(event(action, "custom", "success"), &catalogue);
+        assert_eq!(object["class_uid"], 6003, "{action}");
+        assert_eq!(object["activity_id"], 99);
+        assert_eq!(object["activity_name"], action);
+        assert_eq!(object["type_uid"], 600_399);
+        assert_eq!(object["type_name"], "API Activity: Other");
+        assert_eq!(object["message"], action);
+    }
+}
+
+#[test]
+fn services_are_apps_and_emails_ocsf_refuses_are_kept_unmapped() {
+    let mut input = event("resource.created", "service", "success");
+    input["actor"] =
+        json!({"type": "service", "id": "svc_9", "name": "deployer", "email": "ops@localhost"});
+    let object = ocsf(input);
+    assert_eq!(object["actor"]["app_name"], "deployer");
+    assert_eq!(object["actor"]["app_uid"], "svc_9");
+    assert_eq!(object["actor"]["user"]["type_id"], 99);
+    assert!(object["actor"]["user"].get("email_addr").is_none());
+    assert_eq!(object["unmapped"]["actor_email"], "ops@localhost");
+}
+
+#[test]
+fn emails_follow_the_ocsf_pattern() {
+    for good in ["a@b.c", "first.last+tag@mail.example.co.uk", "x-y@d-1.io"] {
+        assert!(is_ocsf_email(good), "{good}");
+    }
+    for bad in [
+        "", "a", "@b.c", "a@b", "a@.c", "a@b.", "é@b.c", "a b@c.d", "a@b_c.d",
+    ] {
+        assert!(!is_ocsf_email(bad), "{bad}");
+    }
+}
+
+#[test]
+fn every_builtin_action_maps_to_its_catalogue_class_consistently() {
+    let catalogue = Catalogue::builtin();
+    for category in catalogue.categories() {
+        for action in &category.actions {
+            let object = ocsf(event(&action.name, &category.name, "success"));
+            let mapping = action.ocsf.unwrap();
+            assert_eq!(object["class_uid"], mapping.class_uid, "{}", action.name);
+            assert_eq!(
+                object["activity_id"], mapping.activity_id,
+                "{}",
+                action.name
+            );
+            let type_uid = object["type_uid"].as_u64().unwrap();
+            assert_eq!(
+                type_uid,
+                u64::from(mapping.class_uid) * 100 + u64::from(mapping.activity_id)
+            );
+        }
+    }
+}
