@@ -94,9 +94,17 @@ async fn start_request(url: &str, key: &str, length: Option<usize>) -> TcpStream
 /// Waits until the gateway's gauge `name` reaches `at_least` (its requests are in the
 /// handler, not still in flight on the wire).
 async fn gauge_reaches(gateway: &Service, name: &str, at_least: f64) {
+    gauge_until(gateway, name, &format!("≥ {at_least}"), |value| {
+        value >= at_least
+    })
+    .await;
+}
+
+/// Waits until the gateway's gauge `name` satisfies `holds` (described by `what`).
+async fn gauge_until(gateway: &Service, name: &str, what: &str, holds: impl Fn(f64) -> bool) {
     let url = format!("{}/metrics", gateway.ops_url());
     eventually(
-        &format!("{name} ≥ {at_least}"),
+        &format!("{name} {what}"),
         Duration::from_secs(30),
         || async {
             let text = reqwest::get(&url).await.ok()?.text().await.ok()?;
@@ -108,7 +116,7 @@ async fn gauge_reaches(gateway: &Service, name: &str, at_least: f64) {
                 }
                 rest.split_whitespace().last()?.parse().ok()
             })?;
-            (value >= at_least).then_some(())
+            holds(value).then_some(())
         },
     )
     .await;
@@ -264,6 +272,14 @@ async fn bodies_beyond_the_memory_budget_get_a_503() {
     );
     assert!(text.to_ascii_lowercase().contains("retry-after:"), "{text}");
     drop(held);
+    // The held bodies' room is given back once the gateway sees their connections close.
+    gauge_until(
+        &gateway,
+        "gateway_ingest_body_bytes_reserved",
+        "= 0",
+        |value| value == 0.0,
+    )
+    .await;
     still_indexing(&ns, &client, &key, "org_other").await;
 }
 
