@@ -101,8 +101,9 @@ pub struct FeedQuery {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // read by the derive
 pub struct ExportQuery {
-    /// `csv` (default), `json` (one array) or `ndjson` (also `jsonl`).
-    #[param(pattern = "^(csv|json|ndjson|jsonl)$")]
+    /// `csv` (default), `json` (one array), `ndjson` (also `jsonl`) or `ocsf` (NDJSON of
+    /// OCSF 1.4.0 objects).
+    #[param(pattern = "^(csv|json|ndjson|jsonl|ocsf)$")]
     format: Option<String>,
 }
 
