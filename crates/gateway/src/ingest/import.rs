@@ -206,11 +206,11 @@ pub async fn import(
             config.import_max_body_bytes
         )));
     }
+    let idempotency_key = super::idempotency_key(&headers)?.map(str::to_string);
     let _permit = app
         .imports
         .admit(&producer.record.key_id, config.import_retry_after_secs)?;
     let _running = InFlight::start("gateway_imports_in_flight");
-    let idempotency_key = super::idempotency_key(&headers)?.map(str::to_string);
     let mut run = ImportRun::new(&app, &producer, idempotency_key, params.first_line);
     let stop = match run.read(body).await {
         // Kafka failed: the batch is not retried here, the client resumes.
