@@ -47,12 +47,33 @@ pub struct LeafRow {
     pub sealed_at: OffsetDateTime,
 }
 
+/// A [`LeafRow`] as it is inserted: borrows its window's organization and digest hash, so a
+/// seal of many leaves allocates nothing per leaf.
+#[derive(Debug, Clone, Copy, Row, Serialize)]
+pub struct LeafInsert<'a> {
+    pub org_id: &'a str,
+    pub seq: u64,
+    pub idx: u32,
+    pub digest_hash: &'a str,
+    pub leaf: &'a [u8; 32],
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub id: Uuid,
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub occurred_at: OffsetDateTime,
+    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
+    pub sealed_at: OffsetDateTime,
+}
+
 const DIGEST_COLUMNS: &str = "org_id, seq, partition, first_offset, end_offset, sealed_at, count, \
      retention_days, hash, note, key_id, signature";
 
 impl Store {
     /// Stores digests and their leaves (idempotent: a replayed seal writes the same rows).
-    pub async fn insert_seal(&self, digests: &[DigestRow], leaves: &[LeafRow]) -> Result<()> {
+    pub async fn insert_seal<'a>(
+        &self,
+        digests: &[DigestRow],
+        leaves: impl IntoIterator<Item = LeafInsert<'a>> + Send,
+    ) -> Result<()> {
         self.timed(async {
             if !digests.is_empty() {
                 let mut insert = self
@@ -64,10 +85,14 @@ impl Store {
                 }
                 insert.end().await?;
             }
-            if !leaves.is_empty() {
-                let mut insert = self.client().insert::<LeafRow>("integrity_leaves").await?;
+            let mut leaves = leaves.into_iter().peekable();
+            if leaves.peek().is_some() {
+                let mut insert = self
+                    .client()
+                    .insert::<LeafInsert<'_>>("integrity_leaves")
+                    .await?;
                 for leaf in leaves {
-                    insert.write(leaf).await?;
+                    insert.write(&leaf).await?;
                 }
                 insert.end().await?;
             }

@@ -106,19 +106,22 @@ pub async fn run(
     let dead_letters = DeadLetterWriter::new(producer.clone(), &config.topics.dead_letter);
     let sealer = if config.integrity.enabled {
         shared.enable_sealing();
-        Some(tokio::sync::Mutex::new(sealer::Sealer::new(
-            store.clone(),
+        let io = sealer::SealIo {
+            store: store.clone(),
             producer,
-            sealer::Anchors {
+            anchors: Arc::new(sealer::Anchors {
                 digests_topic: config.topics.digests.clone(),
                 events_topic: config.topics.events.clone(),
                 tag_key: config.topics.integrity("topics")?,
-            },
+            }),
+            settings: settings.clone(),
+        };
+        Some(Arc::new(tokio::sync::Mutex::new(sealer::Sealer::new(
+            io,
             config.integrity.keys()?,
             config.plans.clone(),
-            settings.clone(),
             shared.clone(),
-        )))
+        ))))
     } else {
         None
     };
@@ -151,6 +154,8 @@ pub async fn run(
         sealer,
         seal_every: Duration::from_secs(config.integrity.window_secs.max(1)),
         max_open_leaves: config.integrity.max_open_leaves.max(1),
+        seal_due: Default::default(),
+        seal_behind: Default::default(),
     };
     let mut writer_task = tokio::spawn(writer.run(pieces));
 

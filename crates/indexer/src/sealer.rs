@@ -10,7 +10,12 @@
 //!   events (so a cut-off tail shows), and an organization's first event starts its chain.
 //! * **Order of a seal**: digests and leaves into ClickHouse, digests onto the Kafka topic
 //!   (acks=all, the anchor outside the store), then the partition's boundary moves and offsets
-//!   are committed up to it — never beyond. A crash re-reads everything after the boundary:
+//!   are committed up to it — never beyond. A seal runs in three steps so that the writer
+//!   never waits for it: [`Sealer::begin`] closes the windows and signs their digests (under
+//!   the chains' lock, no IO), [`SealJob::run`] stores and publishes them (a task of its own,
+//!   while the writer goes on writing the next batches), [`Sealer::finish`] moves the
+//!   boundaries. One seal runs at a time; the writer waits for it only when twice
+//!   `integrity.max_open_leaves` leaves are waiting (bounded memory when sealing is slow). A crash re-reads everything after the boundary:
 //!   the rows are inserted again (the table collapses them) and hashed into the same window,
 //!   so the digests are the same whatever fails. A seal that failed half-way is retried with
 //!   the same signed digests.
@@ -27,7 +32,7 @@ use audit_core::integrity::{IntegrityKey, Signer};
 use audit_core::system::SystemEvent;
 use audit_integrity::{Hash, Note, SignedDigest, SigningKeys, leaf, root};
 use audit_settings::{INTEGRITY_SEALED, PlansConfig, SettingsStore};
-use audit_store::{DigestRow, LeafRow, RowKey, Store};
+use audit_store::{DigestRow, LeafInsert, RowKey, Store};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use time::OffsetDateTime;
@@ -73,15 +78,46 @@ struct Chains {
     heads: HashMap<String, Head>,
     open: HashMap<String, Vec<OpenLeaf>>,
     /// A seal signed but not yet stored and published: retried as it is.
-    pending: Option<Seal>,
+    pending: Option<Arc<Seal>>,
 }
 
-#[derive(Debug, Clone)]
+/// A partition's closed window, signed: stored and published as it is, retried as it is.
+#[derive(Debug)]
 struct Seal {
     end: i64,
+    sealed_at: OffsetDateTime,
     digests: Vec<DigestRow>,
-    leaves: Vec<LeafRow>,
+    /// Each digest's leaves (same order), in offset order.
+    leaves: Vec<Vec<OpenLeaf>>,
     heads: Vec<(String, Head)>,
+}
+
+impl Seal {
+    /// The leaf rows, borrowing from the seal.
+    fn leaf_rows(&self) -> impl Iterator<Item = LeafInsert<'_>> + Send {
+        self.digests
+            .iter()
+            .zip(&self.leaves)
+            .flat_map(move |(digest, leaves)| {
+                leaves
+                    .iter()
+                    .enumerate()
+                    .map(move |(idx, open)| LeafInsert {
+                        org_id: &digest.org_id,
+                        seq: digest.seq,
+                        idx: u32::try_from(idx).unwrap_or(u32::MAX),
+                        digest_hash: &digest.hash,
+                        leaf: &open.leaf,
+                        id: open.key.id,
+                        occurred_at: open.key.occurred_at,
+                        sealed_at: self.sealed_at,
+                    })
+            })
+    }
+
+    fn leaf_count(&self) -> usize {
+        self.leaves.iter().map(Vec::len).sum()
+    }
 }
 
 /// Where digests go besides ClickHouse.
@@ -96,46 +132,51 @@ pub struct Anchors {
     pub tag_key: IntegrityKey,
 }
 
-pub struct Sealer {
+/// What storing and publishing a seal needs: cheap to clone into the sealing task.
+#[derive(Clone)]
+pub struct SealIo {
     pub store: Store,
     pub producer: FutureProducer,
-    pub anchors: Anchors,
-    pub keys: SigningKeys,
-    pub plans: PlansConfig,
+    pub anchors: Arc<Anchors>,
     pub settings: SettingsStore,
-    pub shared: Arc<Shared>,
+}
+
+pub struct Sealer {
+    io: SealIo,
+    keys: SigningKeys,
+    plans: PlansConfig,
+    shared: Arc<Shared>,
     partitions: BTreeMap<i32, Chains>,
+    /// Leaves waiting for their window, all partitions together.
+    open_leaves: usize,
+}
+
+/// The windows closed by [`Sealer::begin`], to store and publish without the chains' lock.
+pub struct SealJob {
+    io: SealIo,
+    seals: Vec<(i32, Arc<Seal>)>,
+}
+
+/// What [`SealJob::run`] did, per partition: for [`Sealer::finish`].
+pub struct SealOutcome {
+    results: Vec<(i32, Arc<Seal>, Result<(), String>)>,
 }
 
 impl Sealer {
-    pub fn new(
-        store: Store,
-        producer: FutureProducer,
-        anchors: Anchors,
-        keys: SigningKeys,
-        plans: PlansConfig,
-        settings: SettingsStore,
-        shared: Arc<Shared>,
-    ) -> Self {
+    pub fn new(io: SealIo, keys: SigningKeys, plans: PlansConfig, shared: Arc<Shared>) -> Self {
         Self {
-            store,
-            producer,
-            anchors,
+            io,
             keys,
             plans,
-            settings,
             shared,
             partitions: BTreeMap::new(),
+            open_leaves: 0,
         }
     }
 
     /// Leaves waiting for their window, all partitions together.
     pub fn open_leaves(&self) -> usize {
-        self.partitions
-            .values()
-            .flat_map(|chains| chains.open.values())
-            .map(Vec::len)
-            .sum()
+        self.open_leaves
     }
 
     /// Takes the leaves of a written batch (`ranges`: first and last offset per partition).
@@ -156,8 +197,10 @@ impl Sealer {
             let boundary = chains.boundary.unwrap_or(i64::MIN);
             for (org, batch) in leaves.remove(partition).unwrap_or_default() {
                 // Re-read after a crash: already in a sealed window.
-                let fresh = batch.into_iter().filter(|leaf| leaf.offset >= boundary);
-                chains.open.entry(org).or_default().extend(fresh);
+                let open = chains.open.entry(org).or_default();
+                let before = open.len();
+                open.extend(batch.into_iter().filter(|leaf| leaf.offset >= boundary));
+                self.open_leaves += open.len() - before;
             }
         }
         Ok(())
@@ -168,7 +211,7 @@ impl Sealer {
         if self.partitions.contains_key(&partition) {
             return Ok(());
         }
-        let newest = self.store.chain_heads(partition).await?;
+        let newest = self.io.store.chain_heads(partition).await?;
         let mut chains = Chains {
             first_offset: Some(first_offset),
             ..Chains::default()
@@ -193,7 +236,7 @@ impl Sealer {
         }
         // A crash may have come between ClickHouse and Kafka: publish the heads again
         // (duplicates of a digest are identical, readers keep one).
-        if let Err(error) = self.publish(&newest).await {
+        if let Err(error) = self.io.publish(&newest).await {
             tracing::warn!(%error, partition, "could not republish chain heads; they go out with the next seal");
         }
         tracing::info!(partition, chains = chains.heads.len(), boundary = ?chains.boundary, "integrity chains resumed");
@@ -201,57 +244,71 @@ impl Sealer {
         Ok(())
     }
 
-    /// Seals every owned partition; returns the new boundaries to commit. A partition that
-    /// fails keeps its pending seal for the next attempt.
+    /// Seals every owned partition at once (begin, run, finish); returns the new boundaries
+    /// to commit. For a seal nothing else runs beside (the last one, at shutdown).
     pub async fn seal(&mut self, now: OffsetDateTime) -> Vec<(i32, i64)> {
+        let job = self.begin(now);
+        let outcome = job.run().await;
+        self.finish(outcome)
+    }
+
+    /// Closes the window of every owned partition and signs its digests (no IO). Until
+    /// [`Sealer::finish`] (or [`Sealer::abandon`]), a revoke waits ([`Shared::begin_seal`]).
+    pub fn begin(&mut self, now: OffsetDateTime) -> SealJob {
         let owned = self.shared.begin_seal();
         // Chains of partitions given away: their open leaves are re-read by the next owner.
         self.partitions
             .retain(|partition, _| owned.contains(partition));
-        let mut sealed = Vec::new();
         let partitions: Vec<i32> = self.partitions.keys().copied().collect();
-        for partition in partitions {
-            match self.seal_partition(partition, now).await {
-                Ok(Some(end)) => sealed.push((partition, end)),
-                Ok(None) => {}
-                Err(error) => {
-                    metrics::counter!("indexer_seal_failures_total").increment(1);
-                    tracing::warn!(%error, partition, "sealing failed; retried with the same digests");
-                }
+        let seals = partitions
+            .into_iter()
+            .filter_map(|partition| Some((partition, self.prepare(partition, now)?)))
+            .collect();
+        self.open_leaves = self
+            .partitions
+            .values()
+            .flat_map(|chains| chains.open.values())
+            .map(Vec::len)
+            .sum();
+        SealJob {
+            io: self.io.clone(),
+            seals,
+        }
+    }
+
+    /// Moves the boundaries of the partitions whose seal was stored and published; a
+    /// partition that failed keeps its pending seal for the next attempt. Returns the new
+    /// boundaries to commit.
+    pub fn finish(&mut self, outcome: SealOutcome) -> Vec<(i32, i64)> {
+        let mut sealed = Vec::new();
+        for (partition, seal, result) in outcome.results {
+            if let Err(error) = result {
+                metrics::counter!("indexer_seal_failures_total").increment(1);
+                tracing::warn!(%error, partition, "sealing failed; retried with the same digests");
+                continue;
             }
+            let Some(chains) = self.partitions.get_mut(&partition) else {
+                continue;
+            };
+            chains.pending = None;
+            chains.boundary = Some(seal.end);
+            chains.heads.extend(seal.heads.iter().cloned());
+            metrics::counter!("indexer_digests_total").increment(seal.digests.len() as u64);
+            metrics::counter!("indexer_sealed_leaves_total").increment(seal.leaf_count() as u64);
+            sealed.push((partition, seal.end));
         }
         self.shared.end_seal(&sealed);
         sealed
     }
 
-    async fn seal_partition(
-        &mut self,
-        partition: i32,
-        now: OffsetDateTime,
-    ) -> Result<Option<i64>, String> {
-        let seal = match self.prepare(partition, now) {
-            Some(seal) => seal,
-            None => return Ok(None),
-        };
-        self.store
-            .insert_seal(&seal.digests, &seal.leaves)
-            .await
-            .map_err(|error| format!("storing digests: {error}"))?;
-        self.publish(&seal.digests).await?;
-        self.send_to_destinations(&seal.digests).await?;
-        let Some(chains) = self.partitions.get_mut(&partition) else {
-            return Ok(None);
-        };
-        chains.pending = None;
-        chains.boundary = Some(seal.end);
-        chains.heads.extend(seal.heads);
-        metrics::counter!("indexer_digests_total").increment(seal.digests.len() as u64);
-        metrics::counter!("indexer_sealed_leaves_total").increment(seal.leaves.len() as u64);
-        Ok(Some(seal.end))
+    /// A sealing task ended without an outcome (it panicked): the pending seals stay and are
+    /// retried by the next seal; a revoke no longer waits.
+    pub fn abandon(&mut self) {
+        self.shared.end_seal(&[]);
     }
 
     /// The pending seal of a partition, or a new one over its open window.
-    fn prepare(&mut self, partition: i32, now: OffsetDateTime) -> Option<Seal> {
+    fn prepare(&mut self, partition: i32, now: OffsetDateTime) -> Option<Arc<Seal>> {
         let chains = self.partitions.get_mut(&partition)?;
         if let Some(pending) = &chains.pending {
             return Some(pending.clone());
@@ -269,12 +326,13 @@ impl Sealer {
         if orgs.is_empty() {
             return None;
         }
-        let settings = self.settings.view();
+        let settings = self.io.settings.view();
         let key = self.keys.current();
         let mut seal = Seal {
             end,
+            sealed_at: now,
             digests: Vec::with_capacity(orgs.len()),
-            leaves: Vec::new(),
+            leaves: Vec::with_capacity(orgs.len()),
             heads: Vec::with_capacity(orgs.len()),
         };
         for org in orgs {
@@ -296,18 +354,7 @@ impl Sealer {
             };
             let signed = SignedDigest::sign(&note, key);
             let hash = audit_integrity::digest_hash(&signed.note);
-            for (idx, open) in leaves.iter().enumerate() {
-                seal.leaves.push(LeafRow {
-                    org_id: org.clone(),
-                    seq: note.seq,
-                    idx: u32::try_from(idx).unwrap_or(u32::MAX),
-                    digest_hash: signed.hash.clone(),
-                    leaf: open.leaf,
-                    id: open.key.id,
-                    occurred_at: open.key.occurred_at,
-                    sealed_at: now,
-                });
-            }
+            seal.leaves.push(leaves);
             seal.digests.push(DigestRow {
                 org_id: org.clone(),
                 seq: note.seq,
@@ -330,8 +377,32 @@ impl Sealer {
                 },
             ));
         }
+        let seal = Arc::new(seal);
         chains.pending = Some(seal.clone());
         Some(seal)
+    }
+}
+
+impl SealJob {
+    /// Stores and publishes every closed window (partitions one after another).
+    pub async fn run(self) -> SealOutcome {
+        let mut results = Vec::with_capacity(self.seals.len());
+        for (partition, seal) in self.seals {
+            let result = self.io.store_and_publish(&seal).await;
+            results.push((partition, seal, result));
+        }
+        SealOutcome { results }
+    }
+}
+
+impl SealIo {
+    async fn store_and_publish(&self, seal: &Seal) -> Result<(), String> {
+        self.store
+            .insert_seal(&seal.digests, seal.leaf_rows())
+            .await
+            .map_err(|error| format!("storing digests: {error}"))?;
+        self.publish(&seal.digests).await?;
+        self.send_to_destinations(&seal.digests).await
     }
 
     /// Produces digests onto the anchor topic (key: the organization) and waits for Kafka.
@@ -445,4 +516,67 @@ fn sealed_event_id(org_id: &str, seq: u64) -> uuid::Uuid {
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&hash[..16]);
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(org: &str, seq: u64, hash: &str) -> DigestRow {
+        DigestRow {
+            org_id: org.into(),
+            seq,
+            partition: 0,
+            first_offset: 0,
+            end_offset: 10,
+            sealed_at: OffsetDateTime::UNIX_EPOCH,
+            count: 0,
+            retention_days: 30,
+            hash: hash.into(),
+            note: String::new(),
+            key_id: "k".into(),
+            signature: String::new(),
+        }
+    }
+
+    fn open(offset: i64, bytes: &[u8]) -> OpenLeaf {
+        let key = RowKey {
+            id: uuid::Uuid::from_u128(offset as u128),
+            occurred_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        OpenLeaf::new(offset, bytes, key)
+    }
+
+    #[test]
+    fn leaf_rows_number_each_windows_leaves_from_zero_under_its_digest() {
+        let seal = Seal {
+            end: 10,
+            sealed_at: OffsetDateTime::UNIX_EPOCH,
+            digests: vec![digest("org_a", 3, "aa"), digest("org_b", 0, "bb")],
+            leaves: vec![vec![open(1, b"x"), open(4, b"y")], vec![open(2, b"z")]],
+            heads: Vec::new(),
+        };
+        let rows: Vec<_> = seal
+            .leaf_rows()
+            .map(|row| {
+                (
+                    row.org_id,
+                    row.seq,
+                    row.idx,
+                    row.digest_hash,
+                    *row.leaf,
+                    row.id,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("org_a", 3, 0, "aa", leaf(b"x"), uuid::Uuid::from_u128(1)),
+                ("org_a", 3, 1, "aa", leaf(b"y"), uuid::Uuid::from_u128(4)),
+                ("org_b", 0, 0, "bb", leaf(b"z"), uuid::Uuid::from_u128(2)),
+            ]
+        );
+        assert_eq!(seal.leaf_count(), 3);
+    }
 }

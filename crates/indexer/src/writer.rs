@@ -24,6 +24,7 @@
 //!   `/readyz`, the metrics and the log ([`crate::progress`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::consumer::IndexerContext;
-use crate::sealer::{BatchLeaves, OpenLeaf, Sealer};
+use crate::sealer::{BatchLeaves, OpenLeaf, SealOutcome, Sealer};
 use crate::shared::{Batch, DeadMessage, Piece, Shared};
 
 pub struct Writer {
@@ -51,12 +52,21 @@ pub struct Writer {
     /// Rows refused for their content and dead-lettered recently (the circuit breaker).
     pub refused: Mutex<RefusedRows>,
     /// Tamper evidence: seals written batches into signed window digests (`None`: off).
-    pub sealer: Option<tokio::sync::Mutex<Sealer>>,
+    pub sealer: Option<Arc<tokio::sync::Mutex<Sealer>>>,
     /// How often the sealer closes a window.
     pub seal_every: Duration,
-    /// Seal early once this many leaves wait (`integrity.max_open_leaves`).
+    /// Seal early once this many leaves wait (`integrity.max_open_leaves`); wait for the seal
+    /// in flight once twice as many do.
     pub max_open_leaves: usize,
+    /// A written batch brought the waiting leaves to `max_open_leaves`: seal as soon as no
+    /// seal is in flight.
+    pub seal_due: AtomicBool,
+    /// … to twice that: wait for the seal in flight before writing on.
+    pub seal_behind: AtomicBool,
 }
+
+/// The seal storing and publishing its windows while the writer goes on.
+type Sealing = Option<JoinHandle<SealOutcome>>;
 
 /// The batch whose rows are streaming into an open INSERT.
 #[derive(Default)]
@@ -114,6 +124,7 @@ enum Next {
     Piece(Option<Piece>),
     Ended(audit_store::Result<()>),
     Seal,
+    Sealed(Result<SealOutcome, tokio::task::JoinError>),
 }
 
 impl Writer {
@@ -126,21 +137,39 @@ impl Writer {
         let mut seal_tick = tokio::time::interval(self.seal_every);
         seal_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         seal_tick.reset();
+        let mut sealing: Sealing = None;
         loop {
+            if self.seal_behind.swap(false, Ordering::Relaxed)
+                && let Some(task) = sealing.take()
+            {
+                // Sealing is slower than writing: bound the waiting leaves.
+                self.sealed(task.await, CommitMode::Async).await;
+            }
+            if sealing.is_none() && self.seal_due.swap(false, Ordering::Relaxed) {
+                // A backlog: close the windows now rather than hold its leaves for a whole window.
+                sealing = self.begin_seal().await;
+            }
             let next = match finishing.as_mut() {
                 Some(finishing) => tokio::select! {
                     biased;
                     result = &mut finishing.end => Next::Ended(flatten(result)),
+                    outcome = in_flight(&mut sealing) => Next::Sealed(outcome),
                     piece = queue.recv() => Next::Piece(piece),
                     _ = seal_tick.tick(), if self.sealer.is_some() => Next::Seal,
                 },
                 None => tokio::select! {
+                    outcome = in_flight(&mut sealing) => Next::Sealed(outcome),
                     piece = queue.recv() => Next::Piece(piece),
                     _ = seal_tick.tick(), if self.sealer.is_some() => Next::Seal,
                 },
             };
             match next {
-                Next::Seal => self.seal(CommitMode::Async).await,
+                Next::Seal if sealing.is_some() => {} // the one in flight closes the window
+                Next::Seal => sealing = self.begin_seal().await,
+                Next::Sealed(outcome) => {
+                    sealing = None;
+                    self.sealed(outcome, CommitMode::Async).await;
+                }
                 Next::Ended(result) => {
                     if let Some(Finishing { ended, .. }) = finishing.take()
                         && !self.complete(ended, result, &mut failures).await
@@ -193,19 +222,46 @@ impl Writer {
         if let Some(previous) = finishing.take() {
             self.settle(previous, &mut failures).await;
         }
-        self.seal(CommitMode::Sync).await;
+        if let Some(task) = sealing.take() {
+            self.sealed(task.await, CommitMode::Async).await;
+        }
+        if let Some(sealer) = &self.sealer {
+            let sealed = sealer
+                .lock()
+                .await
+                .seal(time::OffsetDateTime::now_utc())
+                .await;
+            self.commit_sealed(&sealed, CommitMode::Sync);
+        }
     }
 
-    /// Closes the windows of every owned partition and commits offsets up to them.
-    async fn seal(&self, mode: CommitMode) {
+    /// Closes the windows of every owned partition and starts storing and publishing them.
+    async fn begin_seal(&self) -> Sealing {
+        let sealer = self.sealer.as_ref()?;
+        let job = sealer.lock().await.begin(time::OffsetDateTime::now_utc());
+        Some(tokio::spawn(job.run()))
+    }
+
+    /// A seal ended: moves the boundaries and commits offsets up to them.
+    async fn sealed(&self, outcome: Result<SealOutcome, tokio::task::JoinError>, mode: CommitMode) {
         let Some(sealer) = &self.sealer else {
             return;
         };
-        let sealed = sealer
-            .lock()
-            .await
-            .seal(time::OffsetDateTime::now_utc())
-            .await;
+        let mut sealer = sealer.lock().await;
+        let sealed = match outcome {
+            Ok(outcome) => sealer.finish(outcome),
+            Err(error) => {
+                tracing::error!(%error, "the sealing task failed; its windows are sealed again by the next seal");
+                sealer.abandon();
+                return;
+            }
+        };
+        drop(sealer);
+        self.commit_sealed(&sealed, mode);
+    }
+
+    /// Commits offsets up to the new boundaries.
+    fn commit_sealed(&self, sealed: &[(i32, i64)], mode: CommitMode) {
         let partitions: Vec<i32> = sealed.iter().map(|(partition, _)| *partition).collect();
         let offsets = self.shared.acked_offsets(&partitions);
         if offsets.count() > 0
@@ -348,7 +404,6 @@ impl Writer {
         mut written: Written,
         failures: &mut Option<ExponentialBackoff>,
     ) -> bool {
-        let mut seal_now = false;
         if let Some(sealer) = &self.sealer {
             let leaves = std::mem::take(&mut written.leaves);
             let mut sealer = sealer.lock().await;
@@ -357,7 +412,13 @@ impl Writer {
                 self.failed(&format!("loading integrity chains: {error}"), failures);
                 return false;
             }
-            seal_now = sealer.open_leaves() >= self.max_open_leaves;
+            let open = sealer.open_leaves();
+            if open >= self.max_open_leaves {
+                self.seal_due.store(true, Ordering::Relaxed);
+            }
+            if open >= self.max_open_leaves.saturating_mul(2) {
+                self.seal_behind.store(true, Ordering::Relaxed);
+            }
         }
         self.write_dead_letters(&batch.dead).await;
         self.write_dead_letters(&written.rejected).await;
@@ -374,10 +435,6 @@ impl Writer {
             metrics::histogram!("indexer_batch_seconds").record(started.elapsed().as_secs_f64());
         }
         written.record();
-        if seal_now {
-            // A backlog: close the windows now rather than hold its leaves for a whole window.
-            self.seal(CommitMode::Async).await;
-        }
         true
     }
 
@@ -528,6 +585,14 @@ fn end_all(
 }
 
 /// A finished end task's result (a panicked task counts as a failed insert).
+/// The outcome of the seal in flight; pending forever when there is none.
+async fn in_flight(sealing: &mut Sealing) -> Result<SealOutcome, tokio::task::JoinError> {
+    match sealing {
+        Some(task) => task.await,
+        None => std::future::pending().await,
+    }
+}
+
 fn flatten(
     joined: Result<audit_store::Result<()>, tokio::task::JoinError>,
 ) -> audit_store::Result<()> {
