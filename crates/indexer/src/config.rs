@@ -198,8 +198,9 @@ pub struct IntegrityConfig {
     /// detectable, and the most a crash re-reads (offsets commit only up to a sealed window).
     pub window_secs: u64,
     /// A window also closes as soon as this many written rows wait for it (all partitions
-    /// together): bounds the memory leaves take while a backlog is indexed (about 100 bytes
-    /// each).
+    /// together). The writer goes on while a window is sealed and waits for the seal only
+    /// when twice as many wait: bounds the memory leaves take while a backlog is indexed
+    /// (about 100 bytes each).
     pub max_open_leaves: usize,
     /// Ed25519 signing keys, `"<key_id>:<base64 of a 32-byte seed>"`, newest (signing) first;
     /// keep the old ones listed so their public keys stay published. Never give them to
