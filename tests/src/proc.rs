@@ -1,4 +1,4 @@
-//! A process's memory, from `/proc/<pid>/status`.
+//! A process's memory (`/proc/<pid>/status`) and CPU time (`/proc/<pid>/stat`).
 
 /// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`, …).
 pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
@@ -21,4 +21,17 @@ pub fn rss_kb(pid: u32) -> Option<u64> {
 /// Peak RSS of a process since it started, in KiB.
 pub fn peak_rss_kb(pid: u32) -> Option<u64> {
     status_kb(pid, "VmHWM")
+}
+
+/// CPU time (user + system) a process has used so far, in seconds, from `/proc/<pid>/stat`
+/// (fields 14 and 15, in clock ticks of 1/100 s: Linux's `USER_HZ` on every architecture
+/// this runs on).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / 100.0)
 }

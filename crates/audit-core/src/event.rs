@@ -342,6 +342,67 @@ pub fn unix_millis(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// An RFC 3339 time as unix milliseconds, cut to the millisecond like [`to_utc_millis`]. The
+/// form the platform writes (`2026-11-26T07:04:25.123Z`: UTC, up to 9 fraction digits) is read
+/// without building an `OffsetDateTime` (the forwarder reads two per event); any other form
+/// (an offset, a leap second, lowercase letters) is parsed by `time`.
+pub fn rfc3339_unix_millis(text: &str) -> Option<i64> {
+    utc_text_millis(text.as_bytes()).or_else(|| {
+        OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(|at| unix_millis(to_utc_millis(at)))
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.f…]Z` as unix milliseconds; `None` for any other shape or an
+/// impossible date.
+fn utc_text_millis(text: &[u8]) -> Option<i64> {
+    let (&b'Z', text) = text.split_last()? else {
+        return None;
+    };
+    if text.len() < 19 || [text[4], text[7], text[10], text[13], text[16]] != *b"--T::" {
+        return None;
+    }
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0i64, |value, &digit| {
+            digit
+                .is_ascii_digit()
+                .then(|| value * 10 + i64::from(digit - b'0'))
+        })
+    };
+    let millis = match &text[19..] {
+        [] => 0,
+        [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => {
+            number(fraction)?;
+            let mut first_three = [b'0'; 3];
+            for (slot, digit) in first_three.iter_mut().zip(fraction) {
+                *slot = *digit;
+            }
+            number(&first_three)?
+        }
+        _ => return None,
+    };
+    let (hour, minute, second) = (
+        number(&text[11..13])?,
+        number(&text[14..16])?,
+        number(&text[17..19])?,
+    );
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let month = time::Month::try_from(u8::try_from(number(&text[5..7])?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(
+        i32::try_from(number(&text[0..4])?).ok()?,
+        month,
+        u8::try_from(number(&text[8..10])?).ok()?,
+    )
+    .ok()?;
+    /// The Julian day number of 1970-01-01.
+    const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
+    let days = i64::from(date.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY;
+    Some((((days * 24 + hour) * 60 + minute) * 60 + second) * 1000 + millis)
+}
+
 /// Formats a time as RFC 3339 in UTC with milliseconds, e.g. `2026-11-26T07:04:25.123Z`.
 pub fn format_utc_millis(at: OffsetDateTime) -> String {
     let utc = at.to_offset(time::UtcOffset::UTC);
@@ -409,6 +470,60 @@ mod tests {
 
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn rfc3339_times_read_as_unix_millis_like_time_does() {
+        let by_time = |text: &str| {
+            OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(|at| unix_millis(to_utc_millis(at)))
+        };
+        let mut texts: Vec<String> = [
+            "2026-01-01T00:00:00Z",
+            "2026-01-01T00:00:00.250Z",
+            "2026-01-01T00:00:00.2Z",
+            "2026-01-01T00:00:00.25Z",
+            "2026-12-02T07:47:16.123456789Z",
+            "1969-12-31T23:59:59.999Z",
+            "1900-02-28T12:00:00Z",
+            "2024-02-29T23:59:59.999Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999Z",
+            // Other forms: time's answer (a value or a refusal) stands.
+            "2026-01-01T02:00:00+02:00",
+            "2026-01-01t00:00:00z",
+            "2016-12-31T23:59:60Z",
+            "2026-01-01T00:00:00.1234567891Z",
+            "2025-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-01-32T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01T00:60:00Z",
+            "2026-01-01T00:00:00.Z",
+            "2026-01-01 00:00:00Z",
+            "2026-1-01T00:00:00Z",
+            "+026-01-01T00:00:00Z",
+            "2026-01-01T00:00:00",
+            "",
+            "Z",
+        ]
+        .iter()
+        .map(|text| text.to_string())
+        .collect();
+        // Every day of a leap and a common year, at a time with milliseconds.
+        let mut at = time::macros::datetime!(2023-01-01 13:14:15.678 UTC);
+        while at.year() < 2025 {
+            texts.push(format_utc_millis(at));
+            at += time::Duration::days(1);
+        }
+        for text in &texts {
+            assert_eq!(rfc3339_unix_millis(text), by_time(text), "{text}");
+        }
+        assert_eq!(
+            rfc3339_unix_millis("2026-01-01T00:00:00.250Z"),
+            Some(1_767_225_600_250)
+        );
+    }
 
     #[test]
     fn metadata_values_round_trip() {

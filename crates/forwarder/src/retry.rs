@@ -253,6 +253,7 @@ impl RetryConsumer {
                     occurred_at_ms: 0,
                     received_at_ms: 0,
                     json: bytes::Bytes::copy_from_slice(payload),
+                    ocsf: std::sync::OnceLock::new(),
                 };
                 let delivery = Delivery {
                     event: Arc::new(event),

@@ -319,31 +319,27 @@ async fn received_route(
 
 /// The `id` of an audit event in raw JSON (without materialising the rest), or the
 /// `metadata.uid` of an OCSF object (destinations in the `ocsf` format): how the tests
-/// recognise events, not something the vendors check.
+/// recognise events, not something the vendors check. One pass over the object: the
+/// `metadata` object is only looked into when there is no `id`.
 pub fn event_id(raw: &str) -> Option<String> {
     #[derive(Deserialize)]
-    struct IdOnly<'a> {
+    struct Ids<'a> {
         #[serde(borrow)]
         id: Option<std::borrow::Cow<'a, str>>,
-    }
-    #[derive(Deserialize)]
-    struct OcsfUid<'a> {
         #[serde(borrow)]
-        metadata: IdOnlyUid<'a>,
+        metadata: Option<&'a serde_json::value::RawValue>,
     }
     #[derive(Deserialize)]
-    struct IdOnlyUid<'a> {
+    struct OcsfMetadata<'a> {
         #[serde(borrow)]
         uid: std::borrow::Cow<'a, str>,
     }
-    if let Some(id) = serde_json::from_str::<IdOnly<'_>>(raw)
-        .ok()
-        .and_then(|e| e.id)
-    {
+    let ids = serde_json::from_str::<Ids<'_>>(raw).ok()?;
+    if let Some(id) = ids.id {
         return Some(id.into_owned());
     }
-    let ocsf = serde_json::from_str::<OcsfUid<'_>>(raw).ok()?;
-    Some(ocsf.metadata.uid.into_owned())
+    let metadata = serde_json::from_str::<OcsfMetadata<'_>>(ids.metadata?.get()).ok()?;
+    Some(metadata.uid.into_owned())
 }
 
 /// The interface the tests drive every fake through.

@@ -226,13 +226,16 @@ async fn events(
     }
     let mut accepted: Vec<(String, Option<Value>)> = Vec::new();
     let mut refusal = None;
-    let stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
-    for (index, raw) in stream.enumerate() {
-        let Ok(raw) = raw else {
-            refusal = Some(("Invalid data format", 6, index));
+    // Envelopes back to back, each read once (its text, for the record, is the stream's span).
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Envelope<'_>>();
+    let mut envelope_start = 0;
+    for index in 0.. {
+        let Some(envelope) = stream.next() else {
             break;
         };
-        let Ok(envelope) = serde_json::from_str::<Envelope<'_>>(raw.get()) else {
+        let raw = &text[envelope_start..stream.byte_offset()];
+        envelope_start = stream.byte_offset();
+        let Ok(envelope) = envelope else {
             refusal = Some(("Invalid data format", 6, index));
             break;
         };
@@ -259,7 +262,7 @@ async fn events(
         let item = state
             .core
             .record_items()
-            .then(|| serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null));
+            .then(|| serde_json::from_str::<Value>(raw).unwrap_or(Value::Null));
         accepted.push((id, item));
     }
     // Envelopes before a refused one are indexed.

@@ -1,6 +1,7 @@
 //! The event as an OCSF object (Open Cybersecurity Schema Framework, version [`OCSF_VERSION`]),
 //! for destinations and exports in the `ocsf` format. The one mapping: the forwarder's sinks
-//! and the gateway's export both call [`to_json`].
+//! and the gateway's export both call [`write_json`] (or [`to_json`]) on an [`EventView`] of
+//! the event, which the forwarder reads straight from the event's JSON.
 //!
 //! **Which class.** Each catalogue action names its class and activity (`ocsf` in
 //! `config/catalogue.toml`, checked at load against [`OcsfClass`]); an action without one, or
@@ -28,17 +29,19 @@
 
 mod classes;
 mod object;
+mod view;
 
 use std::borrow::Cow;
 
 pub use classes::{OcsfClass, OcsfMapping};
 pub use object::{
     Api, Endpoint, Entity, HttpRequest, Metadata, OcsfActor, OcsfEvent, Product, Resource, Service,
-    Unmapped, User,
+    TypeName, Unmapped, User,
 };
+pub use view::{ActorView, ContextView, EventView, MetadataView, TargetView};
 
-use crate::catalogue::Catalogue;
-use crate::event::{ActorType, AuditEvent, MetadataValue, Outcome, Target, unix_millis};
+use crate::catalogue::{ActionDef, Catalogue};
+use crate::event::{ActorType, AuditEvent, Outcome};
 use classes::OTHER;
 
 /// The OCSF version every object claims (`metadata.version`) and is validated against.
@@ -52,8 +55,11 @@ pub const VENDOR_NAME: &str = "Solarius";
 
 /// The class and activity of `action` in `catalogue` ([`OcsfMapping::DEFAULT`] when it has none).
 pub fn mapping_of(catalogue: &Catalogue, action: &str) -> (OcsfClass, u32) {
-    let mapping = catalogue
-        .action(action)
+    class_of(catalogue.action(action))
+}
+
+fn class_of(definition: Option<&ActionDef>) -> (OcsfClass, u32) {
+    let mapping = definition
         .and_then(|definition| definition.ocsf)
         .filter(|mapping| mapping.check().is_ok())
         .unwrap_or(OcsfMapping::DEFAULT);
@@ -65,22 +71,33 @@ pub fn mapping_of(catalogue: &Catalogue, action: &str) -> (OcsfClass, u32) {
 
 /// The OCSF object of `event`, as compact JSON.
 pub fn to_json(event: &AuditEvent, catalogue: &Catalogue) -> Vec<u8> {
-    // Serializing plain structs of strings and numbers cannot fail.
-    serde_json::to_vec(&map(event, catalogue)).unwrap_or_default()
+    let mut out = Vec::with_capacity(1024);
+    write_json(&EventView::from(event), catalogue, &mut out);
+    out
+}
+
+/// Appends the OCSF object of `event`, as compact JSON, to `out`.
+pub fn write_json(event: &EventView<'_>, catalogue: &Catalogue, out: &mut Vec<u8>) {
+    let start = out.len();
+    // Serializing plain structs of strings and numbers into memory cannot fail; were it to,
+    // no half object is left behind.
+    if serde_json::to_writer(&mut *out, &map(event, catalogue)).is_err() {
+        out.truncate(start);
+    }
 }
 
 /// The OCSF object of `event` (borrowing from it).
-pub fn map<'a>(event: &'a AuditEvent, catalogue: &'a Catalogue) -> OcsfEvent<'a> {
-    let (class, activity_id) = mapping_of(catalogue, &event.action);
+pub fn map<'a>(event: &'a EventView<'a>, catalogue: &'a Catalogue) -> OcsfEvent<'a> {
+    let definition = catalogue.action(&event.action);
+    let (class, activity_id) = class_of(definition);
     let activity_name = match class.activity_name(activity_id) {
         Some(name) if activity_id != OTHER => name,
         // Other: OCSF wants the source's own name of the activity.
-        _ => event.action.as_str(),
+        _ => &event.action,
     };
     let (category_uid, category_name) = class.category();
     let failed = event.outcome == Outcome::Failure;
-    let message = catalogue
-        .action(&event.action)
+    let message = definition
         .map(|definition| definition.description.as_str())
         .filter(|description| !description.is_empty())
         .unwrap_or(&event.action);
@@ -90,7 +107,7 @@ pub fn map<'a>(event: &'a AuditEvent, catalogue: &'a Catalogue) -> OcsfEvent<'a>
         location: event.context.location.as_deref(),
         actor_email: None,
         targets: Vec::new(),
-        metadata: (!event.metadata.is_empty()).then_some(&event.metadata),
+        metadata: event.metadata,
     };
     let actor_user = user_of_actor(event, &mut unmapped);
     let mut object = OcsfEvent {
@@ -101,12 +118,11 @@ pub fn map<'a>(event: &'a AuditEvent, catalogue: &'a Catalogue) -> OcsfEvent<'a>
         activity_id,
         activity_name,
         type_uid: u64::from(class.uid()) * 100 + u64::from(activity_id),
-        type_name: format!(
-            "{}: {}",
-            class.name(),
-            class.activity_name(activity_id).unwrap_or("Other")
-        ),
-        time: event.occurred_at_millis(),
+        type_name: TypeName {
+            class: class.name(),
+            activity: class.activity_name(activity_id).unwrap_or("Other"),
+        },
+        time: event.occurred_at_ms,
         severity_id: if failed { 2 } else { 1 },
         severity: if failed { "Low" } else { "Informational" },
         status_id: if failed { 2 } else { 1 },
@@ -119,11 +135,11 @@ pub fn map<'a>(event: &'a AuditEvent, catalogue: &'a Catalogue) -> OcsfEvent<'a>
                 vendor_name: VENDOR_NAME,
                 version: env!("CARGO_PKG_VERSION"),
             },
-            uid: event.id.to_string(),
+            uid: &event.id,
             tenant_uid: &event.org_id,
             event_code: &event.action,
             log_provider: event.source.as_deref(),
-            logged_time: event.received_at.map(unix_millis),
+            logged_time: event.received_at_ms,
         },
         actor: Some(actor_of(event, actor_user.clone())),
         src_endpoint: event.context.ip.as_deref().map(|ip| Endpoint {
@@ -139,7 +155,7 @@ pub fn map<'a>(event: &'a AuditEvent, catalogue: &'a Catalogue) -> OcsfEvent<'a>
         resources: None,
         unmapped: Unmapped::default(),
     };
-    let targets: Vec<&Target> = event.targets.iter().collect();
+    let targets: Vec<&TargetView<'_>> = event.targets.iter().collect();
     match class {
         OcsfClass::Authentication => {
             object.user = Some(actor_user);
@@ -199,7 +215,7 @@ fn is_user_kind(kind: &str) -> bool {
     matches!(kind, "user" | "member" | "account")
 }
 
-fn without(targets: Vec<&Target>, used: Option<usize>) -> Vec<&Target> {
+fn without<'a>(targets: Vec<&'a TargetView<'a>>, used: Option<usize>) -> Vec<&'a TargetView<'a>> {
     targets
         .into_iter()
         .enumerate()
@@ -210,7 +226,7 @@ fn without(targets: Vec<&Target>, used: Option<usize>) -> Vec<&Target> {
 
 /// The user behind the actor (services are users of type Other here; [`actor_of`] also
 /// names them as the app). An e-mail OCSF's pattern refuses goes to `unmapped`.
-fn user_of_actor<'a>(event: &'a AuditEvent, unmapped: &mut Unmapped<'a>) -> User<'a> {
+fn user_of_actor<'a>(event: &'a EventView<'a>, unmapped: &mut Unmapped<'a>) -> User<'a> {
     let actor = &event.actor;
     let email = actor.email.as_deref();
     let email_addr = email.filter(|email| is_ocsf_email(email));
@@ -232,7 +248,7 @@ fn user_of_actor<'a>(event: &'a AuditEvent, unmapped: &mut Unmapped<'a>) -> User
     }
 }
 
-fn user_of_target(target: &Target) -> User<'_> {
+fn user_of_target<'a>(target: &'a TargetView<'a>) -> User<'a> {
     User {
         uid: &target.id,
         name: target.name.as_deref(),
@@ -242,16 +258,17 @@ fn user_of_target(target: &Target) -> User<'_> {
     }
 }
 
-fn actor_of<'a>(event: &'a AuditEvent, user: User<'a>) -> OcsfActor<'a> {
-    let is_app = event.actor.kind == ActorType::Service;
+fn actor_of<'a>(event: &'a EventView<'a>, user: User<'a>) -> OcsfActor<'a> {
+    let actor = &event.actor;
+    let is_app = actor.kind == ActorType::Service;
     OcsfActor {
-        app_uid: is_app.then_some(event.actor.id.as_str()),
-        app_name: is_app.then(|| event.actor.name.as_deref().unwrap_or(&event.actor.id)),
+        app_uid: is_app.then_some(&*actor.id),
+        app_name: is_app.then(|| actor.name.as_deref().unwrap_or(&actor.id)),
         user: Some(user),
     }
 }
 
-fn http_request_of(event: &AuditEvent) -> Option<HttpRequest<'_>> {
+fn http_request_of<'a>(event: &'a EventView<'a>) -> Option<HttpRequest<'a>> {
     let context = &event.context;
     if context.user_agent.is_none() && context.request_id.is_none() {
         return None;
@@ -262,7 +279,7 @@ fn http_request_of(event: &AuditEvent) -> Option<HttpRequest<'_>> {
     })
 }
 
-fn resource_of(target: &Target) -> Resource<'_> {
+fn resource_of<'a>(target: &'a TargetView<'a>) -> Resource<'a> {
     Resource {
         uid: &target.id,
         name: target.name.as_deref(),
@@ -272,21 +289,26 @@ fn resource_of(target: &Target) -> Resource<'_> {
 
 /// The privileges granted or revoked: the event's `role`, `new_role` or `privileges`
 /// metadata (comma separated), else the action itself.
-fn privileges_of(event: &AuditEvent) -> Vec<Cow<'_, str>> {
+fn privileges_of<'a>(event: &'a EventView<'a>) -> Vec<Cow<'a, str>> {
     for key in ["role", "new_role", "privileges"] {
-        if let Some(MetadataValue::String(text)) = event.metadata.get(key) {
-            let privileges: Vec<Cow<'_, str>> = text
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(Cow::Borrowed)
-                .collect();
-            if !privileges.is_empty() {
-                return privileges;
-            }
+        let Some(text) = event.metadata.text(key) else {
+            continue;
+        };
+        let privileges: Vec<Cow<'a, str>> = match text {
+            Cow::Borrowed(text) => split_privileges(text).map(Cow::Borrowed).collect(),
+            Cow::Owned(text) => split_privileges(&text)
+                .map(|p| Cow::Owned(p.to_owned()))
+                .collect(),
+        };
+        if !privileges.is_empty() {
+            return privileges;
         }
     }
-    vec![Cow::Borrowed(event.action.as_str())]
+    vec![Cow::Borrowed(&*event.action)]
+}
+
+fn split_privileges(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').map(str::trim).filter(|p| !p.is_empty())
 }
 
 /// Whether OCSF's `email_t` pattern accepts `text`:

@@ -2,11 +2,10 @@
 //! event; `None` and empty lists are left out.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-use crate::event::{MetadataValue, Target};
+use super::view::{MetadataView, TargetView};
 
 /// One OCSF event object (the attributes this mapping fills; `None` is left out).
 #[derive(Debug, Clone, Serialize)]
@@ -18,7 +17,7 @@ pub struct OcsfEvent<'a> {
     pub activity_id: u32,
     pub activity_name: &'a str,
     pub type_uid: u64,
-    pub type_name: String,
+    pub type_name: TypeName,
     pub time: i64,
     pub severity_id: u8,
     pub severity: &'static str,
@@ -47,12 +46,31 @@ pub struct OcsfEvent<'a> {
     pub unmapped: Unmapped<'a>,
 }
 
+/// `type_name`: `<class name>: <activity name>`, written without building the string.
+#[derive(Debug, Clone, Copy)]
+pub struct TypeName {
+    pub class: &'static str,
+    pub activity: &'static str,
+}
+
+impl std::fmt::Display for TypeName {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}: {}", self.class, self.activity)
+    }
+}
+
+impl Serialize for TypeName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Metadata<'a> {
     pub version: &'static str,
     pub product: Product,
     /// The event's id: trace an OCSF object back to the native event with it.
-    pub uid: String,
+    pub uid: &'a str,
     pub tenant_uid: &'a str,
     pub event_code: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -148,7 +166,7 @@ pub struct Unmapped<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actor_email: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub targets: Vec<&'a Target>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<&'a BTreeMap<String, MetadataValue>>,
+    pub targets: Vec<&'a TargetView<'a>>,
+    #[serde(skip_serializing_if = "MetadataView::is_empty")]
+    pub metadata: MetadataView<'a>,
 }

@@ -29,9 +29,20 @@ fn ocsf(event: Value) -> Value {
     ocsf_with(event, &Catalogue::builtin())
 }
 
+/// The object of `event`, mapped both ways in (the parsed event, as the gateway's export
+/// does; a view read from its stored JSON, as the forwarder does): the same bytes.
 fn ocsf_with(event: Value, catalogue: &Catalogue) -> Value {
     let event: AuditEvent = serde_json::from_value(event).unwrap();
-    serde_json::from_slice(&to_json(&event, catalogue)).unwrap()
+    let from_event = to_json(&event, catalogue);
+    let stored = serde_json::to_vec(&event).unwrap();
+    let view: EventView<'_> = serde_json::from_slice(&stored).unwrap();
+    let mut from_view = b"already here ".to_vec();
+    write_json(&view, catalogue, &mut from_view);
+    assert_eq!(
+        String::from_utf8_lossy(&from_view[13..]),
+        String::from_utf8_lossy(&from_event)
+    );
+    serde_json::from_slice(&from_event).unwrap()
 }
 
 #[test]
@@ -226,5 +237,83 @@ fn every_builtin_action_maps_to_its_catalogue_class_consistently() {
                 u64::from(mapping.class_uid) * 100 + u64::from(mapping.activity_id)
             );
         }
+    }
+}
+
+#[test]
+fn views_read_from_json_borrow_unescaped_strings_and_keep_escaped_ones() {
+    let mut input = event("user.login.failed", "authentication", "failure");
+    input["actor"]["name"] = json!("Ada \"the first\" Lovelace");
+    input["targets"] = json!([{"type": "device", "id": "d\u{e9}v", "name": null}]);
+    input["metadata"] = json!({"note": "tab\there"});
+    // A producer may escape any character.
+    let text = serde_json::to_string(&input)
+        .unwrap()
+        .replace("d\u{e9}v", "d\\u00e9v");
+    assert!(text.contains("d\\u00e9v"));
+    let view: EventView<'_> = serde_json::from_str(&text).unwrap();
+    assert!(matches!(view.org_id, Cow::Borrowed("org_a")));
+    assert!(matches!(view.source, Some(Cow::Borrowed("identity-api"))));
+    assert_eq!(
+        view.actor.name.as_deref(),
+        Some("Ada \"the first\" Lovelace")
+    );
+    assert_eq!(view.targets[0].id, "dév");
+    assert_eq!(view.targets[0].name, None);
+    assert_eq!(view.occurred_at_ms, 1_767_225_600_250);
+    assert_eq!(view.received_at_ms, Some(1_767_225_601_000));
+    let object = ocsf(input);
+    assert_eq!(
+        object["actor"]["user"]["name"],
+        "Ada \"the first\" Lovelace"
+    );
+    assert_eq!(object["unmapped"]["metadata"]["note"], "tab\there");
+}
+
+fn base_with_metadata() -> Value {
+    let mut input = event("user.login.failed", "authentication", "failure");
+    input["metadata"] = json!({"k": "v"});
+    input
+}
+
+#[test]
+fn views_read_what_the_event_reads_and_refuse_the_rest() {
+    // What the view reads, as (occurred_at_ms, metadata left out), or why it refuses.
+    let read = |input: &Value| {
+        serde_json::from_str::<EventView<'_>>(&input.to_string())
+            .map(|view| (view.occurred_at_ms, view.metadata.is_empty()))
+    };
+    let base = event("user.login.failed", "authentication", "failure");
+    // Times in another form than the platform's are read the same.
+    let mut offset = base.clone();
+    offset["occurred_at"] = json!("2026-01-01T02:00:00.250+02:00");
+    assert_eq!(read(&offset).unwrap().0, 1_767_225_600_250);
+    // Empty metadata (with or without spaces) is left out, as from the parsed event.
+    let mut empty = base.clone();
+    empty["metadata"] = json!({});
+    assert!(read(&empty).unwrap().1);
+    let spaced = empty
+        .to_string()
+        .replace("\"metadata\":{}", "\"metadata\": { }");
+    let view: EventView<'_> = serde_json::from_str(&spaced).unwrap();
+    assert!(view.metadata.is_empty());
+    let mut missing = base.clone();
+    missing.as_object_mut().unwrap().remove("metadata");
+    assert!(read(&missing).unwrap().1);
+    assert!(!read(&base_with_metadata()).unwrap().1);
+    // A field of another contract, metadata that is not an object, a time that is not one.
+    for (field, value) in [
+        ("colour", json!("red")),
+        ("metadata", json!(["a"])),
+        ("occurred_at", json!("yesterday")),
+        ("outcome", json!("maybe")),
+    ] {
+        let mut odd = base.clone();
+        odd[field] = value;
+        assert!(read(&odd).is_err(), "{field}");
+        assert!(
+            serde_json::from_value::<AuditEvent>(odd).is_err(),
+            "{field}"
+        );
     }
 }

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::event::{ForwardEvent, ocsf_json};
+use crate::event::ForwardEvent;
 use crate::signing::{Signer, SigningKey};
 
 /// The `[sinks]` section: what every destination shares, and per type limits and defaults.
@@ -464,16 +464,13 @@ impl Sink {
 
     /// One event's encoding for this destination, in its format.
     pub fn encode(&self, event: &ForwardEvent) -> Vec<u8> {
-        let ocsf;
         let payload = match &self.ocsf {
             None => Payload::native(event),
-            Some(catalogue) => {
-                ocsf = ocsf_json(event, catalogue);
-                Payload {
-                    json: &ocsf,
-                    key: "ocsf",
-                }
-            }
+            // Usually mapped already, when the event was routed (see `ForwardEvent::ocsf`).
+            Some(catalogue) => Payload {
+                json: event.ocsf(catalogue),
+                key: "ocsf",
+            },
         };
         match &self.vendor {
             Vendor::SplunkHec(sink) => sink.encode(event, payload),

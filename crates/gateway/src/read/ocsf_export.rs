@@ -56,10 +56,11 @@ impl OcsfLines {
     fn map_line(&self, line: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
         let event: AuditEvent = serde_json::from_slice(line)
             .map_err(|error| format!("a stored event does not read as contract v1: {error}"))?;
-        out.extend_from_slice(&audit_core::ocsf::to_json(
-            &event,
+        audit_core::ocsf::write_json(
+            &audit_core::ocsf::EventView::from(&event),
             self.validator.catalogue(),
-        ));
+            out,
+        );
         out.push(b'\n');
         Ok(())
     }

@@ -6,9 +6,11 @@
 //! 2. **Throughput**, per destination type (Splunk HEC, webhook): pre-fills an events topic
 //!    (6 partitions) with `--events` events of one Enterprise organization, starts the release
 //!    `forwarder` on it, and measures events/s from the first to the last event the receiver
-//!    accepted (batching and Standard Webhooks signing on, JSON, no compression), and the
-//!    forwarder's peak RSS. The `hec-ocsf` and `webhook-ocsf` runs measure the same with the
-//!    destination in the OCSF format (each event mapped to its OCSF object before sending).
+//!    accepted (batching and Standard Webhooks signing on, JSON, no compression), the
+//!    forwarder's peak RSS, and the CPU time per event of the forwarder and of the receivers
+//!    (they share the cores, so a receiver with more to parse slows the measured rate too).
+//!    The `hec-ocsf` and `webhook-ocsf` runs measure the same with the destination in the
+//!    OCSF format (each event mapped to its OCSF object before sending).
 //! 3. **Latency**: a fresh forwarder on an empty topic; once one warm-up event went through
 //!    (the consumer group has assigned the partition), events produced at a fixed `--rate`
 //!    (1,000/s) for `--latency-secs`; latency = receiver arrival − produce call, per event (ids
@@ -31,7 +33,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow, bail};
 use audit_core::integrity::{self, IntegrityKey};
 use clap::Parser;
-use loadgen::{BenchRow, Latencies, RssSampler, generated_event, print_table};
+use loadgen::{BenchRow, Latencies, RssSampler, cpu_seconds, generated_event, print_table};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -473,6 +475,27 @@ async fn accepted_events(http: &reqwest::Client, receiver: &str) -> Result<u64> 
     Ok(stats(http, receiver).await?["events"].as_u64().unwrap_or(0))
 }
 
+/// The forwarder's batches so far (`forwarder_batch_rows` and `forwarder_batch_bytes`
+/// histograms of its `/metrics`): count, mean events and mean bytes.
+async fn batch_sizes(http: &reqwest::Client, forwarder: &str) -> String {
+    let Ok(response) = http.get(format!("{forwarder}/metrics")).send().await else {
+        return "batches: no metrics".into();
+    };
+    let text = response.text().await.unwrap_or_default();
+    let total = |name: &str| -> f64 {
+        text.lines()
+            .filter(|line| line.starts_with(name))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let count = total("forwarder_batch_rows_count");
+    format!(
+        "batches: {count:.0}, mean {:.0} events, {:.0} bytes",
+        total("forwarder_batch_rows_sum") / count.max(1.0),
+        total("forwarder_batch_bytes_sum") / count.max(1.0)
+    )
+}
+
 /// Pre-fills, forwards, measures.
 async fn throughput_run(
     cli: &Cli,
@@ -480,7 +503,7 @@ async fn throughput_run(
     http: &reqwest::Client,
     run: &str,
     org: &str,
-    receiver: &str,
+    (receiver, receiver_pid): (&str, u32),
     key: Option<&IntegrityKey>,
 ) -> Result<BenchRow> {
     let ocsf = org.ends_with("_ocsf");
@@ -504,11 +527,14 @@ async fn throughput_run(
         fill.as_secs_f64(),
         cli.events as f64 / fill.as_secs_f64()
     );
-    let before = accepted_events(http, receiver).await?;
+    // The receivers serve every run: their counters are read before and after this one.
+    let stats_before = stats(http, receiver).await?;
+    let before = stats_before["events"].as_u64().unwrap_or(0);
     let target = before + cli.events;
     let group = format!("{}-{slug}", topics.prefix);
+    let receiver_cpu_before = cpu_seconds(receiver_pid);
     let launched = Instant::now();
-    let (mut forwarder, _) = start_forwarder(cli, topics, &topic, &group, http).await?;
+    let (mut forwarder, forwarder_url) = start_forwarder(cli, topics, &topic, &group, http).await?;
     let rss = RssSampler::start(forwarder.pid());
     let deadline = Instant::now() + Duration::from_secs(cli.timeout_secs);
     let mut first: Option<(Instant, u64)> = None;
@@ -538,11 +564,31 @@ async fn throughput_run(
     let total = launched.elapsed();
     rss.stop();
     let peak = rss.peak_mb();
+    // CPU per event, a second figure less sensitive to the machine's load than events/s
+    // (the receiver shares the cores: the forwarder's own cost is its CPU, not the rate).
+    let per_event_us =
+        |seconds: Option<f64>| seconds.map_or(f64::NAN, |s| s * 1e6 / cli.events as f64);
+    let forwarder_cpu = per_event_us(cpu_seconds(forwarder.pid()));
+    let batches = batch_sizes(http, &forwarder_url).await;
+    let receiver_cpu = per_event_us(
+        cpu_seconds(receiver_pid)
+            .zip(receiver_cpu_before)
+            .map(|(after, before)| after - before),
+    );
     forwarder.stop();
     let (first_at, first_count) = first.unwrap_or((launched, before));
     let measured = last.0.duration_since(first_at).as_secs_f64().max(0.001);
     let rate = (last.1 - first_count) as f64 / measured;
-    let receiver_stats = stats(http, receiver).await?;
+    println!(
+        "bench: {slug}: CPU per event: forwarder {forwarder_cpu:.1} µs, receiver {receiver_cpu:.1} µs; {batches}"
+    );
+    let stats_after = stats(http, receiver).await?;
+    let counted = |name: &str| {
+        stats_after[name]
+            .as_u64()
+            .unwrap_or(0)
+            .saturating_sub(stats_before[name].as_u64().unwrap_or(0))
+    };
     Ok(BenchRow {
         name: match (key, ocsf) {
             (Some(_), false) => format!("forwarder → {run} (fake), Kafka → receiver"),
@@ -554,12 +600,12 @@ async fn throughput_run(
         p99_ms: None,
         peak_rss_mb: Some(peak),
         notes: format!(
-            "{} events of one organization (one partition, in order), batching + HMAC signing, JSON, no compression; {:.1} s incl. start; {} requests, {} duplicates, {} signature failures",
+            "{} events of one organization (one partition, in order), batching + HMAC signing, JSON, no compression; {:.1} s incl. start; CPU per event: forwarder {forwarder_cpu:.1} µs, receiver {receiver_cpu:.1} µs; {} requests, {} duplicates, {} signature failures",
             cli.events,
             total.as_secs_f64(),
-            receiver_stats["accepted_requests"],
-            receiver_stats["duplicates"],
-            receiver_stats["signature_failures"],
+            counted("accepted_requests"),
+            counted("duplicates"),
+            counted("signature_failures"),
         ),
     })
 }
@@ -876,7 +922,7 @@ async fn main() -> Result<()> {
                     &http,
                     "splunk_hec",
                     "org_bench_hec",
-                    &hec,
+                    (&hec, receivers.pid()),
                     tag_key,
                 )
                 .await?
@@ -887,7 +933,16 @@ async fn main() -> Result<()> {
                 } else {
                     "org_bench_webhook_ocsf"
                 };
-                throughput_run(&cli, &topics, &http, "webhook", org, &webhook, Some(&key)).await?
+                throughput_run(
+                    &cli,
+                    &topics,
+                    &http,
+                    "webhook",
+                    org,
+                    (&webhook, receivers.pid()),
+                    Some(&key),
+                )
+                .await?
             }
             "hec-ocsf" => {
                 throughput_run(
@@ -896,7 +951,7 @@ async fn main() -> Result<()> {
                     &http,
                     "splunk_hec",
                     "org_bench_hec_ocsf",
-                    &hec,
+                    (&hec, receivers.pid()),
                     Some(&key),
                 )
                 .await?
