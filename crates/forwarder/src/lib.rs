@@ -133,14 +133,14 @@ pub async fn run(
         lanes_stop.clone(),
     );
     let context = Arc::new(LaneContext {
-        sinks: SinkContext {
+        sinks: Arc::new(SinkContext {
             client,
             policy: config.outbound.clone(),
             secrets,
             options: config.sinks.clone(),
             catalogue,
-        },
-        parker: parker.clone(),
+        }),
+        parker: Arc::new(parker.clone()),
         backoff: config.retry.engine(),
         retry: config.retry.clone(),
         linger: config.delivery.linger(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use audit_kafka::{DeadLetter, DeadLetterWriter};
 use bytes::Bytes;
-use futures::future::join_all;
+use futures::future::{BoxFuture, join_all};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -38,6 +38,43 @@ pub struct DeadInfo<'a> {
     pub reason: String,
     pub last_status: Option<&'a str>,
     pub last_excerpt: Option<&'a str>,
+}
+
+/// Where a lane hands off the events it does not deliver: parked on the retry topic or
+/// dead-lettered, each acknowledged once the hand-off is durable. The lanes' seam: the
+/// forwarder uses [`Parker`] (Kafka), lane tests a fake.
+pub trait Handoff: Send + Sync {
+    /// Parks `deliveries` (in order) and acknowledges them. False when it gave up at shutdown.
+    fn park<'a>(
+        &'a self,
+        deliveries: &'a [&'a Delivery],
+        info: &'a ParkInfo<'a>,
+    ) -> BoxFuture<'a, bool>;
+
+    /// Dead-letters one delivery and acknowledges it. False when it gave up at shutdown.
+    fn dead_letter<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        info: &'a DeadInfo<'a>,
+    ) -> BoxFuture<'a, bool>;
+}
+
+impl Handoff for Parker {
+    fn park<'a>(
+        &'a self,
+        deliveries: &'a [&'a Delivery],
+        info: &'a ParkInfo<'a>,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(Parker::park(self, deliveries, info))
+    }
+
+    fn dead_letter<'a>(
+        &'a self,
+        delivery: &'a Delivery,
+        info: &'a DeadInfo<'a>,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(Parker::dead_letter(self, delivery, info))
+    }
 }
 
 #[derive(Clone)]

@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::event::synthetic_event;
 use crate::outbound::{ClientTimeouts, build_client};
 use crate::signing::batch_message_id;
-use crate::sinks::{Sink, SinkContext, SinkState, SinksConfig};
+use crate::sinks::{SinkContext, SinkFactory, SinkState, SinksConfig};
 
 /// What the destination answered.
 #[derive(Debug, Clone, Serialize)]
@@ -67,7 +67,7 @@ pub async fn send_test_event(
         catalogue: Arc::new(settings.catalogue.clone()),
     };
     let state = SinkState::default();
-    let sink = Sink::build(org_id, destination, &context, &state)?;
+    let sink = context.build(org_id, destination, &state)?;
     let event = synthetic_event(
         org_id,
         "audit_log.destination.tested",

@@ -13,26 +13,30 @@
 //! byte; `ocsf`: its OCSF object from `audit_core::ocsf`) inside the same envelope; signing,
 //! batching, limits and retries do not depend on the format.
 //!
-//! Limits of each destination are stated in its module doc. The lanes ([`crate::lane`]) are
-//! generic over the [`Sink`] enum: they batch within [`BatchLimits`], act on verdicts (split,
+//! Limits of each destination are stated in its module doc. Each type implements the [`Sink`]
+//! trait and has one line in [`registry`]. The lanes ([`crate::lane`]) know only the trait: they batch within [`BatchLimits`], act on verdicts (split,
 //! dead-letter, retry with the shared [`crate::backoff`] engine, park, pause) and never need
 //! to know a vendor's status codes.
 
 pub mod datadog;
+pub mod registry;
 pub mod response;
 pub mod splunk_hec;
 pub mod wazuh;
 pub mod webhook;
 
+use std::any::Any;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use audit_core::Catalogue;
-use audit_runtime::ConfigError;
-use audit_settings::{Destination, DestinationKind, EventFormat, OutboundPolicy, SecretBox};
-use reqwest::header::HeaderMap;
+use audit_runtime::{ConfigError, Secret};
+use audit_settings::{Destination, EventFormat, OutboundPolicy, SecretBox};
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+
+pub use response::{EXCERPT_BYTES, excerpt, retry_after, transport_failure};
 
 use crate::error::{Error, Result};
 use crate::event::ForwardEvent;
@@ -159,84 +163,10 @@ impl Attempt {
     }
 }
 
-/// Longest response excerpt kept (health, dead-letter headers, logs).
-pub const EXCERPT_BYTES: usize = 512;
-
-/// The first [`EXCERPT_BYTES`] of a body, as text on one line.
-pub fn excerpt(body: &[u8]) -> String {
-    let mut end = body.len().min(EXCERPT_BYTES);
-    let text = loop {
-        match std::str::from_utf8(&body[..end]) {
-            Ok(text) => break text,
-            Err(error) if error.valid_up_to() > 0 => end = error.valid_up_to(),
-            Err(_) => break "",
-        }
-    };
-    let mut line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if body.len() > end {
-        line.push('…');
-    }
-    line
-}
-
-/// `Retry-After` of a response, if any.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    crate::backoff::parse_retry_after(value, OffsetDateTime::now_utc())
-}
-
-/// The attempt for a request that got no response (connect error, timeout, …).
-pub fn transport_failure(error: &reqwest::Error, started: Instant, message_id: &str) -> Attempt {
-    let status = if error.is_timeout() {
-        "timeout"
-    } else if error.is_connect() {
-        "connect"
-    } else {
-        "request"
-    };
-    Attempt {
-        verdict: Verdict::Retriable,
-        status: status.to_string(),
-        excerpt: describe_transport_error(error),
-        retry_after: None,
-        latency: started.elapsed(),
-        message_id: message_id.to_string(),
-    }
-}
-
-/// An error's chain of causes, without the URL (which may carry a query string).
-fn describe_transport_error(error: &reqwest::Error) -> String {
-    let mut text = error.without_url_ref().to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    excerpt(text.as_bytes())
-}
-
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let mut text = self.to_string();
-        if let Some(url) = self.url() {
-            text = text.replace(url.as_str(), "<url>");
-        }
-        text
-    }
-}
-
 /// Frames encodings as a JSON array: `[a,b,c]`.
 pub fn json_array(parts: &[&[u8]]) -> Vec<u8> {
-    let len: usize = parts.iter().map(|p| p.len() + 1).sum::<usize>() + 2;
-    let mut body = Vec::with_capacity(len);
+    let bytes: usize = parts.iter().map(|p| p.len()).sum();
+    let mut body = Vec::with_capacity(json_array_len(bytes, parts.len()));
     body.push(b'[');
     for (index, part) in parts.iter().enumerate() {
         if index > 0 {
@@ -248,37 +178,37 @@ pub fn json_array(parts: &[&[u8]]) -> Vec<u8> {
     body
 }
 
-/// Per destination state shared by every lane of that destination in this process (the
-/// main lane and the retry lane): Wazuh's session and request pacing, Splunk's channel.
+/// The length of [`json_array`] of `count` parts totalling `bytes`.
+pub fn json_array_len(bytes: usize, count: usize) -> usize {
+    bytes + count.saturating_sub(1) + 2
+}
+
+/// Per destination state shared by every lane of that destination in this process (the main
+/// lane and the retry lane), owned by the destination type: one value of the type's choosing
+/// (Wazuh: its session and request pacing; Splunk: its acknowledgement channel), replaced
+/// when the settings it depends on change (its `fingerprint`).
 #[derive(Debug, Default)]
 pub struct SinkState {
-    wazuh: Mutex<Option<(String, Arc<wazuh::WazuhSession>)>>,
-    hec_channel: Mutex<Option<String>>,
+    slot: Mutex<Option<(String, Arc<dyn Any + Send + Sync>)>>,
 }
 
 impl SinkState {
-    /// The Wazuh session of this destination, new when its URL, user or pacing changed.
-    fn wazuh_session(
+    /// The state of type `T` built for `fingerprint`, or a new one from `create`.
+    pub fn get_or_create<T: Any + Send + Sync>(
         &self,
-        fingerprint: String,
-        create: impl FnOnce() -> wazuh::WazuhSession,
-    ) -> Arc<wazuh::WazuhSession> {
-        let mut slot = self.wazuh.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((existing, session)) = slot.as_ref()
-            && *existing == fingerprint
+        fingerprint: &str,
+        create: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((existing, state)) = slot.as_ref()
+            && existing == fingerprint
+            && let Ok(state) = state.clone().downcast::<T>()
         {
-            return session.clone();
+            return state;
         }
-        let session = Arc::new(create());
-        *slot = Some((fingerprint, session.clone()));
-        session
-    }
-
-    /// This instance's indexer-acknowledgement channel for the destination (a GUID).
-    fn hec_channel(&self) -> String {
-        let mut slot = self.hec_channel.lock().unwrap_or_else(|e| e.into_inner());
-        slot.get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
-            .clone()
+        let state = Arc::new(create());
+        *slot = Some((fingerprint.to_string(), state.clone()));
+        state
     }
 }
 
@@ -320,146 +250,40 @@ impl<'a> Payload<'a> {
     }
 }
 
-/// A destination ready to receive batches: its type, and the format of its events.
+/// One destination type's delivery, as the lanes use it. Each type's folder implements it
+/// (and [`registry`] builds it from the destination's settings); tests use a fake.
+pub trait Sink: Send + Sync + std::fmt::Debug {
+    /// How batches for this destination are bounded.
+    fn limits(&self) -> BatchLimits;
+
+    /// One event's encoding inside the type's envelope, with `payload` as its content.
+    fn encode(&self, event: &ForwardEvent, payload: Payload<'_>) -> Vec<u8>;
+
+    /// The body length [`Sink::send`] frames from `count` encodings totalling `bytes` (before
+    /// compression): batches are cut on it.
+    fn framed_len(&self, bytes: usize, count: usize) -> usize;
+
+    /// Sends one batch (already encoded, in order) under `message_id`; never fails: every
+    /// outcome is an [`Attempt`] classified by the type.
+    fn send<'a>(&'a self, parts: &'a [&'a [u8]], message_id: &'a str) -> BoxFuture<'a, Attempt>;
+}
+
+/// A destination ready to receive batches: its type's sink and the format of its events.
 #[derive(Debug)]
-pub struct Sink {
-    vendor: Vendor,
+pub struct DestinationSink {
+    sink: Box<dyn Sink>,
     /// `Some` in the OCSF format: the catalogue that classifies the actions.
     ocsf: Option<Arc<Catalogue>>,
 }
 
-/// The destination types.
-#[derive(Debug)]
-enum Vendor {
-    SplunkHec(splunk_hec::HecSink),
-    Datadog(datadog::DatadogSink),
-    Wazuh(wazuh::WazuhSink),
-    Webhook(webhook::WebhookSink),
-}
-
-impl Sink {
-    /// Builds the sink of `destination` of `org_id`: validates its settings, opens its secrets.
-    pub fn build(
-        org_id: &str,
-        destination: &Destination,
-        context: &SinkContext,
-        state: &SinkState,
-    ) -> Result<Sink> {
-        let now = OffsetDateTime::now_utc();
-        let invalid = |reason: String| Error::destination(&destination.id, reason);
-        let keys = destination
-            .open_signing_secrets(org_id, &context.secrets, now)
-            .map_err(|error| invalid(format!("signing secret: {error}")))?;
-        let active: Vec<_> = destination.active_signing_secrets(now).collect();
-        let mut signing_keys = Vec::with_capacity(keys.len());
-        for (secret, meta) in keys.iter().zip(active) {
-            signing_keys
-                .push(SigningKey::parse(secret.expose(), meta.expires_at).map_err(invalid)?);
-        }
-        let signer = Signer::new(signing_keys);
-        if !signer.has_active_key(now) {
-            return Err(invalid("no active signing secret".into()));
-        }
-        let credential = destination
-            .open_credential(org_id, &context.secrets)
-            .map_err(|error| invalid(format!("credential: {error}")))?;
-        let client = context.client.clone();
-        let max_response_bytes = context.options.max_response_bytes;
-        let vendor = match &destination.config {
-            DestinationKind::SplunkHec(settings) => {
-                let token = credential.ok_or_else(|| invalid("missing HEC token".into()))?;
-                let config = splunk_hec::HecConfig::new(
-                    org_id,
-                    settings,
-                    token,
-                    &context.options.splunk_hec,
-                    &context.policy,
-                )
-                .map_err(invalid)?;
-                let channel = config.indexer_ack.then(|| state.hec_channel());
-                Vendor::SplunkHec(splunk_hec::HecSink::new(
-                    config,
-                    signer,
-                    client,
-                    channel,
-                    max_response_bytes,
-                ))
-            }
-            DestinationKind::Datadog(settings) => {
-                let api_key = credential.ok_or_else(|| invalid("missing API key".into()))?;
-                let config = datadog::DatadogConfig::new(
-                    org_id,
-                    settings,
-                    api_key,
-                    &context.options.datadog,
-                    &context.policy,
-                )
-                .map_err(invalid)?;
-                Vendor::Datadog(datadog::DatadogSink::new(
-                    config,
-                    signer,
-                    client,
-                    max_response_bytes,
-                ))
-            }
-            DestinationKind::Wazuh(settings) => {
-                let password = credential.ok_or_else(|| invalid("missing password".into()))?;
-                let config = wazuh::WazuhConfig::new(
-                    settings,
-                    password,
-                    &context.options.wazuh,
-                    &context.policy,
-                )
-                .map_err(invalid)?;
-                let session = state.wazuh_session(config.fingerprint(), || {
-                    wazuh::WazuhSession::new(config.requests_per_minute)
-                });
-                Vendor::Wazuh(wazuh::WazuhSink::new(
-                    config,
-                    signer,
-                    client,
-                    session,
-                    max_response_bytes,
-                ))
-            }
-            DestinationKind::Webhook(settings) => {
-                let config = webhook::WebhookConfig::new(
-                    settings,
-                    &context.options.webhook,
-                    &context.policy,
-                )
-                .map_err(invalid)?;
-                Vendor::Webhook(webhook::WebhookSink::new(
-                    config,
-                    signer,
-                    client,
-                    max_response_bytes,
-                ))
-            }
-        };
-        let ocsf = match destination.format {
-            EventFormat::Native => None,
-            EventFormat::Ocsf => Some(context.catalogue.clone()),
-        };
-        Ok(Sink { vendor, ocsf })
-    }
-
-    pub fn type_name(&self) -> &'static str {
-        match &self.vendor {
-            Vendor::SplunkHec(_) => "splunk_hec",
-            Vendor::Datadog(_) => "datadog",
-            Vendor::Wazuh(_) => "wazuh",
-            Vendor::Webhook(_) => "webhook",
-        }
+impl DestinationSink {
+    /// `sink` writing events in their stored form.
+    pub fn native(sink: Box<dyn Sink>) -> Self {
+        Self { sink, ocsf: None }
     }
 
     pub fn limits(&self) -> BatchLimits {
-        match &self.vendor {
-            Vendor::SplunkHec(sink) => sink.limits(),
-            Vendor::Datadog(sink) => sink.limits(),
-            Vendor::Wazuh(sink) => sink.limits(),
-            Vendor::Webhook(sink) => sink.limits(),
-        }
+        self.sink.limits()
     }
 
     /// One event's encoding for this destination, in its format.
@@ -472,34 +296,112 @@ impl Sink {
                 key: "ocsf",
             },
         };
-        match &self.vendor {
-            Vendor::SplunkHec(sink) => sink.encode(event, payload),
-            Vendor::Datadog(sink) => sink.encode(event, payload),
-            Vendor::Wazuh(sink) => sink.encode(payload),
-            Vendor::Webhook(sink) => sink.encode(payload),
-        }
+        self.sink.encode(event, payload)
     }
 
-    /// The body size of a batch of `count` encodings totalling `bytes`.
     pub fn framed_len(&self, bytes: usize, count: usize) -> usize {
-        match &self.vendor {
-            // Envelopes back to back.
-            Vendor::SplunkHec(_) => bytes,
-            // `[a,b]`.
-            Vendor::Datadog(_) | Vendor::Webhook(_) => bytes + count + 1,
-            // `{"events":[a,b]}`.
-            Vendor::Wazuh(_) => bytes + count + 13,
-        }
+        self.sink.framed_len(bytes, count)
     }
 
-    /// Sends one batch (already encoded, in order) under `message_id`.
     pub async fn send(&self, parts: &[&[u8]], message_id: &str) -> Attempt {
-        match &self.vendor {
-            Vendor::SplunkHec(sink) => sink.send(parts, message_id).await,
-            Vendor::Datadog(sink) => sink.send(parts, message_id).await,
-            Vendor::Wazuh(sink) => sink.send(parts, message_id).await,
-            Vendor::Webhook(sink) => sink.send(parts, message_id).await,
+        self.sink.send(parts, message_id).await
+    }
+}
+
+/// Builds a destination's sink from its settings: the lanes' seam (the forwarder uses
+/// [`SinkContext`]; lane tests a fake).
+pub trait SinkFactory: Send + Sync {
+    fn build(
+        &self,
+        org_id: &str,
+        destination: &Destination,
+        state: &SinkState,
+    ) -> Result<DestinationSink>;
+}
+
+/// What every destination type's builder receives: the destination's opened secrets and
+/// what the process shares.
+pub struct BuildParts<'a> {
+    pub org_id: &'a str,
+    pub signer: Signer,
+    /// The type's credential (HEC token, Datadog API key, Wazuh password), opened.
+    pub credential: Option<Secret>,
+    pub client: reqwest::Client,
+    pub options: &'a SinksConfig,
+    pub policy: &'a OutboundPolicy,
+    pub state: &'a SinkState,
+}
+
+impl BuildParts<'_> {
+    /// The credential, which `field` of the type's settings holds.
+    pub fn credential(&mut self, field: &'static str) -> Result<Secret, InvalidSetting> {
+        self.credential
+            .take()
+            .ok_or_else(|| InvalidSetting::new(field, "missing"))
+    }
+}
+
+/// Why a destination's settings cannot be used: the field, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidSetting {
+    pub field: String,
+    pub reason: String,
+}
+
+impl InvalidSetting {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
         }
+    }
+}
+
+impl SinkFactory for SinkContext {
+    /// Opens the destination's secrets, validates its settings and builds its type's sink.
+    fn build(
+        &self,
+        org_id: &str,
+        destination: &Destination,
+        state: &SinkState,
+    ) -> Result<DestinationSink> {
+        let now = OffsetDateTime::now_utc();
+        let invalid = |reason: String| Error::destination(&destination.id, reason);
+        let keys = destination
+            .open_signing_secrets(org_id, &self.secrets, now)
+            .map_err(|error| invalid(format!("signing secret: {error}")))?;
+        let active: Vec<_> = destination.active_signing_secrets(now).collect();
+        let mut signing_keys = Vec::with_capacity(keys.len());
+        for (secret, meta) in keys.iter().zip(active) {
+            signing_keys.push(
+                SigningKey::parse(secret.expose(), meta.expires_at)
+                    .map_err(|error| invalid(error.to_string()))?,
+            );
+        }
+        let signer = Signer::new(signing_keys);
+        if !signer.has_active_key(now) {
+            return Err(invalid("no active signing secret".into()));
+        }
+        let credential = destination
+            .open_credential(org_id, &self.secrets)
+            .map_err(|error| invalid(format!("credential: {error}")))?;
+        let parts = BuildParts {
+            org_id,
+            signer,
+            credential,
+            client: self.client.clone(),
+            options: &self.options,
+            policy: &self.policy,
+            state,
+        };
+        let sink = registry::build(&destination.config, parts)
+            .map_err(|error| invalid(error.to_string()))?;
+        let ocsf = match destination.format {
+            EventFormat::Native => None,
+            EventFormat::Ocsf => Some(self.catalogue.clone()),
+        };
+        Ok(DestinationSink { sink, ocsf })
     }
 }
 
@@ -508,10 +410,10 @@ pub(crate) fn checked_url(
     policy: &OutboundPolicy,
     field: &str,
     raw: &str,
-) -> Result<url::Url, String> {
+) -> Result<url::Url, InvalidSetting> {
     policy
         .check_url(raw)
-        .map_err(|reason| format!("{field}: {reason}"))
+        .map_err(|reason| InvalidSetting::new(field, reason.to_string()))
 }
 
 /// Appends `path` to a base URL unless the URL already has a path of its own.

@@ -23,7 +23,10 @@ use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use reqwest::header::CONTENT_ENCODING;
 
-use crate::sinks::{Attempt, excerpt, retry_after, transport_failure};
+use reqwest::header::HeaderMap;
+use time::OffsetDateTime;
+
+use crate::sinks::{Attempt, Verdict};
 
 /// Default of `[sinks] max_response_bytes`.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 * 1024;
@@ -127,6 +130,80 @@ where
         }
     }
     Ok((body.freeze(), true))
+}
+
+/// Longest response excerpt kept (health, dead-letter headers, logs).
+pub const EXCERPT_BYTES: usize = 512;
+
+/// The first [`EXCERPT_BYTES`] of a body, as text on one line.
+pub fn excerpt(body: &[u8]) -> String {
+    let mut end = body.len().min(EXCERPT_BYTES);
+    let text = loop {
+        match std::str::from_utf8(&body[..end]) {
+            Ok(text) => break text,
+            Err(error) if error.valid_up_to() > 0 => end = error.valid_up_to(),
+            Err(_) => break "",
+        }
+    };
+    let mut line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if body.len() > end {
+        line.push('…');
+    }
+    line
+}
+
+/// `Retry-After` of a response, if any.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    crate::backoff::parse_retry_after(value, OffsetDateTime::now_utc())
+}
+
+/// The attempt for a request that got no response (connect error, timeout, …).
+pub fn transport_failure(error: &reqwest::Error, started: Instant, message_id: &str) -> Attempt {
+    let status = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connect"
+    } else {
+        "request"
+    };
+    Attempt {
+        verdict: Verdict::Retriable,
+        status: status.to_string(),
+        excerpt: describe_transport_error(error),
+        retry_after: None,
+        latency: started.elapsed(),
+        message_id: message_id.to_string(),
+    }
+}
+
+/// An error's chain of causes, without the URL (which may carry a query string).
+fn describe_transport_error(error: &reqwest::Error) -> String {
+    let mut text = error.without_url_ref().to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    excerpt(text.as_bytes())
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let mut text = self.to_string();
+        if let Some(url) = self.url() {
+            text = text.replace(url.as_str(), "<url>");
+        }
+        text
+    }
 }
 
 #[cfg(test)]

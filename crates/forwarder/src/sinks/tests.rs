@@ -2,6 +2,7 @@
 //! paths, and the format choosing the payload inside the same envelope.
 #![allow(clippy::unwrap_used)]
 
+use audit_settings::DestinationKind;
 use audit_settings::model::DatadogSettings;
 
 use super::*;
@@ -65,7 +66,9 @@ fn the_format_chooses_the_payload_inside_the_same_envelope() {
         serde_json::json!({"type": "datadog", "site": "datadoghq.com", "api_key": "v1.x"});
     let build = |config: &serde_json::Value, format| {
         let destination = destination(&secrets, config.clone(), format);
-        Sink::build("org_a", &destination, &context, &SinkState::default()).unwrap()
+        context
+            .build("org_a", &destination, &SinkState::default())
+            .unwrap()
     };
 
     let native = build(&webhook, EventFormat::Native).encode(&event);
@@ -107,4 +110,29 @@ fn default_paths_are_appended_only_to_bare_urls() {
         with_default_path(full, "/api/v2/logs").as_str(),
         "https://proxy.example.com/dd/intake"
     );
+}
+
+#[test]
+fn every_type_states_the_length_of_what_it_frames() {
+    let sets: [&[&[u8]]; 2] = [&[b"{\"a\":1}"], &[b"\"x\"", b"{}", b"[1,2]"]];
+    for parts in sets {
+        let bytes: usize = parts.iter().map(|part| part.len()).sum();
+        let count = parts.len();
+        assert_eq!(
+            splunk_hec::encoder::frame(parts).len(),
+            splunk_hec::encoder::framed_len(bytes, count)
+        );
+        assert_eq!(
+            datadog::encoder::frame(parts, None).len(),
+            datadog::encoder::framed_len(bytes, count)
+        );
+        assert_eq!(
+            wazuh::encoder::frame(parts).len(),
+            wazuh::encoder::framed_len(bytes, count)
+        );
+        assert_eq!(
+            webhook::encoder::frame(parts).len(),
+            webhook::encoder::framed_len(bytes, count)
+        );
+    }
 }

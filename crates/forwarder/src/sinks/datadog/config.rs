@@ -5,7 +5,7 @@ use audit_settings::OutboundPolicy;
 use audit_settings::model::DatadogSettings;
 use serde::{Deserialize, Serialize};
 
-use crate::sinks::{BatchLimits, checked_url, with_default_path};
+use crate::sinks::{BatchLimits, InvalidSetting, checked_url, with_default_path};
 
 /// The sites of the intake API.
 pub const SITES: &[&str] = &[
@@ -108,12 +108,15 @@ impl DatadogConfig {
         api_key: Secret,
         options: &DatadogOptions,
         policy: &OutboundPolicy,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, InvalidSetting> {
         if !SITES.contains(&settings.site.as_str()) {
-            return Err(format!(
-                "config.site: unknown Datadog site `{}`; one of {}",
-                settings.site,
-                SITES.join(", ")
+            return Err(InvalidSetting::new(
+                "config.site",
+                format!(
+                    "unknown Datadog site `{}`; one of {}",
+                    settings.site,
+                    SITES.join(", ")
+                ),
             ));
         }
         let raw_url = match &settings.url {
@@ -122,7 +125,7 @@ impl DatadogConfig {
         };
         let url = with_default_path(checked_url(policy, "config.url", &raw_url)?, "/api/v2/logs");
         if api_key.expose().trim().is_empty() {
-            return Err("config.api_key: must not be empty".into());
+            return Err(InvalidSetting::new("config.api_key", "must not be empty"));
         }
         let quote = |text: &str| serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into());
         let source_and_service = format!(

@@ -66,3 +66,8 @@ pub fn frame(parts: &[&[u8]], gzip_level: Option<u32>) -> Vec<u8> {
     }
     encoder.finish().unwrap_or(array)
 }
+
+/// The length of [`frame`] of `count` parts totalling `bytes`, before compression: `[a,b]`.
+pub fn framed_len(bytes: usize, count: usize) -> usize {
+    crate::sinks::json_array_len(bytes, count)
+}

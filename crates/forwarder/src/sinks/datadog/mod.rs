@@ -25,3 +25,28 @@ mod tests;
 
 pub use config::{DatadogConfig, DatadogOptions};
 pub use service::DatadogSink;
+
+use audit_settings::model::DatadogSettings;
+
+use crate::sinks::{BuildParts, InvalidSetting, Sink};
+
+/// Builds the sink of a Datadog destination.
+pub fn build(
+    settings: &DatadogSettings,
+    mut parts: BuildParts<'_>,
+) -> Result<Box<dyn Sink>, InvalidSetting> {
+    let api_key = parts.credential("config.api_key")?;
+    let config = DatadogConfig::new(
+        parts.org_id,
+        settings,
+        api_key,
+        &parts.options.datadog,
+        parts.policy,
+    )?;
+    Ok(Box::new(DatadogSink::new(
+        config,
+        parts.signer,
+        parts.client,
+        parts.options.max_response_bytes,
+    )))
+}

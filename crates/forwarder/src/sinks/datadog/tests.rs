@@ -8,7 +8,7 @@ use super::classifier::classify;
 use super::config::{DatadogConfig, DatadogOptions};
 use super::encoder;
 use crate::event::synthetic_event;
-use crate::sinks::Verdict;
+use crate::sinks::{InvalidSetting, Verdict};
 
 fn settings(site: &str, url: Option<&str>) -> DatadogSettings {
     DatadogSettings {
@@ -21,7 +21,7 @@ fn settings(site: &str, url: Option<&str>) -> DatadogSettings {
     }
 }
 
-fn config(site: &str, url: Option<&str>) -> Result<DatadogConfig, String> {
+fn config(site: &str, url: Option<&str>) -> Result<DatadogConfig, InvalidSetting> {
     DatadogConfig::new(
         "org_a",
         &settings(site, url),

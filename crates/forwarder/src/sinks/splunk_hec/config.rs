@@ -7,7 +7,7 @@ use audit_settings::OutboundPolicy;
 use audit_settings::model::SplunkHecSettings;
 use serde::{Deserialize, Serialize};
 
-use crate::sinks::{BatchLimits, checked_url, with_default_path};
+use crate::sinks::{BatchLimits, InvalidSetting, checked_url, with_default_path};
 
 /// Sink-wide HEC settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,7 +89,7 @@ impl HecConfig {
         token: Secret,
         options: &HecOptions,
         policy: &OutboundPolicy,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, InvalidSetting> {
         let base = checked_url(policy, "config.url", &settings.url)?;
         let event_url = if base.path().contains("/services/collector") {
             base.clone()
@@ -100,7 +100,7 @@ impl HecConfig {
         ack_url.set_path("/services/collector/ack");
         ack_url.set_query(None);
         if token.expose().trim().is_empty() {
-            return Err("config.token: must not be empty".into());
+            return Err(InvalidSetting::new("config.token", "must not be empty"));
         }
         let max_batch_bytes = settings.max_batch_bytes.unwrap_or(options.max_batch_bytes);
         let quote = |text: &str| serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into());

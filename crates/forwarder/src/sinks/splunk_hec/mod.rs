@@ -27,3 +27,38 @@ mod tests;
 
 pub use config::{HecConfig, HecOptions};
 pub use service::HecSink;
+
+use audit_settings::model::SplunkHecSettings;
+
+use crate::sinks::{BuildParts, InvalidSetting, Sink};
+
+/// This instance's indexer-acknowledgement channel for the destination (a GUID), kept while
+/// the destination's settings change.
+#[derive(Debug)]
+struct Channel(String);
+
+/// Builds the sink of a Splunk HEC destination.
+pub fn build(
+    settings: &SplunkHecSettings,
+    mut parts: BuildParts<'_>,
+) -> Result<Box<dyn Sink>, InvalidSetting> {
+    let token = parts.credential("config.token")?;
+    let config = HecConfig::new(
+        parts.org_id,
+        settings,
+        token,
+        &parts.options.splunk_hec,
+        parts.policy,
+    )?;
+    let channel = config.indexer_ack.then(|| {
+        let new_channel = || Channel(uuid::Uuid::new_v4().to_string());
+        parts.state.get_or_create("channel", new_channel).0.clone()
+    });
+    Ok(Box::new(HecSink::new(
+        config,
+        parts.signer,
+        parts.client,
+        channel,
+        parts.options.max_response_bytes,
+    )))
+}

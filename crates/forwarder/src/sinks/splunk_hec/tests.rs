@@ -72,7 +72,7 @@ fn unsafe_urls_are_refused() {
             &OutboundPolicy::default(),
         )
         .expect_err(url);
-        assert!(error.starts_with("config.url"), "{error}");
+        assert_eq!(error.field, "config.url", "{error}");
     }
 }
 

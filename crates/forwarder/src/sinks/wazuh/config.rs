@@ -7,7 +7,7 @@ use audit_settings::OutboundPolicy;
 use audit_settings::model::WazuhSettings;
 use serde::{Deserialize, Serialize};
 
-use crate::sinks::{BatchLimits, checked_url};
+use crate::sinks::{BatchLimits, InvalidSetting, checked_url};
 
 /// Sink-wide Wazuh settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,7 +89,7 @@ impl WazuhConfig {
         password: Secret,
         options: &WazuhOptions,
         policy: &OutboundPolicy,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, InvalidSetting> {
         let base = checked_url(policy, "config.url", &settings.url)?;
         let join = |path: &str| {
             let mut url = base.clone();
@@ -102,13 +102,16 @@ impl WazuhConfig {
         let mut login_url = join("/security/user/authenticate");
         login_url.set_query(Some("raw=true"));
         if settings.username.trim().is_empty() {
-            return Err("config.username: must not be empty".into());
+            return Err(InvalidSetting::new("config.username", "must not be empty"));
         }
         let requests_per_minute = settings
             .requests_per_minute
             .unwrap_or(options.requests_per_minute);
         if requests_per_minute == 0 {
-            return Err("config.requests_per_minute: must be positive".into());
+            return Err(InvalidSetting::new(
+                "config.requests_per_minute",
+                "must be positive",
+            ));
         }
         Ok(Self {
             events_url,

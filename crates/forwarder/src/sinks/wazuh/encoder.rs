@@ -16,11 +16,19 @@ pub fn encode(payload: Payload<'_>) -> Vec<u8> {
     serde_json::to_vec(text.as_ref()).unwrap_or_default()
 }
 
+/// What opens the request body.
+const EVENTS_OPEN: &[u8] = b"{\"events\":";
+
 pub fn frame(parts: &[&[u8]]) -> Vec<u8> {
     let array = crate::sinks::json_array(parts);
-    let mut body = Vec::with_capacity(array.len() + 12);
-    body.extend_from_slice(b"{\"events\":");
+    let mut body = Vec::with_capacity(EVENTS_OPEN.len() + array.len() + 1);
+    body.extend_from_slice(EVENTS_OPEN);
     body.extend_from_slice(&array);
     body.push(b'}');
     body
+}
+
+/// The length of [`frame`] of `count` parts totalling `bytes`: `{"events":[a,b]}`.
+pub fn framed_len(bytes: usize, count: usize) -> usize {
+    EVENTS_OPEN.len() + crate::sinks::json_array_len(bytes, count) + 1
 }

@@ -26,3 +26,27 @@ mod tests;
 
 pub use config::{WazuhConfig, WazuhOptions};
 pub use service::{WazuhSession, WazuhSink};
+
+use audit_settings::model::WazuhSettings;
+
+use crate::sinks::{BuildParts, InvalidSetting, Sink};
+
+/// Builds the sink of a Wazuh destination; its session (token, pacing) is shared by the
+/// destination's lanes until its URL, user, password or pacing change.
+pub fn build(
+    settings: &WazuhSettings,
+    mut parts: BuildParts<'_>,
+) -> Result<Box<dyn Sink>, InvalidSetting> {
+    let password = parts.credential("config.password")?;
+    let config = WazuhConfig::new(settings, password, &parts.options.wazuh, parts.policy)?;
+    let session = parts.state.get_or_create(&config.fingerprint(), || {
+        WazuhSession::new(config.requests_per_minute)
+    });
+    Ok(Box::new(WazuhSink::new(
+        config,
+        parts.signer,
+        parts.client,
+        session,
+        parts.options.max_response_bytes,
+    )))
+}

@@ -7,11 +7,13 @@ use audit_runtime::Secret;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
+use crate::event::ForwardEvent;
 use crate::signing::Signer;
 use crate::sinks::response::exchange;
-use crate::sinks::{Attempt, BatchLimits, Payload, Verdict};
+use crate::sinks::{Attempt, BatchLimits, Payload, Sink, Verdict};
 
 use super::config::WazuhConfig;
 use super::{classifier, encoder, request};
@@ -93,15 +95,8 @@ impl WazuhSink {
             .saturating_add(self.max_response_bytes)
     }
 
-    pub fn limits(&self) -> BatchLimits {
-        self.config.limits
-    }
-
-    pub fn encode(&self, payload: Payload<'_>) -> Vec<u8> {
-        encoder::encode(payload)
-    }
-
-    pub async fn send(&self, parts: &[&[u8]], message_id: &str) -> Attempt {
+    /// Sends one batch and classifies the answer.
+    pub async fn deliver(&self, parts: &[&[u8]], message_id: &str) -> Attempt {
         let body = Bytes::from(encoder::frame(parts));
         let started = Instant::now();
         let mut relogged = false;
@@ -201,6 +196,24 @@ impl WazuhSink {
         if slot.as_ref().is_some_and(|token| token.jwt == *used) {
             *slot = None;
         }
+    }
+}
+
+impl Sink for WazuhSink {
+    fn limits(&self) -> BatchLimits {
+        self.config.limits
+    }
+
+    fn encode(&self, _event: &ForwardEvent, payload: Payload<'_>) -> Vec<u8> {
+        encoder::encode(payload)
+    }
+
+    fn framed_len(&self, bytes: usize, count: usize) -> usize {
+        encoder::framed_len(bytes, count)
+    }
+
+    fn send<'a>(&'a self, parts: &'a [&'a [u8]], message_id: &'a str) -> BoxFuture<'a, Attempt> {
+        Box::pin(self.deliver(parts, message_id))
     }
 }
 

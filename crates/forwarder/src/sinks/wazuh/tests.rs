@@ -9,10 +9,10 @@ use super::config::{WazuhConfig, WazuhOptions};
 use super::encoder;
 use super::service::{parse_login, token_lifetime};
 use crate::event::synthetic_event;
-use crate::sinks::Verdict;
 use crate::sinks::response::Answer;
+use crate::sinks::{InvalidSetting, Verdict};
 
-fn config(url: &str) -> Result<WazuhConfig, String> {
+fn config(url: &str) -> Result<WazuhConfig, InvalidSetting> {
     WazuhConfig::new(
         &WazuhSettings {
             url: url.into(),

@@ -5,7 +5,7 @@ use audit_settings::OutboundPolicy;
 use audit_settings::model::WebhookSettings;
 use serde::{Deserialize, Serialize};
 
-use crate::sinks::{BatchLimits, checked_url};
+use crate::sinks::{BatchLimits, InvalidSetting, checked_url};
 
 /// Sink-wide webhook settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,13 +56,16 @@ impl WebhookConfig {
         settings: &WebhookSettings,
         options: &WebhookOptions,
         policy: &OutboundPolicy,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, InvalidSetting> {
         let url = checked_url(policy, "config.url", &settings.url)?;
         let max_events = settings
             .max_batch_events
             .unwrap_or(options.max_batch_events);
         if max_events == 0 {
-            return Err("config.max_batch_events: must be positive".into());
+            return Err(InvalidSetting::new(
+                "config.max_batch_events",
+                "must be positive",
+            ));
         }
         Ok(Self {
             url,

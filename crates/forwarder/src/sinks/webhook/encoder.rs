@@ -12,3 +12,8 @@ pub fn encode(payload: Payload<'_>) -> Vec<u8> {
 pub fn frame(parts: &[&[u8]]) -> Vec<u8> {
     crate::sinks::json_array(parts)
 }
+
+/// The length of [`frame`] of `count` parts totalling `bytes`: `[a,b]`.
+pub fn framed_len(bytes: usize, count: usize) -> usize {
+    crate::sinks::json_array_len(bytes, count)
+}

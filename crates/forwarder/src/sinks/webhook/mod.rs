@@ -19,3 +19,21 @@ mod tests;
 
 pub use config::{WebhookConfig, WebhookOptions};
 pub use service::WebhookSink;
+
+use audit_settings::model::WebhookSettings;
+
+use crate::sinks::{BuildParts, InvalidSetting, Sink};
+
+/// Builds the sink of a webhook destination.
+pub fn build(
+    settings: &WebhookSettings,
+    parts: BuildParts<'_>,
+) -> Result<Box<dyn Sink>, InvalidSetting> {
+    let config = WebhookConfig::new(settings, &parts.options.webhook, parts.policy)?;
+    Ok(Box::new(WebhookSink::new(
+        config,
+        parts.signer,
+        parts.client,
+        parts.options.max_response_bytes,
+    )))
+}

@@ -3,10 +3,12 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 
+use crate::event::ForwardEvent;
 use crate::signing::Signer;
 use crate::sinks::response::exchange;
-use crate::sinks::{Attempt, BatchLimits, Payload};
+use crate::sinks::{Attempt, BatchLimits, Payload, Sink};
 
 use super::config::WebhookConfig;
 use super::{classifier, encoder, request};
@@ -35,15 +37,8 @@ impl WebhookSink {
         }
     }
 
-    pub fn limits(&self) -> BatchLimits {
-        self.config.limits
-    }
-
-    pub fn encode(&self, payload: Payload<'_>) -> Vec<u8> {
-        encoder::encode(payload)
-    }
-
-    pub async fn send(&self, parts: &[&[u8]], message_id: &str) -> Attempt {
+    /// Sends one batch and classifies the answer.
+    pub async fn deliver(&self, parts: &[&[u8]], message_id: &str) -> Attempt {
         let body = Bytes::from(encoder::frame(parts));
         let started = Instant::now();
         let request = request::post(&self.client, &self.config, &self.signer, message_id, body);
@@ -59,5 +54,23 @@ impl WebhookSink {
             latency: started.elapsed(),
             message_id: message_id.to_string(),
         }
+    }
+}
+
+impl Sink for WebhookSink {
+    fn limits(&self) -> BatchLimits {
+        self.config.limits
+    }
+
+    fn encode(&self, _event: &ForwardEvent, payload: Payload<'_>) -> Vec<u8> {
+        encoder::encode(payload)
+    }
+
+    fn framed_len(&self, bytes: usize, count: usize) -> usize {
+        encoder::framed_len(bytes, count)
+    }
+
+    fn send<'a>(&'a self, parts: &'a [&'a [u8]], message_id: &'a str) -> BoxFuture<'a, Attempt> {
+        Box::pin(self.deliver(parts, message_id))
     }
 }
