@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 
-use crate::event::ForwardEvent;
+use crate::event::{DecodeError, ForwardEvent};
 use crate::offsets::Ack;
 
 /// One event for one destination.
@@ -141,13 +141,13 @@ impl ParkedMeta {
         headers
     }
 
-    pub fn from_headers<H: Headers>(headers: Option<&H>) -> Result<Self, String> {
+    pub fn from_headers<H: Headers>(headers: Option<&H>) -> Result<Self, DecodeError> {
         let text = |key: &str| audit_kafka::header_str(headers, key).map(str::to_string);
-        let required = |key: &str| text(key).ok_or_else(|| format!("header `{key}` is missing"));
-        let number = |key: &str| -> Result<i64, String> {
+        let required = |key: &'static str| text(key).ok_or(DecodeError::MissingHeader(key));
+        let number = |key: &'static str| -> Result<i64, DecodeError> {
             required(key)?
                 .parse::<i64>()
-                .map_err(|_| format!("header `{key}` is not a number"))
+                .map_err(|_| DecodeError::HeaderNotANumber(key))
         };
         Ok(Self {
             org_id: required(H_ORG)?,

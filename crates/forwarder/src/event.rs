@@ -102,6 +102,33 @@ pub struct Decoder {
     integrity: IntegrityKey,
 }
 
+/// Why a message is not forwarded (or a parked one cannot be read): the dead letter's reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty message (no value)")]
+    Empty,
+    #[error("empty parked message")]
+    EmptyParked,
+    #[error("not an event: {0}")]
+    NotAnEvent(String),
+    #[error("event has no id")]
+    NoId,
+    #[error("occurred_at is not RFC 3339")]
+    OccurredAt,
+    /// The event breaks the contract (what the validator found).
+    #[error("{0}")]
+    Invalid(String),
+    /// A tagged event's stated provenance does not match its signer.
+    #[error("{0}")]
+    Provenance(String),
+    #[error("message key differs from org_id")]
+    KeyMismatch,
+    #[error("header `{0}` is missing")]
+    MissingHeader(&'static str),
+    #[error("header `{0}` is not a number")]
+    HeaderNotANumber(&'static str),
+}
+
 impl Decoder {
     pub fn new(validator: Arc<EventValidator>, integrity: IntegrityKey) -> Self {
         Self {
@@ -116,8 +143,8 @@ impl Decoder {
         key: Option<&[u8]>,
         payload: Option<&[u8]>,
         info: MessageInfo<'_>,
-    ) -> Result<ForwardEvent, String> {
-        let payload = payload.ok_or("empty message (no value)")?;
+    ) -> Result<ForwardEvent, DecodeError> {
+        let payload = payload.ok_or(DecodeError::Empty)?;
         let signer = info
             .integrity_tag
             .and_then(|tag| self.integrity.verify(payload, tag));
@@ -132,7 +159,8 @@ impl Decoder {
                     provenance.as_deref(),
                     &event.category,
                     self.validator.catalogue(),
-                )?;
+                )
+                .map_err(|error| DecodeError::Provenance(error.to_string()))?;
                 event
             }
             None => self.validate(payload, info)?,
@@ -140,17 +168,17 @@ impl Decoder {
         if let Some(key) = key
             && key != event.org_id.as_bytes()
         {
-            return Err("message key differs from org_id".into());
+            return Err(DecodeError::KeyMismatch);
         }
         Ok(event)
     }
 
-    fn validate(&self, payload: &[u8], info: MessageInfo<'_>) -> Result<ForwardEvent, String> {
+    fn validate(&self, payload: &[u8], info: MessageInfo<'_>) -> Result<ForwardEvent, DecodeError> {
         let arrival = Arrival::kafka_message(info.topic, info.partition, info.offset, info.time);
         let valid = self
             .validator
             .validate_bytes(payload, arrival)
-            .map_err(|errors| audit_core::validate::describe(&errors))?;
+            .map_err(|errors| DecodeError::Invalid(audit_core::validate::describe(&errors)))?;
         let event = valid.event;
         Ok(ForwardEvent {
             id: event.id.to_string(),
@@ -168,7 +196,7 @@ impl Decoder {
 }
 
 /// Decodes an already validated event (from the gateway, or parked on the retry topic).
-pub fn decode_head(payload: &[u8], fallback_received_ms: i64) -> Result<ForwardEvent, String> {
+pub fn decode_head(payload: &[u8], fallback_received_ms: i64) -> Result<ForwardEvent, DecodeError> {
     decode_tagged_head(payload, fallback_received_ms).map(|(event, _)| event)
 }
 
@@ -176,11 +204,11 @@ pub fn decode_head(payload: &[u8], fallback_received_ms: i64) -> Result<ForwardE
 fn decode_tagged_head(
     payload: &[u8],
     fallback_received_ms: i64,
-) -> Result<(ForwardEvent, Option<String>), String> {
-    let head: Head<'_> =
-        serde_json::from_slice(payload).map_err(|error| format!("not an event: {error}"))?;
-    let id = head.id.ok_or("event has no id")?;
-    let occurred_at = parse_millis(&head.occurred_at).ok_or("occurred_at is not RFC 3339")?;
+) -> Result<(ForwardEvent, Option<String>), DecodeError> {
+    let head: Head<'_> = serde_json::from_slice(payload)
+        .map_err(|error| DecodeError::NotAnEvent(error.to_string()))?;
+    let id = head.id.ok_or(DecodeError::NoId)?;
+    let occurred_at = parse_millis(&head.occurred_at).ok_or(DecodeError::OccurredAt)?;
     let received_at = head
         .received_at
         .as_deref()
@@ -414,7 +442,10 @@ mod tests {
         let error = decoder
             .decode(Some(b"org_a"), Some(forged.as_bytes()), info(None))
             .expect_err("internal");
-        assert!(error.contains("internal"), "{error}");
+        assert!(
+            matches!(&error, DecodeError::Invalid(text) if text.contains("internal")),
+            "{error}"
+        );
         let backdated = forged
             .replace("\"audit_log\"", "\"billing\"")
             .replace("audit_log.exported", "billing.invoice.generated");
@@ -481,7 +512,7 @@ mod tests {
                 info(Some(tag.as_bytes())),
             )
             .expect_err("key mismatch");
-        assert!(error.contains("key"), "{error}");
+        assert_eq!(error, DecodeError::KeyMismatch);
     }
 
     #[test]

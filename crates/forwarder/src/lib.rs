@@ -23,6 +23,7 @@
 //! [`test_event`].
 
 pub mod backoff;
+pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod delivery;

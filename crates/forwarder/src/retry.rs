@@ -224,7 +224,7 @@ impl RetryConsumer {
         let meta = ParkedMeta::from_headers(message.headers());
         let event = message
             .payload()
-            .ok_or_else(|| "empty parked message".to_string())
+            .ok_or(crate::event::DecodeError::EmptyParked)
             .and_then(|payload| decode_head(payload, crate::now_ms()));
         let (meta, event) = match (meta, event) {
             (Ok(meta), Ok(event)) => (meta, event),

@@ -35,15 +35,27 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
+/// Why a stored signing secret cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SigningSecretError {
+    #[error("signing secret is not `whsec_` + standard base64")]
+    NotBase64,
+    #[error("signing secret is empty")]
+    Empty,
+}
+
 impl SigningKey {
     /// Parses a `whsec_<base64>` secret (the prefix is optional, as in the reference libraries).
-    pub fn parse(secret: &str, expires_at: Option<OffsetDateTime>) -> Result<Self, String> {
+    pub fn parse(
+        secret: &str,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<Self, SigningSecretError> {
         let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
         let key = STANDARD
             .decode(encoded.trim())
-            .map_err(|_| "signing secret is not `whsec_` + standard base64".to_string())?;
+            .map_err(|_| SigningSecretError::NotBase64)?;
         if key.is_empty() {
-            return Err("signing secret is empty".into());
+            return Err(SigningSecretError::Empty);
         }
         Ok(Self { key, expires_at })
     }
