@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Copy)]
 pub struct BackoffEngine {
@@ -56,17 +55,6 @@ impl BackoffEngine {
     }
 }
 
-/// Parses a `Retry-After` value: delay-seconds or an HTTP-date (RFC 9110).
-pub fn parse_retry_after(value: &str, now: OffsetDateTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
-    let delta = at - now;
-    Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -110,23 +98,5 @@ mod tests {
         assert!(engine.delay(1, Some(Duration::from_secs(7))) <= Duration::from_secs(8));
         let capped = engine.delay(1, Some(Duration::from_secs(3600)));
         assert!(capped >= Duration::from_secs(30) && capped < Duration::from_secs(31));
-    }
-
-    #[test]
-    fn parses_both_retry_after_forms() {
-        let now = OffsetDateTime::from_unix_timestamp(784_111_777).expect("time");
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now),
-            Some(Duration::from_secs(10))
-        );
-        assert_eq!(
-            parse_retry_after("Sun, 06 Nov 1994 08:49:07 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 }

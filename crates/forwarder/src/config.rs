@@ -11,7 +11,7 @@ use audit_settings::{OutboundPolicy, PlansConfig, SealKeys};
 use serde::{Deserialize, Serialize};
 
 use crate::backoff::BackoffEngine;
-use crate::sinks::SinksConfig;
+use audit_sinks::SinksConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,8 +150,8 @@ impl Default for DeliveryConfig {
             lane_queue_events: 10_000,
             overflow_after_ms: 5_000,
             stalled_after_ms: 1_000,
-            connect_timeout_ms: 5_000,
-            request_timeout_ms: 15_000,
+            connect_timeout_ms: audit_sinks::outbound::CONNECT_TIMEOUT.as_millis() as u64,
+            request_timeout_ms: audit_sinks::outbound::REQUEST_TIMEOUT.as_millis() as u64,
             max_event_age_secs: 72 * 3600,
         }
     }

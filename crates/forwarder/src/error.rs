@@ -1,7 +1,7 @@
 //! The forwarder's one error type.
 
 /// Errors of the forwarder library. Delivery failures are not errors: they are
-/// [`crate::sinks::Attempt`] values classified per destination type.
+/// [`audit_sinks::Attempt`] values classified per destination type.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -14,26 +14,12 @@ pub enum Error {
     Settings(#[from] audit_settings::Error),
     #[error("event contract: {0}")]
     Contract(#[from] audit_core::Error),
-    #[error("destination `{destination_id}` cannot be used: {reason}")]
-    Destination {
-        destination_id: String,
-        reason: String,
-    },
-    #[error("http client: {0}")]
-    Http(String),
+    #[error(transparent)]
+    Sinks(#[from] audit_sinks::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Invalid(String),
-}
-
-impl Error {
-    pub fn destination(destination_id: &str, reason: impl Into<String>) -> Self {
-        Self::Destination {
-            destination_id: destination_id.to_string(),
-            reason: reason.into(),
-        }
-    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

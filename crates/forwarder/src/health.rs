@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::sinks::{Attempt, SinkState};
+use audit_sinks::{Attempt, SinkState};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -379,7 +379,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::sinks::Verdict;
+    use audit_sinks::Verdict;
 
     fn failure(status: &str) -> Attempt {
         Attempt {

@@ -18,9 +18,10 @@
 //! went through the retry path may arrive after newer ones.
 //!
 //! Modules: [`consumer`] and [`retry`] (the two consumer threads and their protocols),
-//! [`router`] and [`lane`] (batching, delivery, retries, parking), [`sinks`] (one folder per
-//! destination type), [`signing`], [`backoff`], [`outbound`], [`health`] and [`health_loop`], [`replay`],
-//! [`test_event`].
+//! [`router`] and [`lane`] (batching, delivery, retries, parking), [`backoff`], [`health`] and
+//! [`health_loop`], [`replay`], [`cli`]. The destination types (one folder each, behind the
+//! `Sink` trait), signing and the outbound client are the `audit_sinks` crate, shared with the
+//! gateway's test event.
 
 pub mod backoff;
 pub mod cli;
@@ -34,14 +35,10 @@ pub mod health_loop;
 pub mod lane;
 pub mod offsets;
 pub mod ops;
-pub mod outbound;
 pub mod parking;
 pub mod replay;
 pub mod retry;
 pub mod router;
-pub mod signing;
-pub mod sinks;
-pub mod test_event;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,7 +55,6 @@ use tokio_util::sync::CancellationToken;
 pub use config::ForwarderConfig;
 pub use error::{Error, Result};
 pub use replay::{ReplayReport, ReplayRequest, replay};
-pub use test_event::{TestDelivery, TestSettings, send_test_event};
 
 use crate::consumer::{EventsConsumer, TrackedContext};
 use crate::event::Decoder;
@@ -66,11 +62,11 @@ use crate::health::Registry;
 use crate::health_loop::HealthLoop;
 use crate::lane::{LaneContext, Role};
 use crate::offsets::OffsetTracker;
-use crate::outbound::{ClientTimeouts, build_client};
 use crate::parking::Parker;
 use crate::retry::RetryConsumer;
 use crate::router::Router;
-use crate::sinks::SinkContext;
+use audit_sinks::SinkContext;
+use audit_sinks::outbound::{ClientTimeouts, build_client};
 
 /// The current time in unix milliseconds.
 pub fn now_ms() -> i64 {

@@ -61,6 +61,10 @@ pub struct GatewayConfig {
     /// Tamper evidence: verification of the indexer's signed digests (docs/integrity.md).
     #[serde(default)]
     pub integrity: IntegrityConfig,
+    /// Destination types' limits and defaults: the forwarder's `[sinks]` section, the same
+    /// values, so that the operator's test event is built and judged as the forwarder would.
+    #[serde(default)]
+    pub sinks: audit_sinks::SinksConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -385,6 +389,7 @@ impl GatewayConfig {
         self.plans.validate("plans")?;
         self.integrity.public_keys()?;
         self.outbound.validate("outbound")?;
+        self.sinks.validate("sinks")?;
         self.limits.validate().map_err(|message| {
             let (key, reason) = message.split_once(": ").unwrap_or(("", message.as_str()));
             ConfigError::invalid(format!("limits.{key}"), reason)
@@ -442,6 +447,20 @@ mod tests {
             audience: Some("audit-logs".into()),
             ..UserAuthConfig::default()
         }
+    }
+
+    /// The shipped configurations give the gateway's test event the forwarder's `[sinks]`.
+    #[test]
+    fn the_shipped_sinks_section_is_the_forwarders() {
+        let sinks = |text: &str| -> toml::Value {
+            let table: toml::Table = toml::from_str(text).unwrap();
+            table["sinks"].clone()
+        };
+        let gateway = sinks(include_str!("../../../config/gateway.toml"));
+        let forwarder = sinks(include_str!("../../../config/forwarder.toml"));
+        assert_eq!(gateway, forwarder);
+        let parsed: audit_sinks::SinksConfig = gateway.try_into().unwrap();
+        parsed.validate("sinks").unwrap();
     }
 
     #[test]

@@ -10,8 +10,8 @@ use tokio::time::Instant;
 use super::{Item, Lane, Mode, Role, ms};
 use crate::delivery::ParkReason;
 use crate::health::PauseRequest;
-use crate::signing::batch_message_id;
-use crate::sinks::{Attempt, Verdict};
+use audit_sinks::signing::batch_message_id;
+use audit_sinks::{Attempt, Verdict};
 
 impl Lane {
     /// Sends `items` with splitting, poison isolation and in-memory retries.

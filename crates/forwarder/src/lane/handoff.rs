@@ -5,7 +5,7 @@ use super::{Item, Lane, Role, ms};
 use crate::delivery::{Delivery, ParkReason};
 use crate::offsets::Ack;
 use crate::parking::{DeadInfo, ParkInfo};
-use crate::sinks::Attempt;
+use audit_sinks::Attempt;
 
 impl Lane {
     pub(super) fn delivered(&mut self, items: Vec<Item>) {

@@ -3,7 +3,7 @@
 use audit_settings::Destination;
 
 use super::Role;
-use crate::sinks::Attempt;
+use audit_sinks::Attempt;
 
 /// Per-lane metric handles (created once).
 pub(super) struct LaneMetrics {

@@ -41,7 +41,7 @@ use crate::config::RetryConfig;
 use crate::delivery::{Delivery, ParkReason};
 use crate::health::{DestinationShared, PauseRequest};
 use crate::parking::Handoff;
-use crate::sinks::{BatchLimits, DestinationSink, SinkFactory};
+use audit_sinks::{BatchLimits, DestinationSink, SinkFactory};
 
 mod deliver;
 mod handoff;
@@ -78,7 +78,7 @@ pub enum LaneInput {
 
 /// What every lane shares.
 pub struct LaneContext {
-    /// Builds each destination's sink (the forwarder: [`crate::sinks::SinkContext`]).
+    /// Builds each destination's sink (the forwarder: [`audit_sinks::SinkContext`]).
     pub sinks: Arc<dyn SinkFactory>,
     /// Parks and dead-letters (the forwarder: [`crate::parking::Parker`]).
     pub parker: Arc<dyn Handoff>,
@@ -127,7 +127,7 @@ pub struct Lane {
     org_id: String,
     destination: Arc<Destination>,
     /// The sink, or why it cannot be built (then the destination is misconfigured).
-    sink: Result<DestinationSink, crate::Error>,
+    sink: Result<DestinationSink, audit_sinks::Error>,
     retired: bool,
     mode: Mode,
     shared: Arc<DestinationShared>,
@@ -147,7 +147,10 @@ impl Lane {
             role: spec.role,
             org_id: spec.org_id,
             destination: spec.destination.clone(),
-            sink: Err(crate::Error::Invalid("not built yet".into())),
+            sink: Err(audit_sinks::Error::destination(
+                &spec.destination.id,
+                "not built yet",
+            )),
             retired: false,
             mode: Mode::Direct,
             shared: spec.shared,

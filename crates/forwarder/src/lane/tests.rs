@@ -10,10 +10,10 @@ use futures::future::BoxFuture;
 
 use super::*;
 use crate::delivery::ParkReason;
-use crate::error::{Error, Result};
 use crate::event::{ForwardEvent, synthetic_event};
 use crate::offsets::{Ack, OffsetTracker};
-use crate::sinks::{Attempt, Payload, Sink, SinkState, Verdict};
+use audit_sinks::{Attempt, Payload, Sink, SinkState, Verdict};
+use audit_sinks::{Error, Result};
 
 /// What the fake destination answers to one request (the ids of its events, in order).
 type Script = Box<dyn FnMut(&[String]) -> Reply + Send>;

@@ -10,7 +10,6 @@
 //!   `DestinationHealth` records that forwarder instances publish on the settings topic.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use audit_settings::{DestinationHealth, DestinationState};
 use axum::Json;
@@ -28,7 +27,7 @@ use crate::openapi::OrgPath;
 
 /// Send a signed test event to a destination now
 ///
-/// Through the forwarder's own sink (same encoding, signing and outbound safety); answers
+/// Through the forwarder's own sink (`audit_sinks`: same settings, encoding, signing and outbound safety); answers
 /// what the destination said. Recorded in the organization's log.
 #[utoipa::path(post, path = "/v1/admin/orgs/{org}/destinations/{destination}/test", tag = "admin", operation_id = "testDestination",
     params(OrgPath, ("destination" = String, Path, description = "Destination id (`dst_…`)", max_length = 200)),
@@ -53,16 +52,15 @@ pub async fn test(
     let destination = org
         .destination(&destination_id)
         .ok_or_else(|| ApiError::NotFound(format!("destination `{destination_id}` not found")))?;
-    let sinks = forwarder::sinks::SinksConfig::default();
-    let settings = forwarder::TestSettings {
+    let settings = audit_sinks::TestSettings {
         secrets: &app.secrets,
         policy: &app.config.outbound,
-        sinks: &sinks,
+        sinks: &app.config.sinks,
         catalogue: app.validator.catalogue(),
-        connect_timeout: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(15),
+        connect_timeout: audit_sinks::outbound::CONNECT_TIMEOUT,
+        request_timeout: audit_sinks::outbound::REQUEST_TIMEOUT,
     };
-    let answer = match forwarder::send_test_event(&org_id, destination, &settings).await {
+    let answer = match audit_sinks::send_test_event(&org_id, destination, &settings).await {
         Ok(delivery) => json!({
             "destination_id": destination_id,
             "delivered": delivery.delivered,

@@ -1,0 +1,76 @@
+//! Sends Datadog batches.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+
+use crate::event::ForwardEvent;
+use crate::response::exchange;
+use crate::signing::Signer;
+use crate::{Attempt, BatchLimits, Payload, Sink};
+
+use super::config::DatadogConfig;
+use super::{classifier, encoder, request};
+
+#[derive(Debug)]
+pub struct DatadogSink {
+    config: DatadogConfig,
+    signer: Signer,
+    client: reqwest::Client,
+    /// Most bytes of an answer read (`[sinks] max_response_bytes`).
+    max_response_bytes: usize,
+}
+
+impl DatadogSink {
+    pub fn new(
+        config: DatadogConfig,
+        signer: Signer,
+        client: reqwest::Client,
+        max_response_bytes: usize,
+    ) -> Self {
+        Self {
+            config,
+            signer,
+            client,
+            max_response_bytes,
+        }
+    }
+
+    /// Sends one batch and classifies the answer.
+    pub async fn deliver(&self, parts: &[&[u8]], message_id: &str) -> Attempt {
+        let body = Bytes::from(encoder::frame(parts, self.config.gzip_level));
+        let started = Instant::now();
+        let request = request::logs(&self.client, &self.config, &self.signer, message_id, body);
+        let answer = match exchange(request, self.max_response_bytes, started, message_id).await {
+            Ok(answer) => answer,
+            Err(failed) => return failed,
+        };
+        Attempt {
+            verdict: classifier::classify(answer.status),
+            status: answer.status.to_string(),
+            excerpt: answer.excerpt(),
+            retry_after: answer.retry_after,
+            latency: started.elapsed(),
+            message_id: message_id.to_string(),
+        }
+    }
+}
+
+impl Sink for DatadogSink {
+    fn limits(&self) -> BatchLimits {
+        self.config.limits
+    }
+
+    fn encode(&self, event: &ForwardEvent, payload: Payload<'_>) -> Vec<u8> {
+        encoder::encode(&self.config, event, payload)
+    }
+
+    fn framed_len(&self, bytes: usize, count: usize) -> usize {
+        encoder::framed_len(bytes, count)
+    }
+
+    fn send<'a>(&'a self, parts: &'a [&'a [u8]], message_id: &'a str) -> BoxFuture<'a, Attempt> {
+        Box::pin(self.deliver(parts, message_id))
+    }
+}
