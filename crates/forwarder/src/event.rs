@@ -132,7 +132,8 @@ impl Decoder {
                     provenance.as_deref(),
                     &event.category,
                     self.validator.catalogue(),
-                )?;
+                )
+                .map_err(|mismatch| mismatch.to_string())?;
                 event
             }
             None => self.validate(payload, info)?,
