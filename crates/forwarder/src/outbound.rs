@@ -111,7 +111,7 @@ impl Resolve for PolicyResolver {
 
 /// Checks a destination URL against the policy (scheme, credentials, IP literals, local names).
 pub fn check_url(policy: &OutboundPolicy, raw: &str) -> Result<url::Url, String> {
-    policy.check_url(raw)
+    policy.check_url(raw).map_err(|refused| refused.to_string())
 }
 
 #[cfg(test)]
