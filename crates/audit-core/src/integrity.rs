@@ -120,6 +120,23 @@ impl IntegrityKey {
     }
 }
 
+/// A tagged event that does not state what its tag proves (a dead-letter reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagMismatch {
+    /// The event's `provenance` (`None`: absent) is not the signer's.
+    #[error("integrity tag of `{}` but the event's provenance is `{}`", .signer.label(), .provenance.as_deref().unwrap_or("none"))]
+    Provenance {
+        signer: Signer,
+        provenance: Option<String>,
+    },
+    /// A producer's event (tagged by the gateway) in an internal category.
+    #[error("category `{category}` is internal: a producer's event cannot carry it")]
+    InternalFromProducer { category: String },
+    /// A system event outside the internal categories.
+    #[error("the audit-log service writes only internal categories, not `{category}`")]
+    SystemNotInternal { category: String },
+}
+
 /// Checks that a tagged event states what its tag proves: the signer's provenance, and an
 /// internal category if and only if the platform itself wrote it. The error is a dead-letter
 /// reason.
@@ -128,23 +145,22 @@ pub fn check_tagged(
     provenance: Option<&str>,
     category: &str,
     catalogue: &Catalogue,
-) -> Result<(), String> {
+) -> Result<(), TagMismatch> {
     let expected = signer.provenance().as_str();
     if provenance != Some(expected) {
-        return Err(format!(
-            "integrity tag of `{}` but the event's provenance is `{}`",
-            signer.label(),
-            provenance.unwrap_or("none")
-        ));
+        return Err(TagMismatch::Provenance {
+            signer,
+            provenance: provenance.map(str::to_owned),
+        });
     }
     let internal = catalogue.category(category).is_some_and(|c| c.internal);
     match (signer, internal) {
-        (Signer::Gateway, true) => Err(format!(
-            "category `{category}` is internal: a producer's event cannot carry it"
-        )),
-        (Signer::System, false) => Err(format!(
-            "the audit-log service writes only internal categories, not `{category}`"
-        )),
+        (Signer::Gateway, true) => Err(TagMismatch::InternalFromProducer {
+            category: category.to_owned(),
+        }),
+        (Signer::System, false) => Err(TagMismatch::SystemNotInternal {
+            category: category.to_owned(),
+        }),
         _ => Ok(()),
     }
 }
@@ -203,17 +219,29 @@ mod tests {
         let catalogue = Catalogue::builtin();
         assert!(check_tagged(Signer::Gateway, Some("gateway"), "billing", &catalogue).is_ok());
         assert!(check_tagged(Signer::System, Some("system"), "audit_log", &catalogue).is_ok());
-        assert!(
+        assert_eq!(
             check_tagged(Signer::Gateway, Some("system"), "billing", &catalogue)
                 .unwrap_err()
-                .contains("provenance")
+                .to_string(),
+            "integrity tag of `gateway` but the event's provenance is `system`"
         );
-        assert!(check_tagged(Signer::Gateway, None, "billing", &catalogue).is_err());
-        assert!(
+        assert_eq!(
+            check_tagged(Signer::Gateway, None, "billing", &catalogue)
+                .unwrap_err()
+                .to_string(),
+            "integrity tag of `gateway` but the event's provenance is `none`"
+        );
+        assert_eq!(
             check_tagged(Signer::Gateway, Some("gateway"), "audit_log", &catalogue)
                 .unwrap_err()
-                .contains("internal")
+                .to_string(),
+            "category `audit_log` is internal: a producer's event cannot carry it"
         );
-        assert!(check_tagged(Signer::System, Some("system"), "billing", &catalogue).is_err());
+        assert_eq!(
+            check_tagged(Signer::System, Some("system"), "billing", &catalogue)
+                .unwrap_err()
+                .to_string(),
+            "the audit-log service writes only internal categories, not `billing`"
+        );
     }
 }

@@ -94,7 +94,7 @@ pub fn decide(
     key: &str,
     authenticated: Result<(), Unauthenticated>,
     payload: Option<&[u8]>,
-    record: Option<&Result<SettingsRecord, String>>,
+    record: Option<&Result<SettingsRecord, serde_json::Error>>,
     applied: Option<&Applied>,
 ) -> Decision {
     if let Err(why) = authenticated {
@@ -109,7 +109,7 @@ pub fn decide(
     };
     let record = match record {
         Ok(record) => record,
-        Err(why) => return Decision::Refuse(Refusal::Unreadable(why.clone())),
+        Err(why) => return Decision::Refuse(Refusal::Unreadable(why.to_string())),
     };
     let record_key = record.key();
     if record_key != key {
@@ -190,7 +190,7 @@ mod tests {
                 "org/org_a",
                 Ok(()),
                 Some(b"{"),
-                Some(&Err("eof".into())),
+                Some(&serde_json::from_slice::<SettingsRecord>(b"{")),
                 None
             ),
             Decision::Refuse(Refusal::Unreadable(_))

@@ -41,8 +41,8 @@ pub use model::{
     ApiTokenRecord, Destination, DestinationHealth, DestinationKind, DestinationState, EventFormat,
     Filters, INTEGRITY_SEALED, OrgSettings, Plan, ProducerKeyRecord, SettingsRecord, SigningSecret,
 };
-pub use outbound::OutboundPolicy;
-pub use plans::{PlanPolicy, PlansConfig};
+pub use outbound::{AddressRefused, OutboundPolicy, UrlRefused};
+pub use plans::{NotRetained, PlanPolicy, PlansConfig, RetentionOutOfBounds};
 pub use store::{SettingsStore, SettingsView};
 
 /// SHA-256 of a credential's secret part, hex encoded: how keys and tokens are stored.

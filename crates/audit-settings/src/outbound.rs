@@ -18,6 +18,47 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use url::{Host, Url};
 
+/// Why a destination URL is refused (the message is shown to the operator who entered it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlRefused {
+    #[error("not a valid URL: {0}")]
+    NotAUrl(url::ParseError),
+    #[error("must use https (http is allowed only with the local-use setting outbound.allow_http)")]
+    PlainHttp,
+    #[error("scheme `{0}` is not allowed; use https")]
+    Scheme(String),
+    #[error("must not contain credentials; use the destination's credential fields")]
+    Credentials,
+    #[error("has no host")]
+    NoHost,
+    /// `localhost`, `*.localhost`, `*.internal` and not allow-listed.
+    #[error("host `{0}` is a local name; allow-list it in outbound.allow_private to use it")]
+    LocalName(String),
+    /// An IP literal that [`OutboundPolicy::check_ip`] refuses.
+    #[error(transparent)]
+    Address(#[from] AddressRefused),
+}
+
+/// Why an address (an IP literal, or one a host name resolved to) is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AddressRefused {
+    /// The address itself is of a restricted `kind` (loopback, private, …).
+    #[error(
+        "address {ip} is {kind}; such targets are refused unless allow-listed in outbound.allow_private"
+    )]
+    Restricted { ip: IpAddr, kind: &'static str },
+    /// An IPv6 address that reaches a restricted IPv4 address through a transition `form`.
+    #[error(
+        "address {ip} is a {form} address reaching {v4}, which is {kind}; such targets are refused unless allow-listed in outbound.allow_private"
+    )]
+    Embedded {
+        ip: IpAddr,
+        form: &'static str,
+        v4: IpAddr,
+        kind: &'static str,
+    },
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboundPolicy {
@@ -29,21 +70,19 @@ pub struct OutboundPolicy {
 
 impl OutboundPolicy {
     /// Checks a destination URL; the error says what is wrong with it.
-    pub fn check_url(&self, raw: &str) -> Result<Url, String> {
-        let url = Url::parse(raw).map_err(|error| format!("not a valid URL: {error}"))?;
+    pub fn check_url(&self, raw: &str) -> Result<Url, UrlRefused> {
+        let url = Url::parse(raw).map_err(UrlRefused::NotAUrl)?;
         match url.scheme() {
             "https" => {}
             "http" if self.allow_http => {}
-            "http" => return Err("must use https (http is allowed only with the local-use setting outbound.allow_http)".into()),
-            other => return Err(format!("scheme `{other}` is not allowed; use https")),
+            "http" => return Err(UrlRefused::PlainHttp),
+            other => return Err(UrlRefused::Scheme(other.to_owned())),
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(
-                "must not contain credentials; use the destination's credential fields".into(),
-            );
+            return Err(UrlRefused::Credentials);
         }
         match url.host() {
-            None => return Err("has no host".into()),
+            None => return Err(UrlRefused::NoHost),
             Some(Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip))?,
             Some(Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip))?,
             Some(Host::Domain(domain)) => {
@@ -52,9 +91,7 @@ impl OutboundPolicy {
                     || domain.ends_with(".localhost")
                     || domain.ends_with(".internal");
                 if local_name && !self.host_allowed(&domain) {
-                    return Err(format!(
-                        "host `{domain}` is a local name; allow-list it in outbound.allow_private to use it"
-                    ));
+                    return Err(UrlRefused::LocalName(domain));
                 }
             }
         }
@@ -62,14 +99,12 @@ impl OutboundPolicy {
     }
 
     /// Checks one resolved address.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), String> {
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), AddressRefused> {
         let ip = canonical(ip);
         if let Some(kind) = restricted_kind(ip)
             && !self.ip_allowed(ip)
         {
-            return Err(format!(
-                "address {ip} is {kind}; such targets are refused unless allow-listed in outbound.allow_private"
-            ));
+            return Err(AddressRefused::Restricted { ip, kind });
         }
         if let IpAddr::V6(v6) = ip {
             for (form, v4) in embedded_ipv4(v6) {
@@ -78,9 +113,7 @@ impl OutboundPolicy {
                     && !self.ip_allowed(v4)
                     && !self.ip_allowed(ip)
                 {
-                    return Err(format!(
-                        "address {ip} is a {form} address reaching {v4}, which is {kind}; such targets are refused unless allow-listed in outbound.allow_private"
-                    ));
+                    return Err(AddressRefused::Embedded { ip, form, v4, kind });
                 }
             }
         }
@@ -240,7 +273,7 @@ mod tests {
             ("not a url", "not a valid URL"),
         ];
         for (url, needle) in cases {
-            let error = policy.check_url(url).expect_err(url);
+            let error = policy.check_url(url).expect_err(url).to_string();
             assert!(error.contains(needle), "{url}: {error}");
         }
     }
@@ -264,7 +297,10 @@ mod tests {
             ("2001:0:c633:6401::80ff:fffe", "127.0.0.1"),
         ];
         for (ip, v4) in refused {
-            let error = policy.check_ip(ip.parse().unwrap()).expect_err(ip);
+            let error = policy
+                .check_ip(ip.parse().unwrap())
+                .expect_err(ip)
+                .to_string();
             assert!(error.contains(v4), "{ip}: {error}");
             assert!(
                 policy.check_url(&format!("https://[{ip}]/")).is_err(),
@@ -273,7 +309,8 @@ mod tests {
         }
         let error = policy
             .check_ip("64:ff9b:1::a00:1".parse().unwrap())
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("local-use NAT64"), "{error}");
         for public in [
             "64:ff9b::cb00:7107",          // 203.0.113.7
@@ -289,6 +326,43 @@ mod tests {
         };
         assert!(allowed.check_ip("64:ff9b::7f00:1".parse().unwrap()).is_ok());
         assert!(allowed.check_ip("64:ff9b::a00:1".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn refusals_read_as_the_operator_is_told() {
+        let policy = OutboundPolicy::default();
+        let refusal = |url: &str| policy.check_url(url).unwrap_err().to_string();
+        assert_eq!(
+            refusal("http://example.com/"),
+            "must use https (http is allowed only with the local-use setting outbound.allow_http)"
+        );
+        assert_eq!(
+            refusal("ftp://example.com/"),
+            "scheme `ftp` is not allowed; use https"
+        );
+        assert_eq!(
+            refusal("https://user:pw@example.com/"),
+            "must not contain credentials; use the destination's credential fields"
+        );
+        assert_eq!(
+            refusal("https://Metadata.Google.Internal./"),
+            "host `metadata.google.internal` is a local name; allow-list it in outbound.allow_private to use it"
+        );
+        assert_eq!(
+            refusal("https://127.0.0.1/"),
+            "address 127.0.0.1 is loopback; such targets are refused unless allow-listed in outbound.allow_private"
+        );
+        assert_eq!(
+            refusal("not a url"),
+            "not a valid URL: relative URL without a base"
+        );
+        assert_eq!(
+            policy
+                .check_ip("64:ff9b::7f00:1".parse().unwrap())
+                .unwrap_err()
+                .to_string(),
+            "address 64:ff9b::7f00:1 is a NAT64 (64:ff9b::/96) address reaching 127.0.0.1, which is loopback; such targets are refused unless allow-listed in outbound.allow_private"
+        );
     }
 
     #[test]

@@ -21,6 +21,30 @@ pub struct PlanPolicy {
     pub streaming: bool,
 }
 
+/// An event already older than its organization's retention (see
+/// [`PlansConfig::check_retained`]); the message is the reason about `$.occurred_at`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "is {days_ago} days in the past; organization `{org_id}` keeps its log for {retention_days} days, \
+     so the event would be deleted as soon as it was stored"
+)]
+pub struct NotRetained {
+    pub org_id: String,
+    /// Whole days between `occurred_at` and now.
+    pub days_ago: i64,
+    pub retention_days: u16,
+}
+
+/// A custom retention outside its plan's bounds (see [`PlansConfig::check_retention`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{days} days is outside the {} plan's bounds ({min_days}–{max_days} days)", .plan.as_str())]
+pub struct RetentionOutOfBounds {
+    pub days: u16,
+    pub plan: Plan,
+    pub min_days: u16,
+    pub max_days: u16,
+}
+
 /// The `[plans]` section: one policy per plan.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -81,29 +105,29 @@ impl PlansConfig {
         org: Option<&OrgSettings>,
         occurred_at: OffsetDateTime,
         now: OffsetDateTime,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotRetained> {
         let retention_days = self.retention_days(org);
         let expires_at = occurred_at + time::Duration::days(i64::from(retention_days));
         if expires_at > now {
             return Ok(());
         }
-        Err(format!(
-            "is {} days in the past; organization `{org_id}` keeps its log for {retention_days} days, \
-             so the event would be deleted as soon as it was stored",
-            (now - occurred_at).whole_days()
-        ))
+        Err(NotRetained {
+            org_id: org_id.to_owned(),
+            days_ago: (now - occurred_at).whole_days(),
+            retention_days,
+        })
     }
 
     /// Checks a custom retention against the plan's bounds.
-    pub fn check_retention(&self, plan: Plan, days: u16) -> Result<(), String> {
+    pub fn check_retention(&self, plan: Plan, days: u16) -> Result<(), RetentionOutOfBounds> {
         let policy = self.policy(plan);
         if days < policy.min_retention_days || days > policy.max_retention_days {
-            return Err(format!(
-                "{days} days is outside the {} plan's bounds ({}–{} days)",
-                plan.as_str(),
-                policy.min_retention_days,
-                policy.max_retention_days
-            ));
+            return Err(RetentionOutOfBounds {
+                days,
+                plan,
+                min_days: policy.min_retention_days,
+                max_days: policy.max_retention_days,
+            });
         }
         Ok(())
     }
@@ -152,7 +176,13 @@ mod tests {
         assert_eq!(plans.retention_days(None), 90);
         assert!(plans.check_retention(Plan::Enterprise, 1095).is_ok());
         assert!(plans.check_retention(Plan::Enterprise, 1096).is_err());
-        assert!(plans.check_retention(Plan::Team, 91).is_err());
+        assert_eq!(
+            plans
+                .check_retention(Plan::Team, 91)
+                .unwrap_err()
+                .to_string(),
+            "91 days is outside the team plan's bounds (1–90 days)"
+        );
         assert!(plans.validate("plans").is_ok());
     }
 
@@ -168,9 +198,10 @@ mod tests {
         let error = plans
             .check_retained("org_small", None, old, now)
             .unwrap_err();
-        assert!(
-            error.contains("keeps its log for 90 days") && error.contains("org_small"),
-            "{error}"
+        assert_eq!(
+            error.to_string(),
+            "is 548 days in the past; organization `org_small` keeps its log for 90 days, \
+             so the event would be deleted as soon as it was stored"
         );
         assert!(
             plans

@@ -81,9 +81,7 @@ impl SettingsView {
     ) {
         let authenticated = auth.verify(key, payload, tag);
         let record = match (&authenticated, payload) {
-            (Ok(()), Some(payload)) => {
-                Some(serde_json::from_slice::<SettingsRecord>(payload).map_err(|e| e.to_string()))
-            }
+            (Ok(()), Some(payload)) => Some(serde_json::from_slice::<SettingsRecord>(payload)),
             _ => None,
         };
         let decision = ledger::decide(

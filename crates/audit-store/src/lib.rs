@@ -25,4 +25,4 @@ pub use error::{Error, Result};
 pub use export::ExportRow;
 pub use integrity::{DigestRow, LeafInsert, LeafRow};
 pub use rows::{EventRow, PendingEvent, partition_of};
-pub use store::{EventInsert, RetentionMutation, RowKey, Store};
+pub use store::{EventInsert, NotCanonical, RetentionMutation, RowKey, Store};

@@ -345,6 +345,12 @@ pub struct RowKey {
     pub occurred_at: time::OffsetDateTime,
 }
 
+/// An event skipped by [`EventInsert::write`]: its JSON is not a canonical event (the
+/// message is its dead-letter reason).
+#[derive(Debug, thiserror::Error)]
+#[error("not a canonical event: {0}")]
+pub struct NotCanonical(serde_json::Error);
+
 /// A streaming INSERT of events (see [`Store::begin_insert`]).
 #[must_use = "dropping an insert without `end` aborts it"]
 pub struct EventInsert {
@@ -354,12 +360,12 @@ pub struct EventInsert {
 
 impl EventInsert {
     /// Sends one event (its row is built from the canonical JSON here) and returns its key.
-    /// `Ok(Err(reason))`: the JSON is not a canonical event and was skipped. After an `Err` the
+    /// `Ok(Err(_))`: the JSON is not a canonical event and was skipped. After an `Err` the
     /// insert is aborted and must be dropped.
-    pub async fn write(&mut self, event: &PendingEvent) -> Result<Result<RowKey, String>> {
+    pub async fn write(&mut self, event: &PendingEvent) -> Result<Result<RowKey, NotCanonical>> {
         let row = match event.to_row() {
             Ok(row) => row,
-            Err(error) => return Ok(Err(format!("not a canonical event: {error}"))),
+            Err(error) => return Ok(Err(NotCanonical(error))),
         };
         self.insert.write(&row).await?;
         Ok(Ok(RowKey {

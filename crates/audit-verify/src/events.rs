@@ -31,6 +31,17 @@ use crate::report::{Expired, Finding, Findings, Kind, rfc3339};
 
 type Fingerprint = u128;
 
+/// Why an export line's id and `occurred_at` could not be read (the detail of an
+/// `unreadable` finding).
+#[derive(Debug, thiserror::Error)]
+enum Unreadable {
+    #[error("not a JSON event with id and occurred_at: {0}")]
+    NotAnEvent(serde_json::Error),
+    /// Longer than the reader keeps; the length in bytes.
+    #[error("{0} bytes long, not kept")]
+    NotKept(u64),
+}
+
 /// The two fields of an event the checks need; the rest of the line is only hashed.
 #[derive(Deserialize)]
 struct EventKey<'a> {
@@ -138,9 +149,10 @@ impl EventCheck {
         }
         self.lines += 1;
         let parsed = match line.bytes {
-            Some(bytes) => serde_json::from_slice::<EventKey<'_>>(bytes)
-                .map_err(|error| format!("not a JSON event with id and occurred_at: {error}")),
-            None => Err(format!("{} bytes long, not kept", line.length)),
+            Some(bytes) => {
+                serde_json::from_slice::<EventKey<'_>>(bytes).map_err(Unreadable::NotAnEvent)
+            }
+            None => Err(Unreadable::NotKept(line.length)),
         };
         match self.leaf_by_hash.get(&line.leaf) {
             Some(&leaf_index) => self.sealed_line(line.number, leaf_index, parsed, findings),
@@ -152,7 +164,7 @@ impl EventCheck {
         &mut self,
         line: u64,
         leaf_index: u32,
-        parsed: Result<EventKey<'_>, String>,
+        parsed: Result<EventKey<'_>, Unreadable>,
         findings: &mut Findings,
     ) {
         let leaf = &self.leaves[leaf_index as usize];
@@ -186,7 +198,7 @@ impl EventCheck {
     fn unsealed_line(
         &mut self,
         line: u64,
-        parsed: Result<EventKey<'_>, String>,
+        parsed: Result<EventKey<'_>, Unreadable>,
         findings: &mut Findings,
     ) {
         let event = match parsed {

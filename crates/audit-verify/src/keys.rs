@@ -33,7 +33,22 @@ pub enum KeysError {
     #[error("no keys listed")]
     Empty,
     #[error("key {key_id:?}: {problem}")]
-    BadKey { key_id: String, problem: String },
+    BadKey { key_id: String, problem: KeyProblem },
+}
+
+/// What is wrong with one listed key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyProblem {
+    #[error("algorithm {0:?} is not supported (only \"ed25519\")")]
+    Algorithm(String),
+    #[error("public_key is not base64: {0}")]
+    NotBase64(base64::DecodeError),
+    #[error("public_key has {0} bytes, not 32")]
+    Length(usize),
+    #[error("public_key is not an Ed25519 point")]
+    NotAPoint,
+    #[error("listed twice")]
+    ListedTwice,
 }
 
 /// Why a signature was not accepted.
@@ -61,19 +76,16 @@ impl KeyRing {
         }
         let mut keys = HashMap::new();
         for published in file.keys {
-            let bad_key = |problem: String| KeysError::BadKey {
+            let bad_key = |problem: KeyProblem| KeysError::BadKey {
                 key_id: published.key_id.clone(),
                 problem,
             };
             if published.algorithm != "ed25519" {
-                return Err(bad_key(format!(
-                    "algorithm {:?} is not supported (only \"ed25519\")",
-                    published.algorithm
-                )));
+                return Err(bad_key(KeyProblem::Algorithm(published.algorithm)));
             }
             let key = decode_public_key(&published.public_key).map_err(bad_key)?;
             if keys.insert(published.key_id.clone(), key).is_some() {
-                return Err(bad_key("listed twice".into()));
+                return Err(bad_key(KeyProblem::ListedTwice));
             }
         }
         Ok(Self { keys })
@@ -96,14 +108,12 @@ impl KeyRing {
     }
 }
 
-fn decode_public_key(text: &str) -> Result<VerifyingKey, String> {
-    let bytes = STANDARD
-        .decode(text)
-        .map_err(|error| format!("public_key is not base64: {error}"))?;
+fn decode_public_key(text: &str) -> Result<VerifyingKey, KeyProblem> {
+    let bytes = STANDARD.decode(text).map_err(KeyProblem::NotBase64)?;
     let bytes: [u8; 32] = bytes
         .try_into()
-        .map_err(|bytes: Vec<u8>| format!("public_key has {} bytes, not 32", bytes.len()))?;
-    VerifyingKey::from_bytes(&bytes).map_err(|_| "public_key is not an Ed25519 point".into())
+        .map_err(|bytes: Vec<u8>| KeyProblem::Length(bytes.len()))?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| KeyProblem::NotAPoint)
 }
 
 #[cfg(test)]

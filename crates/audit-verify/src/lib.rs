@@ -35,6 +35,7 @@
 
 pub mod bundle;
 pub mod chain;
+pub mod cli;
 pub mod events;
 pub mod export;
 pub mod keys;

@@ -263,9 +263,8 @@ impl ForwarderConfig {
         self.plans.validate("plans")?;
         self.outbound.validate("outbound")?;
         self.sinks.validate("sinks")?;
-        self.limits.validate().map_err(|message| {
-            let (key, reason) = message.split_once(": ").unwrap_or(("", message.as_str()));
-            ConfigError::invalid(format!("limits.{key}"), reason)
+        self.limits.validate().map_err(|error| {
+            ConfigError::invalid(format!("limits.{}", error.field), error.reason)
         })?;
         audit_settings::SecretBox::from_config(&self.encryption, "encryption")?;
         if self.consumer.group_id.trim().is_empty() {

@@ -390,9 +390,8 @@ impl GatewayConfig {
         self.integrity.public_keys()?;
         self.outbound.validate("outbound")?;
         self.sinks.validate("sinks")?;
-        self.limits.validate().map_err(|message| {
-            let (key, reason) = message.split_once(": ").unwrap_or(("", message.as_str()));
-            ConfigError::invalid(format!("limits.{key}"), reason)
+        self.limits.validate().map_err(|error| {
+            ConfigError::invalid(format!("limits.{}", error.field), error.reason)
         })?;
         self.ingest.validate()?;
         for (index, token) in self.operators.tokens.iter().enumerate() {

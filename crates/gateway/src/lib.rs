@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod admission;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod error;

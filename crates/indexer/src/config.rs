@@ -242,9 +242,8 @@ impl IndexerConfig {
         )?;
         self.clickhouse.validate("clickhouse")?;
         self.plans.validate("plans")?;
-        self.limits.validate().map_err(|message| {
-            let (key, reason) = message.split_once(": ").unwrap_or(("", message.as_str()));
-            ConfigError::invalid(format!("limits.{key}"), reason)
+        self.limits.validate().map_err(|error| {
+            ConfigError::invalid(format!("limits.{}", error.field), error.reason)
         })?;
         if self.consumer.group_id.trim().is_empty() {
             return Err(ConfigError::invalid(

@@ -272,7 +272,7 @@ impl ConsumerLoop {
                     .is_ok_and(|age| age > self.batch.max_wait_ms);
                 self.shared.add_row(partition, offset, row, behind);
             }
-            Err(reason) => {
+            Err(dead) => {
                 metrics::counter!("indexer_invalid_messages_total").increment(1);
                 self.shared.add_dead(
                     DeadMessage {
@@ -280,7 +280,7 @@ impl ConsumerLoop {
                         offset,
                         key: message.key().map(<[u8]>::to_vec),
                         payload: message.payload().unwrap_or_default().to_vec(),
-                        reason,
+                        reason: dead.to_string(),
                     },
                     broker_ms,
                 );

@@ -6,6 +6,7 @@
 //! the ReplacingMergeTree table that every read queries with FINAL.
 //! See [`consumer`] for the batching, backpressure and rebalance protocol.
 
+pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod decode;

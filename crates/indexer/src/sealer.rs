@@ -33,6 +33,7 @@ use audit_core::system::SystemEvent;
 use audit_integrity::{Hash, Note, SignedDigest, SigningKeys, leaf, root};
 use audit_settings::{INTEGRITY_SEALED, PlansConfig, SettingsStore};
 use audit_store::{DigestRow, LeafInsert, RowKey, Store};
+use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use time::OffsetDateTime;
@@ -159,7 +160,20 @@ pub struct SealJob {
 
 /// What [`SealJob::run`] did, per partition: for [`Sealer::finish`].
 pub struct SealOutcome {
-    results: Vec<(i32, Arc<Seal>, Result<(), String>)>,
+    results: Vec<(i32, Arc<Seal>, Result<(), SealError>)>,
+}
+
+/// Why a seal was not stored and published (it is retried with the same digests).
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("storing digests: {0}")]
+    Store(audit_store::Error),
+    #[error("{0}")]
+    Encode(serde_json::Error),
+    #[error("publishing digests: {0}")]
+    Publish(KafkaError),
+    #[error("recording digests for destinations: {0}")]
+    RecordForDestinations(KafkaError),
 }
 
 impl Sealer {
@@ -396,17 +410,17 @@ impl SealJob {
 }
 
 impl SealIo {
-    async fn store_and_publish(&self, seal: &Seal) -> Result<(), String> {
+    async fn store_and_publish(&self, seal: &Seal) -> Result<(), SealError> {
         self.store
             .insert_seal(&seal.digests, seal.leaf_rows())
             .await
-            .map_err(|error| format!("storing digests: {error}"))?;
+            .map_err(SealError::Store)?;
         self.publish(&seal.digests).await?;
         self.send_to_destinations(&seal.digests).await
     }
 
     /// Produces digests onto the anchor topic (key: the organization) and waits for Kafka.
-    async fn publish(&self, digests: &[DigestRow]) -> Result<(), String> {
+    async fn publish(&self, digests: &[DigestRow]) -> Result<(), SealError> {
         let mut records = Vec::with_capacity(digests.len());
         for digest in digests {
             let published = SignedDigest {
@@ -417,19 +431,19 @@ impl SealIo {
                 signature: digest.signature.clone(),
                 hash: digest.hash.clone(),
             };
-            let payload = serde_json::to_vec(&published).map_err(|error| error.to_string())?;
+            let payload = serde_json::to_vec(&published).map_err(SealError::Encode)?;
             records.push((digest.org_id.clone(), payload, None));
         }
         self.produce_all(&self.anchors.digests_topic, records)
             .await
-            .map_err(|error| format!("publishing digests: {error}"))
+            .map_err(SealError::Publish)
     }
 
     /// Records each digest of an organization that asked for them as an
     /// `audit_log.integrity.sealed` event (the forwarder sends it to those destinations only).
     /// Its id derives from (organization, seq), so a seal retried after a failure writes the
     /// same event again, which the table and receivers collapse.
-    async fn send_to_destinations(&self, digests: &[DigestRow]) -> Result<(), String> {
+    async fn send_to_destinations(&self, digests: &[DigestRow]) -> Result<(), SealError> {
         let settings = self.settings.view();
         let wanted = |org: &str| {
             settings.org(org).is_some_and(|org| {
@@ -450,7 +464,7 @@ impl SealIo {
             .collect();
         self.produce_all(&self.anchors.events_topic, records)
             .await
-            .map_err(|error| format!("recording digests for destinations: {error}"))
+            .map_err(SealError::RecordForDestinations)
     }
 
     /// Produces `(key, payload, headers)` records onto `topic`, all at once, and waits for
@@ -459,7 +473,7 @@ impl SealIo {
         &self,
         topic: &str,
         records: Vec<(String, Vec<u8>, Option<OwnedHeaders>)>,
-    ) -> Result<(), String> {
+    ) -> Result<(), KafkaError> {
         let deliveries = records.into_iter().map(|(key, payload, headers)| {
             let producer = self.producer.clone();
             async move {
@@ -473,7 +487,7 @@ impl SealIo {
                     .send(record, Duration::from_secs(30))
                     .await
                     .map(|_| ())
-                    .map_err(|(error, _)| error.to_string())
+                    .map_err(|(error, _)| error)
             }
         });
         futures::future::join_all(deliveries)

@@ -324,7 +324,7 @@ impl Writer {
                         );
                     }
                 }
-                Err(reason) => open.written.rejected.push(dead(reason)),
+                Err(skipped) => open.written.rejected.push(dead(skipped.to_string())),
             }
         }
         Ok(())

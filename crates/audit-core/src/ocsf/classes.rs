@@ -21,33 +21,46 @@ impl OcsfMapping {
     };
 
     /// Whether the class is one this mapping fills and the activity one of its activities.
-    pub fn check(&self) -> Result<(), String> {
-        let class = OcsfClass::from_uid(self.class_uid).ok_or_else(|| {
-            let known: Vec<String> = OcsfClass::ALL
-                .iter()
-                .map(|c| format!("{} ({})", c.uid(), c.name()))
-                .collect();
-            format!(
-                "class_uid {} is not supported; one of {}",
-                self.class_uid,
-                known.join(", ")
-            )
+    pub fn check(&self) -> Result<(), MappingError> {
+        let class = OcsfClass::from_uid(self.class_uid).ok_or(MappingError::UnknownClass {
+            class_uid: self.class_uid,
         })?;
         if class.activity_name(self.activity_id).is_none() {
-            let known: Vec<String> = class
-                .activities()
-                .iter()
-                .map(|(id, name)| format!("{id} ({name})"))
-                .collect();
-            return Err(format!(
-                "activity_id {} is not an activity of {}; one of {}",
-                self.activity_id,
-                class.name(),
-                known.join(", ")
-            ));
+            return Err(MappingError::UnknownActivity {
+                class,
+                activity_id: self.activity_id,
+            });
         }
         Ok(())
     }
+}
+
+/// A catalogue mapping this build cannot fill; the message lists what it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    #[error("class_uid {class_uid} is not supported; one of {}", known_classes())]
+    UnknownClass { class_uid: u32 },
+    #[error("activity_id {activity_id} is not an activity of {}; one of {}", .class.name(), known_activities(*.class))]
+    UnknownActivity { class: OcsfClass, activity_id: u32 },
+}
+
+/// `3001 (Account Change), 3002 (Authentication), …`
+fn known_classes() -> String {
+    let known: Vec<String> = OcsfClass::ALL
+        .iter()
+        .map(|c| format!("{} ({})", c.uid(), c.name()))
+        .collect();
+    known.join(", ")
+}
+
+/// `0 (Unknown), 1 (Create), …`
+fn known_activities(class: OcsfClass) -> String {
+    let known: Vec<String> = class
+        .activities()
+        .iter()
+        .map(|(id, name)| format!("{id} ({name})"))
+        .collect();
+    known.join(", ")
 }
 
 /// The activity id meaning "Other" in every class.
@@ -172,5 +185,33 @@ impl OcsfClass {
             .iter()
             .find(|(id, _)| *id == activity_id)
             .map(|(_, name)| *name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_classes_and_activities_list_the_known_ones() {
+        let class = OcsfMapping {
+            class_uid: 1,
+            activity_id: 1,
+        };
+        assert_eq!(
+            class.check().unwrap_err().to_string(),
+            "class_uid 1 is not supported; one of 3001 (Account Change), 3002 (Authentication), \
+             3004 (Entity Management), 3005 (User Access Management), 6003 (API Activity)"
+        );
+        let activity = OcsfMapping {
+            class_uid: 6003,
+            activity_id: 7,
+        };
+        assert_eq!(
+            activity.check().unwrap_err().to_string(),
+            "activity_id 7 is not an activity of API Activity; one of 0 (Unknown), 1 (Create), \
+             2 (Read), 3 (Update), 4 (Delete), 99 (Other)"
+        );
+        assert_eq!(OcsfMapping::DEFAULT.check(), Ok(()));
     }
 }

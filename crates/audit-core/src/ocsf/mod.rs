@@ -33,7 +33,7 @@ mod view;
 
 use std::borrow::Cow;
 
-pub use classes::{OcsfClass, OcsfMapping};
+pub use classes::{MappingError, OcsfClass, OcsfMapping};
 pub use object::{
     Api, Endpoint, Entity, HttpRequest, Metadata, OcsfActor, OcsfEvent, Product, Resource, Service,
     TypeName, Unmapped, User,

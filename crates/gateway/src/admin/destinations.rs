@@ -165,7 +165,7 @@ fn build_config(
         policy
             .check_url(url)
             .map(|_| ())
-            .map_err(|reason| invalid(field, reason))
+            .map_err(|refused| invalid(field, refused.to_string()))
     };
     let (org_id, destination_id) = context;
     let kept_endpoint = existing.map(DestinationKind::endpoint);

@@ -147,8 +147,11 @@ pub async fn update(
         }
         if let Some(retention) = input.retention_days {
             if let Some(days) = retention {
-                plans.check_retention(org.plan, days).map_err(|reason| {
-                    ApiError::from(audit_settings::Error::invalid("retention_days", reason))
+                plans.check_retention(org.plan, days).map_err(|refusal| {
+                    ApiError::from(audit_settings::Error::invalid(
+                        "retention_days",
+                        refusal.to_string(),
+                    ))
                 })?;
             }
             org.retention_days = retention;

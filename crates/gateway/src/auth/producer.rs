@@ -42,37 +42,87 @@ impl Producer {
     /// Whether this key may publish `event`; the error names the rule that refused it.
     /// (Internal categories never reach this check: the validator refuses them to every
     /// producer; a key naming one, from before that rule, still cannot publish it.)
-    pub fn check_scope(&self, event: &AuditEvent, catalogue: &Catalogue) -> Result<(), String> {
+    pub fn check_scope(&self, event: &AuditEvent, catalogue: &Catalogue) -> Result<(), ScopeError> {
         let record = &self.record;
         if catalogue
             .category(&event.category)
             .is_some_and(|c| c.internal)
         {
-            return Err(format!(
-                "category `{}` is internal: only the audit-log service itself writes it",
-                event.category
-            ));
+            return Err(ScopeError::InternalCategory {
+                category: event.category.clone(),
+            });
         }
         let named = record.categories.iter().any(|c| c == &event.category);
         let wildcard = record.categories.iter().any(|c| c == "*");
         if !(named || wildcard) {
-            return Err(format!(
-                "key `{}` may publish categories [{}]; `{}` is not among them",
-                record.name,
-                record.categories.join(", "),
-                event.category
-            ));
+            return Err(ScopeError::Category {
+                key: record.name.clone(),
+                allowed: record.categories.clone(),
+                category: event.category.clone(),
+            });
         }
         if let Some(orgs) = &record.orgs
             && !orgs.iter().any(|org| org == &event.org_id)
         {
-            return Err(format!(
-                "key `{}` may publish for organizations [{}]; `{}` is not among them",
-                record.name,
-                orgs.join(", "),
-                event.org_id
-            ));
+            return Err(ScopeError::Organization {
+                key: record.name.clone(),
+                allowed: orgs.clone(),
+                org_id: event.org_id.clone(),
+            });
         }
         Ok(())
+    }
+}
+
+/// Why a producer key may not publish an event (answered as `forbidden` at `$`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeError {
+    #[error("category `{category}` is internal: only the audit-log service itself writes it")]
+    InternalCategory { category: String },
+    #[error("key `{key}` may publish categories [{}]; `{category}` is not among them", .allowed.join(", "))]
+    Category {
+        key: String,
+        allowed: Vec<String>,
+        category: String,
+    },
+    #[error("key `{key}` may publish for organizations [{}]; `{org_id}` is not among them", .allowed.join(", "))]
+    Organization {
+        key: String,
+        allowed: Vec<String>,
+        org_id: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_refusals_name_the_rule() {
+        let category = ScopeError::Category {
+            key: "billing-api".into(),
+            allowed: vec!["billing".into(), "authentication".into()],
+            category: "admin".into(),
+        };
+        assert_eq!(
+            category.to_string(),
+            "key `billing-api` may publish categories [billing, authentication]; `admin` is not among them"
+        );
+        let organization = ScopeError::Organization {
+            key: "billing-api".into(),
+            allowed: vec!["org_a".into()],
+            org_id: "org_b".into(),
+        };
+        assert_eq!(
+            organization.to_string(),
+            "key `billing-api` may publish for organizations [org_a]; `org_b` is not among them"
+        );
+        let internal = ScopeError::InternalCategory {
+            category: "audit_log".into(),
+        };
+        assert_eq!(
+            internal.to_string(),
+            "category `audit_log` is internal: only the audit-log service itself writes it"
+        );
     }
 }

@@ -305,20 +305,20 @@ fn validate(
             valid.event.occurred_at,
             arrival.now,
         )
-        .map_err(|reason| {
+        .map_err(|refusal| {
             vec![EventError {
                 code: "invalid",
                 path: "$.occurred_at".into(),
-                reason,
+                reason: refusal.to_string(),
             }]
         })?;
     producer
         .check_scope(&valid.event, app.validator.catalogue())
-        .map_err(|reason| {
+        .map_err(|refusal| {
             vec![EventError {
                 code: "forbidden",
                 path: "$".into(),
-                reason,
+                reason: refusal.to_string(),
             }]
         })?;
     Ok(valid)

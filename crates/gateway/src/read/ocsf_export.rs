@@ -12,6 +12,11 @@ use audit_core::{AuditEvent, EventValidator};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 
+/// A stored line that is not an event of this contract: the export stops with it.
+#[derive(Debug, thiserror::Error)]
+#[error("a stored event does not read as contract v1: {0}")]
+pub struct NotAnEvent(serde_json::Error);
+
 /// Maps stored NDJSON to OCSF NDJSON across chunk boundaries.
 pub struct OcsfLines {
     /// The start of a line whose end has not arrived yet.
@@ -29,7 +34,7 @@ impl OcsfLines {
     }
 
     /// The OCSF lines of every line `chunk` completes.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<Bytes, String> {
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Bytes, NotAnEvent> {
         self.pending.extend_from_slice(chunk);
         let Some(last_newline) = self.pending.iter().rposition(|&b| b == b'\n') else {
             return Ok(Bytes::new());
@@ -44,7 +49,7 @@ impl OcsfLines {
     }
 
     /// The last line, if the input did not end with a newline.
-    pub fn finish(&mut self) -> Result<Bytes, String> {
+    pub fn finish(&mut self) -> Result<Bytes, NotAnEvent> {
         let line = std::mem::take(&mut self.pending);
         let mut out = Vec::new();
         if !line.iter().all(u8::is_ascii_whitespace) {
@@ -53,9 +58,8 @@ impl OcsfLines {
         Ok(Bytes::from(out))
     }
 
-    fn map_line(&self, line: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-        let event: AuditEvent = serde_json::from_slice(line)
-            .map_err(|error| format!("a stored event does not read as contract v1: {error}"))?;
+    fn map_line(&self, line: &[u8], out: &mut Vec<u8>) -> Result<(), NotAnEvent> {
+        let event: AuditEvent = serde_json::from_slice(line).map_err(NotAnEvent)?;
         audit_core::ocsf::write_json(
             &audit_core::ocsf::EventView::from(&event),
             self.validator.catalogue(),
@@ -145,6 +149,6 @@ mod tests {
     fn a_line_that_is_not_an_event_is_an_error_not_a_gap() {
         let mut mapper = lines();
         let error = mapper.push(b"{\"not\":\"an event\"}\n").unwrap_err();
-        assert!(error.contains("contract v1"), "{error}");
+        assert!(error.to_string().contains("contract v1"), "{error}");
     }
 }

@@ -93,12 +93,12 @@ struct Cli {
     forwarder_env: Vec<(String, String)>,
 }
 
-fn parse_env(text: &str) -> Result<(String, String), String> {
+fn parse_env(text: &str) -> Result<(String, String)> {
     let (key, value) = text
         .split_once('=')
-        .ok_or_else(|| "expected KEY=VALUE".to_string())?;
+        .ok_or_else(|| anyhow!("expected KEY=VALUE"))?;
     if !key.starts_with("FORWARDER__") {
-        return Err("the key must start with FORWARDER__".into());
+        bail!("the key must start with FORWARDER__");
     }
     Ok((key.to_string(), value.to_string()))
 }
