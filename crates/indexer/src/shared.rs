@@ -4,9 +4,9 @@
 //! The protocol it serves is described in [`crate::consumer`]; everything here is bookkeeping
 //! without IO, unit-tested in each module.
 //!
-//! The state is one struct; its methods are grouped by who calls them: [`batch`] defines
-//! what travels from the consumer thread to the writer, [`building`] is the consumer thread's
-//! side (building batches, handing them over, rewinding, draining), [`offsets`] the partitions
+//! The state is one struct; its methods are grouped by who calls them: `batch` defines
+//! what travels from the consumer thread to the writer, `building` is the consumer thread's
+//! side (building batches, handing them over, rewinding, draining), `offsets` the partitions
 //! owned and the offsets written, sealed and committable. Here: the struct, the rewind epoch
 //! and the writer's row cap.
 

@@ -23,9 +23,9 @@
 //!   with jitter, capped, never giving up). Nothing is dropped or skipped; a stall shows in
 //!   `/readyz`, the metrics and the log ([`crate::progress`]).
 //!
-//! The writer's parts: [`batch`] holds a batch's state from its first row to its commit,
-//! [`outcome`] settles a batch once its INSERTs ended (success, isolation of refused rows, or a
-//! backoff and rewind), [`sealing`] connects the writer to the tamper-evidence sealer. This
+//! The writer's parts: `batch` holds a batch's state from its first row to its commit,
+//! `outcome` settles a batch once its INSERTs ended (success, isolation of refused rows, or a
+//! backoff and rewind), `sealing` connects the writer to the tamper-evidence sealer. This
 //! file keeps the loop that interleaves them.
 
 mod batch;

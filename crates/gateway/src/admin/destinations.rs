@@ -5,8 +5,8 @@
 //! sealed before they are stored, masked in every response, never logged.
 //!
 //! This file holds the handlers and the rules they share (the plan must allow streaming, a
-//! change answers with the stored view). What operators send is in [`input`], how it is
-//! checked and its secrets sealed in [`validate`], the masked view in [`view`].
+//! change answers with the stored view). What operators send is in `input`, how it is
+//! checked and its secrets sealed in `validate`, the masked view in `view`.
 
 mod input;
 mod validate;
