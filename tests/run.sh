@@ -2,7 +2,7 @@
 # The test command (`make test`): installs what the suites need on a fresh machine, starts
 # one real Kafka broker and one real ClickHouse engine for the whole run (on their own ports
 # and state, beside any `make run` instance), and the cluster topology for the cluster suite
-# (tests/tests/cluster.rs: a 3-node KRaft Kafka and a 2-shard ClickHouse, same scripts), runs
+# (tests/tests/cluster/: a 3-node KRaft Kafka and a 2-shard ClickHouse, same scripts), runs
 # every suite, and stops them again.
 # The output ends with cargo test's own summary lines (one "test result:" per target); the
 # engines are stopped quietly after it.

@@ -22,23 +22,34 @@
 //!   health: everything since the last written batch is re-read after a backoff (exponential
 //!   with jitter, capped, never giving up). Nothing is dropped or skipped; a stall shows in
 //!   `/readyz`, the metrics and the log ([`crate::progress`]).
+//!
+//! The writer's parts: `batch` holds a batch's state from its first row to its commit,
+//! `outcome` settles a batch once its INSERTs ended (success, isolation of refused rows, or a
+//! backoff and rewind), `sealing` connects the writer to the tamper-evidence sealer. This
+//! file keeps the loop that interleaves them.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+mod batch;
+mod outcome;
+mod sealing;
+
+use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use audit_kafka::{DeadLetter, DeadLetterWriter};
+use audit_kafka::DeadLetterWriter;
 use audit_runtime::Readiness;
-use audit_store::{EventInsert, PendingEvent, Store};
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder, Retryable};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use audit_store::{PendingEvent, Store};
+use backon::{ExponentialBackoff, ExponentialBuilder};
+use rdkafka::consumer::{BaseConsumer, CommitMode};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
 use crate::consumer::IndexerContext;
-use crate::sealer::{BatchLeaves, OpenLeaf, SealOutcome, Sealer};
-use crate::shared::{Batch, DeadMessage, Piece, Shared};
+use crate::sealer::{OpenLeaf, SealOutcome, Sealer};
+use crate::shared::{DeadMessage, Piece, Shared};
+use batch::{Ended, Finishing, Open, end_all, flatten};
+pub use outcome::RefusedRows;
+use sealing::{Sealing, in_flight};
 
 pub struct Writer {
     pub store: Store,
@@ -63,61 +74,6 @@ pub struct Writer {
     pub seal_due: AtomicBool,
     /// … to twice that: wait for the seal in flight before writing on.
     pub seal_behind: AtomicBool,
-}
-
-/// The seal storing and publishing its windows while the writer goes on.
-type Sealing = Option<JoinHandle<SealOutcome>>;
-
-/// The batch whose rows are streaming into an open INSERT.
-#[derive(Default)]
-struct Open {
-    /// Begun with the batch's first row, and again after each partition split.
-    insert: Option<EventInsert>,
-    /// Table partitions the open INSERT touches.
-    partitions: HashSet<u32>,
-    /// INSERTs of this batch already ended by a partition split, finishing meanwhile.
-    sealed: Vec<JoinHandle<audit_store::Result<()>>>,
-    /// Why streaming failed: the batch's end settles it as failed.
-    error: Option<audit_store::Error>,
-    written: Written,
-}
-
-impl Open {
-    /// Aborts whatever is streaming (nothing of it is committed; a sealed INSERT that made it
-    /// anyway is a copy the table collapses).
-    fn abort(&mut self) {
-        self.insert = None;
-        for sealed in self.sealed.drain(..) {
-            sealed.abort();
-        }
-    }
-}
-
-/// What a batch's rows left besides the rows themselves.
-#[derive(Default)]
-struct Written {
-    /// Tagged messages that are not canonical events (a gateway bug), and rows ClickHouse
-    /// refused: dead-lettered.
-    rejected: Vec<DeadMessage>,
-    /// Rows per organization and retention (`indexer_rows_total`).
-    per_org: HashMap<String, HashMap<u16, u64>>,
-    /// The batch's first row, kept so that it can be dead-lettered when it is the batch's only
-    /// row and ClickHouse refuses it.
-    first_row: Option<DeadMessage>,
-    /// The leaves of the rows written (with sealing on).
-    leaves: BatchLeaves,
-}
-
-/// A batch whose INSERTs ClickHouse is finishing.
-struct Finishing {
-    ended: Ended,
-    end: JoinHandle<audit_store::Result<()>>,
-}
-
-/// An ended batch, waiting for its INSERTs' outcome.
-struct Ended {
-    batch: Batch,
-    written: Written,
 }
 
 enum Next {
@@ -235,52 +191,6 @@ impl Writer {
         }
     }
 
-    /// Closes the windows of every owned partition and starts storing and publishing them.
-    async fn begin_seal(&self) -> Sealing {
-        let sealer = self.sealer.as_ref()?;
-        let job = sealer.lock().await.begin(time::OffsetDateTime::now_utc());
-        Some(tokio::spawn(job.run()))
-    }
-
-    /// A seal ended: moves the boundaries and commits offsets up to them.
-    async fn sealed(&self, outcome: Result<SealOutcome, tokio::task::JoinError>, mode: CommitMode) {
-        let Some(sealer) = &self.sealer else {
-            return;
-        };
-        let mut sealer = sealer.lock().await;
-        let sealed = match outcome {
-            Ok(outcome) => sealer.finish(outcome),
-            Err(error) => {
-                tracing::error!(%error, "the sealing task failed; its windows are sealed again by the next seal");
-                sealer.abandon();
-                return;
-            }
-        };
-        drop(sealer);
-        self.commit_sealed(&sealed, mode);
-    }
-
-    /// Commits offsets up to the new boundaries.
-    fn commit_sealed(&self, sealed: &[(i32, i64)], mode: CommitMode) {
-        let partitions: Vec<i32> = sealed.iter().map(|(partition, _)| *partition).collect();
-        let offsets = self.shared.acked_offsets(&partitions);
-        if offsets.count() > 0
-            && let Err(error) = self.consumer.commit(&offsets, mode)
-        {
-            tracing::warn!(%error, "offset commit after a seal failed; the next one covers it");
-        }
-    }
-
-    /// Waits for a batch's INSERTs and completes it. Returns whether it was written.
-    async fn settle(
-        &self,
-        finishing: Finishing,
-        failures: &mut Option<ExponentialBackoff>,
-    ) -> bool {
-        let result = flatten(finishing.end.await);
-        self.complete(finishing.ended, result, failures).await
-    }
-
     /// Streams a chunk of rows into the open INSERT, beginning another INSERT before a row
     /// would make it touch one partition too many.
     async fn write(
@@ -328,312 +238,5 @@ impl Writer {
             }
         }
         Ok(())
-    }
-
-    /// Settles a batch whose INSERTs ended: on success dead letters, then offsets; on failure
-    /// isolation (a refusal about the data) or a rewind after a backoff. Returns whether it
-    /// was written.
-    async fn complete(
-        &self,
-        ended: Ended,
-        result: audit_store::Result<()>,
-        failures: &mut Option<ExponentialBackoff>,
-    ) -> bool {
-        let Ended { batch, mut written } = ended;
-        let error = match result {
-            Ok(()) => {
-                *failures = None;
-                self.readiness.set("clickhouse", true, "inserts succeed");
-                self.grow_row_limit();
-                return self.written(batch, written, failures).await;
-            }
-            Err(error) => error,
-        };
-        let Some(reason) = error.data_refusal() else {
-            self.shared.batch_abandoned();
-            self.failed(&error.to_string(), failures);
-            return false;
-        };
-        if batch.rows > 1 {
-            // Halve until the offending rows are alone; the engine is healthy, so at once.
-            let limit = batch.rows / 2;
-            self.shared.set_row_limit(limit);
-            self.shared.batch_abandoned();
-            self.shared.request_rewind(Instant::now());
-            self.shared.record_failure(reason);
-            metrics::counter!("indexer_isolation_rewinds_total").increment(1);
-            tracing::warn!(rows = batch.rows, limit, reason = %excerpt(reason), "ClickHouse refused a batch because of its content; re-reading it in smaller batches to isolate the refused rows");
-            return false;
-        }
-        let only_row = written.first_row.take().filter(|_| batch.rows == 1);
-        let allowed = lock(&self.refused).allow(Instant::now());
-        match only_row {
-            Some(mut row) if allowed => {
-                metrics::counter!("indexer_refused_rows_total").increment(1);
-                tracing::warn!(
-                    partition = row.partition,
-                    offset = row.offset,
-                    reason = %excerpt(reason),
-                    "ClickHouse refused a row because of its content; dead-lettered, indexing goes on"
-                );
-                row.reason = format!("ClickHouse refused the row: {reason}");
-                written.rejected.push(row);
-                // Not stored, so not sealed.
-                written.leaves.clear();
-                self.written(batch, written, failures).await
-            }
-            _ => {
-                // Too many refused rows for bad events, or nothing to isolate: treat it as
-                // the engine's problem and back off (the stall is reported).
-                self.shared.batch_abandoned();
-                self.failed(
-                    &format!("{reason} (more than {} rows refused in a minute: not dead-lettering, retrying)", lock(&self.refused).max_per_minute),
-                    failures,
-                );
-                false
-            }
-        }
-    }
-
-    /// A batch was stored (or its only row dead-lettered): leaves to the sealer, dead letters,
-    /// then offsets. False when the sealer could not take the leaves (its chains could not be
-    /// loaded): the batch is then re-read like a failed one, so no leaf is ever lost.
-    async fn written(
-        &self,
-        batch: Batch,
-        mut written: Written,
-        failures: &mut Option<ExponentialBackoff>,
-    ) -> bool {
-        if let Some(sealer) = &self.sealer {
-            let leaves = std::mem::take(&mut written.leaves);
-            let mut sealer = sealer.lock().await;
-            if let Err(error) = sealer.batch_written(&batch.ranges, leaves).await {
-                self.shared.batch_abandoned();
-                self.failed(&format!("loading integrity chains: {error}"), failures);
-                return false;
-            }
-            let open = sealer.open_leaves();
-            if open >= self.max_open_leaves {
-                self.seal_due.store(true, Ordering::Relaxed);
-            }
-            if open >= self.max_open_leaves.saturating_mul(2) {
-                self.seal_behind.store(true, Ordering::Relaxed);
-            }
-        }
-        self.write_dead_letters(&batch.dead).await;
-        self.write_dead_letters(&written.rejected).await;
-        let offsets = self.shared.batch_written(&batch);
-        if offsets.count() > 0
-            && let Err(error) = self.consumer.commit(&offsets, CommitMode::Async)
-        {
-            tracing::warn!(%error, "offset commit could not be queued; the next one covers it");
-        }
-        drop(offsets);
-        metrics::counter!("indexer_rows_written_total").increment(batch.rows as u64);
-        if let Some(started) = batch.started {
-            // From the batch's first message read to its offsets committed.
-            metrics::histogram!("indexer_batch_seconds").record(started.elapsed().as_secs_f64());
-        }
-        written.record();
-        true
-    }
-
-    /// After a success, batches may grow back towards `max_rows`.
-    fn grow_row_limit(&self) {
-        let limit = self.shared.row_limit();
-        if limit == usize::MAX {
-            return;
-        }
-        let grown = limit.saturating_mul(2);
-        // Past any configurable batch size: no cap.
-        self.shared
-            .set_row_limit(if grown > 1 << 24 { usize::MAX } else { grown });
-    }
-
-    /// An insert failed for the engine's reasons: everything since the last written batch is
-    /// re-read after a backoff.
-    fn failed(&self, error: &str, failures: &mut Option<ExponentialBackoff>) {
-        let delay = failures
-            .get_or_insert_with(|| self.backoff.build())
-            .next()
-            .unwrap_or_default();
-        self.shared.request_rewind(Instant::now() + delay);
-        self.shared.record_failure(error);
-        metrics::counter!("indexer_retries_total", "target" => "clickhouse").increment(1);
-        self.readiness.set(
-            "clickhouse",
-            false,
-            format!("insert failing: {}", excerpt(error)),
-        );
-        tracing::warn!(error = %excerpt(error), ?delay, "insert failed; re-reading from the last written offsets after the backoff");
-    }
-
-    async fn write_dead_letters(&self, dead_messages: &[DeadMessage]) {
-        for dead in dead_messages {
-            let send = || async {
-                self.dead_letters
-                    .send(
-                        dead.key.as_deref(),
-                        &dead.payload,
-                        DeadLetter {
-                            stage: "indexer",
-                            reason: dead.reason.clone(),
-                            source: Some((self.shared.topic.clone(), dead.partition, dead.offset)),
-                            ..DeadLetter::default()
-                        },
-                    )
-                    .await
-            };
-            let _ = send
-                .retry(self.backoff)
-                .notify(|error, delay| {
-                    metrics::counter!("indexer_retries_total", "target" => "dead_letter")
-                        .increment(1);
-                    tracing::warn!(%error, ?delay, "dead-letter write failed; retrying");
-                })
-                .await;
-        }
-    }
-}
-
-/// Rows ClickHouse refused for their content and that were dead-lettered in the last minute.
-#[derive(Debug)]
-pub struct RefusedRows {
-    pub max_per_minute: usize,
-    recent: VecDeque<Instant>,
-}
-
-impl RefusedRows {
-    pub fn new(max_per_minute: usize) -> Self {
-        Self {
-            max_per_minute,
-            recent: VecDeque::new(),
-        }
-    }
-
-    /// Whether one more refused row may be dead-lettered now (and counts it if so).
-    fn allow(&mut self, now: Instant) -> bool {
-        while self
-            .recent
-            .front()
-            .is_some_and(|at| now.saturating_duration_since(*at) >= Duration::from_secs(60))
-        {
-            self.recent.pop_front();
-        }
-        if self.recent.len() >= self.max_per_minute {
-            return false;
-        }
-        self.recent.push_back(now);
-        true
-    }
-}
-
-impl Written {
-    fn count(&mut self, row: &PendingEvent) {
-        let classes = match self.per_org.get_mut(&row.org_id) {
-            Some(classes) => classes,
-            None => self.per_org.entry(row.org_id.clone()).or_default(),
-        };
-        *classes.entry(row.retention_days).or_default() += 1;
-    }
-
-    /// Keeps a written row's leaf (per partition and organization, in offset order).
-    fn leaf(&mut self, partition: i32, org_id: &str, leaf: OpenLeaf) {
-        let orgs = self.leaves.entry(partition).or_default();
-        match orgs.get_mut(org_id) {
-            Some(leaves) => leaves.push(leaf),
-            None => {
-                orgs.insert(org_id.to_string(), vec![leaf]);
-            }
-        }
-    }
-
-    /// `indexer_rows_total{org_id, retention_days}`: rows per organization per retention class.
-    fn record(self) {
-        for (org, classes) in self.per_org {
-            for (retention, count) in classes {
-                metrics::counter!("indexer_rows_total", "org_id" => org.clone(), "retention_days" => retention.to_string())
-                    .increment(count);
-            }
-        }
-    }
-}
-
-/// One task ending all INSERTs of a batch: Ok when every one stored its rows (a failed
-/// stream fails the batch at once).
-fn end_all(
-    last: Option<EventInsert>,
-    mut ends: Vec<JoinHandle<audit_store::Result<()>>>,
-    failed: Option<audit_store::Error>,
-) -> JoinHandle<audit_store::Result<()>> {
-    if let Some(error) = failed {
-        return tokio::spawn(async move { Err(error) });
-    }
-    if let Some(last) = last {
-        ends.push(tokio::spawn(last.end()));
-    }
-    tokio::spawn(async move {
-        let mut outcome = Ok(());
-        for end in ends {
-            let result = flatten(end.await);
-            if outcome.is_ok() {
-                outcome = result;
-            }
-        }
-        outcome
-    })
-}
-
-/// A finished end task's result (a panicked task counts as a failed insert).
-/// The outcome of the seal in flight; pending forever when there is none.
-async fn in_flight(sealing: &mut Sealing) -> Result<SealOutcome, tokio::task::JoinError> {
-    match sealing {
-        Some(task) => task.await,
-        None => std::future::pending().await,
-    }
-}
-
-fn flatten(
-    joined: Result<audit_store::Result<()>, tokio::task::JoinError>,
-) -> audit_store::Result<()> {
-    joined.unwrap_or_else(|error| Err(audit_store::Error::Interrupted(error.to_string())))
-}
-
-/// The start of a (possibly long) engine message, for logs and readiness.
-fn excerpt(text: &str) -> &str {
-    match text.char_indices().nth(300) {
-        Some((index, _)) => &text[..index],
-        None => text,
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refused_rows_are_dead_lettered_only_up_to_the_budget_per_minute() {
-        let start = Instant::now();
-        let mut refused = RefusedRows::new(2);
-        assert!(refused.allow(start));
-        assert!(refused.allow(start + Duration::from_secs(1)));
-        assert!(
-            !refused.allow(start + Duration::from_secs(2)),
-            "a third refused row within a minute looks like a schema problem"
-        );
-        assert!(refused.allow(start + Duration::from_secs(61)));
-    }
-
-    #[test]
-    fn excerpts_cut_on_character_boundaries() {
-        let long = "é".repeat(400);
-        assert_eq!(excerpt(&long).chars().count(), 300);
-        assert_eq!(excerpt("short"), "short");
     }
 }

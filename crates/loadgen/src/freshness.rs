@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::{Latencies, clickhouse, generated_event};
+use crate::{Latencies, clickhouse, generated_event, now_rfc3339};
 
 /// Where to publish and where to look.
 #[derive(Debug, Clone)]
@@ -30,12 +30,6 @@ pub struct Freshness {
     pub offered: u64,
     /// Tracked events never seen in ClickHouse.
     pub unseen: usize,
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// Publishes for `duration`, then waits up to 15 s for the tracked events to appear.

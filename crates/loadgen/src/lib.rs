@@ -122,6 +122,13 @@ pub fn pid_listening_on(port: u16) -> Option<u32> {
     None
 }
 
+/// Now, in RFC 3339 (the `occurred_at` of generated events).
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// Realistic actions per category, for generated events.
 pub const ACTIONS: &[(&str, &str)] = &[
     ("authentication", "user.login.succeeded"),

@@ -3,340 +3,35 @@
 //!
 //! Secrets (HEC token, Datadog API key, Wazuh password, signing secrets) are write-only:
 //! sealed before they are stored, masked in every response, never logged.
+//!
+//! This file holds the handlers and the rules they share (the plan must allow streaming, a
+//! change answers with the stored view). What operators send is in `input`, how it is
+//! checked and its secrets sealed in `validate`, the masked view in `view`.
+
+mod input;
+mod validate;
+mod view;
 
 use std::sync::Arc;
 
-use audit_settings::model::{DatadogSettings, SplunkHecSettings, WazuhSettings, WebhookSettings};
-use audit_settings::{
-    Destination, DestinationKind, DestinationState, EventFormat, Filters, OrgSettings, Plan,
-    Sealed, SigningSecret,
-};
+use audit_settings::{Destination, DestinationState, OrgSettings, Plan, SigningSecret};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::IfMatch;
-use super::schemas::{DestinationFilters, DestinationView};
+use super::schemas::DestinationView;
 use super::{OperatorAuth, OrgChange, update_org};
 use crate::App;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorResponse, RetryLater};
 use crate::openapi::OrgPath;
-use utoipa::ToSchema;
-
-/// Shown instead of a secret.
-pub const MASK: &str = "********";
-
-/// Datadog sites accepted (PROTOCOLS.md).
-pub const DATADOG_SITES: &[&str] = &[
-    "datadoghq.com",
-    "us3.datadoghq.com",
-    "us5.datadoghq.com",
-    "datadoghq.eu",
-    "ap1.datadoghq.com",
-    "ap2.datadoghq.com",
-    "uk1.datadoghq.com",
-    "ddog-gov.com",
-    "us2.ddog-gov.com",
-];
-
-/// Type-specific settings as sent by operators; secrets in plain text, optional on update
-/// (absent = keep the stored one).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ConfigInput {
-    SplunkHec {
-        url: String,
-        token: Option<String>,
-        index: Option<String>,
-        source: Option<String>,
-        sourcetype: Option<String>,
-        host: Option<String>,
-        #[serde(default)]
-        indexer_ack: bool,
-        max_batch_bytes: Option<usize>,
-    },
-    Datadog {
-        site: String,
-        url: Option<String>,
-        api_key: Option<String>,
-        service: Option<String>,
-        ddsource: Option<String>,
-        ddtags: Option<String>,
-    },
-    Wazuh {
-        url: String,
-        username: String,
-        password: Option<String>,
-        requests_per_minute: Option<u32>,
-    },
-    Webhook {
-        url: String,
-        max_batch_events: Option<usize>,
-    },
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateDestination {
-    #[schema(min_length = 1, max_length = 200)]
-    pub name: String,
-    #[serde(default = "enabled_by_default")]
-    pub enabled: bool,
-    #[serde(default)]
-    #[schema(value_type = DestinationFilters, required = false)]
-    pub filters: Filters,
-    /// Standard Webhooks secret `whsec_<base64 of 24–64 random bytes>`.
-    #[schema(required = true, pattern = "^whsec_[A-Za-z0-9+/]{32,86}={0,2}$")]
-    pub signing_secret: Option<String>,
-    pub config: ConfigInput,
-    /// `native` (default) or `ocsf`: how each event is written inside the type's envelope.
-    #[serde(default)]
-    #[schema(value_type = super::schemas::FormatName, required = false)]
-    pub format: EventFormat,
-}
-
-fn enabled_by_default() -> bool {
-    true
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateDestination {
-    #[schema(min_length = 1, max_length = 200)]
-    pub name: Option<String>,
-    pub enabled: Option<bool>,
-    #[schema(value_type = DestinationFilters, required = false)]
-    pub filters: Option<Filters>,
-    pub config: Option<ConfigInput>,
-    #[schema(value_type = Option<super::schemas::FormatName>)]
-    pub format: Option<EventFormat>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotateSecret {
-    #[schema(pattern = "^whsec_[A-Za-z0-9+/]{32,86}={0,2}$")]
-    pub signing_secret: String,
-    /// How long the previous secret keeps signing, in seconds (default one day).
-    #[serde(default = "default_overlap")]
-    #[schema(minimum = 0, maximum = 2592000)]
-    pub overlap_secs: i64,
-}
-
-fn default_overlap() -> i64 {
-    24 * 3600
-}
-
-fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
-    audit_settings::Error::invalid(field, reason).into()
-}
-
-/// Checks a `whsec_` secret (PROTOCOLS.md: 24–64 random bytes, base64).
-pub fn check_signing_secret(field: &str, secret: &str) -> ApiResult<()> {
-    let encoded = secret
-        .strip_prefix("whsec_")
-        .ok_or_else(|| invalid(field, "must start with `whsec_`"))?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|_| invalid(field, "the part after `whsec_` must be standard base64"))?;
-    if !(24..=64).contains(&bytes.len()) {
-        return Err(invalid(
-            field,
-            format!("must hold 24–64 random bytes, not {}", bytes.len()),
-        ));
-    }
-    Ok(())
-}
-
-/// Validates the input and seals its secrets, merging with `existing` on update.
-fn build_config(
-    app: &App,
-    input: ConfigInput,
-    existing: Option<&DestinationKind>,
-    context: (&str, &str),
-) -> ApiResult<DestinationKind> {
-    let policy = &app.config.outbound;
-    let check_url = |field: &str, url: &str| -> ApiResult<()> {
-        policy
-            .check_url(url)
-            .map(|_| ())
-            .map_err(|refused| invalid(field, refused.to_string()))
-    };
-    let (org_id, destination_id) = context;
-    let kept_endpoint = existing.map(DestinationKind::endpoint);
-    // A credential is sealed for the endpoint it is sent to: when the endpoint changes, the
-    // stored one cannot follow it (it would not open), so it must be given again.
-    let seal = |field: &str,
-                plain: Option<String>,
-                kept: Option<&Sealed>,
-                endpoint: &str|
-     -> ApiResult<Sealed> {
-        match (plain, kept) {
-            (Some(plain), _) if plain.trim().is_empty() => Err(invalid(field, "must not be empty")),
-            (Some(plain), _) => Ok(app.secrets.seal(
-                &plain,
-                &Destination::credential_seal_context(org_id, destination_id, field, endpoint),
-            )),
-            (None, Some(kept)) if kept_endpoint.as_deref() == Some(endpoint) => Ok(kept.clone()),
-            (None, Some(_)) => Err(invalid(
-                field,
-                "is required when the destination's URL changes: a stored credential is bound to the URL it was given for",
-            )),
-            (None, None) => Err(invalid(field, "is required")),
-        }
-    };
-    let kind = match input {
-        ConfigInput::SplunkHec {
-            url,
-            token,
-            index,
-            source,
-            sourcetype,
-            host,
-            indexer_ack,
-            max_batch_bytes,
-        } => {
-            check_url("config.url", &url)?;
-            if let Some(bytes) = max_batch_bytes
-                && !(1024..=838_860_800).contains(&bytes)
-            {
-                return Err(invalid(
-                    "config.max_batch_bytes",
-                    "must be between 1024 and 838860800",
-                ));
-            }
-            let kept = match existing {
-                Some(DestinationKind::SplunkHec(settings)) => Some(&settings.token),
-                _ => None,
-            };
-            let token = seal("config.token", token, kept, &url)?;
-            DestinationKind::SplunkHec(SplunkHecSettings {
-                url,
-                token,
-                index,
-                source,
-                sourcetype,
-                host,
-                indexer_ack,
-                max_batch_bytes,
-            })
-        }
-        ConfigInput::Datadog {
-            site,
-            url,
-            api_key,
-            service,
-            ddsource,
-            ddtags,
-        } => {
-            if !DATADOG_SITES.contains(&site.as_str()) {
-                return Err(invalid(
-                    "config.site",
-                    format!("unknown Datadog site; one of {}", DATADOG_SITES.join(", ")),
-                ));
-            }
-            if let Some(url) = &url {
-                check_url("config.url", url)?;
-            }
-            let kept = match existing {
-                Some(DestinationKind::Datadog(settings)) => Some(&settings.api_key),
-                _ => None,
-            };
-            let endpoint = DatadogSettings::endpoint(&site, url.as_deref());
-            let api_key = seal("config.api_key", api_key, kept, &endpoint)?;
-            DestinationKind::Datadog(DatadogSettings {
-                site,
-                url,
-                api_key,
-                service,
-                ddsource,
-                ddtags,
-            })
-        }
-        ConfigInput::Wazuh {
-            url,
-            username,
-            password,
-            requests_per_minute,
-        } => {
-            check_url("config.url", &url)?;
-            if username.trim().is_empty() {
-                return Err(invalid("config.username", "must not be empty"));
-            }
-            if requests_per_minute == Some(0) {
-                return Err(invalid("config.requests_per_minute", "must be positive"));
-            }
-            let kept = match existing {
-                Some(DestinationKind::Wazuh(settings)) => Some(&settings.password),
-                _ => None,
-            };
-            let password = seal("config.password", password, kept, &url)?;
-            DestinationKind::Wazuh(WazuhSettings {
-                url,
-                username,
-                password,
-                requests_per_minute,
-            })
-        }
-        ConfigInput::Webhook {
-            url,
-            max_batch_events,
-        } => {
-            check_url("config.url", &url)?;
-            if max_batch_events == Some(0) {
-                return Err(invalid("config.max_batch_events", "must be positive"));
-            }
-            DestinationKind::Webhook(WebhookSettings {
-                url,
-                max_batch_events,
-            })
-        }
-    };
-    if let Some(existing) = existing
-        && existing.type_name() != kind.type_name()
-    {
-        return Err(invalid(
-            "config.type",
-            "the type of a destination cannot change; create a new one",
-        ));
-    }
-    Ok(kind)
-}
-
-fn check_filters(app: &App, filters: &Filters) -> ApiResult<()> {
-    let catalogue = app.validator.catalogue();
-    for (index, category) in filters.categories.iter().enumerate() {
-        if catalogue.category(category).is_none() {
-            return Err(invalid(
-                format!("filters.categories[{index}]"),
-                format!("unknown category `{category}`"),
-            ));
-        }
-    }
-    for (field, patterns) in [
-        ("actions", &filters.actions),
-        ("exclude_actions", &filters.exclude_actions),
-    ] {
-        for (index, pattern) in patterns.iter().enumerate() {
-            let known = match pattern.strip_suffix('*') {
-                Some(prefix) => !prefix.is_empty(),
-                None => catalogue.category_of(pattern).is_some(),
-            };
-            if !known {
-                return Err(invalid(
-                    format!("filters.{field}[{index}]"),
-                    format!("`{pattern}` is neither a known action nor a prefix like `user.*`"),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
+pub use input::{ConfigInput, CreateDestination, RotateSecret, UpdateDestination};
+pub use validate::{DATADOG_SITES, check_signing_secret};
+use validate::{build_config, check_filters, invalid};
+pub use view::{MASK, rfc3339, view};
 
 fn require_streaming(app: &App, org: &OrgSettings) -> ApiResult<()> {
     if !app.config.plans.policy(org.plan).streaming {
@@ -352,34 +47,6 @@ fn require_streaming(app: &App, org: &OrgSettings) -> ApiResult<()> {
     Ok(())
 }
 
-/// The masked public view of a destination.
-pub fn view(destination: &Destination) -> Value {
-    let mut config = serde_json::to_value(&destination.config).unwrap_or(Value::Null);
-    for secret_field in ["token", "api_key", "password"] {
-        if let Some(value) = config.get_mut(secret_field) {
-            *value = json!(MASK);
-        }
-    }
-    let secrets: Vec<Value> = destination
-        .signing_secrets
-        .iter()
-        .map(|s| json!({"id": s.id, "secret": MASK, "created_at": rfc3339(s.created_at), "expires_at": s.expires_at.map(rfc3339)}))
-        .collect();
-    json!({
-        "id": destination.id,
-        "name": destination.name,
-        "type": destination.config.type_name(),
-        "enabled": destination.enabled,
-        "active": destination.is_active(),
-        "state": destination.state,
-        "filters": destination.filters,
-        "config": config,
-        "format": destination.format,
-        "signing_secrets": secrets,
-        "created_at": rfc3339(destination.created_at),
-    })
-}
-
 /// The destination `id` of `org`, for changing it.
 fn find_mut<'a>(org: &'a mut OrgSettings, id: &str) -> ApiResult<&'a mut Destination> {
     org.destination_mut(id)
@@ -391,10 +58,6 @@ fn stored_view(org: &OrgSettings, id: &str) -> ApiResult<Value> {
     org.destination(id).map(view).ok_or_else(|| {
         ApiError::Internal(format!("destination `{id}` not visible after the write"))
     })
-}
-
-pub fn rfc3339(at: OffsetDateTime) -> String {
-    audit_core::event::format_utc_millis(at)
 }
 
 fn new_signing_secret(
@@ -718,73 +381,4 @@ pub fn disable_for_plan(org: &mut OrgSettings, plan: Plan) -> usize {
         tracing::info!(org_id = %org.org_id, plan = plan.as_str(), disabled, "plan without streaming: destinations disabled");
     }
     disabled
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use audit_settings::SecretBox;
-
-    #[test]
-    fn signing_secrets_follow_the_standard() {
-        assert!(check_signing_secret("s", "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").is_ok());
-        assert!(check_signing_secret("s", "C2FVsBQIhrscChlQIMV+b5sSYspob7oD").is_err());
-        assert!(check_signing_secret("s", "whsec_c2hvcnQ=").is_err());
-        assert!(check_signing_secret("s", "whsec_not base64!").is_err());
-    }
-
-    #[test]
-    fn views_mask_every_secret() {
-        let secret_box = SecretBox::ephemeral();
-        let now = OffsetDateTime::UNIX_EPOCH;
-        for config in [
-            DestinationKind::SplunkHec(SplunkHecSettings {
-                url: "https://hec.example.com".into(),
-                token: secret_box.seal("tok-123", "c"),
-                index: None,
-                source: None,
-                sourcetype: None,
-                host: None,
-                indexer_ack: false,
-                max_batch_bytes: None,
-            }),
-            DestinationKind::Datadog(DatadogSettings {
-                site: "datadoghq.com".into(),
-                url: None,
-                api_key: secret_box.seal("dd-key", "c"),
-                service: None,
-                ddsource: None,
-                ddtags: None,
-            }),
-            DestinationKind::Wazuh(WazuhSettings {
-                url: "https://wazuh.example.com:55000".into(),
-                username: "ingest".into(),
-                password: secret_box.seal("pw", "c"),
-                requests_per_minute: None,
-            }),
-        ] {
-            let destination = Destination {
-                id: "dst_1".into(),
-                name: "x".into(),
-                enabled: true,
-                state: DestinationState::Active,
-                filters: Filters::default(),
-                signing_secrets: vec![SigningSecret {
-                    id: "whk_1".into(),
-                    secret: secret_box.seal("whsec_x", "c"),
-                    created_at: now,
-                    expires_at: None,
-                }],
-                config,
-                created_at: now,
-                format: EventFormat::Ocsf,
-            };
-            let text = view(&destination).to_string();
-            assert!(!text.contains("v1."), "sealed value leaked: {text}");
-            assert!(text.contains(MASK));
-            assert!(text.contains(r#""format":"ocsf""#), "{text}");
-        }
-    }
 }

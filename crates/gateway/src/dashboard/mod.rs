@@ -1,6 +1,6 @@
 //! The Security → Audit Logs dashboard page: `GET /orgs/{org}/security/audit-logs`.
 //!
-//! One static HTML page plus its stylesheet and ES module, embedded in the binary with
+//! One static HTML page plus its stylesheet and ES modules, embedded in the binary with
 //! `include_str!` (no build step, no framework). The page talks to the read API
 //! (`/v1/orgs/{org}/events…`, `/v1/catalogue`) with the bearer token the user signed in with;
 //! the server never renders organization or event data into HTML, so the page itself is the
@@ -9,7 +9,29 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /orgs/{org}/security/audit-logs` | the page (strict CSP, never framed) |
-//! | `GET /assets/{name}` | `audit-logs.js`, `audit-logs.css`, `favicon.svg` |
+//! | `GET /assets/{name}` | the assets below |
+//!
+//! | asset | what |
+//! |---|---|
+//! | `audit-logs.js` | the entry module: wires the page's controls and starts (its header lists the others) |
+//! | `state.js` | constants and the one mutable state object |
+//! | `dom.js` | DOM helpers (text only, never HTML) and small formatters |
+//! | `session.js` | the token, signing in and out, the page's views |
+//! | `api.js` | the read API client and how its errors are shown |
+//! | `time.js` | UTC or local times, the zone always named |
+//! | `filters.js` | the filters, in the URL and the form |
+//! | `catalogue.js` | category chips and action suggestions |
+//! | `results.js` | the list: pages, rows, selection |
+//! | `detail.js` | the panel of one event |
+//! | `integrity.js` | the range's integrity verdict and the event's proof |
+//! | `export.js` | CSV / JSON downloads |
+//! | `live.js` | live mode |
+//! | `keyboard.js` | keyboard shortcuts |
+//! | `audit-logs.css` | the stylesheet |
+//! | `favicon.svg` | the icon |
+//!
+//! The modules import one another by relative URL (`./api.js` is `/assets/api.js`); the page
+//! also preloads them (`<link rel="modulepreload">`) so they are fetched at once.
 //!
 //! Security headers: a strict Content Security Policy (`script-src 'self'`, `style-src 'self'`,
 //! no inline code, `connect-src 'self'`, `frame-ancestors 'none'`), `nosniff`, no referrer
@@ -50,13 +72,31 @@ const PAGE: Asset = Asset {
     body: include_str!("assets/index.html"),
 };
 
+/// An ES module of the page.
+const fn module(name: &'static str, body: &'static str) -> Asset {
+    Asset {
+        name,
+        content_type: "text/javascript; charset=utf-8",
+        body,
+    }
+}
+
 /// What `/assets/{name}` serves.
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "audit-logs.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("assets/audit-logs.js"),
-    },
+    module("audit-logs.js", include_str!("assets/audit-logs.js")),
+    module("state.js", include_str!("assets/state.js")),
+    module("dom.js", include_str!("assets/dom.js")),
+    module("session.js", include_str!("assets/session.js")),
+    module("api.js", include_str!("assets/api.js")),
+    module("time.js", include_str!("assets/time.js")),
+    module("filters.js", include_str!("assets/filters.js")),
+    module("catalogue.js", include_str!("assets/catalogue.js")),
+    module("results.js", include_str!("assets/results.js")),
+    module("detail.js", include_str!("assets/detail.js")),
+    module("integrity.js", include_str!("assets/integrity.js")),
+    module("export.js", include_str!("assets/export.js")),
+    module("live.js", include_str!("assets/live.js")),
+    module("keyboard.js", include_str!("assets/keyboard.js")),
     Asset {
         name: "audit-logs.css",
         content_type: "text/css; charset=utf-8",
@@ -233,6 +273,40 @@ mod tests {
         );
         let missing = asset(Path("../Cargo.toml".into()), HeaderMap::new()).await;
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn every_module_imported_is_served_and_preloaded() {
+        let modules: Vec<&str> = ASSETS
+            .iter()
+            .filter(|asset| asset.name.ends_with(".js"))
+            .map(|asset| asset.name)
+            .collect();
+        for asset in ASSETS.iter().filter(|asset| asset.name.ends_with(".js")) {
+            for line in asset
+                .body
+                .lines()
+                .filter(|line| line.starts_with("import "))
+            {
+                let imported = line
+                    .split("from './")
+                    .nth(1)
+                    .and_then(|rest| rest.strip_suffix("';"))
+                    .unwrap_or_else(|| panic!("{}: unexpected import `{line}`", asset.name));
+                assert!(
+                    modules.contains(&imported),
+                    "{} imports {imported}, which /assets does not serve",
+                    asset.name
+                );
+            }
+        }
+        for name in modules.iter().filter(|name| **name != "audit-logs.js") {
+            let preload = format!(r#"<link rel="modulepreload" href="/assets/{name}">"#);
+            assert!(
+                PAGE.body.contains(&preload),
+                "the page does not preload {name}"
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{Soak, admin};
+use crate::Soak;
+use crate::operator::admin;
 
 /// Months the backfill spans: more than ClickHouse's 100 partitions per INSERT.
 const MONTHS: u64 = 101;
