@@ -173,6 +173,41 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// The attempt `verdict` for a request the destination answered with `answer`.
+    pub fn answered(
+        verdict: Verdict,
+        answer: &response::Answer,
+        started: std::time::Instant,
+        message_id: &str,
+    ) -> Self {
+        Self {
+            verdict,
+            status: answer.status.to_string(),
+            excerpt: answer.excerpt(),
+            retry_after: answer.retry_after,
+            latency: started.elapsed(),
+            message_id: message_id.to_string(),
+        }
+    }
+
+    /// An attempt described by our own `status` and `excerpt` (no `Retry-After`).
+    pub fn described(
+        verdict: Verdict,
+        status: impl Into<String>,
+        excerpt: String,
+        started: std::time::Instant,
+        message_id: &str,
+    ) -> Self {
+        Self {
+            verdict,
+            status: status.into(),
+            excerpt,
+            retry_after: None,
+            latency: started.elapsed(),
+            message_id: message_id.to_string(),
+        }
+    }
+
     pub fn is_delivered(&self) -> bool {
         self.verdict == Verdict::Delivered
     }

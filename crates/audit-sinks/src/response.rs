@@ -170,14 +170,13 @@ pub fn transport_failure(error: &reqwest::Error, started: Instant, message_id: &
     } else {
         "request"
     };
-    Attempt {
-        verdict: Verdict::Retriable,
-        status: status.to_string(),
-        excerpt: describe_transport_error(error),
-        retry_after: None,
-        latency: started.elapsed(),
-        message_id: message_id.to_string(),
-    }
+    Attempt::described(
+        Verdict::Retriable,
+        status.to_string(),
+        describe_transport_error(error),
+        started,
+        message_id,
+    )
 }
 
 /// An error's chain of causes, without the URL (which may carry a query string).

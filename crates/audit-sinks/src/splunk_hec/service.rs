@@ -60,14 +60,7 @@ impl HecSink {
         let status = answer.status;
         let reply = classifier::parse(answer.body());
         let verdict = classifier::classify(status, &reply);
-        let attempt = Attempt {
-            verdict,
-            status: status.to_string(),
-            excerpt: answer.excerpt(),
-            retry_after: answer.retry_after,
-            latency: started.elapsed(),
-            message_id: message_id.to_string(),
-        };
+        let attempt = Attempt::answered(verdict, &answer, started, message_id);
         if !attempt.is_delivered() {
             return attempt;
         }
@@ -113,28 +106,28 @@ impl HecSink {
             match exchange(poll, self.max_response_bytes, started, message_id).await {
                 Ok(answer) if (200..300).contains(&answer.status) => {
                     if acknowledged(answer.body(), ack_id) {
-                        return Attempt {
-                            verdict: Verdict::Delivered,
-                            status: answer.status.to_string(),
-                            excerpt: String::new(),
-                            retry_after: None,
-                            latency: started.elapsed(),
-                            message_id: message_id.to_string(),
-                        };
+                        let status = answer.status.to_string();
+                        return Attempt::described(
+                            Verdict::Delivered,
+                            status,
+                            String::new(),
+                            started,
+                            message_id,
+                        );
                     }
                 }
                 Ok(answer) => {
                     let reply = classifier::parse(answer.body());
                     let verdict = classifier::classify(answer.status, &reply);
                     if verdict == Verdict::Misconfigured {
-                        return Attempt {
+                        let status = format!("ack {}", answer.status);
+                        return Attempt::described(
                             verdict,
-                            status: format!("ack {}", answer.status),
-                            excerpt: answer.excerpt(),
-                            retry_after: None,
-                            latency: started.elapsed(),
-                            message_id: message_id.to_string(),
-                        };
+                            status,
+                            answer.excerpt(),
+                            started,
+                            message_id,
+                        );
                     }
                 }
                 Err(failed) => {
@@ -142,17 +135,17 @@ impl HecSink {
                 }
             }
             if Instant::now() + Duration::from_millis(1) >= deadline {
-                return Attempt {
-                    verdict: Verdict::Retriable,
-                    status: "ack-timeout".into(),
-                    excerpt: format!(
-                        "not acknowledged as indexed within {:?}",
-                        self.config.ack_timeout
-                    ),
-                    retry_after: None,
-                    latency: started.elapsed(),
-                    message_id: message_id.to_string(),
-                };
+                let excerpt = format!(
+                    "not acknowledged as indexed within {:?}",
+                    self.config.ack_timeout
+                );
+                return Attempt::described(
+                    Verdict::Retriable,
+                    "ack-timeout",
+                    excerpt,
+                    started,
+                    message_id,
+                );
             }
         }
     }

@@ -127,14 +127,8 @@ impl WazuhSink {
                 relogged = true;
                 continue;
             }
-            return Attempt {
-                verdict: classifier::classify_answer(&answer, parts),
-                status: status.to_string(),
-                excerpt: answer.excerpt(),
-                retry_after: answer.retry_after,
-                latency: started.elapsed(),
-                message_id: message_id.to_string(),
-            };
+            let verdict = classifier::classify_answer(&answer, parts);
+            return Attempt::answered(verdict, &answer, started, message_id);
         }
     }
 

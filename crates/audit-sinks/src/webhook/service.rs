@@ -46,14 +46,12 @@ impl WebhookSink {
             Ok(answer) => answer,
             Err(failed) => return failed,
         };
-        Attempt {
-            verdict: classifier::classify(answer.status),
-            status: answer.status.to_string(),
-            excerpt: answer.excerpt(),
-            retry_after: answer.retry_after,
-            latency: started.elapsed(),
-            message_id: message_id.to_string(),
-        }
+        Attempt::answered(
+            classifier::classify(answer.status),
+            &answer,
+            started,
+            message_id,
+        )
     }
 }
 
