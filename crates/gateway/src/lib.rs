@@ -113,7 +113,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let catalogue = Arc::new(Catalogue::load(&config.catalogue_path)?);
     let validator = Arc::new(EventValidator::new(catalogue, config.limits)?);
-    let readiness = Readiness::new(&["kafka", "settings"]);
+    // `http`: ready only once the public listener is bound, so that a probe never sends
+    // traffic to a gateway that cannot take it yet.
+    let readiness = Readiness::new(&["kafka", "settings", "http"]);
     let secrets = SecretBox::from_config(&config.encryption, "encryption")?;
     // The operations listener first, as the other services do: probes see the start-up.
     let ops_listener = tokio::net::TcpListener::bind(config.ops.listen)
@@ -213,7 +215,11 @@ pub async fn run(
     let listen = app.config.http.listen;
     let grace = Duration::from_secs(app.config.http.shutdown_grace_secs);
     let limits = app.config.http.connection_limits();
-    audit_runtime::serve_with(listen, router(app.clone()), shutdown, grace, limits).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding http.listen {listen}"))?;
+    app.readiness.set("http", true, "listening");
+    audit_runtime::serve_on(listener, router(app.clone()), shutdown, grace, limits).await?;
     match ops.await {
         Ok(Err(error)) => tracing::warn!(%error, "operations listener failed"),
         Err(error) => tracing::warn!(%error, "operations listener task failed"),
