@@ -5,10 +5,12 @@
 //!   Java-compatible `murmur2_random` partitioner (product teams may produce with either client);
 //! * consumers never auto-commit nor auto-store offsets: offsets move only after the downstream
 //!   (ClickHouse, a destination, a retry topic) acknowledged;
-//! * dead letters keep the original key and bytes and say why in headers.
+//! * dead letters keep the original key and bytes and say why in headers;
+//! * a message of the events topic is decoded by one set of rules ([`decode`]).
 
 pub mod config;
 pub mod dead_letter;
+pub mod decode;
 pub mod error;
 pub mod events;
 pub mod probe;
@@ -17,6 +19,7 @@ pub mod topics;
 
 pub use config::{ConsumerTuning, KafkaConfig, ProducerTuning};
 pub use dead_letter::{DeadLetter, DeadLetterWriter, header_str};
+pub use decode::{DecodeError, Decoded, EventDecoder, EventHead, MessageParts};
 pub use error::{Error, Result};
 pub use events::{broker_time, event_headers};
 pub use probe::spawn_kafka_probe;

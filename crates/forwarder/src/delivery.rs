@@ -192,7 +192,7 @@ mod tests {
             source: "audit.events.v1/3/42".into(),
         };
         let headers = meta.headers();
-        assert_eq!(ParkedMeta::from_headers(Some(&headers)), Ok(meta.clone()));
+        assert_eq!(ParkedMeta::from_headers(Some(&headers)).unwrap(), meta);
         assert_eq!(meta.key(), "org_a/dst_1");
         let bare = OwnedHeaders::new().insert(header(H_ORG, "org_a"));
         assert!(ParkedMeta::from_headers(Some(&bare)).is_err());

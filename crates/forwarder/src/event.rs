@@ -1,51 +1,26 @@
 //! Events as the forwarder handles them: the few fields routing and the wire formats need,
 //! plus the event's canonical JSON, forwarded byte for byte.
 //!
-//! Messages the platform wrote carry its integrity tag (`audit-integrity`, an HMAC of the value
-//! under the key shared by the services, see `audit_core::integrity`): they are only decoded
-//! for their head, once the head is seen to say what the tag proves (provenance, internal
-//! category). Every other message (produced straight to Kafka, or with a missing or forged
-//! tag) runs through the same validator as the indexer, with the same fallback id and
-//! `received_at` (the broker's append time), so an event without an id gets the id it has in
-//! query results, and a message the indexer dead-letters as invalid (an internal category
-//! among them) is not forwarded either.
+//! A message of the events topic is decoded by the rules every consumer shares
+//! (`audit_kafka::decode`): a message the platform wrote (verified integrity tag) is read for
+//! its head only; every other one runs through the same validator as the indexer, with the
+//! same fallback id and `received_at` (the broker's append time), so an event without an id
+//! gets the id it has in query results, and a message the indexer dead-letters as invalid (an
+//! internal category among them) is not forwarded either.
 
-use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use audit_core::EventValidator;
+use audit_core::event::unix_millis;
 use audit_core::integrity::IntegrityKey;
-use audit_core::validate::{Arrival, BrokerTime};
+use audit_core::validate::BrokerTime;
+use audit_kafka::{Decoded, EventDecoder, EventHead, MessageParts};
 use bytes::Bytes;
-use serde::Deserialize;
 use time::OffsetDateTime;
 
 pub use audit_sinks::event::{
     ForwardEvent, epoch_seconds_text, ocsf_json, rfc3339_millis, synthetic_event,
 };
-
-/// The fields of an event the forwarder reads; the rest is skipped by the parser.
-#[derive(Debug, Deserialize)]
-struct Head<'a> {
-    #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    org_id: Cow<'a, str>,
-    #[serde(borrow)]
-    occurred_at: Cow<'a, str>,
-    #[serde(borrow, default)]
-    received_at: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    category: Cow<'a, str>,
-    #[serde(borrow)]
-    action: Cow<'a, str>,
-    #[serde(borrow)]
-    outcome: Cow<'a, str>,
-    #[serde(borrow, default)]
-    source: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    provenance: Option<Cow<'a, str>>,
-}
 
 /// What the consumer knows about a message besides its bytes.
 #[derive(Debug, Clone, Copy)]
@@ -67,27 +42,16 @@ pub struct Decoder {
     integrity: IntegrityKey,
 }
 
-/// Why a message is not forwarded (or a parked one cannot be read): the dead letter's reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a message is not forwarded, or a parked one cannot be read.
+#[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("empty message (no value)")]
-    Empty,
+    /// What every consumer of the events topic refuses (`audit_kafka::decode`).
+    #[error(transparent)]
+    Message(#[from] audit_kafka::DecodeError),
     #[error("empty parked message")]
     EmptyParked,
-    #[error("not an event: {0}")]
-    NotAnEvent(String),
     #[error("event has no id")]
     NoId,
-    #[error("occurred_at is not RFC 3339")]
-    OccurredAt,
-    /// The event breaks the contract (what the validator found).
-    #[error("{0}")]
-    Invalid(String),
-    /// A tagged event's stated provenance does not match its signer.
-    #[error("{0}")]
-    Provenance(String),
-    #[error("message key differs from org_id")]
-    KeyMismatch,
     #[error("header `{0}` is missing")]
     MissingHeader(&'static str),
     #[error("header `{0}` is not a number")]
@@ -109,93 +73,81 @@ impl Decoder {
         payload: Option<&[u8]>,
         info: MessageInfo<'_>,
     ) -> Result<ForwardEvent, DecodeError> {
-        let payload = payload.ok_or(DecodeError::Empty)?;
-        let signer = info
-            .integrity_tag
-            .and_then(|tag| self.integrity.verify(payload, tag));
-        let event = match signer {
-            Some(signer) => {
-                let received_ms = audit_core::event::unix_millis(
-                    info.time.received_at(OffsetDateTime::now_utc()),
-                );
-                let (event, provenance) = decode_tagged_head(payload, received_ms)?;
-                audit_core::integrity::check_tagged(
-                    signer,
-                    provenance.as_deref(),
-                    &event.category,
-                    self.validator.catalogue(),
-                )
-                .map_err(|error| DecodeError::Provenance(error.to_string()))?;
-                event
-            }
-            None => self.validate(payload, info)?,
+        let parts = MessageParts {
+            topic: info.topic,
+            partition: info.partition,
+            offset: info.offset,
+            key,
+            payload,
+            time: info.time,
+            integrity_tag: info.integrity_tag,
         };
-        if let Some(key) = key
-            && key != event.org_id.as_bytes()
-        {
-            return Err(DecodeError::KeyMismatch);
+        let decoder = EventDecoder {
+            validator: &self.validator,
+            integrity: &self.integrity,
+        };
+        match decoder.decode(parts)? {
+            Decoded::Tagged {
+                head,
+                occurred_at_ms,
+                payload,
+            } => {
+                let received_ms = unix_millis(info.time.received_at(OffsetDateTime::now_utc()));
+                from_head(head, occurred_at_ms, payload, received_ms)
+            }
+            Decoded::Validated(valid) => {
+                let event = valid.event;
+                let received_at = event
+                    .received_at
+                    .unwrap_or_else(|| info.time.received_at(OffsetDateTime::now_utc()));
+                Ok(ForwardEvent {
+                    id: event.id.to_string(),
+                    received_at_ms: unix_millis(received_at),
+                    occurred_at_ms: event.occurred_at_millis(),
+                    org_id: event.org_id,
+                    category: event.category,
+                    action: event.action,
+                    outcome: event.outcome.as_str().to_string(),
+                    source: event.source,
+                    json: Bytes::from(valid.json),
+                    ocsf: OnceLock::new(),
+                })
+            }
         }
-        Ok(event)
-    }
-
-    fn validate(&self, payload: &[u8], info: MessageInfo<'_>) -> Result<ForwardEvent, DecodeError> {
-        let arrival = Arrival::kafka_message(info.topic, info.partition, info.offset, info.time);
-        let valid = self
-            .validator
-            .validate_bytes(payload, arrival)
-            .map_err(|errors| DecodeError::Invalid(audit_core::validate::describe(&errors)))?;
-        let event = valid.event;
-        Ok(ForwardEvent {
-            id: event.id.to_string(),
-            received_at_ms: audit_core::event::unix_millis(arrival.received_at),
-            occurred_at_ms: event.occurred_at_millis(),
-            org_id: event.org_id,
-            category: event.category,
-            action: event.action,
-            outcome: event.outcome.as_str().to_string(),
-            source: event.source,
-            json: Bytes::from(valid.json),
-            ocsf: OnceLock::new(),
-        })
     }
 }
 
-/// Decodes an already validated event (from the gateway, or parked on the retry topic).
+/// Decodes an already validated event (parked on the retry topic, or re-read by a replay).
 pub fn decode_head(payload: &[u8], fallback_received_ms: i64) -> Result<ForwardEvent, DecodeError> {
-    decode_tagged_head(payload, fallback_received_ms).map(|(event, _)| event)
+    let (head, occurred_at_ms) = EventHead::read(payload)?;
+    from_head(head, occurred_at_ms, payload, fallback_received_ms)
 }
 
-/// Like [`decode_head`], also returning the event's stated provenance.
-fn decode_tagged_head(
+/// The event of canonical JSON from its head; its `received_at`, else `fallback_received_ms`.
+fn from_head(
+    head: EventHead<'_>,
+    occurred_at_ms: i64,
     payload: &[u8],
     fallback_received_ms: i64,
-) -> Result<(ForwardEvent, Option<String>), DecodeError> {
-    let head: Head<'_> = serde_json::from_slice(payload)
-        .map_err(|error| DecodeError::NotAnEvent(error.to_string()))?;
+) -> Result<ForwardEvent, DecodeError> {
     let id = head.id.ok_or(DecodeError::NoId)?;
-    let occurred_at = parse_millis(&head.occurred_at).ok_or(DecodeError::OccurredAt)?;
     let received_at = head
         .received_at
         .as_deref()
-        .and_then(parse_millis)
+        .and_then(audit_core::event::rfc3339_unix_millis)
         .unwrap_or(fallback_received_ms);
-    let event = ForwardEvent {
+    Ok(ForwardEvent {
         id: id.into_owned(),
         org_id: head.org_id.into_owned(),
         category: head.category.into_owned(),
         action: head.action.into_owned(),
         outcome: head.outcome.into_owned(),
-        source: head.source.map(Cow::into_owned),
-        occurred_at_ms: occurred_at,
+        source: head.source.map(|source| source.into_owned()),
+        occurred_at_ms,
         received_at_ms: received_at,
         json: Bytes::copy_from_slice(payload),
         ocsf: OnceLock::new(),
-    };
-    Ok((event, head.provenance.map(Cow::into_owned)))
-}
-
-fn parse_millis(text: &str) -> Option<i64> {
-    audit_core::event::rfc3339_unix_millis(text)
+    })
 }
 
 #[cfg(test)]
@@ -305,7 +257,10 @@ mod tests {
             .decode(Some(b"org_a"), Some(forged.as_bytes()), info(None))
             .expect_err("internal");
         assert!(
-            matches!(&error, DecodeError::Invalid(text) if text.contains("internal")),
+            matches!(
+                &error,
+                DecodeError::Message(audit_kafka::DecodeError::Invalid(_))
+            ) && error.to_string().contains("internal"),
             "{error}"
         );
         let backdated = forged
@@ -374,7 +329,13 @@ mod tests {
                 info(Some(tag.as_bytes())),
             )
             .expect_err("key mismatch");
-        assert_eq!(error, DecodeError::KeyMismatch);
+        assert!(
+            matches!(
+                error,
+                DecodeError::Message(audit_kafka::DecodeError::KeyMismatch { .. })
+            ),
+            "{error}"
+        );
     }
 
     #[test]

@@ -13,14 +13,13 @@
 //!   already older than its organization's retention is refused: it would be deleted as soon
 //!   as it was stored ([`audit_settings::PlansConfig::check_retained`]).
 
-use std::borrow::Cow;
-
-use audit_core::integrity::{IntegrityKey, TagMismatch};
-use audit_core::validate::{Arrival, BrokerTime};
-use audit_core::{EventValidator, FieldError};
+use audit_core::integrity::IntegrityKey;
+use audit_core::validate::BrokerTime;
+use audit_core::{EventValidator, event::unix_millis};
+use audit_kafka::{DecodeError, Decoded, EventDecoder, MessageParts};
 use audit_settings::{NotRetained, PlansConfig, SettingsView};
 use audit_store::PendingEvent;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::BorrowedMessage;
 use time::OffsetDateTime;
 
 /// What decoding needs besides the message.
@@ -34,22 +33,9 @@ pub struct Decoder<'a> {
 /// Why a message is dead-lettered; the message is its dead-letter reason.
 #[derive(Debug, thiserror::Error)]
 pub enum DeadReason {
-    #[error("empty message (no value)")]
-    Empty,
-    #[error("tagged message is not a canonical event: {0}")]
-    NotCanonical(serde_json::Error),
+    /// The rules every consumer of the topic applies (`audit_kafka::decode`).
     #[error(transparent)]
-    TagMismatch(#[from] TagMismatch),
-    #[error("tagged message has an invalid occurred_at: {0}")]
-    OccurredAt(time::error::Parse),
-    /// The validator's errors, as one line.
-    #[error("{}", audit_core::validate::describe(.0))]
-    Invalid(Vec<FieldError>),
-    /// `key` is the message key (its first 128 bytes, lossily decoded).
-    #[error(
-        "message key `{key}` differs from org_id `{org_id}`: the key must be the organization (per-organization ordering)"
-    )]
-    KeyMismatch { key: String, org_id: String },
+    Decode(#[from] DecodeError),
     #[error("$.occurred_at: {0}")]
     NotRetained(NotRetained),
 }
@@ -60,56 +46,35 @@ pub fn decode(
     decoder: &Decoder<'_>,
     settings: &SettingsView,
 ) -> Result<PendingEvent, DeadReason> {
-    let Some(payload) = message.payload() else {
-        return Err(DeadReason::Empty);
-    };
+    let parts = MessageParts::of(message, decoder.topic, "indexer");
     let now = OffsetDateTime::now_utc();
-    let time = audit_kafka::broker_time(message.timestamp(), "indexer");
     // The age of the message (batching while behind) and the fallback `received_at` of rows
     // stored before it was always stamped.
-    let broker_ms = match time {
+    let broker_ms = match parts.time {
         BrokerTime::LogAppend(ms) => ms,
-        _ => audit_core::event::unix_millis(now),
+        _ => unix_millis(now),
     };
-    let signer = audit_kafka::header_str(message.headers(), audit_core::integrity::HEADER)
-        .and_then(|tag| decoder.integrity.verify(payload, tag.as_bytes()));
-    let (org_id, occurred_at, json) = if let Some(signer) = signer {
-        // Written by the platform, which wrote this exact canonical JSON: only what routes the
-        // row is read now (the row is built while the insert streams), once the event is seen
-        // to say what its tag proves.
-        metrics::counter!("indexer_messages_total", "path" => "tagged").increment(1);
-        let head: EventHead<'_> =
-            serde_json::from_slice(payload).map_err(DeadReason::NotCanonical)?;
-        audit_core::integrity::check_tagged(
-            signer,
-            head.provenance.as_deref(),
-            &head.category,
-            decoder.validator.catalogue(),
-        )?;
-        let occurred_at = OffsetDateTime::parse(
-            &head.occurred_at,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .map_err(DeadReason::OccurredAt)?;
-        (head.org_id.into_owned(), occurred_at, payload.to_vec())
-    } else {
-        metrics::counter!("indexer_messages_total", "path" => "validated").increment(1);
-        let arrival =
-            Arrival::kafka_message(decoder.topic, message.partition(), message.offset(), time);
-        let valid = decoder
-            .validator
-            .validate_bytes(payload, arrival)
-            .map_err(DeadReason::Invalid)?;
-        (valid.event.org_id, valid.event.occurred_at, valid.json)
+    let events = EventDecoder {
+        validator: decoder.validator,
+        integrity: decoder.integrity,
     };
-    if let Some(key) = message.key()
-        && key != org_id.as_bytes()
-    {
-        return Err(DeadReason::KeyMismatch {
-            key: String::from_utf8_lossy(&key[..key.len().min(128)]).into_owned(),
-            org_id,
-        });
-    }
+    let (org_id, occurred_at, json) = match events.decode(parts)? {
+        Decoded::Tagged {
+            head,
+            occurred_at_ms,
+            payload,
+        } => {
+            // Written by the platform, which wrote this exact canonical JSON: only what routes
+            // the row was read (the row is built while the insert streams).
+            metrics::counter!("indexer_messages_total", "path" => "tagged").increment(1);
+            let occurred_at = at_millis(occurred_at_ms);
+            (head.org_id.into_owned(), occurred_at, payload.to_vec())
+        }
+        Decoded::Validated(valid) => {
+            metrics::counter!("indexer_messages_total", "path" => "validated").increment(1);
+            (valid.event.org_id, valid.event.occurred_at, valid.json)
+        }
+    };
     let org = settings.org(&org_id).map(AsRef::as_ref);
     decoder
         .plans
@@ -125,35 +90,32 @@ pub fn decode(
     })
 }
 
-/// The part of a canonical event read before insertion.
-#[derive(serde::Deserialize)]
-struct EventHead<'a> {
-    #[serde(borrow)]
-    org_id: Cow<'a, str>,
-    #[serde(borrow)]
-    occurred_at: Cow<'a, str>,
-    #[serde(borrow)]
-    category: Cow<'a, str>,
-    #[serde(borrow, default)]
-    provenance: Option<Cow<'a, str>>,
+fn at_millis(unix_ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 #[cfg(test)]
 mod tests {
+    use audit_core::FieldError;
+
     use super::*;
 
     #[test]
     fn dead_letter_reasons_read_as_before() {
-        assert_eq!(DeadReason::Empty.to_string(), "empty message (no value)");
-        let mismatch = DeadReason::KeyMismatch {
+        assert_eq!(
+            DeadReason::from(DecodeError::Empty).to_string(),
+            "empty message (no value)"
+        );
+        let mismatch = DeadReason::from(DecodeError::KeyMismatch {
             key: "org_b".into(),
             org_id: "org_a".into(),
-        };
+        });
         assert_eq!(
             mismatch.to_string(),
             "message key `org_b` differs from org_id `org_a`: the key must be the organization (per-organization ordering)"
         );
-        let invalid = DeadReason::Invalid(vec![
+        let invalid = DeadReason::from(DecodeError::Invalid(vec![
             FieldError {
                 path: "$.org_id".into(),
                 reason: "is required".into(),
@@ -162,7 +124,7 @@ mod tests {
                 path: "$.action".into(),
                 reason: "unknown".into(),
             },
-        ]);
+        ]));
         assert_eq!(
             invalid.to_string(),
             "$.org_id: is required; $.action: unknown"
