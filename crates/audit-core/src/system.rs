@@ -3,10 +3,26 @@
 //!
 //! This is the one builder of those events (the gateway and the forwarder both use it), so
 //! they all have the same shape: category [`CATEGORY`], `source` [`SOURCE`], provenance
-//! `system`, `received_at` = `occurred_at` = the moment they were built, metadata values at
-//! most [`MAX_METADATA_CHARS`] characters. Published with the `system` integrity tag
-//! ([`crate::integrity::Signer::System`]); producers can neither publish this category nor
-//! imitate the tag.
+//! `system`, `received_at` = `occurred_at` = the moment they were built. Published with the
+//! `system` integrity tag ([`crate::integrity::Signer::System`]); producers can neither publish
+//! this category nor imitate the tag.
+//!
+//! The builder is also the one place that bounds what goes in: callers hand it whole texts
+//! (a pause reason with a receiver's excerpt, a request's `User-Agent`, a filter value) and
+//! it cuts each, on a character boundary, to the limit of its kind of field:
+//!
+//! | field                              | limit, in characters          |
+//! |------------------------------------|-------------------------------|
+//! | metadata value                     | [`MAX_METADATA_CHARS`] (1000) |
+//! | target type, id, name              | [`MAX_TARGET_CHARS`] (1000)   |
+//! | `context.user_agent`, `.location`  | [`MAX_USER_AGENT_CHARS`] (512)|
+//! | `context.request_id`               | [`MAX_REQUEST_ID_CHARS`] (128)|
+//!
+//! All below the contract's string limit (1024), so the events stay valid whatever the
+//! caller passes; a cut text is not marked (no ellipsis). Texts that must survive whole (the
+//! indexer's signed digest note) are far below their limit. Metadata keys are chosen by the
+//! code (or from a fixed list of filter names) and are not cut; `context.ip` is an address the
+//! caller has parsed.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +40,23 @@ pub const SOURCE: &str = "audit-log";
 
 /// Longest metadata value, in characters (below the contract's string limit).
 pub const MAX_METADATA_CHARS: usize = 1000;
+
+/// Longest target type, id or name, in characters (below the contract's string limit).
+pub const MAX_TARGET_CHARS: usize = 1000;
+
+/// Longest `context.user_agent` (and `context.location`), in characters.
+pub const MAX_USER_AGENT_CHARS: usize = 512;
+
+/// Longest `context.request_id`, in characters.
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+
+/// `text` cut to its first `max_chars` characters.
+fn bounded(mut text: String, max_chars: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(cut);
+    }
+    text
+}
 
 /// One of the platform's own events, being built.
 #[derive(Debug, Clone)]
@@ -57,29 +90,41 @@ impl SystemEvent {
         &self.action
     }
 
+    /// Adds a target; its type, id and name are cut to [`MAX_TARGET_CHARS`] characters.
     pub fn target(mut self, kind: &str, id: &str, name: Option<&str>) -> Self {
+        let text = |text: &str| bounded(text.to_string(), MAX_TARGET_CHARS);
         self.targets.push(Target {
-            kind: kind.to_string(),
-            id: id.to_string(),
-            name: name.map(str::to_string),
+            kind: text(kind),
+            id: text(id),
+            name: name.map(text),
         });
         self
     }
 
-    /// Adds a metadata entry, cut to [`MAX_METADATA_CHARS`] characters.
+    /// Adds a metadata entry, its value cut to [`MAX_METADATA_CHARS`] characters.
     pub fn meta(mut self, key: &str, value: impl Into<String>) -> Self {
-        let mut value: String = value.into();
-        if let Some((cut, _)) = value.char_indices().nth(MAX_METADATA_CHARS) {
-            value.truncate(cut);
-        }
+        let value = bounded(value.into(), MAX_METADATA_CHARS);
         self.metadata
             .insert(key.to_string(), MetadataValue::String(value));
         self
     }
 
-    /// Where the request that caused it came from.
+    /// Where the request that caused it came from, its texts cut to
+    /// [`MAX_USER_AGENT_CHARS`] (user agent, location) and [`MAX_REQUEST_ID_CHARS`] (request
+    /// id) characters.
     pub fn context(mut self, context: Context) -> Self {
-        self.context = context;
+        let Context {
+            ip,
+            user_agent,
+            location,
+            request_id,
+        } = context;
+        self.context = Context {
+            ip,
+            user_agent: user_agent.map(|text| bounded(text, MAX_USER_AGENT_CHARS)),
+            location: location.map(|text| bounded(text, MAX_USER_AGENT_CHARS)),
+            request_id: request_id.map(|text| bounded(text, MAX_REQUEST_ID_CHARS)),
+        };
         self
     }
 
@@ -111,6 +156,16 @@ pub fn forwarder_actor() -> Actor {
         kind: ActorType::System,
         id: "forwarder".into(),
         name: Some("Audit log forwarder".into()),
+        email: None,
+    }
+}
+
+/// The actor of the indexer's own actions (sealing integrity windows).
+pub fn indexer_actor() -> Actor {
+    Actor {
+        kind: ActorType::System,
+        id: "indexer".into(),
+        name: Some("Audit log indexer".into()),
         email: None,
     }
 }
@@ -153,5 +208,58 @@ mod tests {
         let catalogue = crate::Catalogue::builtin();
         assert!(catalogue.category_of(&event.action) == Some(CATEGORY));
         assert_eq!(operator_actor("ops").id, "operator:ops");
+    }
+
+    #[test]
+    fn every_kind_of_text_is_cut_to_its_limit_on_a_character_boundary() {
+        let long = |chars: usize| "é".repeat(chars + 10);
+        let count = |text: &Option<String>| text.as_deref().map(|t| t.chars().count());
+        let event = SystemEvent::new("org_a", "audit_log.viewed", operator_actor("ops"))
+            .target(
+                &long(MAX_TARGET_CHARS),
+                &long(MAX_TARGET_CHARS),
+                Some(&long(MAX_TARGET_CHARS)),
+            )
+            .meta("short", "as is")
+            .meta("long", long(MAX_METADATA_CHARS))
+            .context(Context {
+                ip: Some("203.0.113.7".into()),
+                user_agent: Some(long(MAX_USER_AGENT_CHARS)),
+                location: Some(long(MAX_USER_AGENT_CHARS)),
+                request_id: Some(long(MAX_REQUEST_ID_CHARS)),
+            })
+            .build(OffsetDateTime::UNIX_EPOCH);
+        let target = &event.targets[0];
+        assert_eq!(target.kind.chars().count(), MAX_TARGET_CHARS);
+        assert_eq!(target.id.chars().count(), MAX_TARGET_CHARS);
+        assert_eq!(count(&target.name), Some(MAX_TARGET_CHARS));
+        assert_eq!(event.metadata["short"].to_text(), "as is");
+        assert_eq!(
+            event.metadata["long"].to_text().chars().count(),
+            MAX_METADATA_CHARS
+        );
+        assert_eq!(event.context.ip.as_deref(), Some("203.0.113.7"));
+        assert_eq!(count(&event.context.user_agent), Some(MAX_USER_AGENT_CHARS));
+        assert_eq!(count(&event.context.location), Some(MAX_USER_AGENT_CHARS));
+        assert_eq!(count(&event.context.request_id), Some(MAX_REQUEST_ID_CHARS));
+
+        // Whatever the caller passed, the event is valid against the contract (checked under
+        // a public action: the validator refuses the internal category to producers).
+        let catalogue = std::sync::Arc::new(crate::Catalogue::builtin());
+        let validator =
+            crate::EventValidator::new(catalogue, crate::Limits::default()).expect("validator");
+        let mut public = event;
+        public.category = "billing".into();
+        public.action = "billing.invoice.generated".into();
+        let json = public.to_json();
+        let arrival = crate::validate::Arrival::kafka_message(
+            "audit.events.v1",
+            0,
+            0,
+            crate::validate::BrokerTime::LogAppend(0),
+        );
+        if let Err(errors) = validator.validate_bytes(&json, arrival) {
+            panic!("{}", crate::validate::describe(&errors));
+        }
     }
 }

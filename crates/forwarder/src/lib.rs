@@ -58,7 +58,7 @@ pub use replay::{ReplayReport, ReplayRequest, replay};
 
 use crate::consumer::{EventsConsumer, TrackedContext};
 use crate::event::Decoder;
-use crate::health::Registry;
+use crate::health::{HealthRecords, PauseWriter, Registry};
 use crate::health_loop::HealthLoop;
 use crate::lane::{LaneContext, Role};
 use crate::offsets::OffsetTracker;
@@ -236,15 +236,21 @@ pub async fn run(
     };
 
     let health = HealthLoop {
-        integrity,
         registry: registry.clone(),
         settings: settings.clone(),
-        parker,
-        events_topic: config.topics.events.clone(),
-        instance: instance.clone(),
+        pauses: PauseWriter {
+            settings: settings.clone(),
+            parker,
+            integrity,
+            events_topic: config.topics.events.clone(),
+        },
+        records: HealthRecords {
+            settings: settings.clone(),
+            instance: instance.clone(),
+            record_lifetime: config.health.record_lifetime(),
+        },
         publish_interval: Duration::from_secs(config.health.publish_interval_secs),
         refresh: Duration::from_secs(config.health.refresh_secs),
-        record_lifetime: config.health.record_lifetime(),
         pause_after: Duration::from_secs(config.retry.pause_after_secs),
     };
     let health_stop = CancellationToken::new();

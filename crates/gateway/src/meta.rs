@@ -49,20 +49,19 @@ pub async fn record(app: &App, meta: SystemEvent) -> Result<(), ApiError> {
         })
 }
 
+/// The request's context, whole: the builder cuts each text to its limit (see
+/// `audit_core::system`); the client address is kept only when it parses as one.
 fn request_context(headers: &HeaderMap) -> Context {
-    let text = |name: &str, max: usize| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().take(max).collect::<String>())
-    };
-    let ip = text("x-forwarded-for", 100)
-        .and_then(|v| v.split(',').next().map(|ip| ip.trim().to_string()))
-        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let ip = text("x-forwarded-for")
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+        .map(str::to_string);
     Context {
         ip,
-        user_agent: text("user-agent", 512),
+        user_agent: text("user-agent").map(str::to_string),
         location: None,
-        request_id: text("x-request-id", 128),
+        request_id: text("x-request-id").map(str::to_string),
     }
 }

@@ -500,12 +500,9 @@ impl SealIo {
 /// The `audit_log.integrity.sealed` event of one digest: the signed note and its signature in
 /// metadata (a verifier needs nothing else), occurred when the window was sealed.
 pub fn sealed_event(digest: &DigestRow) -> audit_core::AuditEvent {
-    let actor = audit_core::Actor {
-        kind: audit_core::ActorType::System,
-        id: "indexer".into(),
-        name: Some("Audit log indexer".into()),
-        email: None,
-    };
+    let actor = audit_core::system::indexer_actor();
+    // The note is signed: a verifier needs it whole. A note (≈ 400 characters with the
+    // longest organization id) is far below the builder's metadata limit.
     let mut event = SystemEvent::new(&digest.org_id, INTEGRITY_SEALED, actor)
         .target("integrity_window", &digest.seq.to_string(), None)
         .meta("seq", digest.seq.to_string())
@@ -592,5 +589,24 @@ mod tests {
             ]
         );
         assert_eq!(seal.leaf_count(), 3);
+    }
+
+    #[test]
+    fn the_longest_note_is_recorded_whole() {
+        let note = audit_integrity::note::Note {
+            org_id: "o".repeat(128),
+            seq: u64::MAX,
+            partition: i32::MIN,
+            offsets: (i64::MIN, i64::MIN),
+            sealed_at: OffsetDateTime::UNIX_EPOCH,
+            count: u64::MAX,
+            root: [0xff; 32],
+            prev: [0xff; 32],
+            retention_days: u16::MAX,
+        };
+        let mut row = digest("org_a", 1, "aa");
+        row.note = note.render();
+        let event = sealed_event(&row);
+        assert_eq!(event.metadata["note"].to_text(), row.note);
     }
 }

@@ -1,18 +1,20 @@
-//! Per-destination health: what this instance knows about each destination, exposed on
-//! `/v1/destinations`, as metrics, and as `DestinationHealth` records on the settings topic
-//! (at most every `publish_interval_secs` per destination, when something changed) that the
-//! gateway's operator API aggregates across instances.
+//! One destination's health as this process knows it: the lanes report deliveries,
+//! failures, parking and pauses; the health loop reads a [`HealthSnapshot`], asks whether a
+//! pause or a health record is due, and says what it wrote.
 //!
-//! The loop that publishes them and pauses destinations is [`crate::health_loop`].
+//! Kept apart from the IO (records, pauses, metrics) so that the state machine (healthy,
+//! retrying, paused; the "changed" flag that rate-limits records) is tested on its own.
+//! Counters read on every batch are atomics; the rest sits behind one short-held mutex.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use audit_sinks::{Attempt, SinkState};
 use serde::Serialize;
 use time::OffsetDateTime;
+
+use super::pause::{self, PauseFacts, PauseRequest};
 
 /// The state shown to operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,13 +33,6 @@ impl HealthState {
             HealthState::Paused => "paused",
         }
     }
-}
-
-/// A pause the forwarder wants recorded in the settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PauseRequest {
-    pub reason: String,
-    pub last_status: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -187,6 +182,17 @@ impl DestinationShared {
         }
     }
 
+    /// Follows the settings (`None`: the organization or the destination is not there): an
+    /// operator's resume clears a local pause, unless a pause was asked for and is not
+    /// written yet.
+    pub fn follow_settings(&self, paused_in_settings: Option<bool>) {
+        match paused_in_settings {
+            Some(true) => self.set_paused(true),
+            Some(false) if !self.has_pause_request() => self.set_paused(false),
+            _ => {}
+        }
+    }
+
     pub fn set_paused(&self, paused: bool) {
         let mut inner = self.lock();
         if inner.paused != paused {
@@ -262,24 +268,20 @@ impl DestinationShared {
         }
     }
 
-    /// What the pause loop should do: a pause request, or a failure streak past `pause_after`.
+    /// The pause to write, if one is due (the rule is [`pause::pause_due`]).
     pub(crate) fn pause_due(&self, pause_after: Duration) -> Option<PauseRequest> {
         let inner = self.lock();
-        if let Some(request) = &inner.pause_request {
-            return Some(request.clone());
-        }
-        if inner.paused {
-            return None;
-        }
-        let since = inner.failing_since?;
-        (since.elapsed() >= pause_after).then(|| PauseRequest {
-            reason: format!(
-                "failing continuously for {} s (last status {})",
-                since.elapsed().as_secs(),
-                inner.last_failure_status.as_deref().unwrap_or("unknown")
-            ),
-            last_status: inner.last_failure_status.clone(),
-        })
+        let facts = PauseFacts {
+            requested: inner.pause_request.as_ref(),
+            paused: inner.paused,
+            failing_for: inner.failing_since.map(|since| since.elapsed()),
+            last_status: inner.last_failure_status.as_deref(),
+        };
+        pause::pause_due(&facts, pause_after)
+    }
+
+    pub(crate) fn consecutive_failures(&self) -> u64 {
+        self.lock().consecutive_failures
     }
 
     /// Whether a pause was asked for and not recorded yet.
@@ -313,65 +315,6 @@ impl DestinationShared {
         }
         due
     }
-}
-
-/// Every destination this process has seen, by destination id.
-#[derive(Debug, Default)]
-pub struct Registry {
-    destinations: Mutex<HashMap<String, Arc<DestinationShared>>>,
-}
-
-impl Registry {
-    pub fn get(&self, org_id: &str, destination_id: &str) -> Arc<DestinationShared> {
-        let mut map = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(destination_id.to_string())
-            .or_insert_with(|| Arc::new(DestinationShared::new(org_id, destination_id)))
-            .clone()
-    }
-
-    pub fn all(&self) -> Vec<Arc<DestinationShared>> {
-        let map = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
-        map.values().cloned().collect()
-    }
-
-    pub fn find(&self, destination_id: &str) -> Option<Arc<DestinationShared>> {
-        let map = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(destination_id).cloned()
-    }
-
-    pub fn snapshots(&self) -> Vec<HealthSnapshot> {
-        let mut snapshots: Vec<HealthSnapshot> =
-            self.all().iter().map(|shared| shared.snapshot()).collect();
-        snapshots.sort_by(|a, b| {
-            (a.org_id.as_str(), a.destination_id.as_str())
-                .cmp(&(b.org_id.as_str(), b.destination_id.as_str()))
-        });
-        snapshots
-    }
-}
-
-pub(crate) fn record_metrics(shared: &DestinationShared) {
-    let state = shared.state();
-    let labels = [
-        ("org_id", shared.org_id.clone()),
-        ("destination_id", shared.destination_id.clone()),
-    ];
-    metrics::gauge!("forwarder_backlog", &labels).set(shared.backlog() as f64);
-    for candidate in [
-        HealthState::Healthy,
-        HealthState::Retrying,
-        HealthState::Paused,
-    ] {
-        let mut labels = labels.to_vec();
-        labels.push(("state", candidate.as_str().to_string()));
-        metrics::gauge!("forwarder_destination_state", &labels).set(if candidate == state {
-            1.0
-        } else {
-            0.0
-        });
-    }
-    metrics::gauge!("forwarder_consecutive_failures", &labels)
-        .set(shared.lock().consecutive_failures as f64);
 }
 
 #[cfg(test)]
@@ -425,6 +368,31 @@ mod tests {
         shared.pause_recorded();
         assert!(shared.pause_due(Duration::from_secs(3600)).is_none());
         shared.set_paused(false);
+        assert_eq!(shared.state(), HealthState::Healthy);
+    }
+
+    #[test]
+    fn an_operators_resume_clears_a_pause_unless_one_is_waiting_to_be_written() {
+        let shared = DestinationShared::new("org_a", "dst_1");
+        shared.follow_settings(Some(true));
+        assert_eq!(shared.state(), HealthState::Paused);
+        shared.follow_settings(None);
+        assert_eq!(shared.state(), HealthState::Paused, "settings not there");
+        shared.follow_settings(Some(false));
+        assert_eq!(shared.state(), HealthState::Healthy, "resumed");
+
+        shared.request_pause(PauseRequest {
+            reason: "misconfigured: bad token".into(),
+            last_status: None,
+        });
+        shared.follow_settings(Some(false));
+        assert_eq!(
+            shared.state(),
+            HealthState::Paused,
+            "the settings do not show the pause yet"
+        );
+        shared.pause_recorded();
+        shared.follow_settings(Some(false));
         assert_eq!(shared.state(), HealthState::Healthy);
     }
 
