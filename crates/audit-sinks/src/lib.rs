@@ -391,6 +391,10 @@ impl BuildParts<'_> {
     }
 }
 
+/// Stands in for a credential when only the settings around it are checked
+/// ([`registry::check`]): not empty, never sent anywhere.
+const UNCHECKED: &str = "(not checked here)";
+
 /// Why a destination's settings cannot be used: the field, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]

@@ -136,3 +136,44 @@ fn every_type_states_the_length_of_what_it_frames() {
         );
     }
 }
+
+#[test]
+fn settings_are_checked_once_for_the_operator_api_and_the_forwarder() {
+    let options = SinksConfig::default();
+    let policy = OutboundPolicy::default();
+    let kind =
+        |config: serde_json::Value| -> DestinationKind { serde_json::from_value(config).unwrap() };
+    let refused =
+        |config: serde_json::Value| registry::check(&kind(config), &options, &policy).unwrap_err();
+    registry::check(
+        &kind(serde_json::json!({"type": "webhook", "url": "https://soc.example.com/hook"})),
+        &options,
+        &policy,
+    )
+    .unwrap();
+    assert_eq!(
+        refused(serde_json::json!({"type": "webhook", "url": "https://10.0.0.7/hook"})).field,
+        "config.url"
+    );
+    assert_eq!(
+        refused(
+            serde_json::json!({"type": "wazuh", "url": "https://wazuh.example.com:55000",
+            "username": "svc", "password": "v1.x", "requests_per_minute": 0})
+        )
+        .field,
+        "config.requests_per_minute"
+    );
+    let site = refused(
+        serde_json::json!({"type": "datadog", "site": "datadog.example", "api_key": "v1.x"}),
+    );
+    assert_eq!(site.field, "config.site");
+    assert!(site.reason.contains("datadoghq.eu"), "{site}");
+    assert_eq!(
+        refused(
+            serde_json::json!({"type": "splunk_hec", "url": "https://hec.example.com:8088",
+            "token": "v1.x", "max_batch_bytes": 10})
+        )
+        .field,
+        "config.max_batch_bytes"
+    );
+}

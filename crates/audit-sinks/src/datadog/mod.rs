@@ -28,7 +28,10 @@ pub use service::DatadogSink;
 
 use audit_settings::model::DatadogSettings;
 
-use crate::{BuildParts, InvalidSetting, Sink};
+use audit_runtime::Secret;
+use audit_settings::OutboundPolicy;
+
+use crate::{BuildParts, InvalidSetting, Sink, UNCHECKED};
 
 /// Builds the sink of a Datadog destination.
 pub fn build(
@@ -49,4 +52,21 @@ pub fn build(
         parts.client,
         parts.options.max_response_bytes,
     )))
+}
+
+/// Checks a Datadog destination's settings as [`build`] will (its API key is checked where it
+/// is given).
+pub fn check(
+    settings: &DatadogSettings,
+    options: &crate::SinksConfig,
+    policy: &OutboundPolicy,
+) -> Result<(), InvalidSetting> {
+    DatadogConfig::new(
+        "",
+        settings,
+        Secret::new(UNCHECKED.into()),
+        &options.datadog,
+        policy,
+    )
+    .map(drop)
 }

@@ -82,6 +82,10 @@ pub struct HecConfig {
     pub ack_timeout: Duration,
 }
 
+/// A request body HEC accepts: from 1 KiB up to Splunk Enterprise's 800 MB
+/// (`max_content_length`; Splunk Cloud stops near 1 MiB).
+const MAX_BATCH_BYTES: std::ops::RangeInclusive<usize> = 1024..=838_860_800;
+
 impl HecConfig {
     pub fn new(
         org_id: &str,
@@ -103,6 +107,16 @@ impl HecConfig {
             return Err(InvalidSetting::new("config.token", "must not be empty"));
         }
         let max_batch_bytes = settings.max_batch_bytes.unwrap_or(options.max_batch_bytes);
+        if !MAX_BATCH_BYTES.contains(&max_batch_bytes) {
+            return Err(InvalidSetting::new(
+                "config.max_batch_bytes",
+                format!(
+                    "must be between {} and {}",
+                    MAX_BATCH_BYTES.start(),
+                    MAX_BATCH_BYTES.end()
+                ),
+            ));
+        }
         let quote = |text: &str| serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into());
         let mut middle = String::with_capacity(256);
         middle.push_str(",\"host\":");

@@ -30,7 +30,10 @@ pub use service::HecSink;
 
 use audit_settings::model::SplunkHecSettings;
 
-use crate::{BuildParts, InvalidSetting, Sink};
+use audit_runtime::Secret;
+use audit_settings::OutboundPolicy;
+
+use crate::{BuildParts, InvalidSetting, Sink, UNCHECKED};
 
 /// This instance's indexer-acknowledgement channel for the destination (a GUID), kept while
 /// the destination's settings change.
@@ -61,4 +64,21 @@ pub fn build(
         channel,
         parts.options.max_response_bytes,
     )))
+}
+
+/// Checks a Splunk HEC destination's settings as [`build`] will (its token is checked where
+/// it is given: presence there, validity by Splunk).
+pub fn check(
+    settings: &SplunkHecSettings,
+    options: &crate::SinksConfig,
+    policy: &OutboundPolicy,
+) -> Result<(), InvalidSetting> {
+    HecConfig::new(
+        "",
+        settings,
+        Secret::new(UNCHECKED.into()),
+        &options.splunk_hec,
+        policy,
+    )
+    .map(drop)
 }

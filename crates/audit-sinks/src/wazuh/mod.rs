@@ -29,7 +29,10 @@ pub use service::{WazuhSession, WazuhSink};
 
 use audit_settings::model::WazuhSettings;
 
-use crate::{BuildParts, InvalidSetting, Sink};
+use audit_runtime::Secret;
+use audit_settings::OutboundPolicy;
+
+use crate::{BuildParts, InvalidSetting, Sink, UNCHECKED};
 
 /// Builds the sink of a Wazuh destination; its session (token, pacing) is shared by the
 /// destination's lanes until its URL, user, password or pacing change.
@@ -49,4 +52,20 @@ pub fn build(
         session,
         parts.options.max_response_bytes,
     )))
+}
+
+/// Checks a Wazuh destination's settings as [`build`] will (its password is checked where it
+/// is given).
+pub fn check(
+    settings: &WazuhSettings,
+    options: &crate::SinksConfig,
+    policy: &OutboundPolicy,
+) -> Result<(), InvalidSetting> {
+    WazuhConfig::new(
+        settings,
+        Secret::new(UNCHECKED.into()),
+        &options.wazuh,
+        policy,
+    )
+    .map(drop)
 }

@@ -22,6 +22,8 @@ pub use service::WebhookSink;
 
 use audit_settings::model::WebhookSettings;
 
+use audit_settings::OutboundPolicy;
+
 use crate::{BuildParts, InvalidSetting, Sink};
 
 /// Builds the sink of a webhook destination.
@@ -36,4 +38,13 @@ pub fn build(
         parts.client,
         parts.options.max_response_bytes,
     )))
+}
+
+/// Checks a webhook destination's settings as [`build`] will.
+pub fn check(
+    settings: &WebhookSettings,
+    options: &crate::SinksConfig,
+    policy: &OutboundPolicy,
+) -> Result<(), InvalidSetting> {
+    WebhookConfig::new(settings, &options.webhook, policy).map(drop)
 }

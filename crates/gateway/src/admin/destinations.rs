@@ -29,7 +29,7 @@ use crate::App;
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorResponse, RetryLater};
 use crate::openapi::OrgPath;
 pub use input::{ConfigInput, CreateDestination, RotateSecret, UpdateDestination};
-pub use validate::{DATADOG_SITES, check_signing_secret};
+pub use validate::check_signing_secret;
 use validate::{build_config, check_filters, invalid};
 pub use view::{MASK, rfc3339, view};
 

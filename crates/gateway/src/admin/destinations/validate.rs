@@ -11,19 +11,6 @@ use super::ConfigInput;
 use crate::App;
 use crate::error::{ApiError, ApiResult};
 
-/// Datadog sites accepted (PROTOCOLS.md).
-pub const DATADOG_SITES: &[&str] = &[
-    "datadoghq.com",
-    "us3.datadoghq.com",
-    "us5.datadoghq.com",
-    "datadoghq.eu",
-    "ap1.datadoghq.com",
-    "ap2.datadoghq.com",
-    "uk1.datadoghq.com",
-    "ddog-gov.com",
-    "us2.ddog-gov.com",
-];
-
 pub(super) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ApiError {
     audit_settings::Error::invalid(field, reason).into()
 }
@@ -52,13 +39,6 @@ pub(super) fn build_config(
     existing: Option<&DestinationKind>,
     context: (&str, &str),
 ) -> ApiResult<DestinationKind> {
-    let policy = &app.config.outbound;
-    let check_url = |field: &str, url: &str| -> ApiResult<()> {
-        policy
-            .check_url(url)
-            .map(|_| ())
-            .map_err(|refused| invalid(field, refused.to_string()))
-    };
     let (org_id, destination_id) = context;
     let kept_endpoint = existing.map(DestinationKind::endpoint);
     // A credential is sealed for the endpoint it is sent to: when the endpoint changes, the
@@ -93,15 +73,6 @@ pub(super) fn build_config(
             indexer_ack,
             max_batch_bytes,
         } => {
-            check_url("config.url", &url)?;
-            if let Some(bytes) = max_batch_bytes
-                && !(1024..=838_860_800).contains(&bytes)
-            {
-                return Err(invalid(
-                    "config.max_batch_bytes",
-                    "must be between 1024 and 838860800",
-                ));
-            }
             let kept = match existing {
                 Some(DestinationKind::SplunkHec(settings)) => Some(&settings.token),
                 _ => None,
@@ -126,15 +97,6 @@ pub(super) fn build_config(
             ddsource,
             ddtags,
         } => {
-            if !DATADOG_SITES.contains(&site.as_str()) {
-                return Err(invalid(
-                    "config.site",
-                    format!("unknown Datadog site; one of {}", DATADOG_SITES.join(", ")),
-                ));
-            }
-            if let Some(url) = &url {
-                check_url("config.url", url)?;
-            }
             let kept = match existing {
                 Some(DestinationKind::Datadog(settings)) => Some(&settings.api_key),
                 _ => None,
@@ -156,13 +118,6 @@ pub(super) fn build_config(
             password,
             requests_per_minute,
         } => {
-            check_url("config.url", &url)?;
-            if username.trim().is_empty() {
-                return Err(invalid("config.username", "must not be empty"));
-            }
-            if requests_per_minute == Some(0) {
-                return Err(invalid("config.requests_per_minute", "must be positive"));
-            }
             let kept = match existing {
                 Some(DestinationKind::Wazuh(settings)) => Some(&settings.password),
                 _ => None,
@@ -178,17 +133,15 @@ pub(super) fn build_config(
         ConfigInput::Webhook {
             url,
             max_batch_events,
-        } => {
-            check_url("config.url", &url)?;
-            if max_batch_events == Some(0) {
-                return Err(invalid("config.max_batch_events", "must be positive"));
-            }
-            DestinationKind::Webhook(WebhookSettings {
-                url,
-                max_batch_events,
-            })
-        }
+        } => DestinationKind::Webhook(WebhookSettings {
+            url,
+            max_batch_events,
+        }),
     };
+    // The settings as the forwarder will check them when it builds the sink (one validation
+    // per field, in `audit_sinks`); the credentials were checked above as they were sealed.
+    audit_sinks::registry::check(&kind, &app.config.sinks, &app.config.outbound)
+        .map_err(|error| invalid(error.field, error.reason))?;
     if let Some(existing) = existing
         && existing.type_name() != kind.type_name()
     {
