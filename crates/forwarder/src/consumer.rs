@@ -35,22 +35,21 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use audit_kafka::StatsContext;
-use audit_settings::{PlansConfig, SettingsStore, SettingsView};
+use audit_settings::SettingsView;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio_util::sync::CancellationToken;
 
 use crate::delivery::Delivery;
 use crate::event::{Decoder, MessageInfo};
 use crate::offsets::OffsetTracker;
-use crate::router::Router;
+use crate::polling::{ConsumerCore, ConsumerThread};
 
 /// The context of both consumers: lag metrics, and the rebalance half of the protocol.
 pub struct TrackedContext {
@@ -184,77 +183,34 @@ pub fn set_paused(consumer: &BaseConsumer<TrackedContext>, pause: bool, role: &'
     }
 }
 
-/// Everything the events consumer thread needs.
+/// The events consumer thread: routes each event to the lanes of the destinations it
+/// matches (the run and drain protocol is [`crate::polling`]'s).
 pub struct EventsConsumer {
-    pub consumer: Arc<BaseConsumer<TrackedContext>>,
-    pub tracker: Arc<OffsetTracker>,
-    pub router: Router,
+    pub core: ConsumerCore,
     pub decoder: Decoder,
-    pub settings: SettingsStore,
-    pub plans: PlansConfig,
-    pub commit_interval: Duration,
-    pub max_buffered_events: usize,
-    pub drain_timeout: Duration,
-    pub shutdown: CancellationToken,
+}
+
+impl ConsumerThread for EventsConsumer {
+    fn core(&self) -> &ConsumerCore {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut ConsumerCore {
+        &mut self.core
+    }
+
+    fn accept(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        view: &SettingsView,
+        _runtime: &tokio::runtime::Handle,
+    ) {
+        self.route(message, view);
+    }
 }
 
 impl EventsConsumer {
-    /// Runs until shutdown, then drains as the protocol says.
-    pub fn run(mut self, runtime: tokio::runtime::Handle) {
-        let mut view = self.settings.view();
-        self.router.sync(&view, &self.plans);
-        let mut settings_checked = Instant::now();
-        let mut last_commit = Instant::now();
-        let mut paused = false;
-        let mut paused_assignments = 0;
-        while !self.shutdown.is_cancelled() {
-            if settings_checked.elapsed() >= Duration::from_millis(50) {
-                settings_checked = Instant::now();
-                let current = self.settings.view();
-                if !Arc::ptr_eq(&current, &view) {
-                    view = current;
-                    self.router.sync(&view, &self.plans);
-                }
-            }
-            let over = self.tracker.is_full(self.max_buffered_events);
-            let assignments = self.consumer.context().assignments();
-            if over != paused || (paused && assignments != paused_assignments) {
-                if over && !paused {
-                    tracing::info!(
-                        in_flight = self.tracker.in_flight(),
-                        tracked = self.tracker.tracked(),
-                        "buffer full: pausing consumption"
-                    );
-                }
-                set_paused(&self.consumer, over, "events");
-                paused = over;
-                paused_assignments = assignments;
-            }
-            let consumer = self.consumer.clone();
-            match consumer.poll(Duration::from_millis(50)) {
-                None => {}
-                Some(Err(error)) => {
-                    metrics::counter!("forwarder_poll_errors_total", "consumer" => "events")
-                        .increment(1);
-                    tracing::warn!(%error, "poll error");
-                }
-                Some(Ok(message)) => self.accept(&message, &view),
-            }
-            if last_commit.elapsed() >= self.commit_interval {
-                last_commit = Instant::now();
-                let offsets = self.tracker.to_commit();
-                commit(
-                    &self.consumer,
-                    self.tracker.topic(),
-                    &offsets,
-                    CommitMode::Async,
-                );
-            }
-        }
-        self.stop(runtime);
-    }
-
-    fn accept(&mut self, message: &BorrowedMessage<'_>, view: &SettingsView) {
+    fn route(&mut self, message: &BorrowedMessage<'_>, view: &SettingsView) {
         let partition = message.partition();
         let offset = message.offset();
         let integrity_tag = message.headers().and_then(|headers| {
@@ -264,7 +220,7 @@ impl EventsConsumer {
                 .and_then(|header| header.value)
         });
         let info = MessageInfo {
-            topic: self.tracker.topic(),
+            topic: self.core.tracker.topic(),
             partition,
             offset,
             time: audit_kafka::broker_time(message.timestamp(), "forwarder"),
@@ -276,19 +232,19 @@ impl EventsConsumer {
                 // The indexer dead-letters invalid messages; the forwarder skips them.
                 metrics::counter!("forwarder_skipped_total", "reason" => "invalid").increment(1);
                 tracing::debug!(partition, offset, %reason, "message not forwarded: invalid");
-                self.tracker.track(partition, offset, 0);
+                self.core.tracker.track(partition, offset, 0);
                 return;
             }
         };
         let Some(org) = view.org(&event.org_id).cloned() else {
-            self.tracker.track(partition, offset, 0);
+            self.core.tracker.track(partition, offset, 0);
             return;
         };
-        if !self.plans.policy(org.plan).streaming {
-            self.tracker.track(partition, offset, 0);
+        if !self.core.plans.policy(org.plan).streaming {
+            self.core.tracker.track(partition, offset, 0);
             return;
         }
-        if let Err(reason) = self.plans.check_retained(
+        if let Err(reason) = self.core.plans.check_retained(
             &event.org_id,
             Some(&org),
             occurred_at(event.occurred_at_ms),
@@ -298,7 +254,7 @@ impl EventsConsumer {
             // not in the log and is not forwarded either.
             metrics::counter!("forwarder_skipped_total", "reason" => "expired").increment(1);
             tracing::debug!(partition, offset, %reason, "message not forwarded: older than retention");
-            self.tracker.track(partition, offset, 0);
+            self.core.tracker.track(partition, offset, 0);
             return;
         }
         let targets: Vec<&audit_settings::Destination> = org
@@ -307,11 +263,14 @@ impl EventsConsumer {
             .filter(|d| d.enabled && d.filters.matches(&event.category, &event.action))
             .collect();
         let count = u32::try_from(targets.len()).unwrap_or(u32::MAX);
-        let Some(ack) = self.tracker.track(partition, offset, count) else {
+        let Some(ack) = self.core.tracker.track(partition, offset, count) else {
             return;
         };
         let event = Arc::new(event);
-        let source: Arc<str> = Arc::from(format!("{}/{partition}/{offset}", self.tracker.topic()));
+        let source: Arc<str> = Arc::from(format!(
+            "{}/{partition}/{offset}",
+            self.core.tracker.topic()
+        ));
         for destination in targets {
             let delivery = Delivery {
                 event: event.clone(),
@@ -320,43 +279,10 @@ impl EventsConsumer {
                 first_failed_ms: None,
                 source: source.clone(),
             };
-            if !self.router.route(&org.org_id, destination, delivery) {
+            if !self.core.router.route(&org.org_id, destination, delivery) {
                 return;
             }
         }
-    }
-
-    fn stop(mut self, runtime: tokio::runtime::Handle) {
-        tracing::info!(
-            in_flight = self.tracker.in_flight(),
-            "events consumer draining"
-        );
-        let lanes = self.router.close();
-        let drained = self.tracker.wait_drained(None, self.drain_timeout);
-        let offsets = self.tracker.to_commit();
-        commit(
-            &self.consumer,
-            self.tracker.topic(),
-            &offsets,
-            CommitMode::Sync,
-        );
-        if !drained {
-            tracing::warn!(
-                in_flight = self.tracker.in_flight(),
-                "not every event was answered in time; they will be re-read (at-least-once)"
-            );
-            for lane in &lanes {
-                lane.abort();
-            }
-        }
-        runtime.block_on(async {
-            for lane in lanes {
-                let _ = tokio::time::timeout(Duration::from_secs(2), lane).await;
-            }
-        });
-        self.consumer.context().set_closing();
-        self.consumer.unsubscribe();
-        tracing::info!(drained, "events consumer stopped");
     }
 }
 

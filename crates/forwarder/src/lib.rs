@@ -17,7 +17,8 @@
 //! healthy its events arrive in order (one request in flight per destination); events that
 //! went through the retry path may arrive after newer ones.
 //!
-//! Modules: [`consumer`] and [`retry`] (the two consumer threads and their protocols),
+//! Modules: [`consumer`] and [`retry`] (the two consumer threads; [`polling`], the run and
+//! drain protocol they share),
 //! [`router`] and [`lane`] (batching, delivery, retries, parking), [`backoff`], [`health`] and
 //! [`health_loop`], [`replay`], [`cli`]. The destination types (one folder each, behind the
 //! `Sink` trait), signing and the outbound client are the `audit_sinks` crate, shared with the
@@ -36,6 +37,7 @@ pub mod lane;
 pub mod offsets;
 pub mod ops;
 pub mod parking;
+pub mod polling;
 pub mod replay;
 pub mod retry;
 pub mod router;
@@ -63,6 +65,7 @@ use crate::health_loop::HealthLoop;
 use crate::lane::{LaneContext, Role};
 use crate::offsets::OffsetTracker;
 use crate::parking::Parker;
+use crate::polling::ConsumerCore;
 use crate::retry::RetryConsumer;
 use crate::router::Router;
 use audit_sinks::SinkContext;
@@ -164,29 +167,32 @@ pub async fn run(
         ))?);
     events_consumer.subscribe(&[&config.topics.events])?;
     let events = EventsConsumer {
-        consumer: events_consumer.clone(),
-        tracker: events_tracker,
-        router: Router::new(
-            Role::Main,
-            context.clone(),
-            registry.clone(),
-            runtime.clone(),
-            config.delivery.lane_queue_events,
-            config.delivery.overflow_rules(),
-        ),
+        core: ConsumerCore {
+            role: "events",
+            consumer: events_consumer.clone(),
+            tracker: events_tracker,
+            router: Router::new(
+                Role::Main,
+                context.clone(),
+                registry.clone(),
+                runtime.clone(),
+                config.delivery.lane_queue_events,
+                config.delivery.overflow_rules(),
+            ),
+            settings: settings.clone(),
+            plans: config.plans.clone(),
+            commit_interval,
+            max_buffered_events: config.consumer.max_buffered_events,
+            drain_timeout,
+            shutdown: shutdown.clone(),
+        },
         decoder: Decoder::new(validator, integrity.clone()),
-        settings: settings.clone(),
-        plans: config.plans.clone(),
-        commit_interval,
-        max_buffered_events: config.consumer.max_buffered_events,
-        drain_timeout,
-        shutdown: shutdown.clone(),
     };
     let events_thread = {
         let runtime = runtime.clone();
         std::thread::Builder::new()
             .name("forwarder-events".into())
-            .spawn(move || events.run(runtime))?
+            .spawn(move || polling::run(events, runtime))?
     };
 
     // The retry consumer.
@@ -207,32 +213,36 @@ pub async fn run(
         ))?);
     retry_consumer.subscribe(&[&config.topics.forwarder_retry])?;
     let retry = RetryConsumer {
-        consumer: retry_consumer.clone(),
-        tracker: retry_tracker,
-        router: Router::new(
-            Role::Retry,
-            context.clone(),
-            registry.clone(),
-            runtime.clone(),
-            config.delivery.lane_queue_events,
-            config.delivery.overflow_rules(),
-        ),
+        core: ConsumerCore {
+            role: "retry",
+            consumer: retry_consumer.clone(),
+            tracker: retry_tracker,
+            router: Router::new(
+                Role::Retry,
+                context.clone(),
+                registry.clone(),
+                runtime.clone(),
+                config.delivery.lane_queue_events,
+                config.delivery.overflow_rules(),
+            ),
+            settings: settings.clone(),
+            plans: config.plans.clone(),
+            commit_interval,
+            max_buffered_events: config.consumer.max_buffered_events,
+            drain_timeout,
+            shutdown: shutdown.clone(),
+        },
         registry: registry.clone(),
         parker: parker.clone(),
-        settings: settings.clone(),
-        plans: config.plans.clone(),
-        commit_interval,
-        max_buffered_events: config.consumer.max_buffered_events,
-        drain_timeout,
         max_event_age: Duration::from_secs(config.delivery.max_event_age_secs),
         paused_recheck: Duration::from_secs(config.retry.paused_recheck_secs),
-        shutdown: shutdown.clone(),
+        held: Default::default(),
     };
     let retry_thread = {
         let runtime = runtime.clone();
         std::thread::Builder::new()
             .name("forwarder-retry".into())
-            .spawn(move || retry.run(runtime))?
+            .spawn(move || polling::run(retry, runtime))?
     };
 
     let health = HealthLoop {

@@ -28,21 +28,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use audit_settings::{Destination, DestinationState, PlansConfig, SettingsStore, SettingsView};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use audit_settings::{Destination, DestinationState, PlansConfig, SettingsView};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio_util::sync::CancellationToken;
 
-use crate::consumer::{TrackedContext, commit, set_paused};
 use crate::delivery::{Delivery, ParkReason, ParkedMeta};
 use crate::event::decode_head;
 use crate::health::Registry;
-use crate::offsets::OffsetTracker;
 use crate::parking::{DeadInfo, ParkInfo, Parker};
-use crate::router::Router;
+use crate::polling::{ConsumerCore, ConsumerThread};
 
 /// What to do with a parked event now.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,7 +112,7 @@ impl DecisionRules<'_> {
 }
 
 /// A message waiting for its time, with its partition paused.
-struct Held {
+pub struct Held {
     partition: i32,
     offset: i64,
     epoch: u64,
@@ -123,94 +120,64 @@ struct Held {
     delivery: Delivery,
 }
 
-/// Everything the retry consumer thread needs.
+/// The retry consumer thread: holds each parked event until it is due, then routes it to
+/// its destination's retry lane (the run and drain protocol is [`crate::polling`]'s).
 pub struct RetryConsumer {
-    pub consumer: Arc<BaseConsumer<TrackedContext>>,
-    pub tracker: Arc<OffsetTracker>,
-    pub router: Router,
+    pub core: ConsumerCore,
     pub registry: Arc<Registry>,
     pub parker: Parker,
-    pub settings: SettingsStore,
-    pub plans: PlansConfig,
-    pub commit_interval: Duration,
-    pub max_buffered_events: usize,
-    pub drain_timeout: Duration,
     pub max_event_age: Duration,
     pub paused_recheck: Duration,
-    pub shutdown: CancellationToken,
+    /// The message each partition is paused on until it is due.
+    pub held: HashMap<i32, Held>,
+}
+
+impl ConsumerThread for RetryConsumer {
+    fn core(&self) -> &ConsumerCore {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut ConsumerCore {
+        &mut self.core
+    }
+
+    fn tick(&mut self, view: &SettingsView, runtime: &tokio::runtime::Handle) {
+        let mut held = std::mem::take(&mut self.held);
+        self.release_due(&mut held, view, runtime);
+        self.held = held;
+    }
+
+    fn resumed(&mut self) {
+        // Resuming everything also resumed the partitions with a held message.
+        for partition in self.held.keys() {
+            self.pause_partition(*partition, true);
+        }
+    }
+
+    fn accept(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        view: &SettingsView,
+        runtime: &tokio::runtime::Handle,
+    ) {
+        if let Some(waiting) = self.decide_parked(message, view, runtime) {
+            self.pause_partition(message.partition(), true);
+            self.held.insert(message.partition(), waiting);
+        }
+    }
 }
 
 impl RetryConsumer {
-    pub fn run(mut self, runtime: tokio::runtime::Handle) {
-        let mut view = self.settings.view();
-        self.router.sync(&view, &self.plans);
-        let mut held: HashMap<i32, Held> = HashMap::new();
-        let mut settings_checked = Instant::now();
-        let mut last_commit = Instant::now();
-        let mut paused = false;
-        let mut paused_assignments = 0;
-        while !self.shutdown.is_cancelled() {
-            if settings_checked.elapsed() >= Duration::from_millis(50) {
-                settings_checked = Instant::now();
-                let current = self.settings.view();
-                if !Arc::ptr_eq(&current, &view) {
-                    view = current;
-                    self.router.sync(&view, &self.plans);
-                }
-                self.release_due(&mut held, &view, &runtime);
-            }
-            let over = self.tracker.is_full(self.max_buffered_events);
-            let assignments = self.consumer.context().assignments();
-            if over != paused || (paused && assignments != paused_assignments) {
-                set_paused(&self.consumer, over, "retry");
-                paused = over;
-                paused_assignments = assignments;
-                if !over {
-                    // Resuming everything would also resume partitions with a held message.
-                    for partition in held.keys() {
-                        self.pause_partition(*partition, true);
-                    }
-                }
-            }
-            let consumer = self.consumer.clone();
-            match consumer.poll(Duration::from_millis(50)) {
-                None => {}
-                Some(Err(error)) => {
-                    metrics::counter!("forwarder_poll_errors_total", "consumer" => "retry")
-                        .increment(1);
-                    tracing::warn!(%error, "poll error");
-                }
-                Some(Ok(message)) => {
-                    if let Some(waiting) = self.accept(&message, &view, &runtime) {
-                        self.pause_partition(message.partition(), true);
-                        held.insert(message.partition(), waiting);
-                    }
-                }
-            }
-            if last_commit.elapsed() >= self.commit_interval {
-                last_commit = Instant::now();
-                let offsets = self.tracker.to_commit();
-                commit(
-                    &self.consumer,
-                    self.tracker.topic(),
-                    &offsets,
-                    CommitMode::Async,
-                );
-            }
-        }
-        self.stop(runtime);
-    }
-
     fn rules(&self) -> DecisionRules<'_> {
         DecisionRules {
-            plans: &self.plans,
+            plans: &self.core.plans,
             max_event_age_ms: i64::try_from(self.max_event_age.as_millis()).unwrap_or(i64::MAX),
             paused_recheck_ms: i64::try_from(self.paused_recheck.as_millis()).unwrap_or(60_000),
         }
     }
 
     /// Decides on one parked message; returns it when it must be held.
-    fn accept(
+    fn decide_parked(
         &mut self,
         message: &BorrowedMessage<'_>,
         view: &SettingsView,
@@ -218,9 +185,11 @@ impl RetryConsumer {
     ) -> Option<Held> {
         let partition = message.partition();
         let offset = message.offset();
-        let epoch = self.tracker.epoch(partition)?;
-        let source_here: Arc<str> =
-            Arc::from(format!("{}/{partition}/{offset}", self.tracker.topic()));
+        let epoch = self.core.tracker.epoch(partition)?;
+        let source_here: Arc<str> = Arc::from(format!(
+            "{}/{partition}/{offset}",
+            self.core.tracker.topic()
+        ));
         let meta = ParkedMeta::from_headers(message.headers());
         let event = message
             .payload()
@@ -231,7 +200,7 @@ impl RetryConsumer {
             (Err(reason), _) | (_, Err(reason)) => {
                 metrics::counter!("forwarder_skipped_total", "reason" => "unreadable_parked")
                     .increment(1);
-                let ack = self.tracker.track(partition, offset, 1);
+                let ack = self.core.tracker.track(partition, offset, 1);
                 let Some(payload) = message.payload() else {
                     if let Some(ack) = ack {
                         ack.done();
@@ -313,15 +282,19 @@ impl RetryConsumer {
         if let Decision::Hold(_) = decision {
             return Some(waiting);
         }
-        if self.tracker.epoch(waiting.partition) != Some(waiting.epoch) {
+        if self.core.tracker.epoch(waiting.partition) != Some(waiting.epoch) {
             // Revoked meanwhile: the next owner re-reads it.
             return None;
         }
-        waiting.delivery.ack = self.tracker.track(waiting.partition, waiting.offset, 1);
+        waiting.delivery.ack = self
+            .core
+            .tracker
+            .track(waiting.partition, waiting.offset, 1);
         match decision {
             Decision::Hold(_) => None,
             Decision::Deliver(destination) => {
-                self.router
+                self.core
+                    .router
                     .route(&waiting.meta.org_id, &destination, waiting.delivery);
                 None
             }
@@ -399,7 +372,7 @@ impl RetryConsumer {
             let Some(waiting) = held.remove(&partition) else {
                 continue;
             };
-            if self.tracker.epoch(partition) != Some(waiting.epoch) {
+            if self.core.tracker.epoch(partition) != Some(waiting.epoch) {
                 continue;
             }
             match self.act(waiting, view, runtime) {
@@ -413,40 +386,15 @@ impl RetryConsumer {
 
     fn pause_partition(&self, partition: i32, pause: bool) {
         let mut list = TopicPartitionList::new();
-        let _ = list.add_partition_offset(self.tracker.topic(), partition, Offset::Invalid);
+        let _ = list.add_partition_offset(self.core.tracker.topic(), partition, Offset::Invalid);
         let result = if pause {
-            self.consumer.pause(&list)
+            self.core.consumer.pause(&list)
         } else {
-            self.consumer.resume(&list)
+            self.core.consumer.resume(&list)
         };
         if let Err(error) = result {
             tracing::debug!(%error, partition, pause, "partition pause/resume failed");
         }
-    }
-
-    fn stop(mut self, runtime: tokio::runtime::Handle) {
-        let lanes = self.router.close();
-        let drained = self.tracker.wait_drained(None, self.drain_timeout);
-        let offsets = self.tracker.to_commit();
-        commit(
-            &self.consumer,
-            self.tracker.topic(),
-            &offsets,
-            CommitMode::Sync,
-        );
-        if !drained {
-            for lane in &lanes {
-                lane.abort();
-            }
-        }
-        runtime.block_on(async {
-            for lane in lanes {
-                let _ = tokio::time::timeout(Duration::from_secs(2), lane).await;
-            }
-        });
-        self.consumer.context().set_closing();
-        self.consumer.unsubscribe();
-        tracing::info!(drained, "retry consumer stopped");
     }
 }
 
