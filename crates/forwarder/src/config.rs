@@ -174,8 +174,8 @@ impl DeliveryConfig {
         Duration::from_millis(self.linger_ms)
     }
 
-    pub fn overflow_rules(&self) -> crate::router::OverflowRules {
-        crate::router::OverflowRules {
+    pub fn overflow_rules(&self) -> OverflowRules {
+        OverflowRules {
             overflow_after: Duration::from_millis(self.overflow_after_ms),
             stalled_after: Duration::from_millis(self.stalled_after_ms),
         }
@@ -356,6 +356,15 @@ fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
         return Err(ConfigError::invalid(key, "must be positive"));
     }
     Ok(())
+}
+
+/// When a full lane's queue makes the consumer wait.
+#[derive(Debug, Clone, Copy)]
+pub struct OverflowRules {
+    /// A slow lane overflows after the consumer waited for it half of this window.
+    pub overflow_after: Duration,
+    /// A request unanswered for this long makes its destination stalled.
+    pub stalled_after: Duration,
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! match. A paused destination still receives its events: its lane parks them on the retry
 //! topic (reason `paused`) so they are delivered after an operator resumes it.
 //!
-//! * **Offsets** are never stored or committed automatically. The [`OffsetTracker`] counts,
+//! * **Offsets** are never stored or committed automatically. The [`OffsetTracker`](crate::offsets::OffsetTracker) counts,
 //!   per message, the destinations that have not answered; a lane answers when the event is
 //!   delivered, parked on the retry topic (acknowledged by Kafka) or dead-lettered. Every
 //!   `commit_interval_ms` the thread commits, per partition, the first offset still in flight
@@ -20,7 +20,7 @@
 //!   lane's events if it holds others back, see [`crate::router`]). When more than
 //!   `max_buffered_events` events are in flight (not yet answered by every destination; answered
 //!   ones waiting behind them for their offset count only at a much larger bound, see
-//!   [`OffsetTracker::is_full`]) the thread pauses every assigned partition and keeps polling
+//!   [`OffsetTracker::is_full`](crate::offsets::OffsetTracker::is_full)) the thread pauses every assigned partition and keeps polling
 //!   (rebalances are served, group membership kept, nothing fetched) until the lanes catch up.
 //! * **Rebalance (revoke)**: the thread waits up to `drain_timeout_secs` for the events of the
 //!   revoked partitions to be answered (a failing destination parks within its in-memory
@@ -34,154 +34,13 @@
 //!   close the consumer.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
-use audit_kafka::StatsContext;
 use audit_settings::SettingsView;
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::statistics::Statistics;
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::delivery::Delivery;
 use crate::event::{Decoder, MessageInfo};
-use crate::offsets::OffsetTracker;
 use crate::polling::{ConsumerCore, ConsumerThread};
-
-/// The context of both consumers: lag metrics, and the rebalance half of the protocol.
-pub struct TrackedContext {
-    role: &'static str,
-    tracker: Arc<OffsetTracker>,
-    stats: StatsContext,
-    drain_timeout: Duration,
-    /// Set at shutdown, when the drain already happened.
-    closing: AtomicBool,
-    assignments: AtomicU64,
-}
-
-impl TrackedContext {
-    pub fn new(role: &'static str, tracker: Arc<OffsetTracker>, drain_timeout: Duration) -> Self {
-        Self {
-            role,
-            tracker,
-            stats: StatsContext::new(role),
-            drain_timeout,
-            closing: AtomicBool::new(false),
-            assignments: AtomicU64::new(0),
-        }
-    }
-
-    pub fn tracker(&self) -> &Arc<OffsetTracker> {
-        &self.tracker
-    }
-
-    pub fn set_closing(&self) {
-        self.closing.store(true, Ordering::Relaxed);
-    }
-
-    /// Incremented on every assignment (to re-apply a pause to new partitions).
-    pub fn assignments(&self) -> u64 {
-        self.assignments.load(Ordering::Relaxed)
-    }
-}
-
-impl ClientContext for TrackedContext {
-    fn stats(&self, statistics: Statistics) {
-        self.stats.record(&statistics);
-    }
-
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        audit_kafka::log_client_error(self.role, &error, reason);
-    }
-}
-
-impl ConsumerContext for TrackedContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(list) = rebalance else {
-            return;
-        };
-        let revoked: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
-        if revoked.is_empty() {
-            return;
-        }
-        metrics::counter!("forwarder_rebalances_total", "consumer" => self.role, "kind" => "revoke")
-            .increment(1);
-        let drained = self.closing.load(Ordering::Relaxed)
-            || self
-                .tracker
-                .wait_drained(Some(&revoked), self.drain_timeout);
-        let offsets = self.tracker.revoke(&revoked);
-        commit(consumer, self.tracker.topic(), &offsets, CommitMode::Sync);
-        tracing::info!(
-            consumer = self.role,
-            ?revoked,
-            drained,
-            "partitions revoked"
-        );
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance {
-            let assigned: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
-            self.tracker.assign(&assigned);
-            self.assignments.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("forwarder_rebalances_total", "consumer" => self.role, "kind" => "assign")
-                .increment(1);
-            tracing::info!(consumer = self.role, ?assigned, "partitions assigned");
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(error) = result {
-            metrics::counter!("forwarder_commit_errors_total", "consumer" => self.role)
-                .increment(1);
-            tracing::warn!(consumer = self.role, %error, "offset commit failed (the next one covers it)");
-        }
-    }
-}
-
-/// Commits `offsets` of `topic`.
-pub fn commit(
-    consumer: &BaseConsumer<TrackedContext>,
-    topic: &str,
-    offsets: &[(i32, i64)],
-    mode: CommitMode,
-) {
-    if offsets.is_empty() {
-        return;
-    }
-    let mut list = TopicPartitionList::new();
-    for (partition, offset) in offsets {
-        let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
-    }
-    if let Err(error) = consumer.commit(&list, mode) {
-        tracing::warn!(%error, "offset commit could not be sent; the next one covers it");
-    }
-}
-
-/// Pauses or resumes every assigned partition.
-pub fn set_paused(consumer: &BaseConsumer<TrackedContext>, pause: bool, role: &'static str) {
-    let Ok(assignment) = consumer.assignment() else {
-        return;
-    };
-    let result = if pause {
-        consumer.pause(&assignment)
-    } else {
-        consumer.resume(&assignment)
-    };
-    drop(assignment);
-    metrics::gauge!("forwarder_consumer_paused", "consumer" => role).set(if pause {
-        1.0
-    } else {
-        0.0
-    });
-    if let Err(error) = result {
-        tracing::warn!(%error, pause, "pause/resume failed");
-    }
-}
 
 /// The events consumer thread: routes each event to the lanes of the destinations it
 /// matches (the run and drain protocol is [`crate::polling`]'s).

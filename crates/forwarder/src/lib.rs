@@ -20,7 +20,7 @@
 //! Modules: [`consumer`] and [`retry`] (the two consumer threads; [`polling`], the run and
 //! drain protocol they share),
 //! [`router`] and [`lane`] (batching, delivery, retries, parking), [`backoff`], [`health`] and
-//! [`health_loop`], [`replay`], [`cli`]. The destination types (one folder each, behind the
+//! [`health_loop`], [`replay`](mod@replay), [`cli`]. The destination types (one folder each, behind the
 //! `Sink` trait), signing and the outbound client are the `audit_sinks` crate, shared with the
 //! gateway's test event.
 
@@ -58,14 +58,14 @@ pub use config::ForwarderConfig;
 pub use error::{Error, Result};
 pub use replay::{ReplayReport, ReplayRequest, replay};
 
-use crate::consumer::{EventsConsumer, TrackedContext};
+use crate::consumer::EventsConsumer;
 use crate::event::Decoder;
 use crate::health::{HealthRecords, PauseWriter, Registry};
 use crate::health_loop::HealthLoop;
 use crate::lane::{LaneContext, Role};
 use crate::offsets::OffsetTracker;
 use crate::parking::Parker;
-use crate::polling::ConsumerCore;
+use crate::polling::{ConsumerCore, TrackedContext};
 use crate::retry::RetryConsumer;
 use crate::router::Router;
 use audit_sinks::SinkContext;

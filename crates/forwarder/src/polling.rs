@@ -10,16 +10,25 @@
 //! Drain, at shutdown: close the lanes (they deliver or park what they hold), wait up to
 //! `drain_timeout` for every event to be answered, commit synchronously, abort lanes still
 //! busy (their events are re-read after the restart: at-least-once), leave the group.
+//!
+//! Rebalances are the other half ([`TrackedContext`], called on the polling thread between two
+//! messages): a revoke waits for the revoked partitions' events to be answered and commits
+//! them; an assign starts the partitions under a new epoch (`crate::offsets`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use audit_kafka::StatsContext;
 use audit_settings::{PlansConfig, SettingsStore, SettingsView};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::BorrowedMessage;
+use rdkafka::statistics::Statistics;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::{TrackedContext, commit, set_paused};
 use crate::offsets::OffsetTracker;
 use crate::router::Router;
 
@@ -162,4 +171,136 @@ fn drain(core: &mut ConsumerCore, runtime: &tokio::runtime::Handle) {
     core.consumer.context().set_closing();
     core.consumer.unsubscribe();
     tracing::info!(consumer = core.role, drained, "consumer stopped");
+}
+
+/// The context of both consumers: lag metrics, and the rebalance half of the protocol.
+pub struct TrackedContext {
+    role: &'static str,
+    tracker: Arc<OffsetTracker>,
+    stats: StatsContext,
+    drain_timeout: Duration,
+    /// Set at shutdown, when the drain already happened.
+    closing: AtomicBool,
+    assignments: AtomicU64,
+}
+
+impl TrackedContext {
+    pub fn new(role: &'static str, tracker: Arc<OffsetTracker>, drain_timeout: Duration) -> Self {
+        Self {
+            role,
+            tracker,
+            stats: StatsContext::new(role),
+            drain_timeout,
+            closing: AtomicBool::new(false),
+            assignments: AtomicU64::new(0),
+        }
+    }
+
+    pub fn tracker(&self) -> &Arc<OffsetTracker> {
+        &self.tracker
+    }
+
+    pub fn set_closing(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+
+    /// Incremented on every assignment (to re-apply a pause to new partitions).
+    pub fn assignments(&self) -> u64 {
+        self.assignments.load(Ordering::Relaxed)
+    }
+}
+
+impl ClientContext for TrackedContext {
+    fn stats(&self, statistics: Statistics) {
+        self.stats.record(&statistics);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        audit_kafka::log_client_error(self.role, &error, reason);
+    }
+}
+
+impl ConsumerContext for TrackedContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let revoked: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+        if revoked.is_empty() {
+            return;
+        }
+        metrics::counter!("forwarder_rebalances_total", "consumer" => self.role, "kind" => "revoke")
+            .increment(1);
+        let drained = self.closing.load(Ordering::Relaxed)
+            || self
+                .tracker
+                .wait_drained(Some(&revoked), self.drain_timeout);
+        let offsets = self.tracker.revoke(&revoked);
+        commit(consumer, self.tracker.topic(), &offsets, CommitMode::Sync);
+        tracing::info!(
+            consumer = self.role,
+            ?revoked,
+            drained,
+            "partitions revoked"
+        );
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            let assigned: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+            self.tracker.assign(&assigned);
+            self.assignments.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("forwarder_rebalances_total", "consumer" => self.role, "kind" => "assign")
+                .increment(1);
+            tracing::info!(consumer = self.role, ?assigned, "partitions assigned");
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            metrics::counter!("forwarder_commit_errors_total", "consumer" => self.role)
+                .increment(1);
+            tracing::warn!(consumer = self.role, %error, "offset commit failed (the next one covers it)");
+        }
+    }
+}
+
+/// Commits `offsets` of `topic`.
+pub fn commit(
+    consumer: &BaseConsumer<TrackedContext>,
+    topic: &str,
+    offsets: &[(i32, i64)],
+    mode: CommitMode,
+) {
+    if offsets.is_empty() {
+        return;
+    }
+    let mut list = TopicPartitionList::new();
+    for (partition, offset) in offsets {
+        let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
+    }
+    if let Err(error) = consumer.commit(&list, mode) {
+        tracing::warn!(%error, "offset commit could not be sent; the next one covers it");
+    }
+}
+
+/// Pauses or resumes every assigned partition.
+pub fn set_paused(consumer: &BaseConsumer<TrackedContext>, pause: bool, role: &'static str) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    let result = if pause {
+        consumer.pause(&assignment)
+    } else {
+        consumer.resume(&assignment)
+    };
+    drop(assignment);
+    metrics::gauge!("forwarder_consumer_paused", "consumer" => role).set(if pause {
+        1.0
+    } else {
+        0.0
+    });
+    if let Err(error) = result {
+        tracing::warn!(%error, pause, "pause/resume failed");
+    }
 }

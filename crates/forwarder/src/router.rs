@@ -27,6 +27,7 @@ use audit_settings::{Destination, PlansConfig, SettingsView};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+pub use crate::config::OverflowRules;
 use crate::delivery::{Delivery, ParkReason};
 use crate::health::{DestinationShared, Registry};
 use crate::lane::{Lane, LaneContext, LaneInput, LaneSpec, Role};
@@ -56,15 +57,6 @@ pub struct Router {
     overflow_after: Duration,
     stalled_after: Duration,
     tasks: Vec<JoinHandle<()>>,
-}
-
-/// When a full lane's queue makes the consumer wait.
-#[derive(Debug, Clone, Copy)]
-pub struct OverflowRules {
-    /// A slow lane overflows after the consumer waited for it half of this window.
-    pub overflow_after: Duration,
-    /// A request unanswered for this long makes its destination stalled.
-    pub stalled_after: Duration,
 }
 
 impl Router {

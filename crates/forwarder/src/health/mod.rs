@@ -21,10 +21,12 @@ mod metrics;
 mod pause;
 mod records;
 mod registry;
+mod rule;
 mod state;
 
 pub(crate) use self::metrics::record_metrics;
-pub use pause::{PausePlan, PauseRequest, PauseWriter, plan_pause};
+pub use pause::{PausePlan, PauseWriter, plan_pause};
 pub use records::{HealthRecords, health_record};
 pub use registry::Registry;
+pub use rule::PauseRequest;
 pub use state::{DestinationShared, HealthSnapshot, HealthState};

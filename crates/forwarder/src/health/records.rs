@@ -77,7 +77,7 @@ impl HealthRecords {
     }
 
     /// Deletes this instance's health records (graceful shutdown): the operator view then
-    /// shows only the instances that are running. Bounded by [`RETIRE_WITHIN`] (Kafka may be
+    /// shows only the instances that are running. Bounded by `RETIRE_WITHIN` (Kafka may be
     /// down): a record left behind expires anyway.
     pub async fn retire(&self) {
         let view = self.settings.view();

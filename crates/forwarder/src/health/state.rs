@@ -14,7 +14,7 @@ use audit_sinks::{Attempt, SinkState};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::pause::{self, PauseFacts, PauseRequest};
+use super::rule::{self, PauseFacts, PauseRequest};
 
 /// The state shown to operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -268,7 +268,7 @@ impl DestinationShared {
         }
     }
 
-    /// The pause to write, if one is due (the rule is [`pause::pause_due`]).
+    /// The pause to write, if one is due (the rule is [`rule::pause_due`]).
     pub(crate) fn pause_due(&self, pause_after: Duration) -> Option<PauseRequest> {
         let inner = self.lock();
         let facts = PauseFacts {
@@ -277,7 +277,7 @@ impl DestinationShared {
             failing_for: inner.failing_since.map(|since| since.elapsed()),
             last_status: inner.last_failure_status.as_deref(),
         };
-        pause::pause_due(&facts, pause_after)
+        rule::pause_due(&facts, pause_after)
     }
 
     pub(crate) fn consecutive_failures(&self) -> u64 {
