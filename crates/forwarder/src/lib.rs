@@ -26,6 +26,7 @@
 
 pub mod backoff;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod consumer;
 pub mod delivery;
@@ -54,6 +55,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 
+pub use clock::now_ms;
 pub use config::ForwarderConfig;
 pub use error::{Error, Result};
 pub use replay::{ReplayReport, ReplayRequest, replay};
@@ -70,11 +72,6 @@ use crate::retry::RetryConsumer;
 use crate::router::Router;
 use audit_sinks::SinkContext;
 use audit_sinks::outbound::{ClientTimeouts, build_client};
-
-/// The current time in unix milliseconds.
-pub fn now_ms() -> i64 {
-    audit_core::event::unix_millis(time::OffsetDateTime::now_utc())
-}
 
 /// Runs the forwarder until `shutdown` is cancelled, then drains and returns.
 pub async fn run(

@@ -123,7 +123,7 @@ impl Parker {
         if deliveries.is_empty() {
             return true;
         }
-        let now_ms = crate::now_ms();
+        let now_ms = crate::clock::now_ms();
         let messages: Vec<(String, Bytes, OwnedHeaders)> = deliveries
             .iter()
             .map(|delivery| {

@@ -139,7 +139,7 @@ fn scan(
     drop(assignment);
     let since_ms = audit_core::event::unix_millis(request.since);
     let until_ms = audit_core::event::unix_millis(request.until);
-    let now_ms = crate::now_ms();
+    let now_ms = crate::clock::now_ms();
     let mut seen = HashSet::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(600);
     while !ends.is_empty() && std::time::Instant::now() < deadline {

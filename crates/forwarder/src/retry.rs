@@ -194,7 +194,7 @@ impl RetryConsumer {
         let event = message
             .payload()
             .ok_or(crate::event::DecodeError::EmptyParked)
-            .and_then(|payload| decode_head(payload, crate::now_ms()));
+            .and_then(|payload| decode_head(payload, crate::clock::now_ms()));
         let (meta, event) = match (meta, event) {
             (Ok(meta), Ok(event)) => (meta, event),
             (Err(reason), _) | (_, Err(reason)) => {
@@ -277,7 +277,7 @@ impl RetryConsumer {
             &waiting.meta,
             view,
             shared.retry_blocked_until_ms(),
-            crate::now_ms(),
+            crate::clock::now_ms(),
         );
         if let Decision::Hold(_) = decision {
             return Some(waiting);

@@ -200,7 +200,7 @@ impl Router {
         let parker = self.context.parker.clone();
         let org_id = org_id.to_string();
         let destination_id = destination_id.to_string();
-        let next = crate::now_ms()
+        let next = crate::clock::now_ms()
             + i64::try_from(self.context.backoff.delay(1, None).as_millis()).unwrap_or(0);
         self.runtime.spawn(async move {
             let info = ParkInfo {
@@ -268,7 +268,7 @@ impl Router {
 /// `stalled_after`: waiting for it would only hold the other lanes back.
 fn is_stalled(lane: &LaneHandle, stalled_after: Duration) -> bool {
     let since_ms = lane.sending_since_ms.load(Ordering::Relaxed);
-    request_stalled(since_ms, crate::now_ms(), stalled_after) || lane.shared.is_failing()
+    request_stalled(since_ms, crate::clock::now_ms(), stalled_after) || lane.shared.is_failing()
 }
 
 /// Whether a request sent at `since_ms` (0: none in flight) is unanswered for `stalled_after`.

@@ -112,7 +112,7 @@ impl DestinationShared {
     pub fn delivered(&self, events: u64) {
         let now = OffsetDateTime::now_utc();
         self.last_success_ms
-            .store(crate::now_ms(), Ordering::Relaxed);
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
         let mut inner = self.lock();
         inner.last_success_at = Some(now);
         inner.delivered_total += events;

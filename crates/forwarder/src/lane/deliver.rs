@@ -108,7 +108,7 @@ impl Lane {
                         });
                         self.set_mode(Mode::Paused);
                         work.push_front(batch);
-                        let next = crate::now_ms()
+                        let next = crate::clock::now_ms()
                             + ms(Duration::from_secs(self.context.retry.paused_recheck_secs));
                         for batch in work {
                             self.park(batch, ParkReason::Paused, None, Some(next), Some(&attempt))
@@ -134,7 +134,7 @@ impl Lane {
         let attempt = match &self.sink {
             Ok(sink) => {
                 self.sending_since_ms
-                    .store(crate::now_ms(), Ordering::Relaxed);
+                    .store(crate::clock::now_ms(), Ordering::Relaxed);
                 let attempt = sink.send(&parts, &message_id).await;
                 self.sending_since_ms.store(0, Ordering::Relaxed);
                 attempt
@@ -195,7 +195,7 @@ impl Lane {
     /// The in-memory budget is spent: park everything left, and (main lane) park new batches
     /// too until a probe or the retry lane succeeds.
     async fn give_up(&mut self, work: VecDeque<Vec<Item>>, failures: u32, attempt: &Attempt) {
-        let now_ms = crate::now_ms();
+        let now_ms = crate::clock::now_ms();
         match self.role {
             Role::Main => {
                 let previous = match self.mode {

@@ -12,7 +12,7 @@ impl Lane {
         if items.is_empty() {
             return;
         }
-        let now_ms = crate::now_ms();
+        let now_ms = crate::clock::now_ms();
         Ack::all(items.iter().filter_map(|item| item.delivery.ack.as_ref()));
         let count = items.len() as u64;
         for item in &items {
@@ -40,7 +40,7 @@ impl Lane {
         if items.is_empty() {
             return;
         }
-        let now_ms = crate::now_ms();
+        let now_ms = crate::clock::now_ms();
         // Items of one park call share their attempt count when they are fresh; parked
         // events keep their own.
         let mut groups: Vec<(u32, Vec<&Delivery>)> = Vec::new();

@@ -313,7 +313,7 @@ impl Lane {
     }
 
     async fn process(&mut self, batch: Vec<Item>) {
-        let now_ms = crate::now_ms();
+        let now_ms = crate::clock::now_ms();
         let max_age_ms = i64::try_from(self.context.max_event_age.as_millis()).unwrap_or(i64::MAX);
         let limits = self.limits();
         let mut ready = Vec::with_capacity(batch.len());

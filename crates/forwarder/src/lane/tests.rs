@@ -688,7 +688,7 @@ async fn the_retry_lane_reparks_each_event_with_its_own_attempts_and_closes_the_
     let mut lane = setup.start();
     let once = lane.send(1, 1).await;
     let thrice = lane.send(1, 3).await;
-    let before = crate::now_ms();
+    let before = crate::clock::now_ms();
     let done = lane.finish().await;
     assert_eq!(
         done.requests.len(),
