@@ -185,3 +185,90 @@ impl EventDecoder<'_> {
         Ok(decoded)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use audit_core::integrity::Signer;
+
+    use super::*;
+
+    const KEY: &str = "test-integrity-key-0123456789abcdef";
+    const EVENT: &str = r#"{"id":"0190d7a0-6c1e-7b3a-9f00-000000000001","org_id":"org_a","occurred_at":"2026-01-01T00:00:00.250Z","received_at":"2026-01-01T00:00:01.000Z","category":"authentication","action":"user.login.failed","outcome":"failure","actor":{"type":"user","id":"u_1"},"targets":[],"context":{},"metadata":{},"source":"identity-api","version":1,"provenance":"gateway"}"#;
+
+    fn message<'a>(key: &'a [u8], payload: &'a [u8], tag: Option<&'a [u8]>) -> MessageParts<'a> {
+        MessageParts {
+            topic: "audit.events.v1",
+            partition: 2,
+            offset: 40,
+            key: Some(key),
+            payload: Some(payload),
+            time: BrokerTime::LogAppend(1_764_140_000_000),
+            integrity_tag: tag,
+        }
+    }
+
+    #[test]
+    fn one_set_of_rules_for_every_consumer() {
+        let validator = EventValidator::new(
+            Arc::new(audit_core::Catalogue::builtin()),
+            audit_core::Limits::default(),
+        )
+        .unwrap();
+        let integrity = IntegrityKey::new(KEY).unwrap();
+        let decoder = EventDecoder {
+            validator: &validator,
+            integrity: &integrity,
+        };
+        let tag = integrity.tag(Signer::Gateway, EVENT.as_bytes());
+
+        // Tagged by the platform: read for its head only, the payload kept byte for byte.
+        let decoded = decoder
+            .decode(message(b"org_a", EVENT.as_bytes(), Some(tag.as_bytes())))
+            .unwrap();
+        let Decoded::Tagged {
+            head,
+            occurred_at_ms,
+            payload,
+        } = decoded
+        else {
+            panic!("tagged");
+        };
+        assert_eq!(head.action, "user.login.failed");
+        assert_eq!(occurred_at_ms, 1_767_225_600_250);
+        assert_eq!(payload, EVENT.as_bytes());
+
+        // A forged tag is no tag: validated, and the claimed provenance replaced.
+        let decoded = decoder
+            .decode(message(b"org_a", EVENT.as_bytes(), Some(b"v1=forged")))
+            .unwrap();
+        let Decoded::Validated(valid) = decoded else {
+            panic!("validated");
+        };
+        let json: serde_json::Value = serde_json::from_slice(&valid.json).unwrap();
+        assert_eq!(json["provenance"], "kafka");
+
+        // The key must be the organization, on both paths.
+        for tag in [Some(tag.as_bytes()), None] {
+            let error = decoder
+                .decode(message(b"org_b", EVENT.as_bytes(), tag))
+                .unwrap_err();
+            assert!(matches!(error, DecodeError::KeyMismatch { .. }), "{error}");
+        }
+        let mut empty = message(b"org_a", b"", None);
+        empty.payload = None;
+        assert!(matches!(
+            decoder.decode(empty).unwrap_err(),
+            DecodeError::Empty
+        ));
+        assert!(matches!(
+            decoder
+                .decode(message(b"org_a", b"{not json", Some(tag.as_bytes())))
+                .unwrap_err(),
+            DecodeError::Invalid(_)
+        ));
+    }
+}
