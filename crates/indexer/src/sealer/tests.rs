@@ -1,0 +1,78 @@
+use super::*;
+
+fn digest(org: &str, seq: u64, hash: &str) -> DigestRow {
+    DigestRow {
+        org_id: org.into(),
+        seq,
+        partition: 0,
+        first_offset: 0,
+        end_offset: 10,
+        sealed_at: OffsetDateTime::UNIX_EPOCH,
+        count: 0,
+        retention_days: 30,
+        hash: hash.into(),
+        note: String::new(),
+        key_id: "k".into(),
+        signature: String::new(),
+    }
+}
+
+fn open(offset: i64, bytes: &[u8]) -> OpenLeaf {
+    let key = RowKey {
+        id: uuid::Uuid::from_u128(offset as u128),
+        occurred_at: OffsetDateTime::UNIX_EPOCH,
+    };
+    OpenLeaf::new(offset, bytes, key)
+}
+
+#[test]
+fn leaf_rows_number_each_windows_leaves_from_zero_under_its_digest() {
+    let seal = Seal {
+        end: 10,
+        sealed_at: OffsetDateTime::UNIX_EPOCH,
+        digests: vec![digest("org_a", 3, "aa"), digest("org_b", 0, "bb")],
+        leaves: vec![vec![open(1, b"x"), open(4, b"y")], vec![open(2, b"z")]],
+        heads: Vec::new(),
+    };
+    let rows: Vec<_> = seal
+        .leaf_rows()
+        .map(|row| {
+            (
+                row.org_id,
+                row.seq,
+                row.idx,
+                row.digest_hash,
+                *row.leaf,
+                row.id,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("org_a", 3, 0, "aa", leaf(b"x"), uuid::Uuid::from_u128(1)),
+            ("org_a", 3, 1, "aa", leaf(b"y"), uuid::Uuid::from_u128(4)),
+            ("org_b", 0, 0, "bb", leaf(b"z"), uuid::Uuid::from_u128(2)),
+        ]
+    );
+    assert_eq!(seal.leaf_count(), 3);
+}
+
+#[test]
+fn the_longest_note_is_recorded_whole() {
+    let note = audit_integrity::note::Note {
+        org_id: "o".repeat(128),
+        seq: u64::MAX,
+        partition: i32::MIN,
+        offsets: (i64::MIN, i64::MIN),
+        sealed_at: OffsetDateTime::UNIX_EPOCH,
+        count: u64::MAX,
+        root: [0xff; 32],
+        prev: [0xff; 32],
+        retention_days: u16::MAX,
+    };
+    let mut row = digest("org_a", 1, "aa");
+    row.note = note.render();
+    let event = sealed_event(&row);
+    assert_eq!(event.metadata["note"].to_text(), row.note);
+}
