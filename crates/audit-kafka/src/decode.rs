@@ -87,6 +87,25 @@ impl<'a> EventHead<'a> {
     }
 }
 
+/// Which of the two ways a message was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// Written by the platform (a verified tag): read for its head.
+    Tagged,
+    /// Validated here.
+    Validated,
+}
+
+impl Path {
+    /// The label of the consumers' `…_messages_total{path}` metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Path::Tagged => "tagged",
+            Path::Validated => "validated",
+        }
+    }
+}
+
 /// The event a message carries.
 #[derive(Debug)]
 pub enum Decoded<'a> {
@@ -101,6 +120,13 @@ pub enum Decoded<'a> {
 }
 
 impl Decoded<'_> {
+    pub fn path(&self) -> Path {
+        match self {
+            Decoded::Tagged { .. } => Path::Tagged,
+            Decoded::Validated(_) => Path::Validated,
+        }
+    }
+
     pub fn org_id(&self) -> &str {
         match self {
             Decoded::Tagged { head, .. } => &head.org_id,
@@ -127,7 +153,26 @@ pub enum DecodeError {
     #[error(
         "message key `{key}` differs from org_id `{org_id}`: the key must be the organization (per-organization ordering)"
     )]
-    KeyMismatch { key: String, org_id: String },
+    KeyMismatch {
+        key: String,
+        org_id: String,
+        /// The way the message was read before its key was compared.
+        path: Path,
+    },
+}
+
+impl DecodeError {
+    /// The way the message was being read when it was refused (`None`: it had no value).
+    pub fn path(&self) -> Option<Path> {
+        match self {
+            DecodeError::Empty => None,
+            DecodeError::NotCanonical(_)
+            | DecodeError::TagMismatch(_)
+            | DecodeError::OccurredAt => Some(Path::Tagged),
+            DecodeError::Invalid(_) => Some(Path::Validated),
+            DecodeError::KeyMismatch { path, .. } => Some(*path),
+        }
+    }
 }
 
 /// Decodes messages of the events topic (see the module doc).
@@ -180,6 +225,7 @@ impl EventDecoder<'_> {
             return Err(DecodeError::KeyMismatch {
                 key: String::from_utf8_lossy(&key[..key.len().min(128)]).into_owned(),
                 org_id: decoded.org_id().to_string(),
+                path: decoded.path(),
             });
         }
         Ok(decoded)
@@ -264,6 +310,14 @@ mod tests {
             decoder.decode(empty).unwrap_err(),
             DecodeError::Empty
         ));
+        let refused = decoder
+            .decode(message(b"org_a", b"{}", Some(tag.as_bytes())))
+            .unwrap_err();
+        assert_eq!(
+            refused.path(),
+            Some(Path::Validated),
+            "the tag is not this payload's"
+        );
         assert!(matches!(
             decoder
                 .decode(message(b"org_a", b"{not json", Some(tag.as_bytes())))

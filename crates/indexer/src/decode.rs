@@ -58,7 +58,15 @@ pub fn decode(
         validator: decoder.validator,
         integrity: decoder.integrity,
     };
-    let (org_id, occurred_at, json) = match events.decode(parts)? {
+    let decoded = events.decode(parts);
+    let path = match &decoded {
+        Ok(decoded) => Some(decoded.path()),
+        Err(refused) => refused.path(),
+    };
+    if let Some(path) = path {
+        metrics::counter!("indexer_messages_total", "path" => path.as_str()).increment(1);
+    }
+    let (org_id, occurred_at, json) = match decoded? {
         Decoded::Tagged {
             head,
             occurred_at_ms,
@@ -66,14 +74,10 @@ pub fn decode(
         } => {
             // Written by the platform, which wrote this exact canonical JSON: only what routes
             // the row was read (the row is built while the insert streams).
-            metrics::counter!("indexer_messages_total", "path" => "tagged").increment(1);
             let occurred_at = at_millis(occurred_at_ms);
             (head.org_id.into_owned(), occurred_at, payload.to_vec())
         }
-        Decoded::Validated(valid) => {
-            metrics::counter!("indexer_messages_total", "path" => "validated").increment(1);
-            (valid.event.org_id, valid.event.occurred_at, valid.json)
-        }
+        Decoded::Validated(valid) => (valid.event.org_id, valid.event.occurred_at, valid.json),
     };
     let org = settings.org(&org_id).map(AsRef::as_ref);
     decoder
@@ -110,6 +114,7 @@ mod tests {
         let mismatch = DeadReason::from(DecodeError::KeyMismatch {
             key: "org_b".into(),
             org_id: "org_a".into(),
+            path: audit_kafka::Path::Tagged,
         });
         assert_eq!(
             mismatch.to_string(),
