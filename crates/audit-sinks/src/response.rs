@@ -67,6 +67,21 @@ impl Answer {
     }
 }
 
+/// One request whose answer is judged by its status alone (webhook, Datadog): the
+/// [`exchange`], then `classify`.
+pub async fn status_exchange(
+    request: reqwest::RequestBuilder,
+    max_body_bytes: usize,
+    started: Instant,
+    message_id: &str,
+    classify: fn(u16) -> Verdict,
+) -> Attempt {
+    match exchange(request, max_body_bytes, started, message_id).await {
+        Ok(answer) => Attempt::answered(classify(answer.status), &answer, started, message_id),
+        Err(failed) => failed,
+    }
+}
+
 /// Sends `request` and reads the answer within `max_body_bytes`; a request that got no
 /// complete answer (connection, timeout, refused head, body cut by the deadline) is the
 /// failed [`Attempt`].

@@ -148,28 +148,35 @@ pub async fn run(
     let drain_timeout = Duration::from_secs(config.consumer.drain_timeout_secs);
     let commit_interval = Duration::from_millis(config.consumer.commit_interval_ms);
 
-    // The events consumer.
-    let events_tracker = OffsetTracker::new(&config.topics.events);
-    let mut events_config = config.kafka.client_config(&format!("forwarder-{instance}"));
-    config
-        .consumer
-        .tuning
-        .apply(&mut events_config, &config.consumer.group_id);
-    audit_kafka::enable_statistics(&mut events_config);
-    let events_consumer: Arc<BaseConsumer<TrackedContext>> =
-        Arc::new(events_config.create_with_context(TrackedContext::new(
-            "forwarder",
-            events_tracker.clone(),
-            drain_timeout,
-        ))?);
-    events_consumer.subscribe(&[&config.topics.events])?;
-    let events = EventsConsumer {
-        core: ConsumerCore {
-            role: "events",
-            consumer: events_consumer.clone(),
-            tracker: events_tracker,
+    // The core of a consumer thread: its group consumer subscribed to `topic`, its offset
+    // tracker and its router (lanes of `lane_role`).
+    let core = |role: &'static str,
+                client_id: String,
+                group: &str,
+                topic: &str,
+                lane_role: Role|
+     -> Result<ConsumerCore> {
+        let tracker = OffsetTracker::new(topic);
+        let mut client = config.kafka.client_config(&client_id);
+        config.consumer.tuning.apply(&mut client, group);
+        audit_kafka::enable_statistics(&mut client);
+        let consumer: Arc<BaseConsumer<TrackedContext>> =
+            Arc::new(client.create_with_context(TrackedContext::new(
+                if lane_role == Role::Main {
+                    "forwarder"
+                } else {
+                    "forwarder-retry"
+                },
+                tracker.clone(),
+                drain_timeout,
+            ))?);
+        consumer.subscribe(&[topic])?;
+        Ok(ConsumerCore {
+            role,
+            consumer,
+            tracker,
             router: Router::new(
-                Role::Main,
+                lane_role,
                 context.clone(),
                 registry.clone(),
                 runtime.clone(),
@@ -182,9 +189,20 @@ pub async fn run(
             max_buffered_events: config.consumer.max_buffered_events,
             drain_timeout,
             shutdown: shutdown.clone(),
-        },
+        })
+    };
+
+    let events = EventsConsumer {
+        core: core(
+            "events",
+            format!("forwarder-{instance}"),
+            &config.consumer.group_id,
+            &config.topics.events,
+            Role::Main,
+        )?,
         decoder: Decoder::new(validator, integrity.clone()),
     };
+    let events_consumer = events.core.consumer.clone();
     let events_thread = {
         let runtime = runtime.clone();
         std::thread::Builder::new()
@@ -192,49 +210,21 @@ pub async fn run(
             .spawn(move || polling::run(events, runtime))?
     };
 
-    // The retry consumer.
-    let retry_tracker = OffsetTracker::new(&config.topics.forwarder_retry);
-    let mut retry_config = config
-        .kafka
-        .client_config(&format!("forwarder-retry-{instance}"));
-    config
-        .consumer
-        .tuning
-        .apply(&mut retry_config, &config.consumer.retry_group());
-    audit_kafka::enable_statistics(&mut retry_config);
-    let retry_consumer: Arc<BaseConsumer<TrackedContext>> =
-        Arc::new(retry_config.create_with_context(TrackedContext::new(
-            "forwarder-retry",
-            retry_tracker.clone(),
-            drain_timeout,
-        ))?);
-    retry_consumer.subscribe(&[&config.topics.forwarder_retry])?;
     let retry = RetryConsumer {
-        core: ConsumerCore {
-            role: "retry",
-            consumer: retry_consumer.clone(),
-            tracker: retry_tracker,
-            router: Router::new(
-                Role::Retry,
-                context.clone(),
-                registry.clone(),
-                runtime.clone(),
-                config.delivery.lane_queue_events,
-                config.delivery.overflow_rules(),
-            ),
-            settings: settings.clone(),
-            plans: config.plans.clone(),
-            commit_interval,
-            max_buffered_events: config.consumer.max_buffered_events,
-            drain_timeout,
-            shutdown: shutdown.clone(),
-        },
+        core: core(
+            "retry",
+            format!("forwarder-retry-{instance}"),
+            &config.consumer.retry_group(),
+            &config.topics.forwarder_retry,
+            Role::Retry,
+        )?,
         registry: registry.clone(),
         parker: parker.clone(),
         max_event_age: Duration::from_secs(config.delivery.max_event_age_secs),
         paused_recheck: Duration::from_secs(config.retry.paused_recheck_secs),
         held: Default::default(),
     };
+    let retry_consumer = retry.core.consumer.clone();
     let retry_thread = {
         let runtime = runtime.clone();
         std::thread::Builder::new()

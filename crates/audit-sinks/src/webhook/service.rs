@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 
 use crate::event::ForwardEvent;
-use crate::response::exchange;
+use crate::response::status_exchange;
 use crate::signing::Signer;
 use crate::{Attempt, BatchLimits, Payload, Sink};
 
@@ -42,16 +42,14 @@ impl WebhookSink {
         let body = Bytes::from(encoder::frame(parts));
         let started = Instant::now();
         let request = request::post(&self.client, &self.config, &self.signer, message_id, body);
-        let answer = match exchange(request, self.max_response_bytes, started, message_id).await {
-            Ok(answer) => answer,
-            Err(failed) => return failed,
-        };
-        Attempt::answered(
-            classifier::classify(answer.status),
-            &answer,
+        status_exchange(
+            request,
+            self.max_response_bytes,
             started,
             message_id,
+            classifier::classify,
         )
+        .await
     }
 }
 
