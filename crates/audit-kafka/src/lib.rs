@@ -6,13 +6,17 @@
 //! * consumers never auto-commit nor auto-store offsets: offsets move only after the downstream
 //!   (ClickHouse, a destination, a retry topic) acknowledged;
 //! * dead letters keep the original key and bytes and say why in headers;
-//! * a message of the events topic is decoded by one set of rules ([`decode`]).
+//! * a message of the events topic is decoded by one set of rules ([`decode`]);
+//! * every group consumer is one polling thread with one loop and one rebalance protocol
+//!   ([`consumer`]), its offsets kept by one tracker ([`offsets`]).
 
 pub mod config;
+pub mod consumer;
 pub mod dead_letter;
 pub mod decode;
 pub mod error;
 pub mod events;
+pub mod offsets;
 pub mod probe;
 pub mod stats;
 pub mod topics;

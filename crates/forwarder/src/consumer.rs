@@ -10,7 +10,7 @@
 //! match. A paused destination still receives its events: its lane parks them on the retry
 //! topic (reason `paused`) so they are delivered after an operator resumes it.
 //!
-//! * **Offsets** are never stored or committed automatically. The [`OffsetTracker`](crate::offsets::OffsetTracker) counts,
+//! * **Offsets** are never stored or committed automatically. The [`OffsetTracker`](audit_kafka::offsets::OffsetTracker) counts,
 //!   per message, the destinations that have not answered; a lane answers when the event is
 //!   delivered, parked on the retry topic (acknowledged by Kafka) or dead-lettered. Every
 //!   `commit_interval_ms` the thread commits, per partition, the first offset still in flight
@@ -20,7 +20,7 @@
 //!   lane's events if it holds others back, see [`crate::router`]). When more than
 //!   `max_buffered_events` events are in flight (not yet answered by every destination; answered
 //!   ones waiting behind them for their offset count only at a much larger bound, see
-//!   [`OffsetTracker::is_full`](crate::offsets::OffsetTracker::is_full)) the thread pauses every assigned partition and keeps polling
+//!   [`OffsetTracker::is_full`](audit_kafka::offsets::OffsetTracker::is_full)) the thread pauses every assigned partition and keeps polling
 //!   (rebalances are served, group membership kept, nothing fetched) until the lanes catch up.
 //! * **Rebalance (revoke)**: the thread waits up to `drain_timeout_secs` for the events of the
 //!   revoked partitions to be answered (a failing destination parks within its in-memory
@@ -35,11 +35,12 @@
 
 use std::sync::Arc;
 
+use audit_kafka::MessageParts;
 use audit_settings::SettingsView;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::delivery::Delivery;
-use crate::event::{Decoder, MessageInfo};
+use crate::event::Decoder;
 use crate::polling::{ConsumerCore, ConsumerThread};
 
 /// The events consumer thread: routes each event to the lanes of the destinations it
@@ -72,20 +73,8 @@ impl EventsConsumer {
     fn route(&mut self, message: &BorrowedMessage<'_>, view: &SettingsView) {
         let partition = message.partition();
         let offset = message.offset();
-        let integrity_tag = message.headers().and_then(|headers| {
-            headers
-                .iter()
-                .find(|header| header.key == audit_core::integrity::HEADER)
-                .and_then(|header| header.value)
-        });
-        let info = MessageInfo {
-            topic: self.core.tracker.topic(),
-            partition,
-            offset,
-            time: audit_kafka::broker_time(message.timestamp(), "forwarder"),
-            integrity_tag,
-        };
-        let event = match self.decoder.decode(message.key(), message.payload(), info) {
+        let parts = MessageParts::of(message, self.core.tracker.topic(), "forwarder");
+        let event = match self.decoder.decode(parts) {
             Ok(event) => event,
             Err(reason) => {
                 // The indexer dead-letters invalid messages; the forwarder skips them.

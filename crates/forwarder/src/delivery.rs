@@ -20,7 +20,7 @@ use std::sync::Arc;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 
 use crate::event::{DecodeError, ForwardEvent};
-use crate::offsets::Ack;
+use audit_kafka::offsets::Ack;
 
 /// One event for one destination.
 #[derive(Debug, Clone)]

@@ -13,7 +13,6 @@ use std::sync::{Arc, OnceLock};
 use audit_core::EventValidator;
 use audit_core::event::unix_millis;
 use audit_core::integrity::IntegrityKey;
-use audit_core::validate::BrokerTime;
 use audit_kafka::{Decoded, EventDecoder, EventHead, MessageParts};
 use bytes::Bytes;
 use time::OffsetDateTime;
@@ -21,18 +20,6 @@ use time::OffsetDateTime;
 pub use audit_sinks::event::{
     ForwardEvent, epoch_seconds_text, ocsf_json, rfc3339_millis, synthetic_event,
 };
-
-/// What the consumer knows about a message besides its bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct MessageInfo<'a> {
-    pub topic: &'a str,
-    pub partition: i32,
-    pub offset: i64,
-    /// The broker timestamp, as the pipeline trusts it.
-    pub time: BrokerTime,
-    /// The message's `audit-integrity` header, if any.
-    pub integrity_tag: Option<&'a [u8]>,
-}
 
 /// Decodes messages of the events topic.
 #[derive(Debug, Clone)]
@@ -67,21 +54,8 @@ impl Decoder {
     }
 
     /// The event in a message of the events topic, or why it is not forwarded.
-    pub fn decode(
-        &self,
-        key: Option<&[u8]>,
-        payload: Option<&[u8]>,
-        info: MessageInfo<'_>,
-    ) -> Result<ForwardEvent, DecodeError> {
-        let parts = MessageParts {
-            topic: info.topic,
-            partition: info.partition,
-            offset: info.offset,
-            key,
-            payload,
-            time: info.time,
-            integrity_tag: info.integrity_tag,
-        };
+    pub fn decode(&self, parts: MessageParts<'_>) -> Result<ForwardEvent, DecodeError> {
+        let time = parts.time;
         let decoder = EventDecoder {
             validator: &self.validator,
             integrity: &self.integrity,
@@ -92,14 +66,14 @@ impl Decoder {
                 occurred_at_ms,
                 payload,
             } => {
-                let received_ms = unix_millis(info.time.received_at(OffsetDateTime::now_utc()));
+                let received_ms = unix_millis(time.received_at(OffsetDateTime::now_utc()));
                 from_head(head, occurred_at_ms, payload, received_ms)
             }
             Decoded::Validated(valid) => {
                 let event = valid.event;
                 let received_at = event
                     .received_at
-                    .unwrap_or_else(|| info.time.received_at(OffsetDateTime::now_utc()));
+                    .unwrap_or_else(|| time.received_at(OffsetDateTime::now_utc()));
                 Ok(ForwardEvent {
                     id: event.id.to_string(),
                     received_at_ms: unix_millis(received_at),
@@ -154,6 +128,8 @@ fn from_head(
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use audit_core::validate::BrokerTime;
+
     use super::*;
     use audit_core::integrity::Signer;
 
@@ -166,13 +142,30 @@ mod tests {
         Decoder::new(Arc::new(validator), IntegrityKey::new(KEY).expect("key"))
     }
 
-    fn info(tag: Option<&[u8]>) -> MessageInfo<'_> {
-        MessageInfo {
+    fn info(tag: Option<&[u8]>) -> MessageParts<'_> {
+        MessageParts {
             topic: "audit.events.v1",
             partition: 2,
             offset: 40,
+            key: None,
+            payload: None,
             time: BrokerTime::LogAppend(1_764_140_000_000),
             integrity_tag: tag,
+        }
+    }
+
+    impl Decoder {
+        fn decode_bytes<'a>(
+            &self,
+            key: Option<&'a [u8]>,
+            payload: Option<&'a [u8]>,
+            info: MessageParts<'a>,
+        ) -> Result<ForwardEvent, DecodeError> {
+            self.decode(MessageParts {
+                key,
+                payload,
+                ..info
+            })
         }
     }
 
@@ -192,7 +185,7 @@ mod tests {
     fn gateway_event() -> ForwardEvent {
         let tag = tag(GATEWAY_EVENT);
         decoder()
-            .decode(
+            .decode_bytes(
                 Some(b"org_a"),
                 Some(GATEWAY_EVENT.as_bytes()),
                 info(Some(tag.as_bytes())),
@@ -220,7 +213,7 @@ mod tests {
     fn direct_messages_are_validated_and_get_the_indexers_id() {
         let direct = r#"{"org_id":"org_a","occurred_at":"2026-01-01T02:00:00+02:00","category":"billing","action":"billing.invoice.generated","outcome":"success","actor":{"type":"system","id":"billing"}}"#;
         let event = decoder()
-            .decode(Some(b"org_a"), Some(direct.as_bytes()), info(None))
+            .decode_bytes(Some(b"org_a"), Some(direct.as_bytes()), info(None))
             .expect("valid");
         let expected =
             audit_core::event::id_for_kafka_message("audit.events.v1", 2, 40, 1_764_140_000_000);
@@ -233,13 +226,13 @@ mod tests {
         let unknown = direct.replace("billing.invoice.generated", "billing.teleported");
         assert!(
             decoder()
-                .decode(Some(b"org_a"), Some(unknown.as_bytes()), info(None))
+                .decode_bytes(Some(b"org_a"), Some(unknown.as_bytes()), info(None))
                 .is_err()
         );
         // A forged tag does not skip validation.
         assert!(
             decoder()
-                .decode(
+                .decode_bytes(
                     Some(b"org_a"),
                     Some(unknown.as_bytes()),
                     info(Some(b"v1=forged"))
@@ -254,7 +247,7 @@ mod tests {
         // Straight to Kafka: an internal category is refused, a claimed received_at replaced.
         let forged = r#"{"org_id":"org_a","occurred_at":"2026-01-01T00:00:00Z","received_at":"2000-01-01T00:00:00Z","category":"audit_log","action":"audit_log.exported","outcome":"success","actor":{"type":"user","id":"u_1"}}"#;
         let error = decoder
-            .decode(Some(b"org_a"), Some(forged.as_bytes()), info(None))
+            .decode_bytes(Some(b"org_a"), Some(forged.as_bytes()), info(None))
             .expect_err("internal");
         assert!(
             matches!(
@@ -267,7 +260,7 @@ mod tests {
             .replace("\"audit_log\"", "\"billing\"")
             .replace("audit_log.exported", "billing.invoice.generated");
         let event = decoder
-            .decode(Some(b"org_a"), Some(backdated.as_bytes()), info(None))
+            .decode_bytes(Some(b"org_a"), Some(backdated.as_bytes()), info(None))
             .expect("valid");
         assert_eq!(event.received_at_ms, 1_764_140_000_000, "the broker's time");
         // A gateway tag on an event claiming to be the system's does not pass.
@@ -276,7 +269,7 @@ mod tests {
         let tag = tag(&claims_system);
         assert!(
             decoder
-                .decode(
+                .decode_bytes(
                     Some(b"org_a"),
                     Some(claims_system.as_bytes()),
                     info(Some(tag.as_bytes()))
@@ -293,7 +286,7 @@ mod tests {
         let json = String::from_utf8(system.to_json()).expect("utf-8");
         let tag = tag_as(Signer::System, &json);
         let event = decoder
-            .decode(
+            .decode_bytes(
                 Some(b"org_a"),
                 Some(json.as_bytes()),
                 info(Some(tag.as_bytes())),
@@ -304,7 +297,7 @@ mod tests {
         let mut create = info(None);
         create.time = BrokerTime::Create(946_684_800_000);
         let event = decoder
-            .decode(Some(b"org_a"), Some(backdated.as_bytes()), create)
+            .decode_bytes(Some(b"org_a"), Some(backdated.as_bytes()), create)
             .expect("valid");
         assert!(
             event.received_at_ms > 1_764_140_000_000,
@@ -315,15 +308,19 @@ mod tests {
     #[test]
     fn bad_messages_say_why() {
         let decoder = decoder();
-        assert!(decoder.decode(Some(b"org_a"), None, info(None)).is_err());
         assert!(
             decoder
-                .decode(Some(b"org_a"), Some(b"{not json"), info(None))
+                .decode_bytes(Some(b"org_a"), None, info(None))
+                .is_err()
+        );
+        assert!(
+            decoder
+                .decode_bytes(Some(b"org_a"), Some(b"{not json"), info(None))
                 .is_err()
         );
         let tag = tag(GATEWAY_EVENT);
         let error = decoder
-            .decode(
+            .decode_bytes(
                 Some(b"org_b"),
                 Some(GATEWAY_EVENT.as_bytes()),
                 info(Some(tag.as_bytes())),

@@ -35,7 +35,6 @@ pub mod event;
 pub mod health;
 pub mod health_loop;
 pub mod lane;
-pub mod offsets;
 pub mod ops;
 pub mod parking;
 pub mod polling;
@@ -47,11 +46,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use audit_core::{Catalogue, EventValidator};
+use audit_kafka::consumer::GroupContext;
 use audit_kafka::{ensure_topics, spawn_kafka_probe};
 use audit_runtime::Readiness;
 use audit_runtime::telemetry::PrometheusHandle;
 use audit_settings::{SecretBox, SettingsStore};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureProducer;
 use tokio_util::sync::CancellationToken;
 
@@ -65,11 +65,11 @@ use crate::event::Decoder;
 use crate::health::{HealthRecords, PauseWriter, Registry};
 use crate::health_loop::HealthLoop;
 use crate::lane::{LaneContext, Role};
-use crate::offsets::OffsetTracker;
 use crate::parking::Parker;
-use crate::polling::{ConsumerCore, TrackedContext};
+use crate::polling::{ConsumerCore, TrackedConsumer, TrackedPartitions};
 use crate::retry::RetryConsumer;
 use crate::router::Router;
+use audit_kafka::offsets::OffsetTracker;
 use audit_sinks::SinkContext;
 use audit_sinks::outbound::{ClientTimeouts, build_client};
 
@@ -160,15 +160,17 @@ pub async fn run(
         let mut client = config.kafka.client_config(&client_id);
         config.consumer.tuning.apply(&mut client, group);
         audit_kafka::enable_statistics(&mut client);
-        let consumer: Arc<BaseConsumer<TrackedContext>> =
-            Arc::new(client.create_with_context(TrackedContext::new(
-                if lane_role == Role::Main {
-                    "forwarder"
-                } else {
-                    "forwarder-retry"
-                },
-                tracker.clone(),
-                drain_timeout,
+        let name = if lane_role == Role::Main {
+            "forwarder"
+        } else {
+            "forwarder-retry"
+        };
+        let consumer: Arc<TrackedConsumer> =
+            Arc::new(client.create_with_context(GroupContext::new(
+                "forwarder",
+                name,
+                topic,
+                TrackedPartitions::new(tracker.clone(), drain_timeout),
             ))?);
         consumer.subscribe(&[topic])?;
         Ok(ConsumerCore {

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::BackoffEngine;
 use crate::delivery::{Delivery, ParkReason, ParkedMeta};
-use crate::offsets::Ack;
+use audit_kafka::offsets::Ack;
 
 /// Why and where to park a group of deliveries of one destination.
 #[derive(Debug, Clone)]

@@ -11,37 +11,36 @@
 //! `drain_timeout` for every event to be answered, commit synchronously, abort lanes still
 //! busy (their events are re-read after the restart: at-least-once), leave the group.
 //!
-//! Rebalances are the other half ([`TrackedContext`], called on the polling thread between two
-//! messages): a revoke waits for the revoked partitions' events to be answered and commits
-//! them; an assign starts the partitions under a new epoch (`crate::offsets`).
+//! The loop itself, pausing and the rebalance callbacks are `audit_kafka::consumer`'s (the
+//! indexer's consumer is the same shape); the forwarder's half of a rebalance is
+//! [`TrackedPartitions`]: a revoke waits for the revoked partitions' events to be answered and
+//! commits them; an assign starts the partitions under a new epoch
+//! (`audit_kafka::offsets`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use audit_kafka::StatsContext;
+use audit_kafka::consumer::{self, GroupContext, Partitions, Pause, Polling, Step};
+use audit_kafka::offsets::OffsetTracker;
 use audit_settings::{PlansConfig, SettingsStore, SettingsView};
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::BorrowedMessage;
-use rdkafka::statistics::Statistics;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::offsets::OffsetTracker;
 use crate::router::Router;
 
 /// How often the settings are looked at (a cheap pointer comparison).
 const SETTINGS_TICK: Duration = Duration::from_millis(50);
-/// How long one poll waits for a message.
-const POLL_WAIT: Duration = Duration::from_millis(50);
+
+/// A forwarder group consumer.
+pub type TrackedConsumer = BaseConsumer<GroupContext<TrackedPartitions>>;
 
 /// What both consumer threads hold.
 pub struct ConsumerCore {
     /// `events` or `retry`, in logs and metrics.
     pub role: &'static str,
-    pub consumer: Arc<BaseConsumer<TrackedContext>>,
+    pub consumer: Arc<TrackedConsumer>,
     pub tracker: Arc<OffsetTracker>,
     pub router: Router,
     pub settings: SettingsStore,
@@ -73,61 +72,87 @@ pub trait ConsumerThread {
 }
 
 /// Runs `thread` until shutdown, then drains it (module doc).
-pub fn run(mut thread: impl ConsumerThread, runtime: tokio::runtime::Handle) {
-    let mut view = thread.core().settings.view();
-    {
-        let core = thread.core_mut();
-        core.router.sync(&view, &core.plans);
+pub fn run(thread: impl ConsumerThread, runtime: tokio::runtime::Handle) {
+    let view = thread.core().settings.view();
+    let mut polling = Forwarding {
+        thread,
+        runtime,
+        view,
+        settings_checked: Instant::now(),
+        last_commit: Instant::now(),
+        paused: false,
+    };
+    polling.follow(true);
+    consumer::run(polling);
+}
+
+/// A [`ConsumerThread`] in `audit_kafka::consumer`'s loop.
+struct Forwarding<T> {
+    thread: T,
+    runtime: tokio::runtime::Handle,
+    view: Arc<SettingsView>,
+    settings_checked: Instant,
+    last_commit: Instant,
+    paused: bool,
+}
+
+impl<T: ConsumerThread> Forwarding<T> {
+    /// Re-routes the lanes when the settings changed (or `force`).
+    fn follow(&mut self, force: bool) {
+        let current = self.thread.core().settings.view();
+        if force || !Arc::ptr_eq(&current, &self.view) {
+            self.view = current;
+            let core = self.thread.core_mut();
+            core.router.sync(&self.view, &core.plans);
+        }
     }
-    let mut settings_checked = Instant::now();
-    let mut last_commit = Instant::now();
-    let mut paused = false;
-    let mut paused_assignments = 0;
-    while !thread.core().shutdown.is_cancelled() {
-        if settings_checked.elapsed() >= SETTINGS_TICK {
-            settings_checked = Instant::now();
-            let current = thread.core().settings.view();
-            if !Arc::ptr_eq(&current, &view) {
-                view = current;
-                let core = thread.core_mut();
-                core.router.sync(&view, &core.plans);
-            }
-            thread.tick(&view, &runtime);
+}
+
+impl<T: ConsumerThread> Polling for Forwarding<T> {
+    type Partitions = TrackedPartitions;
+
+    fn consumer(&self) -> &Arc<TrackedConsumer> {
+        &self.thread.core().consumer
+    }
+
+    fn stopping(&self) -> bool {
+        self.thread.core().shutdown.is_cancelled()
+    }
+
+    fn before_poll(&mut self, _pause: &mut Pause) -> Step {
+        if self.settings_checked.elapsed() >= SETTINGS_TICK {
+            self.settings_checked = Instant::now();
+            self.follow(false);
+            self.thread.tick(&self.view, &self.runtime);
         }
-        let core = thread.core();
+        let core = self.thread.core();
         let over = core.tracker.is_full(core.max_buffered_events);
-        let assignments = core.consumer.context().assignments();
-        if over != paused || (paused && assignments != paused_assignments) {
-            if over && !paused {
-                tracing::info!(
-                    consumer = core.role,
-                    in_flight = core.tracker.in_flight(),
-                    tracked = core.tracker.tracked(),
-                    "buffer full: pausing consumption"
-                );
-            }
-            set_paused(&core.consumer, over, core.role);
-            paused = over;
-            paused_assignments = assignments;
-            if !over {
-                thread.resumed();
-            }
+        if over && !self.paused {
+            tracing::info!(
+                consumer = core.role,
+                in_flight = core.tracker.in_flight(),
+                tracked = core.tracker.tracked(),
+                "buffer full: pausing consumption"
+            );
         }
-        let consumer = thread.core().consumer.clone();
-        match consumer.poll(POLL_WAIT) {
-            None => {}
-            Some(Err(error)) => {
-                let role = thread.core().role;
-                metrics::counter!("forwarder_poll_errors_total", "consumer" => role).increment(1);
-                tracing::warn!(consumer = role, %error, "poll error");
-            }
-            Some(Ok(message)) => thread.accept(&message, &view, &runtime),
-        }
-        if last_commit.elapsed() >= thread.core().commit_interval {
-            last_commit = Instant::now();
-            let core = thread.core();
+        self.paused = over;
+        Step::Poll { paused: over }
+    }
+
+    fn resumed(&mut self) {
+        self.thread.resumed();
+    }
+
+    fn accept(&mut self, message: &BorrowedMessage<'_>) {
+        self.thread.accept(message, &self.view, &self.runtime);
+    }
+
+    fn after_poll(&mut self) {
+        let core = self.thread.core();
+        if self.last_commit.elapsed() >= core.commit_interval {
+            self.last_commit = Instant::now();
             let offsets = core.tracker.to_commit();
-            commit(
+            consumer::commit(
                 &core.consumer,
                 core.tracker.topic(),
                 &offsets,
@@ -135,172 +160,84 @@ pub fn run(mut thread: impl ConsumerThread, runtime: tokio::runtime::Handle) {
             );
         }
     }
-    drain(thread.core_mut(), &runtime);
-}
 
-fn drain(core: &mut ConsumerCore, runtime: &tokio::runtime::Handle) {
-    tracing::info!(
-        consumer = core.role,
-        in_flight = core.tracker.in_flight(),
-        "consumer draining"
-    );
-    let lanes = core.router.close();
-    let drained = core.tracker.wait_drained(None, core.drain_timeout);
-    let offsets = core.tracker.to_commit();
-    commit(
-        &core.consumer,
-        core.tracker.topic(),
-        &offsets,
-        CommitMode::Sync,
-    );
-    if !drained {
-        tracing::warn!(
+    fn drain(mut self) {
+        let core = self.thread.core_mut();
+        tracing::info!(
             consumer = core.role,
             in_flight = core.tracker.in_flight(),
-            "not every event was answered in time; they will be re-read (at-least-once)"
+            "consumer draining"
         );
-        for lane in &lanes {
-            lane.abort();
+        let lanes = core.router.close();
+        let drained = core.tracker.wait_drained(None, core.drain_timeout);
+        let offsets = core.tracker.committable();
+        consumer::commit(
+            &core.consumer,
+            core.tracker.topic(),
+            &offsets,
+            CommitMode::Sync,
+        );
+        if !drained {
+            tracing::warn!(
+                consumer = core.role,
+                in_flight = core.tracker.in_flight(),
+                "not every event was answered in time; they will be re-read (at-least-once)"
+            );
+            for lane in &lanes {
+                lane.abort();
+            }
         }
+        self.runtime.block_on(async {
+            for lane in lanes {
+                let _ = tokio::time::timeout(Duration::from_secs(2), lane).await;
+            }
+        });
+        core.consumer.context().partitions().set_closing();
+        core.consumer.unsubscribe();
+        tracing::info!(consumer = core.role, drained, "consumer stopped");
     }
-    runtime.block_on(async {
-        for lane in lanes {
-            let _ = tokio::time::timeout(Duration::from_secs(2), lane).await;
-        }
-    });
-    core.consumer.context().set_closing();
-    core.consumer.unsubscribe();
-    tracing::info!(consumer = core.role, drained, "consumer stopped");
 }
 
-/// The context of both consumers: lag metrics, and the rebalance half of the protocol.
-pub struct TrackedContext {
-    role: &'static str,
+/// The forwarder's half of a rebalance: a revoke waits (up to the drain timeout) for the
+/// revoked partitions' events to be answered and returns their offsets; an assign starts
+/// them under a new epoch.
+pub struct TrackedPartitions {
     tracker: Arc<OffsetTracker>,
-    stats: StatsContext,
     drain_timeout: Duration,
     /// Set at shutdown, when the drain already happened.
     closing: AtomicBool,
-    assignments: AtomicU64,
 }
 
-impl TrackedContext {
-    pub fn new(role: &'static str, tracker: Arc<OffsetTracker>, drain_timeout: Duration) -> Self {
+impl TrackedPartitions {
+    pub fn new(tracker: Arc<OffsetTracker>, drain_timeout: Duration) -> Self {
         Self {
-            role,
             tracker,
-            stats: StatsContext::new(role),
             drain_timeout,
             closing: AtomicBool::new(false),
-            assignments: AtomicU64::new(0),
         }
-    }
-
-    pub fn tracker(&self) -> &Arc<OffsetTracker> {
-        &self.tracker
     }
 
     pub fn set_closing(&self) {
         self.closing.store(true, Ordering::Relaxed);
     }
-
-    /// Incremented on every assignment (to re-apply a pause to new partitions).
-    pub fn assignments(&self) -> u64 {
-        self.assignments.load(Ordering::Relaxed)
-    }
 }
 
-impl ClientContext for TrackedContext {
-    fn stats(&self, statistics: Statistics) {
-        self.stats.record(&statistics);
-    }
-
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        audit_kafka::log_client_error(self.role, &error, reason);
-    }
-}
-
-impl ConsumerContext for TrackedContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(list) = rebalance else {
-            return;
-        };
-        let revoked: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
-        if revoked.is_empty() {
-            return;
-        }
-        metrics::counter!("forwarder_rebalances_total", "consumer" => self.role, "kind" => "revoke")
-            .increment(1);
+impl Partitions for TrackedPartitions {
+    fn revoking(&self, partitions: &[i32]) -> Vec<(i32, i64)> {
         let drained = self.closing.load(Ordering::Relaxed)
             || self
                 .tracker
-                .wait_drained(Some(&revoked), self.drain_timeout);
-        let offsets = self.tracker.revoke(&revoked);
-        commit(consumer, self.tracker.topic(), &offsets, CommitMode::Sync);
-        tracing::info!(
-            consumer = self.role,
-            ?revoked,
-            drained,
-            "partitions revoked"
-        );
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance {
-            let assigned: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
-            self.tracker.assign(&assigned);
-            self.assignments.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!("forwarder_rebalances_total", "consumer" => self.role, "kind" => "assign")
-                .increment(1);
-            tracing::info!(consumer = self.role, ?assigned, "partitions assigned");
+                .wait_drained(Some(partitions), self.drain_timeout);
+        if !drained {
+            tracing::warn!(
+                ?partitions,
+                "revoked partitions still have events in flight; the next owner re-reads them"
+            );
         }
+        self.tracker.revoke(partitions)
     }
 
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(error) = result {
-            metrics::counter!("forwarder_commit_errors_total", "consumer" => self.role)
-                .increment(1);
-            tracing::warn!(consumer = self.role, %error, "offset commit failed (the next one covers it)");
-        }
-    }
-}
-
-/// Commits `offsets` of `topic`.
-pub fn commit(
-    consumer: &BaseConsumer<TrackedContext>,
-    topic: &str,
-    offsets: &[(i32, i64)],
-    mode: CommitMode,
-) {
-    if offsets.is_empty() {
-        return;
-    }
-    let mut list = TopicPartitionList::new();
-    for (partition, offset) in offsets {
-        let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*offset));
-    }
-    if let Err(error) = consumer.commit(&list, mode) {
-        tracing::warn!(%error, "offset commit could not be sent; the next one covers it");
-    }
-}
-
-/// Pauses or resumes every assigned partition.
-pub fn set_paused(consumer: &BaseConsumer<TrackedContext>, pause: bool, role: &'static str) {
-    let Ok(assignment) = consumer.assignment() else {
-        return;
-    };
-    let result = if pause {
-        consumer.pause(&assignment)
-    } else {
-        consumer.resume(&assignment)
-    };
-    drop(assignment);
-    metrics::gauge!("forwarder_consumer_paused", "consumer" => role).set(if pause {
-        1.0
-    } else {
-        0.0
-    });
-    if let Err(error) = result {
-        tracing::warn!(%error, pause, "pause/resume failed");
+    fn assigned(&self, partitions: &[i32]) {
+        self.tracker.assign(partitions);
     }
 }

@@ -33,21 +33,23 @@
 //!   stored anyway.
 //! * **Shutdown**: stop polling, end the open batch, wait for the writer to drain, commit
 //!   synchronously, close the consumer.
+//!
+//! The loop, pausing and the rebalance callbacks are `audit_kafka::consumer`'s, the offsets
+//! `audit_kafka::offsets`' (the forwarder's consumers are the same shape); this module says
+//! what the indexer does before each poll, with each message and on a revoke.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use audit_core::EventValidator;
 use audit_core::integrity::IntegrityKey;
-use audit_kafka::StatsContext;
-use audit_settings::{PlansConfig, SettingsStore};
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
+use audit_kafka::consumer::{self, GroupContext, Partitions, Pause, Polling, Step};
+use audit_settings::{PlansConfig, SettingsStore, SettingsView};
+use rdkafka::Offset;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::statistics::Statistics;
-use rdkafka::{Offset, TopicPartitionList};
 use time::OffsetDateTime;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::BatchConfig;
@@ -57,75 +59,42 @@ use crate::shared::{DeadMessage, Shared};
 /// How long the writer's queue may stay full before the partitions are paused.
 const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
-/// The consumer's context: lag metrics from statistics, and the rebalance protocol above.
-pub struct IndexerContext {
+/// The indexer's group consumer.
+pub type IndexerConsumer = BaseConsumer<GroupContext<IndexerPartitions>>;
+
+/// The indexer's half of a rebalance (module doc).
+pub struct IndexerPartitions {
     shared: Arc<Shared>,
-    stats: StatsContext,
 }
 
-impl IndexerContext {
+impl IndexerPartitions {
     pub fn new(shared: Arc<Shared>) -> Self {
-        Self {
-            shared,
-            stats: StatsContext::new("indexer"),
-        }
+        Self { shared }
     }
 }
 
-impl ClientContext for IndexerContext {
-    fn stats(&self, statistics: Statistics) {
-        self.stats.record(&statistics);
-    }
-
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        audit_kafka::log_client_error("indexer", &error, reason);
-    }
-}
-
-impl ConsumerContext for IndexerContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(list) = rebalance else {
-            return;
-        };
-        let revoked: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
-        if revoked.is_empty() {
-            return;
-        }
-        metrics::counter!("indexer_rebalances_total", "kind" => "revoke").increment(1);
+impl Partitions for IndexerPartitions {
+    fn revoking(&self, partitions: &[i32]) -> Vec<(i32, i64)> {
         // The open batch already streams rows of the revoked partitions: end it and let the
         // writer finish it, so their offsets can be committed before the partitions go.
         let drained = self.shared.drain();
-        let offsets = self.shared.acked_offsets(&revoked);
-        if offsets.count() > 0
-            && let Err(error) = consumer.commit(&offsets, CommitMode::Sync)
-        {
-            tracing::warn!(%error, "commit on revoke failed; the next owner re-reads (deduplicated)");
+        if !drained {
+            tracing::warn!(
+                ?partitions,
+                "the writer did not finish in time; the next owner re-reads (deduplicated)"
+            );
         }
-        drop(offsets);
-        self.shared.release(&revoked);
-        tracing::info!(?revoked, drained, "partitions revoked");
+        self.shared.release(partitions)
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance {
-            let assigned: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
-            self.shared.assign(&assigned);
-            metrics::counter!("indexer_rebalances_total", "kind" => "assign").increment(1);
-            tracing::info!(?assigned, "partitions assigned");
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(error) = result {
-            metrics::counter!("indexer_commit_errors_total").increment(1);
-            tracing::warn!(%error, "offset commit failed (will be retried with the next batch)");
-        }
+    fn assigned(&self, partitions: &[i32]) {
+        self.shared.assign(partitions);
     }
 }
 
 /// Everything the consumer thread needs.
 pub struct ConsumerLoop {
-    pub consumer: Arc<BaseConsumer<IndexerContext>>,
+    pub consumer: Arc<IndexerConsumer>,
     pub shared: Arc<Shared>,
     pub validator: Arc<EventValidator>,
     /// Verifies the platform's integrity tags (tagged messages skip validation).
@@ -139,125 +108,138 @@ pub struct ConsumerLoop {
 impl ConsumerLoop {
     /// Runs until shutdown; then hands over the last batch, waits for it and returns.
     pub fn run(self) {
-        let mut paused = false;
-        let mut resume_at: Option<Instant> = None;
-        let mut waiting_since: Option<Instant> = None;
         // Follow settings changes message by message (a change check is one atomic load).
         let mut changes = self.settings.subscribe();
-        let mut settings = changes.borrow_and_update().clone();
-        while !self.shutdown.is_cancelled() {
-            if let Some(at) = self.shared.take_rewind() {
-                self.rewind(paused);
-                paused = false;
-                resume_at = Some(at);
-            }
-            let waiting = match self.shared.flush() {
-                Ok(waiting) => waiting,
-                Err(()) => {
-                    tracing::error!("writer stopped; indexer consumer exits");
-                    return;
-                }
-            };
-            let backing_off = resume_at.is_some_and(|at| Instant::now() < at);
-            // The writer's queue frees up within milliseconds while ClickHouse keeps up: wait
-            // for it without polling. Pausing would make librdkafka drop its prefetched
-            // messages and fetch them again.
-            let waited = waiting_since.map_or(Duration::ZERO, |since| since.elapsed());
-            if waiting && waited < PAUSE_AFTER && !backing_off {
-                waiting_since.get_or_insert_with(Instant::now);
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
-            }
-            if !waiting {
-                waiting_since = None;
-            }
-            // While the writer stays full or a failed insert is backed off, keep polling
-            // paused so rebalances are served and the group keeps us, without fetching more.
-            let pause = waiting || backing_off;
-            if pause != paused {
-                self.set_paused(pause);
-                paused = pause;
-            }
-            if changes.has_changed().unwrap_or(false) {
-                settings = changes.borrow_and_update().clone();
-            }
-            match self.consumer.poll(Duration::from_millis(50)) {
-                None => {}
-                Some(Err(error)) => {
-                    metrics::counter!("indexer_poll_errors_total").increment(1);
-                    tracing::warn!(%error, "poll error");
-                }
-                Some(Ok(message)) => self.accept(&message, &settings),
-            }
-            if !backing_off && self.due() {
-                self.shared.end_batch();
-            }
-        }
-        // Shutdown: hand over what we have, wait for the writer, commit synchronously.
-        let drained = self.shared.drain();
-        let offsets = self.shared.acked_offsets(&self.shared.owned_partitions());
-        if offsets.count() > 0
-            && let Err(error) = self.consumer.commit(&offsets, CommitMode::Sync)
-        {
-            tracing::warn!(%error, "final commit failed; uncommitted batches will be re-read (deduplicated)");
-        }
-        drop(offsets);
-        // Closing the queue lets the writer finish.
-        self.shared.close_queue();
-        tracing::info!(drained, "indexer consumer stopped");
+        let settings = changes.borrow_and_update().clone();
+        consumer::run(Indexing {
+            owner: self,
+            changes,
+            settings,
+            resume_at: None,
+            waiting_since: None,
+            writer_gone: false,
+        });
+    }
+}
+
+/// The consumer thread's state in `audit_kafka::consumer`'s loop.
+struct Indexing {
+    owner: ConsumerLoop,
+    changes: watch::Receiver<Arc<SettingsView>>,
+    settings: Arc<SettingsView>,
+    /// A failed insert is backed off until then.
+    resume_at: Option<Instant>,
+    /// Since when the writer's queue is full.
+    waiting_since: Option<Instant>,
+    writer_gone: bool,
+}
+
+impl Polling for Indexing {
+    type Partitions = IndexerPartitions;
+
+    fn consumer(&self) -> &Arc<IndexerConsumer> {
+        &self.owner.consumer
     }
 
+    fn stopping(&self) -> bool {
+        self.owner.shutdown.is_cancelled()
+    }
+
+    fn before_poll(&mut self, pause: &mut Pause) -> Step {
+        let shared = &self.owner.shared;
+        if let Some(at) = shared.take_rewind() {
+            self.rewind(pause);
+            self.resume_at = Some(at);
+        }
+        let Ok(waiting) = shared.flush() else {
+            tracing::error!("writer stopped; indexer consumer exits");
+            self.writer_gone = true;
+            return Step::Stop;
+        };
+        let backing_off = self.resume_at.is_some_and(|at| Instant::now() < at);
+        // The writer's queue frees up within milliseconds while ClickHouse keeps up: wait
+        // for it without polling. Pausing would make librdkafka drop its prefetched
+        // messages and fetch them again.
+        let waited = self
+            .waiting_since
+            .map_or(Duration::ZERO, |since| since.elapsed());
+        if waiting && waited < PAUSE_AFTER && !backing_off {
+            self.waiting_since.get_or_insert_with(Instant::now);
+            return Step::Wait(Duration::from_millis(1));
+        }
+        if !waiting {
+            self.waiting_since = None;
+        }
+        if self.changes.has_changed().unwrap_or(false) {
+            self.settings = self.changes.borrow_and_update().clone();
+        }
+        // While the writer stays full or a failed insert is backed off, keep polling
+        // paused so rebalances are served and the group keeps us, without fetching more.
+        Step::Poll {
+            paused: waiting || backing_off,
+        }
+    }
+
+    fn accept(&mut self, message: &BorrowedMessage<'_>) {
+        self.owner.accept(message, &self.settings);
+    }
+
+    fn after_poll(&mut self) {
+        let backing_off = self.resume_at.is_some_and(|at| Instant::now() < at);
+        if !backing_off && self.owner.shared.due(&self.owner.batch) {
+            self.owner.shared.end_batch();
+        }
+    }
+
+    fn drain(self) {
+        let owner = self.owner;
+        if self.writer_gone {
+            return;
+        }
+        // Shutdown: hand over what we have, wait for the writer, commit synchronously.
+        let drained = owner.shared.drain();
+        let offsets = owner.shared.tracker.committable();
+        consumer::commit(
+            &owner.consumer,
+            &owner.shared.topic,
+            &offsets,
+            CommitMode::Sync,
+        );
+        // Closing the queue lets the writer finish.
+        owner.shared.close_queue();
+        tracing::info!(drained, "indexer consumer stopped");
+    }
+}
+
+impl Indexing {
     /// Seeks every owned partition back to its first offset not yet written.
-    fn rewind(&self, paused: bool) {
+    fn rewind(&self, pause: &mut Pause) {
         metrics::counter!("indexer_rewinds_total").increment(1);
         // Seek on fetching partitions; the loop pauses them again for the backoff.
-        if paused {
-            self.set_paused(false);
-        }
-        for (partition, offset) in self.shared.rewind_positions() {
-            if let Err(error) = self.consumer.seek(
-                &self.shared.topic,
+        pause.set(&self.owner.consumer, false);
+        let shared = &self.owner.shared;
+        for (partition, offset) in shared.rewind_positions() {
+            if let Err(error) = self.owner.consumer.seek(
+                &shared.topic,
                 partition,
                 Offset::Offset(offset),
                 Duration::from_secs(10),
             ) {
                 // Reading on from here would skip unwritten rows: try the rewind again.
                 tracing::warn!(%error, partition, offset, "seek failed; rewinding again");
-                self.shared
-                    .request_rewind(Instant::now() + Duration::from_millis(500));
+                shared.request_rewind(Instant::now() + Duration::from_millis(500));
                 return;
             }
             tracing::info!(partition, offset, "re-reading from the last written offset");
         }
     }
+}
 
-    fn set_paused(&self, pause: bool) {
-        let Ok(assignment) = self.consumer.assignment() else {
-            return;
-        };
-        let result = if pause {
-            self.consumer.pause(&assignment)
-        } else {
-            self.consumer.resume(&assignment)
-        };
-        drop(assignment);
-        metrics::gauge!("indexer_paused").set(if pause { 1.0 } else { 0.0 });
-        match result {
-            Ok(()) if pause => tracing::debug!("consumption paused"),
-            Ok(()) => tracing::debug!("consumption resumed"),
-            Err(error) => tracing::warn!(%error, pause, "pause/resume failed"),
-        }
-    }
-
-    /// Whether the batch being built should end now.
-    fn due(&self) -> bool {
-        self.shared.due(&self.batch)
-    }
-
-    fn accept(&self, message: &BorrowedMessage<'_>, settings: &audit_settings::SettingsView) {
+impl ConsumerLoop {
+    fn accept(&self, message: &BorrowedMessage<'_>, settings: &SettingsView) {
         let partition = message.partition();
         let offset = message.offset();
-        self.shared.note_read(partition, offset);
+        let epoch = self.shared.note_read(partition, offset);
         let decoder = Decoder {
             validator: &self.validator,
             integrity: &self.integrity,
@@ -270,7 +252,7 @@ impl ConsumerLoop {
             Ok(row) => {
                 let behind = u64::try_from(now_ms - row.broker_ms)
                     .is_ok_and(|age| age > self.batch.max_wait_ms);
-                self.shared.add_row(partition, offset, row, behind);
+                self.shared.add_row((partition, offset, epoch), row, behind);
             }
             Err(dead) => {
                 metrics::counter!("indexer_invalid_messages_total").increment(1);
@@ -282,6 +264,7 @@ impl ConsumerLoop {
                         payload: message.payload().unwrap_or_default().to_vec(),
                         reason: dead.to_string(),
                     },
+                    epoch,
                     broker_ms,
                 );
             }

@@ -21,12 +21,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use audit_core::{Catalogue, EventValidator};
+use audit_kafka::consumer::GroupContext;
 use audit_kafka::{DeadLetterWriter, ProducerTuning, ensure_topics, spawn_kafka_probe};
 use audit_runtime::telemetry::PrometheusHandle;
 use audit_runtime::{Readiness, ops_router};
 use audit_settings::SettingsStore;
 use audit_store::Store;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureProducer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -96,9 +97,13 @@ pub async fn run(
         .tuning
         .apply(&mut consumer_config, &config.consumer.group_id);
     audit_kafka::enable_statistics(&mut consumer_config);
-    let kafka_consumer: Arc<BaseConsumer<consumer::IndexerContext>> = Arc::new(
-        consumer_config.create_with_context(consumer::IndexerContext::new(shared.clone()))?,
-    );
+    let kafka_consumer: Arc<consumer::IndexerConsumer> =
+        Arc::new(consumer_config.create_with_context(GroupContext::new(
+            "indexer",
+            "indexer",
+            &config.topics.events,
+            consumer::IndexerPartitions::new(shared.clone()),
+        ))?);
     kafka_consumer.subscribe(&[&config.topics.events])?;
 
     let mut producer_config = config.kafka.client_config("indexer-dead-letters");

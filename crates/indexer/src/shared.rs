@@ -1,5 +1,6 @@
 //! The state the consumer thread, its rebalance callbacks and the writer task share: the
-//! batch being built and the pieces waiting for the writer, offsets written per partition,
+//! batch being built and the pieces waiting for the writer, the offsets (the shared
+//! `audit_kafka::offsets::OffsetTracker`: a message is answered when its batch is written),
 //! the rewind epoch, the writer's row cap while it isolates refused rows, and progress.
 //! The protocol it serves is described in [`crate::consumer`]; everything here is bookkeeping
 //! without IO, unit-tested in each module.
@@ -7,18 +8,18 @@
 //! The state is one struct; its methods are grouped by who calls them: `batch` defines
 //! what travels from the consumer thread to the writer, `building` is the consumer thread's
 //! side (building batches, handing them over, rewinding, draining), `offsets` the partitions
-//! owned and the offsets written, sealed and committable. Here: the struct, the rewind epoch
+//! owned and the offsets written, sealed and committable, kept by the tracker. Here: the struct, the rewind epoch
 //! and the writer's row cap.
 
 mod batch;
 mod building;
 mod offsets;
 
-use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use audit_kafka::offsets::OffsetTracker;
 use tokio::sync::mpsc;
 
 use crate::progress::Progress;
@@ -36,12 +37,10 @@ pub struct Shared {
     /// Ended batches handed over (or waiting to be) and not yet written or abandoned.
     in_flight: Mutex<usize>,
     drained: Condvar,
-    /// Partitions currently owned.
-    owned: Mutex<HashSet<i32>>,
-    /// Next offset to commit per owned partition (last written + 1).
-    acked: Mutex<BTreeMap<i32, i64>>,
-    /// First offset read per owned partition: where a rewind goes while nothing is written.
-    first_read: Mutex<BTreeMap<i32, i64>>,
+    /// The partitions owned and their offsets: every message read is answered when the
+    /// batch holding it is written; with tamper evidence on, commits are held at the last
+    /// sealed window (a crash re-reads the open window, see [`crate::sealer`]).
+    pub(crate) tracker: Arc<OffsetTracker>,
     /// Current rewind generation; bumped by the writer when an insert fails.
     epoch: AtomicU64,
     /// A rewind the consumer thread has still to carry out: read again after this instant.
@@ -57,10 +56,6 @@ pub struct Shared {
     row_limit: AtomicUsize,
     /// Whether writing makes progress (stall reporting).
     pub progress: Mutex<Progress>,
-    /// With tamper evidence on: per partition, the end of the last sealed window. Offsets are
-    /// committed up to it and never beyond (a crash re-reads the open window, see
-    /// [`crate::sealer`]). `None`: no sealing, offsets follow the written batches.
-    sealed: Mutex<Option<BTreeMap<i32, i64>>>,
     /// Whether the writer is sealing; a revoke waits for it to finish.
     seal_gate: Mutex<bool>,
     seal_done: Condvar,
@@ -75,16 +70,13 @@ impl Shared {
             queue: Mutex::new(Some(queue)),
             in_flight: Mutex::new(0),
             drained: Condvar::new(),
-            owned: Mutex::new(HashSet::new()),
-            acked: Mutex::new(BTreeMap::new()),
-            first_read: Mutex::new(BTreeMap::new()),
+            tracker: OffsetTracker::new(topic),
             epoch: AtomicU64::new(0),
             rewind: Mutex::new(None),
             batches_started: AtomicU64::new(0),
             batches_finished: AtomicU64::new(0),
             row_limit: AtomicUsize::new(usize::MAX),
             progress: Mutex::new(Progress::default()),
-            sealed: Mutex::new(None),
             seal_gate: Mutex::new(false),
             seal_done: Condvar::new(),
             drain_timeout,
@@ -140,7 +132,7 @@ mod test_support {
     /// A row of the batch being built, without the side effects of [`Shared::add_row`].
     pub(super) fn add_row(shared: &Shared, partition: i32, offset: i64) {
         let mut building = lock(&shared.building);
-        building.current.track(partition, offset);
+        building.current.track(partition, offset, None);
         building.current.rows += 1;
         building.chunk.push(PendingEvent {
             org_id: "org_a".into(),

@@ -41,10 +41,10 @@ use audit_kafka::DeadLetterWriter;
 use audit_runtime::Readiness;
 use audit_store::{PendingEvent, Store};
 use backon::{ExponentialBackoff, ExponentialBuilder};
-use rdkafka::consumer::{BaseConsumer, CommitMode};
+use rdkafka::consumer::CommitMode;
 use tokio::sync::mpsc;
 
-use crate::consumer::IndexerContext;
+use crate::consumer::IndexerConsumer;
 use crate::sealer::{OpenLeaf, SealOutcome, Sealer};
 use crate::shared::{DeadMessage, Piece, Shared};
 use batch::{Ended, Finishing, Open, end_all, flatten};
@@ -54,7 +54,7 @@ use sealing::{Sealing, in_flight};
 pub struct Writer {
     pub store: Store,
     pub dead_letters: DeadLetterWriter,
-    pub consumer: Arc<BaseConsumer<IndexerContext>>,
+    pub consumer: Arc<IndexerConsumer>,
     pub shared: Arc<Shared>,
     pub backoff: ExponentialBuilder,
     pub readiness: Readiness,

@@ -3,8 +3,8 @@
 
 use super::{Item, Lane, Role, ms};
 use crate::delivery::{Delivery, ParkReason};
-use crate::offsets::Ack;
 use crate::parking::{DeadInfo, ParkInfo};
+use audit_kafka::offsets::Ack;
 use audit_sinks::Attempt;
 
 impl Lane {

@@ -49,16 +49,22 @@ pub struct Batch {
     pub dead: Vec<DeadMessage>,
     /// Per partition: first and last offset contained.
     pub ranges: BTreeMap<i32, (i64, i64)>,
+    /// Per partition: the epoch its messages were read under (their answers count only while
+    /// it is current); absent for a partition that was not owned.
+    pub epochs: BTreeMap<i32, u64>,
     pub bytes: usize,
     pub started: Option<Instant>,
 }
 
 impl Batch {
-    pub(super) fn track(&mut self, partition: i32, offset: i64) {
+    pub(super) fn track(&mut self, partition: i32, offset: i64, epoch: Option<u64>) {
         self.ranges
             .entry(partition)
             .and_modify(|range| range.1 = offset)
             .or_insert((offset, offset));
+        if let Some(epoch) = epoch {
+            self.epochs.insert(partition, epoch);
+        }
         self.started.get_or_insert_with(Instant::now);
     }
 
@@ -103,7 +109,7 @@ mod tests {
             !batch.due(&config, false, usize::MAX),
             "an empty batch never ends"
         );
-        batch.track(0, 1);
+        batch.track(0, 1, None);
         batch.rows = 1;
         assert!(!batch.due(&config, false, usize::MAX));
         std::thread::sleep(Duration::from_millis(30));

@@ -87,16 +87,15 @@ impl Shared {
         Ok(false)
     }
 
-    /// Remembers the first offset read of a partition since it was assigned (where a rewind
-    /// goes while nothing of it is written).
-    pub(crate) fn note_read(&self, partition: i32, offset: i64) {
-        lock(&self.first_read).entry(partition).or_insert(offset);
-    }
-
     /// Adds a decoded row to the batch being built. `behind`: the row was already older than
     /// `max_wait` when read (a backlog).
-    pub(crate) fn add_row(&self, partition: i32, offset: i64, row: PendingEvent, behind: bool) {
-        let mut building = self.building_with(partition, offset, row.broker_ms);
+    pub(crate) fn add_row(
+        &self,
+        (partition, offset, epoch): (i32, i64, Option<u64>),
+        row: PendingEvent,
+        behind: bool,
+    ) {
+        let mut building = self.building_with((partition, offset, epoch), row.broker_ms);
         building.behind = behind;
         let bytes = row.approx_bytes();
         building.current.bytes += bytes;
@@ -110,8 +109,8 @@ impl Shared {
     }
 
     /// Adds a message that is dead-lettered (with the batch) instead of inserted.
-    pub(crate) fn add_dead(&self, dead: DeadMessage, broker_ms: i64) {
-        let mut building = self.building_with(dead.partition, dead.offset, broker_ms);
+    pub(crate) fn add_dead(&self, dead: DeadMessage, epoch: Option<u64>, broker_ms: i64) {
+        let mut building = self.building_with((dead.partition, dead.offset, epoch), broker_ms);
         building.current.bytes += dead.payload.len();
         building.current.dead.push(dead);
     }
@@ -119,8 +118,7 @@ impl Shared {
     /// The batch being built, with one more message of `partition` at `offset` accounted for.
     fn building_with(
         &self,
-        partition: i32,
-        offset: i64,
+        (partition, offset, epoch): (i32, i64, Option<u64>),
         broker_ms: i64,
     ) -> std::sync::MutexGuard<'_, Building> {
         lock(&self.progress).read(broker_ms, Instant::now());
@@ -128,7 +126,7 @@ impl Shared {
         if building.current.is_empty() {
             self.batches_started.fetch_add(1, Ordering::SeqCst);
         }
-        building.current.track(partition, offset);
+        building.current.track(partition, offset, epoch);
         building
     }
 
@@ -229,9 +227,16 @@ mod tests {
     #[test]
     fn a_rewind_drops_what_was_not_handed_over_and_resumes_after_the_last_written_batch() {
         let (shared, _receiver) = shared(1);
-        lock(&shared.owned).extend([0, 1, 2]);
-        lock(&shared.first_read).extend([(0, 5), (1, 7)]);
-        lock(&shared.acked).insert(0, 20);
+        shared.assign(&[0, 1, 2]);
+        let mut written = Batch::default();
+        for offset in 5..20 {
+            written.track(0, offset, shared.note_read(0, offset));
+        }
+        *lock(&shared.in_flight) += 1;
+        shared.batch_written(&written);
+        shared.note_read(0, 20);
+        shared.note_read(1, 7);
+        shared.note_read(1, 8);
         add_row(&shared, 1, 7);
         shared.end_batch();
         add_row(&shared, 1, 8);

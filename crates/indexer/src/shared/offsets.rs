@@ -1,42 +1,28 @@
-//! Partitions and offsets in [`Shared`]: the partitions owned (assigned, released on a
-//! revoke), the next offset to commit per partition once a batch is written, where a rewind
-//! resumes, and — with tamper evidence on — the sealed boundaries that cap what is committed.
-//! Also the count of batches in flight that a drain waits for.
+//! Partitions and offsets in [`Shared`], kept by the shared `OffsetTracker`: every message read
+//! is answered when its batch is written (in order, so a batch answers everything of its
+//! partitions up to its last offset); a rewind reads again from the first unanswered offset;
+//! with tamper evidence on, commits are held at the sealed boundaries. Also the count of
+//! batches in flight that a drain waits for.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-use rdkafka::{Offset, TopicPartitionList};
 
 use super::{Batch, Shared, lock};
 
 impl Shared {
     /// Called by the writer when a batch is fully acknowledged downstream.
-    /// Returns the offsets to commit (only for partitions still owned).
-    pub fn batch_written(&self, batch: &Batch) -> TopicPartitionList {
-        let owned = lock(&self.owned);
-        let mut acked = lock(&self.acked);
+    /// Returns the offsets to commit (only for partitions still owned under the epoch the
+    /// batch was read in).
+    pub fn batch_written(&self, batch: &Batch) -> Vec<(i32, i64)> {
         for (partition, (_, last)) in &batch.ranges {
-            if !owned.contains(partition) {
-                continue;
+            if let Some(epoch) = batch.epochs.get(partition) {
+                self.tracker.answer_through(*partition, *epoch, *last);
             }
-            let next = last + 1;
-            let entry = acked.entry(*partition).or_insert(next);
-            *entry = (*entry).max(next);
         }
-        let partitions: Vec<i32> = batch
-            .ranges
-            .keys()
-            .filter(|p| owned.contains(p))
-            .copied()
-            .collect();
-        drop(acked);
-        drop(owned);
-        let list = self.acked_offsets(&partitions);
         lock(&self.progress).batch_written(Instant::now());
         self.batch_finished();
-        list
+        self.tracker.to_commit()
     }
 
     /// Called for an ended batch that will not be written (stale after a rewind): it is
@@ -64,70 +50,48 @@ impl Shared {
         !result.timed_out()
     }
 
-    /// The offsets to commit for `partitions`: after their last written batch, or — with
-    /// sealing — after their last sealed window.
-    pub(crate) fn acked_offsets(&self, partitions: &[i32]) -> TopicPartitionList {
-        let acked = lock(&self.acked);
-        let sealed = lock(&self.sealed);
-        let mut list = TopicPartitionList::new();
-        for partition in partitions {
-            let committable = match sealed.as_ref() {
-                None => acked.get(partition).copied(),
-                Some(sealed) => sealed.get(partition).copied(),
-            };
-            if let Some(offset) = committable {
-                let _ = list.add_partition_offset(&self.topic, *partition, Offset::Offset(offset));
-            }
-        }
-        list
-    }
-
     /// Turns sealing on: offsets commit only up to sealed windows.
     pub fn enable_sealing(&self) {
-        lock(&self.sealed).get_or_insert_with(BTreeMap::new);
+        self.tracker.hold_commits();
     }
 
     /// The writer starts sealing: the partitions it may seal (owned now; a revoke waits until
     /// [`Shared::end_seal`]).
     pub fn begin_seal(&self) -> HashSet<i32> {
         *lock(&self.seal_gate) = true;
-        lock(&self.owned).clone()
+        self.tracker.owned().into_iter().collect()
     }
 
     /// The writer finished sealing: new boundaries (committable offsets).
     pub fn end_seal(&self, sealed: &[(i32, i64)]) {
-        if let Some(boundaries) = lock(&self.sealed).as_mut() {
-            boundaries.extend(sealed.iter().copied());
+        for (partition, offset) in sealed {
+            self.tracker.release_through(*partition, *offset);
         }
         *lock(&self.seal_gate) = false;
         self.seal_done.notify_all();
     }
 
-    /// Where each owned partition resumes after a rewind: after its last written batch, or
-    /// at the first offset read since it was assigned.
-    pub(crate) fn rewind_positions(&self) -> Vec<(i32, i64)> {
-        let owned = lock(&self.owned);
-        let acked = lock(&self.acked);
-        let first_read = lock(&self.first_read);
-        let mut positions: Vec<(i32, i64)> = owned
-            .iter()
-            .filter_map(|partition| {
-                let offset = acked.get(partition).or(first_read.get(partition))?;
-                Some((*partition, *offset))
-            })
-            .collect();
-        positions.sort_unstable();
-        positions
-    }
-    /// Partitions were assigned to this consumer.
-    pub(crate) fn assign(&self, partitions: &[i32]) {
-        lock(&self.owned).extend(partitions.iter().copied());
+    /// Remembers a message read; the epoch its batch answers it under (`None`: the partition
+    /// is not owned, nothing to answer).
+    pub(crate) fn note_read(&self, partition: i32, offset: i64) -> Option<u64> {
+        self.tracker.read(partition, offset)
     }
 
-    /// Partitions were revoked: forget what was tracked for them.
-    /// Waits (up to the drain timeout) for a seal in progress, so the next owner resumes from
-    /// its digests; no seal starts while the partitions are released.
-    pub(crate) fn release(&self, partitions: &[i32]) {
+    /// Forgets what was read and not written: where each owned partition is read again.
+    pub(crate) fn rewind_positions(&self) -> Vec<(i32, i64)> {
+        self.tracker.rewind()
+    }
+
+    /// Partitions were assigned to this consumer.
+    pub(crate) fn assign(&self, partitions: &[i32]) {
+        self.tracker.assign(partitions);
+    }
+
+    /// Partitions are revoked: returns their committable offsets and forgets them.
+    /// Waits (up to the drain timeout) for a seal in progress first, so its boundaries are
+    /// committed and the next owner resumes from its digests; no seal starts while the
+    /// partitions are released.
+    pub(crate) fn release(&self, partitions: &[i32]) -> Vec<(i32, i64)> {
         let gate = lock(&self.seal_gate);
         let (gate, waited) = self
             .seal_done
@@ -138,23 +102,9 @@ impl Shared {
                 "a seal still runs after the drain timeout; releasing partitions anyway"
             );
         }
-        let mut owned = lock(&self.owned);
-        let mut acked = lock(&self.acked);
-        let mut first_read = lock(&self.first_read);
-        let mut sealed = lock(&self.sealed);
-        for partition in partitions {
-            owned.remove(partition);
-            acked.remove(partition);
-            first_read.remove(partition);
-            if let Some(sealed) = sealed.as_mut() {
-                sealed.remove(partition);
-            }
-        }
+        let offsets = self.tracker.revoke(partitions);
         drop(gate);
-    }
-
-    pub(crate) fn owned_partitions(&self) -> Vec<i32> {
-        lock(&self.owned).iter().copied().collect()
+        offsets
     }
 }
 
@@ -166,17 +116,50 @@ mod tests {
     #[test]
     fn written_batches_commit_next_offsets_of_owned_partitions_only() {
         let (shared, _receiver) = shared(1);
-        lock(&shared.owned).insert(0);
+        shared.assign(&[0]);
         *lock(&shared.in_flight) = 1;
         let mut batch = Batch::default();
-        batch.track(0, 5);
-        batch.track(0, 9);
-        batch.track(1, 3);
-        let list = shared.batch_written(&batch);
-        let elements = list.elements();
-        assert_eq!(elements.len(), 1);
-        assert_eq!(elements[0].partition(), 0);
-        assert_eq!(elements[0].offset(), Offset::Offset(10));
+        for (partition, offset) in [(0, 5), (0, 9), (1, 3)] {
+            let epoch = shared.note_read(partition, offset);
+            batch.track(partition, offset, epoch);
+        }
+        assert_eq!(shared.batch_written(&batch), [(0, 10)]);
         assert!(shared.wait_drained(Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn a_batch_read_before_a_reassignment_answers_nothing() {
+        let (shared, _receiver) = shared(1);
+        shared.assign(&[0]);
+        let mut batch = Batch::default();
+        batch.track(0, 5, shared.note_read(0, 5));
+        assert_eq!(shared.release(&[0]), [(0, 5)]);
+        shared.assign(&[0]);
+        let fresh = shared.note_read(0, 5);
+        assert_ne!(fresh, batch.epochs.get(&0).copied());
+        assert_eq!(
+            shared.batch_written(&batch),
+            [(0, 5)],
+            "the new owner's offset 5 is not written yet: reading resumes there"
+        );
+    }
+
+    #[test]
+    fn with_sealing_commits_stop_at_the_sealed_boundary() {
+        let (shared, _receiver) = shared(1);
+        shared.enable_sealing();
+        shared.assign(&[0]);
+        let mut batch = Batch::default();
+        for offset in 0..10 {
+            batch.track(0, offset, shared.note_read(0, offset));
+        }
+        assert!(
+            shared.batch_written(&batch).is_empty(),
+            "nothing sealed yet"
+        );
+        assert!(shared.begin_seal().contains(&0));
+        shared.end_seal(&[(0, 6)]);
+        assert_eq!(shared.tracker.to_commit(), [(0, 6)]);
+        assert_eq!(shared.release(&[0]), [(0, 6)]);
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use audit_kafka::DeadLetter;
 use backon::{BackoffBuilder, ExponentialBackoff, Retryable};
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::CommitMode;
 
 use super::Writer;
 use super::batch::{Ended, Finishing, Written, flatten};
@@ -121,12 +121,12 @@ impl Writer {
         self.write_dead_letters(&batch.dead).await;
         self.write_dead_letters(&written.rejected).await;
         let offsets = self.shared.batch_written(&batch);
-        if offsets.count() > 0
-            && let Err(error) = self.consumer.commit(&offsets, CommitMode::Async)
-        {
-            tracing::warn!(%error, "offset commit could not be queued; the next one covers it");
-        }
-        drop(offsets);
+        audit_kafka::consumer::commit(
+            &self.consumer,
+            &self.shared.topic,
+            &offsets,
+            CommitMode::Async,
+        );
         metrics::counter!("indexer_rows_written_total").increment(batch.rows as u64);
         if let Some(started) = batch.started {
             // From the batch's first message read to its offsets committed.

@@ -2,7 +2,7 @@
 //! timer (or early, under a backlog), lets the seal store and publish them while writing goes
 //! on, and commits offsets only up to the sealed boundaries (see [`crate::sealer`]).
 
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::CommitMode;
 use tokio::task::JoinHandle;
 
 use super::Writer;
@@ -43,13 +43,11 @@ impl Writer {
 
     /// Commits offsets up to the new boundaries.
     pub(super) fn commit_sealed(&self, sealed: &[(i32, i64)], mode: CommitMode) {
-        let partitions: Vec<i32> = sealed.iter().map(|(partition, _)| *partition).collect();
-        let offsets = self.shared.acked_offsets(&partitions);
-        if offsets.count() > 0
-            && let Err(error) = self.consumer.commit(&offsets, mode)
-        {
-            tracing::warn!(%error, "offset commit after a seal failed; the next one covers it");
+        if sealed.is_empty() {
+            return;
         }
+        let offsets = self.shared.tracker.to_commit();
+        audit_kafka::consumer::commit(&self.consumer, &self.shared.topic, &offsets, mode);
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::super::*;
 use crate::delivery::ParkReason;
 use crate::event::{ForwardEvent, synthetic_event};
-use crate::offsets::{Ack, OffsetTracker};
+use audit_kafka::offsets::{Ack, OffsetTracker};
 use audit_sinks::{Attempt, Payload, Sink, SinkState, Verdict};
 use audit_sinks::{Error, Result};
 

@@ -17,7 +17,7 @@ use self::harness::{Reply, Setup, ids, reply};
 use super::{LaneInput, Role};
 use crate::delivery::{Delivery, ParkReason};
 use crate::event::synthetic_event;
-use crate::offsets::OffsetTracker;
+use audit_kafka::offsets::OffsetTracker;
 use audit_sinks::Verdict;
 
 #[tokio::test(start_paused = true)]

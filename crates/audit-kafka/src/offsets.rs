@@ -1,8 +1,10 @@
-//! Which offsets may be committed: an event's offset is done only when every destination it
-//! was routed to has delivered it, parked it on the retry topic, or dead-lettered it.
+//! Which offsets may be committed, for every consumer here: a message's offset is done only
+//! when everything it was handed to has answered — each destination it was routed to (the
+//! forwarder: delivered, parked on the retry topic or dead-lettered), or the batch it was
+//! written in (the indexer: ClickHouse acknowledged the insert and Kafka the dead letters).
 //!
-//! Per owned partition the tracker keeps the events still in flight, in offset order, each with
-//! the number of destinations that have not answered yet. The committable offset of a
+//! Per owned partition the tracker keeps the messages still in flight, in offset order, each
+//! with the number of answers still owed. The committable offset of a
 //! partition is the first in-flight offset (nothing at or after it is committed), or the next
 //! offset after the last one read when nothing is in flight.
 //!
@@ -14,6 +16,11 @@
 //! every other destination of the partition. Every assignment of a partition
 //! gets a new epoch: acknowledgements of an older epoch (a lane finishing after the partition
 //! was revoked) are ignored, so a stale acknowledgement can never move a new owner's offsets.
+//!
+//! Two more rules serve the indexer: a *rewind* ([`OffsetTracker::rewind`]) forgets what is in
+//! flight and returns where each partition must be read again (its committable offset); and
+//! with tamper evidence on, commits are *held* at the last sealed window
+//! ([`OffsetTracker::hold_commits`], [`OffsetTracker::release_through`]), never beyond.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -82,13 +89,25 @@ struct PartitionTrack {
     next_offset: Option<i64>,
     /// The last committed offset.
     committed: Option<i64>,
+    /// While commits are held: the furthest offset released (the end of the last sealed
+    /// window).
+    released: Option<i64>,
 }
 
 impl PartitionTrack {
-    fn committable(&self) -> Option<i64> {
+    /// The first offset not answered: where reading resumes.
+    fn resume_at(&self) -> Option<i64> {
         match self.in_flight.front() {
             Some((offset, _)) => Some(*offset),
             None => self.next_offset,
+        }
+    }
+
+    fn committable(&self, held: bool) -> Option<i64> {
+        if held {
+            self.released
+        } else {
+            self.resume_at()
         }
     }
 }
@@ -101,6 +120,8 @@ struct TrackerState {
     /// Tracked events, answered or not (the length of every `in_flight` queue).
     tracked_events: usize,
     next_epoch: u64,
+    /// Commits are held at [`PartitionTrack::released`].
+    held: bool,
 }
 
 impl TrackerState {
@@ -128,11 +149,57 @@ impl TrackerState {
         }
     }
 
+    /// Answers, once, every message of `partition` up to `last` (in-order consumers).
+    fn answer_through(&mut self, partition: i32, epoch: u64, last: i64) {
+        let Some(track) = self.partitions.get_mut(&partition) else {
+            return;
+        };
+        if track.epoch != epoch {
+            return;
+        }
+        let answered = track
+            .in_flight
+            .partition_point(|(offset, _)| *offset <= last);
+        for (_, left) in track.in_flight.range_mut(..answered) {
+            if *left > 0 {
+                *left -= 1;
+                if *left == 0 {
+                    self.in_flight_events = self.in_flight_events.saturating_sub(1);
+                }
+            }
+        }
+        while track.in_flight.front().is_some_and(|(_, left)| *left == 0) {
+            track.in_flight.pop_front();
+            self.tracked_events = self.tracked_events.saturating_sub(1);
+        }
+    }
+
+    /// Records a message read; its epoch, or `None` when the partition is not owned.
+    fn read(&mut self, partition: i32, offset: i64, answers: u32) -> Option<u64> {
+        let track = self.partitions.get_mut(&partition)?;
+        track.next_offset = Some(
+            track
+                .next_offset
+                .map_or(offset + 1, |next| next.max(offset + 1)),
+        );
+        let epoch = track.epoch;
+        if answers > 0 {
+            track.in_flight.push_back((offset, answers));
+            self.in_flight_events += 1;
+            self.tracked_events += 1;
+        }
+        Some(epoch)
+    }
+
     /// Forgets a partition's events (revoked, or assigned anew).
     fn forget(&mut self, track: &PartitionTrack) {
-        let unanswered = track.in_flight.iter().filter(|(_, left)| *left > 0).count();
+        self.forget_messages(&track.in_flight);
+    }
+
+    fn forget_messages(&mut self, in_flight: &VecDeque<(i64, u32)>) {
+        let unanswered = in_flight.iter().filter(|(_, left)| *left > 0).count();
         self.in_flight_events = self.in_flight_events.saturating_sub(unanswered);
-        self.tracked_events = self.tracked_events.saturating_sub(track.in_flight.len());
+        self.tracked_events = self.tracked_events.saturating_sub(in_flight.len());
     }
 }
 
@@ -183,13 +250,14 @@ impl OffsetTracker {
     /// Lets partitions go; returns their committable offsets (to commit before releasing).
     pub fn revoke(&self, partitions: &[i32]) -> Vec<(i32, i64)> {
         let mut state = self.lock();
+        let held = state.held;
         let mut offsets = Vec::new();
         for partition in partitions {
             if let Some(track) = state.partitions.remove(partition) {
                 state.forget(&track);
-                if let Some(offset) = track.committable()
-                    && track.committed != Some(offset)
-                {
+                // Committed again even when unchanged: the last asynchronous commit may have
+                // failed, and this is the partition's last chance with this owner.
+                if let Some(offset) = track.committable(held) {
                     offsets.push((*partition, offset));
                 }
             }
@@ -214,26 +282,66 @@ impl OffsetTracker {
     /// acknowledgement handle (`None` when nothing needs acknowledging or the partition is
     /// not owned).
     pub fn track(self: &Arc<Self>, partition: i32, offset: i64, destinations: u32) -> Option<Ack> {
-        let mut state = self.lock();
-        let track = state.partitions.get_mut(&partition)?;
-        track.next_offset = Some(
-            track
-                .next_offset
-                .map_or(offset + 1, |next| next.max(offset + 1)),
-        );
-        if destinations == 0 {
-            return None;
-        }
-        let epoch = track.epoch;
-        track.in_flight.push_back((offset, destinations));
-        state.in_flight_events += 1;
-        state.tracked_events += 1;
-        Some(Ack {
+        let epoch = self.lock().read(partition, offset, destinations)?;
+        (destinations > 0).then(|| Ack {
             tracker: self.clone(),
             partition,
             offset,
             epoch,
         })
+    }
+
+    /// Records a message read at `offset` that one in-order answer settles
+    /// ([`OffsetTracker::answer_through`]). Returns the partition's epoch (`None`: not owned).
+    pub fn read(&self, partition: i32, offset: i64) -> Option<u64> {
+        self.lock().read(partition, offset, 1)
+    }
+
+    /// Answers every message of `partition` read under `epoch` up to `last` (a batch written).
+    pub fn answer_through(&self, partition: i32, epoch: u64, last: i64) {
+        self.lock().answer_through(partition, epoch, last);
+        self.drained.notify_all();
+    }
+
+    /// Forgets every message in flight: they are read again from the returned positions
+    /// (per owned partition that read anything: its first unanswered offset), under a new
+    /// epoch, so answers for what was read before are ignored.
+    pub fn rewind(&self) -> Vec<(i32, i64)> {
+        let mut state = self.lock();
+        let mut positions = Vec::new();
+        let partitions: Vec<i32> = state.partitions.keys().copied().collect();
+        for partition in partitions {
+            state.next_epoch += 1;
+            let epoch = state.next_epoch;
+            let Some(track) = state.partitions.get_mut(&partition) else {
+                continue;
+            };
+            let Some(position) = track.resume_at() else {
+                continue;
+            };
+            let in_flight = std::mem::take(&mut track.in_flight);
+            track.next_offset = Some(position);
+            track.epoch = epoch;
+            state.forget_messages(&in_flight);
+            positions.push((partition, position));
+        }
+        positions.sort_unstable();
+        drop(state);
+        self.drained.notify_all();
+        positions
+    }
+
+    /// From now on commits stop at what [`OffsetTracker::release_through`] released.
+    pub fn hold_commits(&self) {
+        self.lock().held = true;
+    }
+
+    /// While commits are held: `partition` may be committed up to `offset` (exclusive: the
+    /// next offset to read). Ignored for a partition not owned.
+    pub fn release_through(&self, partition: i32, offset: i64) {
+        if let Some(track) = self.lock().partitions.get_mut(&partition) {
+            track.released = Some(track.released.map_or(offset, |held| held.max(offset)));
+        }
     }
 
     /// Events read and not yet acknowledged by all their destinations.
@@ -258,15 +366,32 @@ impl OffsetTracker {
     /// Offsets that moved since the last call, marked as committed.
     pub fn to_commit(&self) -> Vec<(i32, i64)> {
         let mut state = self.lock();
+        let held = state.held;
         let mut offsets = Vec::new();
         for (partition, track) in &mut state.partitions {
-            if let Some(offset) = track.committable()
+            if let Some(offset) = track.committable(held)
                 && track.committed != Some(offset)
             {
                 track.committed = Some(offset);
                 offsets.push((*partition, offset));
             }
         }
+        offsets
+    }
+
+    /// Every owned partition's committable offset, changed or not (a final, synchronous
+    /// commit).
+    pub fn committable(&self) -> Vec<(i32, i64)> {
+        let mut state = self.lock();
+        let held = state.held;
+        let mut offsets = Vec::new();
+        for (partition, track) in &mut state.partitions {
+            if let Some(offset) = track.committable(held) {
+                track.committed = Some(offset);
+                offsets.push((*partition, offset));
+            }
+        }
+        offsets.sort_unstable();
         offsets
     }
 
@@ -362,5 +487,73 @@ mod tests {
         };
         ack.done();
         assert!(waiter.join().expect("thread"));
+    }
+
+    fn sorted(mut offsets: Vec<(i32, i64)>) -> Vec<(i32, i64)> {
+        offsets.sort_unstable();
+        offsets
+    }
+
+    #[test]
+    fn in_order_answers_settle_everything_up_to_the_batch_end() {
+        let tracker = OffsetTracker::new("t");
+        tracker.assign(&[0]);
+        let epoch = tracker.read(0, 3).expect("owned");
+        for offset in [4, 6, 7] {
+            assert_eq!(tracker.read(0, offset), Some(epoch));
+        }
+        assert_eq!(tracker.read(9, 0), None, "not owned");
+        tracker.answer_through(0, epoch, 6);
+        assert_eq!(tracker.to_commit(), vec![(0, 7)]);
+        assert_eq!((tracker.in_flight(), tracker.tracked()), (1, 1));
+        tracker.answer_through(0, epoch + 1, 7);
+        assert!(tracker.to_commit().is_empty(), "another epoch's answer");
+        tracker.answer_through(0, epoch, 7);
+        assert_eq!(tracker.to_commit(), vec![(0, 8)]);
+    }
+
+    #[test]
+    fn a_rewind_reads_again_from_the_first_unanswered_offset_under_a_new_epoch() {
+        let tracker = OffsetTracker::new("t");
+        tracker.assign(&[0, 1, 2]);
+        let epoch = tracker.read(0, 10).expect("owned");
+        tracker.read(0, 11);
+        tracker.answer_through(0, epoch, 10);
+        tracker.read(0, 12);
+        tracker.read(1, 5);
+        assert_eq!(tracker.rewind(), vec![(0, 11), (1, 5)], "2 read nothing");
+        assert_eq!((tracker.in_flight(), tracker.tracked()), (0, 0));
+        tracker.answer_through(0, epoch, 12);
+        assert_eq!(
+            sorted(tracker.to_commit()),
+            vec![(0, 11), (1, 5)],
+            "a stale batch answers nothing"
+        );
+        let fresh = tracker.read(0, 11).expect("owned");
+        assert_ne!(fresh, epoch);
+        tracker.answer_through(0, fresh, 11);
+        assert_eq!(tracker.to_commit(), vec![(0, 12)]);
+    }
+
+    #[test]
+    fn held_commits_go_no_further_than_released() {
+        let tracker = OffsetTracker::new("t");
+        tracker.hold_commits();
+        tracker.assign(&[0]);
+        let epoch = tracker.read(0, 0).expect("owned");
+        tracker.read(0, 1);
+        tracker.answer_through(0, epoch, 1);
+        assert!(tracker.to_commit().is_empty(), "nothing released yet");
+        tracker.release_through(0, 1);
+        assert_eq!(tracker.to_commit(), vec![(0, 1)]);
+        tracker.release_through(0, 0);
+        assert!(tracker.to_commit().is_empty(), "a release never goes back");
+        tracker.release_through(7, 3);
+        assert_eq!(tracker.committable(), vec![(0, 1)], "7 is not owned");
+        assert_eq!(
+            tracker.revoke(&[0]),
+            vec![(0, 1)],
+            "committed again on revoke"
+        );
     }
 }
