@@ -1,4 +1,4 @@
-//! The destination types, listed once: the [`destination_types!`] line of each below. Adding a
+//! The destination types, listed once: the `destination_types!` line of each below. Adding a
 //! type is a folder beside the others (README: "Adding a destination") whose `settings.rs`
 //! implements [`DestinationType`] for its stored settings and [`OperatorInput`] for what
 //! operators send, plus its line here. Nothing outside this crate knows the types: a

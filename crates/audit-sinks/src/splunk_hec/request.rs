@@ -10,21 +10,19 @@ use super::config::HecConfig;
 /// The channel header of indexer acknowledgement.
 pub const CHANNEL_HEADER: &str = "X-Splunk-Request-Channel";
 
-fn signed(
+/// The headers of every HEC request: the token, JSON, and the acknowledgement channel.
+fn with_headers(
     request: reqwest::RequestBuilder,
-    sender: &Sender,
     config: &HecConfig,
-    message_id: &str,
-    body: &Bytes,
     channel: Option<&str>,
 ) -> reqwest::RequestBuilder {
-    let mut request = request
+    let request = request
         .header(AUTHORIZATION, format!("Splunk {}", config.token.expose()))
         .header(CONTENT_TYPE, "application/json");
-    if let Some(channel) = channel {
-        request = request.header(CHANNEL_HEADER, channel);
+    match channel {
+        Some(channel) => request.header(CHANNEL_HEADER, channel),
+        None => request,
     }
-    sender.signed(request, message_id, body.clone())
 }
 
 /// `POST /services/collector/event` with the envelopes.
@@ -36,7 +34,8 @@ pub fn events(
     channel: Option<&str>,
 ) -> reqwest::RequestBuilder {
     let request = sender.client.post(config.event_url.clone());
-    signed(request, sender, config, message_id, body, channel)
+    let request = with_headers(request, config, channel);
+    sender.signed(request, message_id, body.clone())
 }
 
 /// `POST /services/collector/ack` with `{"acks":[id]}`.
@@ -48,7 +47,7 @@ pub fn ack_poll(
     channel: &str,
 ) -> reqwest::RequestBuilder {
     let body = Bytes::from(format!("{{\"acks\":[{ack_id}]}}"));
-    let poll_id = format!("{message_id}-ack");
     let request = sender.client.post(config.ack_url.clone());
-    signed(request, sender, config, &poll_id, &body, Some(channel))
+    let request = with_headers(request, config, Some(channel));
+    sender.signed(request, &format!("{message_id}-ack"), body)
 }
