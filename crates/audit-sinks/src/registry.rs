@@ -265,13 +265,18 @@ pub fn config_from_input(
     kind.to_config()
 }
 
-/// A stored config as operators see it: the type's secret fields, and any value that looks
-/// sealed (all a config this build cannot type has to go by), replaced by `mask`.
+/// A stored config as operators see it: typed (every field of its type, defaults included),
+/// the type's secret fields and any value that looks sealed replaced by `mask`. A config this
+/// build cannot type is shown as stored, masked by the look of its values alone.
 pub fn masked_config(config: &DestinationConfig, mask: &str) -> Value {
-    let secret_fields = DestinationKind::parse(config)
+    let typed = DestinationKind::parse(config).ok();
+    let secret_fields = typed
+        .as_ref()
         .map(|kind| kind.settings().secret_fields())
         .unwrap_or_default();
-    let mut value = config.to_value();
+    let mut value = typed
+        .and_then(|kind| serde_json::to_value(kind).ok())
+        .unwrap_or_else(|| config.to_value());
     if let Value::Object(fields) = &mut value {
         for (name, field) in fields.iter_mut() {
             let sealed = field.as_str().is_some_and(Sealed::looks_sealed);

@@ -241,6 +241,7 @@ fn every_type_is_named_by_its_tag_and_stored_as_it_serialises() {
         );
         let shown = masked_config(&config, "***").to_string();
         assert!(!shown.contains("v1."), "sealed value shown: {shown}");
+        assert!(shown.contains(r#""url":"#), "{shown}");
     }
 }
 
@@ -320,4 +321,18 @@ fn a_config_this_build_cannot_type_is_refused_where_it_is_built_and_shown_masked
     let shown = masked_config(&config, "***");
     assert_eq!(shown["key"], "***");
     assert_eq!(shown["workspace"], "w");
+    // A stored record that predates an optional field shows it, as its type reads it.
+    let older: DestinationConfig = serde_json::from_value(serde_json::json!({
+        "type": "webhook", "url": "https://soc.example.com/hook",
+    }))
+    .unwrap();
+    assert_eq!(
+        masked_config(&older, "***")["max_batch_events"],
+        serde_json::Value::Null
+    );
+    assert!(
+        masked_config(&older, "***")
+            .get("max_batch_events")
+            .is_some()
+    );
 }
