@@ -136,7 +136,7 @@ macro_rules! destination_types {
             }
 
             /// Each type's name and the schema of its input.
-            fn type_schemas() -> Vec<(&'static str, RefOr<Schema>)> {
+            pub(crate) fn type_schemas() -> Vec<(&'static str, RefOr<Schema>)> {
                 vec![$((stringify!($folder), crate::$folder::$input::schema()),)*]
             }
         }

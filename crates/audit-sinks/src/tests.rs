@@ -336,3 +336,14 @@ fn a_config_this_build_cannot_type_is_refused_where_it_is_built_and_shown_masked
             .is_some()
     );
 }
+
+#[test]
+fn every_type_is_tagged_with_the_name_of_its_folder() {
+    // The registry names a type by its folder, serde by its variant: they must agree.
+    for (name, _) in ConfigInput::type_schemas() {
+        let error = serde_json::from_value::<ConfigInput>(serde_json::json!({"type": name}))
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("unknown variant"), "{name}: {error}");
+    }
+}
