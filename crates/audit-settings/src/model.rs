@@ -183,7 +183,8 @@ pub struct Destination {
     /// Standard Webhooks signing secrets; every active one signs (rotation overlap).
     #[serde(default)]
     pub signing_secrets: Vec<SigningSecret>,
-    /// Type and type-specific settings, e.g. `{"type": "splunk_hec", "url": …}`.
+    /// Type and type-specific settings, e.g. `{"type": "splunk_hec", "url": …}`, typed by
+    /// `audit_sinks::registry`.
     pub config: DestinationConfig,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -225,9 +226,9 @@ impl Destination {
     }
 
     /// The associated data sealing the credential `field` of a destination sending to
-    /// `endpoint` (each type says which, `audit_sinks::registry`): the credential opens only for that endpoint,
-    /// so a record whose URL was changed without the credential being given again cannot
-    /// send it elsewhere.
+    /// `endpoint` (each type says which, `audit_sinks::registry`): the credential opens only
+    /// for that endpoint, so a record whose URL was changed without the credential being given
+    /// again cannot send it elsewhere.
     pub fn credential_seal_context(
         org_id: &str,
         destination_id: &str,
