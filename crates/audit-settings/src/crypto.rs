@@ -31,6 +31,12 @@ impl Sealed {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether `text` has the form of a sealed value (`v1.<key id>.<nonce>.<ciphertext>`):
+    /// what a view masks when it cannot tell a secret field by its name.
+    pub fn looks_sealed(text: &str) -> bool {
+        text.starts_with("v1.") && text.split('.').count() == 4
+    }
 }
 
 /// The `[settings.encryption]` config: keys as `id:base64(32 bytes)`, the first one active.

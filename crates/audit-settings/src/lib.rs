@@ -27,6 +27,7 @@
 
 pub mod auth;
 pub mod crypto;
+pub mod destination_config;
 pub mod error;
 pub mod ledger;
 pub mod model;
@@ -36,10 +37,11 @@ pub mod store;
 
 pub use auth::SettingsAuth;
 pub use crypto::{SealKeys, Sealed, SecretBox};
+pub use destination_config::DestinationConfig;
 pub use error::{Error, Result};
 pub use model::{
-    ApiTokenRecord, Destination, DestinationHealth, DestinationKind, DestinationState, EventFormat,
-    Filters, INTEGRITY_SEALED, OrgSettings, Plan, ProducerKeyRecord, SettingsRecord, SigningSecret,
+    ApiTokenRecord, Destination, DestinationHealth, DestinationState, EventFormat, Filters,
+    INTEGRITY_SEALED, OrgSettings, Plan, ProducerKeyRecord, SettingsRecord, SigningSecret,
 };
 pub use outbound::{AddressRefused, OutboundPolicy, UrlRefused};
 pub use plans::{NotRetained, PlanPolicy, PlansConfig, RetentionOutOfBounds};

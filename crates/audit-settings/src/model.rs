@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::crypto::Sealed;
+use crate::destination_config::DestinationConfig;
 
 /// One record on the settings topic, tagged by `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,8 +183,9 @@ pub struct Destination {
     /// Standard Webhooks signing secrets; every active one signs (rotation overlap).
     #[serde(default)]
     pub signing_secrets: Vec<SigningSecret>,
-    /// Type and type-specific settings, e.g. `{"type": "splunk_hec", "url": …}`.
-    pub config: DestinationKind,
+    /// Type and type-specific settings, e.g. `{"type": "splunk_hec", "url": …}`, typed by
+    /// `audit_sinks::registry`.
+    pub config: DestinationConfig,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// The events' format inside the type's envelope. Left out when native, so records of
@@ -224,9 +226,9 @@ impl Destination {
     }
 
     /// The associated data sealing the credential `field` of a destination sending to
-    /// `endpoint` ([`DestinationKind::endpoint`]): the credential opens only for that endpoint,
-    /// so a record whose URL was changed without the credential being given again cannot
-    /// send it elsewhere.
+    /// `endpoint` (each type says which, `audit_sinks::registry`): the credential opens only
+    /// for that endpoint, so a record whose URL was changed without the credential being given
+    /// again cannot send it elsewhere.
     pub fn credential_seal_context(
         org_id: &str,
         destination_id: &str,
@@ -259,20 +261,6 @@ impl Destination {
                 )
             })
             .collect()
-    }
-
-    /// Opens the type's credential (HEC token, Datadog API key or Wazuh password), if any.
-    pub fn open_credential(
-        &self,
-        org_id: &str,
-        secrets: &crate::SecretBox,
-    ) -> crate::Result<Option<audit_runtime::Secret>> {
-        let Some((field, sealed)) = self.config.credential() else {
-            return Ok(None);
-        };
-        let context =
-            Self::credential_seal_context(org_id, &self.id, field, &self.config.endpoint());
-        secrets.open(sealed, &context).map(Some)
     }
 
     /// Whether events should be delivered to it now.
@@ -366,122 +354,6 @@ pub struct SigningSecret {
     /// When it stops signing (set on the old secret when a new one is rotated in).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
-}
-
-/// The destination's type and its type-specific settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum DestinationKind {
-    SplunkHec(SplunkHecSettings),
-    Datadog(DatadogSettings),
-    Wazuh(WazuhSettings),
-    Webhook(WebhookSettings),
-}
-
-impl DestinationKind {
-    /// Where the type's credential is sent: the URL (Splunk HEC, Wazuh, webhook), or the
-    /// Datadog intake (its `url` override, else the site).
-    pub fn endpoint(&self) -> String {
-        match self {
-            DestinationKind::SplunkHec(settings) => settings.url.clone(),
-            DestinationKind::Wazuh(settings) => settings.url.clone(),
-            DestinationKind::Webhook(settings) => settings.url.clone(),
-            DestinationKind::Datadog(settings) => {
-                DatadogSettings::endpoint(&settings.site, settings.url.as_deref())
-            }
-        }
-    }
-
-    /// The type's credential, with its field name: HEC token, Datadog API key or Wazuh
-    /// password (webhooks have none: they are signed).
-    pub fn credential(&self) -> Option<(&'static str, &Sealed)> {
-        match self {
-            DestinationKind::SplunkHec(settings) => Some(("config.token", &settings.token)),
-            DestinationKind::Datadog(settings) => Some(("config.api_key", &settings.api_key)),
-            DestinationKind::Wazuh(settings) => Some(("config.password", &settings.password)),
-            DestinationKind::Webhook(_) => None,
-        }
-    }
-
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            DestinationKind::SplunkHec(_) => "splunk_hec",
-            DestinationKind::Datadog(_) => "datadog",
-            DestinationKind::Wazuh(_) => "wazuh",
-            DestinationKind::Webhook(_) => "webhook",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SplunkHecSettings {
-    /// Collector base URL, e.g. `https://hec.example.com:8088` (the event path is appended).
-    pub url: String,
-    /// Sealed HEC token (a GUID).
-    pub token: Sealed,
-    #[serde(default)]
-    pub index: Option<String>,
-    #[serde(default)]
-    pub source: Option<String>,
-    #[serde(default)]
-    pub sourcetype: Option<String>,
-    #[serde(default)]
-    pub host: Option<String>,
-    /// Use indexer acknowledgement: "delivered" then means "indexed".
-    #[serde(default)]
-    pub indexer_ack: bool,
-    /// Largest request body in bytes (Splunk Cloud accepts about 1 MiB).
-    #[serde(default)]
-    pub max_batch_bytes: Option<usize>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatadogSettings {
-    /// Datadog site, e.g. `datadoghq.com` or `datadoghq.eu`.
-    pub site: String,
-    /// Overrides the intake URL derived from the site (tests, proxies).
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Sealed `DD-API-KEY`.
-    pub api_key: Sealed,
-    #[serde(default)]
-    pub service: Option<String>,
-    #[serde(default)]
-    pub ddsource: Option<String>,
-    #[serde(default)]
-    pub ddtags: Option<String>,
-}
-
-impl DatadogSettings {
-    /// Where the API key is sent: the `url` override, else the site's intake.
-    pub fn endpoint(site: &str, url: Option<&str>) -> String {
-        url.map_or_else(|| format!("datadog-site:{site}"), str::to_string)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WazuhSettings {
-    /// Manager API base URL, e.g. `https://wazuh.example.com:55000`.
-    pub url: String,
-    pub username: String,
-    /// Sealed password of the API user (needs RBAC action `event:ingest`).
-    pub password: Sealed,
-    /// Requests per minute the manager accepts (Wazuh's default limit is 30).
-    #[serde(default)]
-    pub requests_per_minute: Option<u32>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookSettings {
-    /// Receiver URL.
-    pub url: String,
-    /// Most events per request.
-    #[serde(default)]
-    pub max_batch_events: Option<usize>,
 }
 
 /// A producer API key: the secret part is stored only as its SHA-256.

@@ -14,7 +14,8 @@
 //! | `request.rs` | the HTTP request: URL, auth, content headers, Standard Webhooks signature |
 //! | `service.rs` | the type's [`Sink`]: sends a batch and turns the answer (read within bounds, [`response`]) into an [`Attempt`] |
 //! | `classifier.rs` | status + body → [`Verdict`]: delivered / retriable / poison / misconfigured |
-//! | `mod.rs` | the module doc (limits, behaviour) and `build`, the type's line in [`registry`] |
+//! | `settings.rs` | the stored settings and the operator's input, and what [`registry`] asks of the type: build its sink, check its settings, seal its credential ([`registry::DestinationType`], [`registry::OperatorInput`]) |
+//! | `mod.rs` | the module doc: limits and behaviour |
 //! | `tests.rs` | unit tests without IO |
 //!
 //! Every type writes each event in the destination's format (`native`: the stored JSON byte for
@@ -47,44 +48,15 @@ use audit_core::Catalogue;
 use audit_runtime::{ConfigError, Secret};
 use audit_settings::{Destination, EventFormat, OutboundPolicy, SecretBox};
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 pub use error::{Error, Result};
 pub use event::{ForwardEvent, synthetic_event};
+pub use registry::SinksConfig;
 pub use response::{EXCERPT_BYTES, excerpt, retry_after, transport_failure};
 pub use test_event::{TestDelivery, TestSettings, send_test_event};
 
 use crate::signing::{Signer, SigningKey};
-
-/// The `[sinks]` section: what every destination shares, and per type limits and defaults.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SinksConfig {
-    /// Most bytes of a destination's answer that are read (the rest is never read, nor ever
-    /// decompressed): enough to classify it and keep an excerpt, see [`response`].
-    pub max_response_bytes: usize,
-    /// Splunk HTTP Event Collector.
-    pub splunk_hec: splunk_hec::HecOptions,
-    /// Datadog Logs intake v2.
-    pub datadog: datadog::DatadogOptions,
-    /// Wazuh server API.
-    pub wazuh: wazuh::WazuhOptions,
-    /// Generic signed webhook.
-    pub webhook: webhook::WebhookOptions,
-}
-
-impl Default for SinksConfig {
-    fn default() -> Self {
-        Self {
-            max_response_bytes: response::DEFAULT_MAX_RESPONSE_BYTES,
-            splunk_hec: Default::default(),
-            datadog: Default::default(),
-            wazuh: Default::default(),
-            webhook: Default::default(),
-        }
-    }
-}
 
 /// Bounds of `[sinks] max_response_bytes`: room for an excerpt and a Wazuh token, and small.
 const RESPONSE_BYTES_RANGE: std::ops::RangeInclusive<usize> = 1024..=1024 * 1024;
@@ -101,11 +73,7 @@ impl SinksConfig {
                 ),
             ));
         }
-        self.splunk_hec.validate(&format!("{section}.splunk_hec"))?;
-        self.datadog.validate(&format!("{section}.datadog"))?;
-        self.wazuh.validate(&format!("{section}.wazuh"))?;
-        self.webhook.validate(&format!("{section}.webhook"))?;
-        Ok(())
+        self.validate_types(section)
     }
 }
 
@@ -373,10 +341,10 @@ pub trait SinkFactory: Send + Sync {
 /// what the process shares.
 pub struct BuildParts<'a> {
     pub org_id: &'a str,
-    pub signer: Signer,
+    /// The destination's signer, the shared client, the answer limit.
+    pub sender: response::Sender,
     /// The type's credential (HEC token, Datadog API key, Wazuh password), opened.
     pub credential: Option<Secret>,
-    pub client: reqwest::Client,
     pub options: &'a SinksConfig,
     pub policy: &'a OutboundPolicy,
     pub state: &'a SinkState,
@@ -392,8 +360,10 @@ impl BuildParts<'_> {
 }
 
 /// Stands in for a credential when only the settings around it are checked
-/// ([`registry::check`]): not empty, never sent anywhere.
-const UNCHECKED: &str = "(not checked here)";
+/// ([`registry::DestinationType::check`]): not empty, never sent anywhere.
+pub(crate) fn unchecked_credential() -> Secret {
+    Secret::new("(not checked here)".into())
+}
 
 /// Why a destination's settings cannot be used: the field, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -437,19 +407,28 @@ impl SinkFactory for SinkContext {
         if !signer.has_active_key(now) {
             return Err(invalid("no active signing secret".into()));
         }
-        let credential = destination
-            .open_credential(org_id, &self.secrets)
+        // A stored config this build cannot type is invalid settings, like a bad field.
+        let kind = registry::DestinationKind::parse(&destination.config)
+            .map_err(|error| invalid(error.to_string()))?;
+        let credential = kind
+            .open_credential(org_id, &destination.id, &self.secrets)
             .map_err(|error| invalid(format!("credential: {error}")))?;
+        let sender = response::Sender {
+            signer,
+            client: self.client.clone(),
+            max_response_bytes: self.options.max_response_bytes,
+        };
         let parts = BuildParts {
             org_id,
-            signer,
+            sender,
             credential,
-            client: self.client.clone(),
             options: &self.options,
             policy: &self.policy,
             state,
         };
-        let sink = registry::build(&destination.config, parts)
+        let sink = kind
+            .settings()
+            .build(parts)
             .map_err(|error| invalid(error.to_string()))?;
         let ocsf = match destination.format {
             EventFormat::Native => None,

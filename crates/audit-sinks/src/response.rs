@@ -26,6 +26,7 @@ use reqwest::header::CONTENT_ENCODING;
 use reqwest::header::HeaderMap;
 use time::OffsetDateTime;
 
+use crate::signing::Signer;
 use crate::{Attempt, Verdict};
 
 /// Default of `[sinks] max_response_bytes`.
@@ -64,6 +65,55 @@ impl Answer {
             ),
             None => excerpt(&self.body),
         }
+    }
+}
+
+/// What every sink sends with: its destination's signer, the client every destination shares
+/// and the most bytes of an answer it reads (`[sinks] max_response_bytes`).
+#[derive(Debug)]
+pub struct Sender {
+    pub signer: Signer,
+    pub client: reqwest::Client,
+    pub max_response_bytes: usize,
+}
+
+impl Sender {
+    /// `request` with `body`, signed under `message_id` ([`Signer::signed`]).
+    pub fn signed(
+        &self,
+        request: reqwest::RequestBuilder,
+        message_id: &str,
+        body: Bytes,
+    ) -> reqwest::RequestBuilder {
+        self.signer.signed(request, message_id, body)
+    }
+
+    /// The [`exchange`] of `request`, its answer read within `max_response_bytes`.
+    pub async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        started: Instant,
+        message_id: &str,
+    ) -> Result<Answer, Attempt> {
+        exchange(request, self.max_response_bytes, started, message_id).await
+    }
+
+    /// The [`status_exchange`] of `request`, its answer read within `max_response_bytes`.
+    pub async fn status_exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        started: Instant,
+        message_id: &str,
+        classify: fn(u16) -> Verdict,
+    ) -> Attempt {
+        status_exchange(
+            request,
+            self.max_response_bytes,
+            started,
+            message_id,
+            classify,
+        )
+        .await
     }
 }
 

@@ -2,8 +2,13 @@
 //! paths, and the format choosing the payload inside the same envelope.
 #![allow(clippy::unwrap_used)]
 
-use audit_settings::DestinationKind;
-use audit_settings::model::DatadogSettings;
+use audit_settings::DestinationConfig;
+
+use crate::datadog::DatadogSettings;
+use crate::registry::{
+    ConfigInput, CredentialSealer, DestinationKind, DestinationType, config_from_input,
+    masked_config,
+};
 
 use super::*;
 
@@ -36,12 +41,18 @@ fn destination(secrets: &SecretBox, config: serde_json::Value, format: EventForm
         "created_at": "2026-01-01T00:00:00Z",
     }]);
     let mut destination: Destination = serde_json::from_value(record).unwrap();
-    if let DestinationKind::Datadog(settings) = &mut destination.config {
-        let endpoint = DatadogSettings::endpoint(&settings.site, settings.url.as_deref());
+    if let Ok(DestinationKind::Datadog(mut settings)) = DestinationKind::parse(&destination.config)
+    {
         settings.api_key = secrets.seal(
             "dd-key",
-            &Destination::credential_seal_context("org_a", "dst_1", "config.api_key", &endpoint),
+            &Destination::credential_seal_context(
+                "org_a",
+                "dst_1",
+                "config.api_key",
+                &settings.endpoint(),
+            ),
         );
+        destination.config = DestinationKind::Datadog(settings).to_config().unwrap();
     }
     destination
 }
@@ -90,6 +101,18 @@ fn the_format_chooses_the_payload_inside_the_same_envelope() {
     let log: serde_json::Value =
         serde_json::from_slice(&build(&datadog, EventFormat::Native).encode(&event)).unwrap();
     assert_eq!(log["audit"]["id"], event.id.as_str());
+
+    // A type this build does not know is a destination that cannot be used (the forwarder
+    // pauses it), not a record that cannot be read.
+    let unknown = serde_json::json!({"type": "sentinel", "url": "https://soc.example.com"});
+    let destination = destination(&secrets, unknown, EventFormat::Native);
+    let error = context
+        .build("org_a", &destination, &SinkState::default())
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("unknown variant `sentinel`"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -143,14 +166,16 @@ fn settings_are_checked_once_for_the_operator_api_and_the_forwarder() {
     let policy = OutboundPolicy::default();
     let kind =
         |config: serde_json::Value| -> DestinationKind { serde_json::from_value(config).unwrap() };
-    let refused =
-        |config: serde_json::Value| registry::check(&kind(config), &options, &policy).unwrap_err();
-    registry::check(
-        &kind(serde_json::json!({"type": "webhook", "url": "https://soc.example.com/hook"})),
-        &options,
-        &policy,
-    )
-    .unwrap();
+    let refused = |config: serde_json::Value| {
+        kind(config)
+            .settings()
+            .check(&options, &policy)
+            .unwrap_err()
+    };
+    kind(serde_json::json!({"type": "webhook", "url": "https://soc.example.com/hook"}))
+        .settings()
+        .check(&options, &policy)
+        .unwrap();
     assert_eq!(
         refused(serde_json::json!({"type": "webhook", "url": "https://10.0.0.7/hook"})).field,
         "config.url"
@@ -176,4 +201,149 @@ fn settings_are_checked_once_for_the_operator_api_and_the_forwarder() {
         .field,
         "config.max_batch_bytes"
     );
+}
+
+/// The stored config of `input` for destination `dst_1` of `org_a`, on create or update.
+fn stored(
+    secrets: &SecretBox,
+    input: serde_json::Value,
+    existing: Option<&DestinationConfig>,
+) -> Result<DestinationConfig, InvalidSetting> {
+    let input: ConfigInput = serde_json::from_value(input).unwrap();
+    let sealer = CredentialSealer::new(secrets, "org_a", "dst_1");
+    config_from_input(
+        input,
+        existing,
+        &sealer,
+        &SinksConfig::default(),
+        &OutboundPolicy::default(),
+    )
+}
+
+#[test]
+fn every_type_is_named_by_its_tag_and_stored_as_it_serialises() {
+    let secrets = SecretBox::ephemeral();
+    for input in [
+        serde_json::json!({"type": "splunk_hec", "url": "https://hec.example.com", "token": "t"}),
+        serde_json::json!({"type": "datadog", "site": "datadoghq.eu", "api_key": "k"}),
+        serde_json::json!({"type": "wazuh", "url": "https://wazuh.example.com:55000",
+            "username": "svc", "password": "p"}),
+        serde_json::json!({"type": "webhook", "url": "https://soc.example.com/hook"}),
+    ] {
+        let config = stored(&secrets, input.clone(), None).unwrap();
+        let kind = DestinationKind::parse(&config).unwrap();
+        assert_eq!(kind.type_name(), input["type"]);
+        assert_eq!(config.type_name(), input["type"]);
+        // Written in the order of the settings' fields, as before the config was untyped.
+        assert_eq!(
+            serde_json::to_string(&config).unwrap(),
+            serde_json::to_string(&kind).unwrap()
+        );
+        let shown = masked_config(&config, "***").to_string();
+        assert!(!shown.contains("v1."), "sealed value shown: {shown}");
+        assert!(shown.contains(r#""url":"#), "{shown}");
+    }
+}
+
+#[test]
+fn a_credential_opens_only_for_the_url_it_was_sealed_for() {
+    let secrets = SecretBox::ephemeral();
+    let input = serde_json::json!({"type": "splunk_hec", "url": "https://hec.example.com",
+        "token": "hec-token"});
+    let config = stored(&secrets, input, None).unwrap();
+    let DestinationKind::SplunkHec(mut settings) = DestinationKind::parse(&config).unwrap() else {
+        panic!("not HEC");
+    };
+    let opened = DestinationKind::SplunkHec(settings.clone())
+        .open_credential("org_a", "dst_1", &secrets)
+        .unwrap();
+    assert_eq!(
+        opened.map(|s| s.expose().clone()).as_deref(),
+        Some("hec-token")
+    );
+    let elsewhere = DestinationKind::SplunkHec(settings.clone());
+    assert!(
+        elsewhere
+            .open_credential("org_b", "dst_1", &secrets)
+            .is_err(),
+        "nor for another organization"
+    );
+    // The URL rewritten, the sealed token kept: it does not open.
+    settings.url = "https://collector.intruder.example".into();
+    let moved = DestinationKind::SplunkHec(settings);
+    assert!(moved.open_credential("org_a", "dst_1", &secrets).is_err());
+    assert_ne!(
+        DatadogSettings::endpoint_of("datadoghq.com", None),
+        DatadogSettings::endpoint_of("datadoghq.eu", None)
+    );
+}
+
+#[test]
+fn a_stored_credential_follows_its_endpoint_only() {
+    let secrets = SecretBox::ephemeral();
+    let create = serde_json::json!({"type": "wazuh", "url": "https://wazuh.example.com:55000",
+        "username": "svc", "password": "pw"});
+    let config = stored(&secrets, create, None).unwrap();
+    let same_url = serde_json::json!({"type": "wazuh", "url": "https://wazuh.example.com:55000",
+        "username": "other"});
+    let kept = stored(&secrets, same_url, Some(&config)).unwrap();
+    assert_eq!(kept.get("password"), config.get("password"));
+    let new_url = serde_json::json!({"type": "wazuh", "url": "https://siem.example.com:55000",
+        "username": "svc"});
+    let refused = stored(&secrets, new_url, Some(&config)).unwrap_err();
+    assert_eq!(refused.field, "config.password");
+    assert!(refused.reason.contains("URL changes"), "{refused}");
+    let empty = serde_json::json!({"type": "wazuh", "url": "https://wazuh.example.com:55000",
+        "username": "svc", "password": " "});
+    assert_eq!(
+        stored(&secrets, empty, Some(&config)).unwrap_err().reason,
+        "must not be empty"
+    );
+    let other_type = serde_json::json!({"type": "webhook", "url": "https://soc.example.com/hook"});
+    assert_eq!(
+        stored(&secrets, other_type, Some(&config))
+            .unwrap_err()
+            .field,
+        "config.type"
+    );
+}
+
+#[test]
+fn a_config_this_build_cannot_type_is_refused_where_it_is_built_and_shown_masked() {
+    let secrets = SecretBox::ephemeral();
+    let config: DestinationConfig = serde_json::from_value(serde_json::json!({
+        "type": "sentinel", "workspace": "w", "key": secrets.seal("k", "c"),
+    }))
+    .unwrap();
+    let error = DestinationKind::parse(&config).unwrap_err();
+    assert_eq!(error.field, "config");
+    assert!(error.reason.contains("sentinel"), "{error}");
+    let shown = masked_config(&config, "***");
+    assert_eq!(shown["key"], "***");
+    assert_eq!(shown["workspace"], "w");
+    // A stored record that predates an optional field shows it, as its type reads it.
+    let older: DestinationConfig = serde_json::from_value(serde_json::json!({
+        "type": "webhook", "url": "https://soc.example.com/hook",
+    }))
+    .unwrap();
+    assert_eq!(
+        masked_config(&older, "***")["max_batch_events"],
+        serde_json::Value::Null
+    );
+    assert!(
+        masked_config(&older, "***")
+            .get("max_batch_events")
+            .is_some()
+    );
+}
+
+#[test]
+fn every_type_is_tagged_with_the_name_of_its_folder() {
+    // The registry names a type by its folder, serde by its variant: they must agree.
+    for (name, _) in ConfigInput::type_schemas() {
+        let error = serde_json::from_value::<ConfigInput>(serde_json::json!({"type": name}))
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("unknown variant"), "{name}: {error}");
+    }
 }

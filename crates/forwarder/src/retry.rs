@@ -403,10 +403,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use audit_settings::{
-        Filters, OrgSettings, Plan, SecretBox, SettingsView,
-        model::{DestinationKind, WebhookSettings},
-    };
+    use audit_settings::{Filters, OrgSettings, Plan, SecretBox, SettingsView};
     use time::OffsetDateTime;
 
     fn view(state: DestinationState, enabled: bool, plan: Plan) -> SettingsView {
@@ -421,10 +418,10 @@ mod tests {
             state,
             filters: Filters::default(),
             signing_secrets: vec![],
-            config: DestinationKind::Webhook(WebhookSettings {
-                url: "https://soc.example.com/hook".into(),
-                max_batch_events: None,
-            }),
+            config: serde_json::from_value(
+                serde_json::json!({"type": "webhook", "url": "https://soc.example.com/hook"}),
+            )
+            .unwrap(),
             created_at: now,
             format: Default::default(),
         });

@@ -1,8 +1,8 @@
 //! Datadog options (`[sinks.datadog]`) and the validated config of one destination.
 
+use super::settings::DatadogSettings;
 use audit_runtime::{ConfigError, Secret};
 use audit_settings::OutboundPolicy;
-use audit_settings::model::DatadogSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::{BatchLimits, InvalidSetting, checked_url, with_default_path};

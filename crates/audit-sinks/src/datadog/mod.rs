@@ -20,53 +20,11 @@ pub mod config;
 pub mod encoder;
 pub mod request;
 pub mod service;
+pub mod settings;
 #[cfg(test)]
 mod tests;
 
 pub use config::{DatadogConfig, DatadogOptions};
 pub use service::DatadogSink;
 
-use audit_settings::model::DatadogSettings;
-
-use audit_runtime::Secret;
-use audit_settings::OutboundPolicy;
-
-use crate::{BuildParts, InvalidSetting, Sink, UNCHECKED};
-
-/// Builds the sink of a Datadog destination.
-pub fn build(
-    settings: &DatadogSettings,
-    mut parts: BuildParts<'_>,
-) -> Result<Box<dyn Sink>, InvalidSetting> {
-    let api_key = parts.credential("config.api_key")?;
-    let config = DatadogConfig::new(
-        parts.org_id,
-        settings,
-        api_key,
-        &parts.options.datadog,
-        parts.policy,
-    )?;
-    Ok(Box::new(DatadogSink::new(
-        config,
-        parts.signer,
-        parts.client,
-        parts.options.max_response_bytes,
-    )))
-}
-
-/// Checks a Datadog destination's settings as [`build`] will (its API key is checked where it
-/// is given).
-pub fn check(
-    settings: &DatadogSettings,
-    options: &crate::SinksConfig,
-    policy: &OutboundPolicy,
-) -> Result<(), InvalidSetting> {
-    DatadogConfig::new(
-        "",
-        settings,
-        Secret::new(UNCHECKED.into()),
-        &options.datadog,
-        policy,
-    )
-    .map(drop)
-}
+pub use settings::{DatadogInput, DatadogSettings};

@@ -1,7 +1,7 @@
 use std::io::Read;
 
+use super::settings::DatadogSettings;
 use audit_runtime::Secret;
-use audit_settings::model::DatadogSettings;
 use audit_settings::{OutboundPolicy, SecretBox};
 
 use super::classifier::classify;

@@ -22,63 +22,10 @@ pub mod config;
 pub mod encoder;
 pub mod request;
 pub mod service;
+pub mod settings;
 #[cfg(test)]
 mod tests;
 
 pub use config::{HecConfig, HecOptions};
 pub use service::HecSink;
-
-use audit_settings::model::SplunkHecSettings;
-
-use audit_runtime::Secret;
-use audit_settings::OutboundPolicy;
-
-use crate::{BuildParts, InvalidSetting, Sink, UNCHECKED};
-
-/// This instance's indexer-acknowledgement channel for the destination (a GUID), kept while
-/// the destination's settings change.
-#[derive(Debug)]
-struct Channel(String);
-
-/// Builds the sink of a Splunk HEC destination.
-pub fn build(
-    settings: &SplunkHecSettings,
-    mut parts: BuildParts<'_>,
-) -> Result<Box<dyn Sink>, InvalidSetting> {
-    let token = parts.credential("config.token")?;
-    let config = HecConfig::new(
-        parts.org_id,
-        settings,
-        token,
-        &parts.options.splunk_hec,
-        parts.policy,
-    )?;
-    let channel = config.indexer_ack.then(|| {
-        let new_channel = || Channel(uuid::Uuid::new_v4().to_string());
-        parts.state.get_or_create("channel", new_channel).0.clone()
-    });
-    Ok(Box::new(HecSink::new(
-        config,
-        parts.signer,
-        parts.client,
-        channel,
-        parts.options.max_response_bytes,
-    )))
-}
-
-/// Checks a Splunk HEC destination's settings as [`build`] will (its token is checked where
-/// it is given: presence there, validity by Splunk).
-pub fn check(
-    settings: &SplunkHecSettings,
-    options: &crate::SinksConfig,
-    policy: &OutboundPolicy,
-) -> Result<(), InvalidSetting> {
-    HecConfig::new(
-        "",
-        settings,
-        Secret::new(UNCHECKED.into()),
-        &options.splunk_hec,
-        policy,
-    )
-    .map(drop)
-}
+pub use settings::{SplunkHecInput, SplunkHecSettings};

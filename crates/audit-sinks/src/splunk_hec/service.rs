@@ -6,8 +6,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 
 use crate::event::ForwardEvent;
-use crate::response::exchange;
-use crate::signing::Signer;
+use crate::response::Sender;
 use crate::{Attempt, BatchLimits, Payload, Sink, Verdict};
 
 use super::config::HecConfig;
@@ -16,28 +15,17 @@ use super::{classifier, encoder, request};
 #[derive(Debug)]
 pub struct HecSink {
     config: HecConfig,
-    signer: Signer,
-    client: reqwest::Client,
+    sender: Sender,
     /// This instance's acknowledgement channel (only with indexer acknowledgement).
     channel: Option<String>,
-    /// Most bytes of an answer read (`[sinks] max_response_bytes`).
-    max_response_bytes: usize,
 }
 
 impl HecSink {
-    pub fn new(
-        config: HecConfig,
-        signer: Signer,
-        client: reqwest::Client,
-        channel: Option<String>,
-        max_response_bytes: usize,
-    ) -> Self {
+    pub fn new(config: HecConfig, sender: Sender, channel: Option<String>) -> Self {
         Self {
             config,
-            signer,
-            client,
+            sender,
             channel,
-            max_response_bytes,
         }
     }
 
@@ -45,15 +33,9 @@ impl HecSink {
     pub async fn deliver(&self, parts: &[&[u8]], message_id: &str) -> Attempt {
         let body = Bytes::from(encoder::frame(parts));
         let started = Instant::now();
-        let request = request::events(
-            &self.client,
-            &self.config,
-            &self.signer,
-            message_id,
-            &body,
-            self.channel.as_deref(),
-        );
-        let answer = match exchange(request, self.max_response_bytes, started, message_id).await {
+        let channel = self.channel.as_deref();
+        let request = request::events(&self.sender, &self.config, message_id, &body, channel);
+        let answer = match self.sender.exchange(request, started, message_id).await {
             Ok(answer) => answer,
             Err(failed) => return failed,
         };
@@ -95,15 +77,8 @@ impl HecSink {
         let deadline = started + self.config.ack_timeout;
         loop {
             tokio::time::sleep(self.config.ack_poll_interval).await;
-            let poll = request::ack_poll(
-                &self.client,
-                &self.config,
-                &self.signer,
-                message_id,
-                ack_id,
-                channel,
-            );
-            match exchange(poll, self.max_response_bytes, started, message_id).await {
+            let poll = request::ack_poll(&self.sender, &self.config, message_id, ack_id, channel);
+            match self.sender.exchange(poll, started, message_id).await {
                 Ok(answer) if (200..300).contains(&answer.status) => {
                     if acknowledged(answer.body(), ack_id) {
                         let status = answer.status.to_string();

@@ -1,7 +1,7 @@
+use super::settings::SplunkHecSettings;
 use audit_runtime::Secret;
 use audit_settings::OutboundPolicy;
 use audit_settings::SecretBox;
-use audit_settings::model::SplunkHecSettings;
 
 use super::classifier::{classify, parse};
 use super::config::{HecConfig, HecOptions};

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use super::settings::WazuhSettings;
 use audit_runtime::{ConfigError, Secret};
 use audit_settings::OutboundPolicy;
-use audit_settings::model::WazuhSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::{BatchLimits, InvalidSetting, checked_url};

@@ -21,51 +21,11 @@ pub mod config;
 pub mod encoder;
 pub mod request;
 pub mod service;
+pub mod settings;
 #[cfg(test)]
 mod tests;
 
 pub use config::{WazuhConfig, WazuhOptions};
 pub use service::{WazuhSession, WazuhSink};
 
-use audit_settings::model::WazuhSettings;
-
-use audit_runtime::Secret;
-use audit_settings::OutboundPolicy;
-
-use crate::{BuildParts, InvalidSetting, Sink, UNCHECKED};
-
-/// Builds the sink of a Wazuh destination; its session (token, pacing) is shared by the
-/// destination's lanes until its URL, user, password or pacing change.
-pub fn build(
-    settings: &WazuhSettings,
-    mut parts: BuildParts<'_>,
-) -> Result<Box<dyn Sink>, InvalidSetting> {
-    let password = parts.credential("config.password")?;
-    let config = WazuhConfig::new(settings, password, &parts.options.wazuh, parts.policy)?;
-    let session = parts.state.get_or_create(&config.fingerprint(), || {
-        WazuhSession::new(config.requests_per_minute)
-    });
-    Ok(Box::new(WazuhSink::new(
-        config,
-        parts.signer,
-        parts.client,
-        session,
-        parts.options.max_response_bytes,
-    )))
-}
-
-/// Checks a Wazuh destination's settings as [`build`] will (its password is checked where it
-/// is given).
-pub fn check(
-    settings: &WazuhSettings,
-    options: &crate::SinksConfig,
-    policy: &OutboundPolicy,
-) -> Result<(), InvalidSetting> {
-    WazuhConfig::new(
-        settings,
-        Secret::new(UNCHECKED.into()),
-        &options.wazuh,
-        policy,
-    )
-    .map(drop)
-}
+pub use settings::{WazuhInput, WazuhSettings};

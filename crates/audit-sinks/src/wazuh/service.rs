@@ -11,8 +11,7 @@ use futures::future::BoxFuture;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::event::ForwardEvent;
-use crate::response::exchange;
-use crate::signing::Signer;
+use crate::response::{Sender, exchange};
 use crate::{Attempt, BatchLimits, Payload, Sink, Verdict};
 
 use super::config::WazuhConfig;
@@ -61,28 +60,18 @@ impl WazuhSession {
 #[derive(Debug)]
 pub struct WazuhSink {
     config: WazuhConfig,
-    signer: Signer,
-    client: reqwest::Client,
+    /// Reads at most `[sinks] max_response_bytes` of an answer, beyond the echo of the events
+    /// sent (see [`WazuhSink::events_answer_limit`]).
+    sender: Sender,
     session: std::sync::Arc<WazuhSession>,
-    /// Most bytes of an answer read (`[sinks] max_response_bytes`), beyond the echo of the
-    /// events sent (see [`WazuhSink::events_answer_limit`]).
-    max_response_bytes: usize,
 }
 
 impl WazuhSink {
-    pub fn new(
-        config: WazuhConfig,
-        signer: Signer,
-        client: reqwest::Client,
-        session: std::sync::Arc<WazuhSession>,
-        max_response_bytes: usize,
-    ) -> Self {
+    pub fn new(config: WazuhConfig, sender: Sender, session: std::sync::Arc<WazuhSession>) -> Self {
         Self {
             config,
-            signer,
-            client,
+            sender,
             session,
-            max_response_bytes,
         }
     }
 
@@ -92,7 +81,7 @@ impl WazuhSink {
     fn events_answer_limit(&self, body_len: usize) -> usize {
         body_len
             .saturating_mul(3)
-            .saturating_add(self.max_response_bytes)
+            .saturating_add(self.sender.max_response_bytes)
     }
 
     /// Sends one batch and classifies the answer.
@@ -107,9 +96,8 @@ impl WazuhSink {
             };
             self.session.pacing.until_ready().await;
             let request = request::events(
-                &self.client,
+                &self.sender,
                 &self.config,
-                &self.signer,
                 jwt.expose(),
                 message_id,
                 body.clone(),
@@ -148,8 +136,8 @@ impl WazuhSink {
             latency: started.elapsed(),
             message_id: message_id.to_string(),
         };
-        let request = request::login(&self.client, &self.config, &self.signer);
-        let answer = exchange(request, self.max_response_bytes, started, message_id).await?;
+        let request = request::login(&self.sender, &self.config);
+        let answer = self.sender.exchange(request, started, message_id).await?;
         let status = answer.status;
         if !(200..300).contains(&status) {
             let verdict = match status {

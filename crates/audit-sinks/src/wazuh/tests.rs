@@ -1,5 +1,5 @@
+use super::settings::WazuhSettings;
 use audit_runtime::Secret;
-use audit_settings::model::WazuhSettings;
 use audit_settings::{OutboundPolicy, SecretBox};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -1,8 +1,8 @@
 //! Webhook options (`[sinks.webhook]`) and the validated config of one destination.
 
+use super::settings::WebhookSettings;
 use audit_runtime::ConfigError;
 use audit_settings::OutboundPolicy;
-use audit_settings::model::WebhookSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::{BatchLimits, InvalidSetting, checked_url};

@@ -14,37 +14,11 @@ pub mod config;
 pub mod encoder;
 pub mod request;
 pub mod service;
+pub mod settings;
 #[cfg(test)]
 mod tests;
 
 pub use config::{WebhookConfig, WebhookOptions};
 pub use service::WebhookSink;
 
-use audit_settings::model::WebhookSettings;
-
-use audit_settings::OutboundPolicy;
-
-use crate::{BuildParts, InvalidSetting, Sink};
-
-/// Builds the sink of a webhook destination.
-pub fn build(
-    settings: &WebhookSettings,
-    parts: BuildParts<'_>,
-) -> Result<Box<dyn Sink>, InvalidSetting> {
-    let config = WebhookConfig::new(settings, &parts.options.webhook, parts.policy)?;
-    Ok(Box::new(WebhookSink::new(
-        config,
-        parts.signer,
-        parts.client,
-        parts.options.max_response_bytes,
-    )))
-}
-
-/// Checks a webhook destination's settings as [`build`] will.
-pub fn check(
-    settings: &WebhookSettings,
-    options: &crate::SinksConfig,
-    policy: &OutboundPolicy,
-) -> Result<(), InvalidSetting> {
-    WebhookConfig::new(settings, &options.webhook, policy).map(drop)
-}
+pub use settings::{WebhookInput, WebhookSettings};

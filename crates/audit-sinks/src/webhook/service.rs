@@ -6,8 +6,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 
 use crate::event::ForwardEvent;
-use crate::response::status_exchange;
-use crate::signing::Signer;
+use crate::response::Sender;
 use crate::{Attempt, BatchLimits, Payload, Sink};
 
 use super::config::WebhookConfig;
@@ -16,40 +15,23 @@ use super::{classifier, encoder, request};
 #[derive(Debug)]
 pub struct WebhookSink {
     config: WebhookConfig,
-    signer: Signer,
-    client: reqwest::Client,
-    /// Most bytes of an answer read (`[sinks] max_response_bytes`).
-    max_response_bytes: usize,
+    sender: Sender,
 }
 
 impl WebhookSink {
-    pub fn new(
-        config: WebhookConfig,
-        signer: Signer,
-        client: reqwest::Client,
-        max_response_bytes: usize,
-    ) -> Self {
-        Self {
-            config,
-            signer,
-            client,
-            max_response_bytes,
-        }
+    pub fn new(config: WebhookConfig, sender: Sender) -> Self {
+        Self { config, sender }
     }
 
     /// Sends one batch and classifies the answer.
     pub async fn deliver(&self, parts: &[&[u8]], message_id: &str) -> Attempt {
         let body = Bytes::from(encoder::frame(parts));
         let started = Instant::now();
-        let request = request::post(&self.client, &self.config, &self.signer, message_id, body);
-        status_exchange(
-            request,
-            self.max_response_bytes,
-            started,
-            message_id,
-            classifier::classify,
-        )
-        .await
+        let request = request::post(&self.sender, &self.config, message_id, body);
+        let classify = classifier::classify;
+        (self.sender)
+            .status_exchange(request, started, message_id, classify)
+            .await
     }
 }
 

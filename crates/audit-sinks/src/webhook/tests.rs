@@ -1,5 +1,5 @@
+use super::settings::WebhookSettings;
 use audit_settings::OutboundPolicy;
-use audit_settings::model::WebhookSettings;
 
 use super::classifier::classify;
 use super::config::{WebhookConfig, WebhookOptions};

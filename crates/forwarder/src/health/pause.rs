@@ -112,7 +112,10 @@ impl PauseWriter {
             let Some(destination) = updated.destination(&shared.destination_id) else {
                 return;
             };
-            let (name, type_name) = (destination.name.clone(), destination.config.type_name());
+            let (name, type_name) = (
+                destination.name.clone(),
+                destination.config.type_name().to_string(),
+            );
             match self.settings.put(&SettingsRecord::Org(*updated)).await {
                 Ok(_) => {
                     tracing::warn!(
@@ -121,10 +124,10 @@ impl PauseWriter {
                         reason = %request.reason,
                         "destination paused"
                     );
-                    metrics::counter!("forwarder_destinations_paused_total", "destination_type" => type_name)
+                    metrics::counter!("forwarder_destinations_paused_total", "destination_type" => type_name.clone())
                         .increment(1);
                     shared.pause_recorded();
-                    self.record_pause(shared, &name, type_name, request, now)
+                    self.record_pause(shared, &name, &type_name, request, now)
                         .await;
                     return;
                 }
@@ -168,7 +171,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use audit_settings::model::{DestinationKind, WebhookSettings};
     use audit_settings::{Destination, Filters, Plan};
 
     fn org(revision: u64) -> OrgSettings {
@@ -182,10 +184,10 @@ mod tests {
             state: DestinationState::Active,
             filters: Filters::default(),
             signing_secrets: vec![],
-            config: DestinationKind::Webhook(WebhookSettings {
-                url: "https://soc.example.com/hook".into(),
-                max_batch_events: None,
-            }),
+            config: serde_json::from_value(
+                serde_json::json!({"type": "webhook", "url": "https://soc.example.com/hook"}),
+            )
+            .unwrap(),
             created_at: OffsetDateTime::UNIX_EPOCH,
             format: Default::default(),
         });

@@ -201,7 +201,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use audit_settings::model::{DestinationKind, WebhookSettings};
     use audit_settings::{Destination, Filters};
     use time::OffsetDateTime;
 
@@ -213,10 +212,10 @@ mod tests {
             state,
             filters: Filters::default(),
             signing_secrets: vec![],
-            config: DestinationKind::Webhook(WebhookSettings {
-                url: "https://soc.example.com/hook".into(),
-                max_batch_events: None,
-            }),
+            config: serde_json::from_value(
+                serde_json::json!({"type": "webhook", "url": "https://soc.example.com/hook"}),
+            )
+            .unwrap(),
             created_at: OffsetDateTime::UNIX_EPOCH,
             format: Default::default(),
         }

@@ -1,48 +1,15 @@
 //! The bodies operators send to the destination endpoints, as deserialised: unknown fields
 //! refused, secrets in plain text (checked and sealed by [`super::validate`] before anything
-//! is stored). Their OpenAPI schemas are derived from these types.
+//! is stored). Their OpenAPI schemas are derived from these types; the type-specific part
+//! ([`ConfigInput`]) is each destination type's, listed in `audit_sinks::registry`.
 
 use audit_settings::{EventFormat, Filters};
+/// Type-specific settings, one variant per destination type (`audit_sinks::registry`).
+pub use audit_sinks::registry::ConfigInput;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::admin::schemas::{DestinationFilters, FormatName};
-
-/// Type-specific settings as sent by operators; secrets in plain text, optional on update
-/// (absent = keep the stored one).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ConfigInput {
-    SplunkHec {
-        url: String,
-        token: Option<String>,
-        index: Option<String>,
-        source: Option<String>,
-        sourcetype: Option<String>,
-        host: Option<String>,
-        #[serde(default)]
-        indexer_ack: bool,
-        max_batch_bytes: Option<usize>,
-    },
-    Datadog {
-        site: String,
-        url: Option<String>,
-        api_key: Option<String>,
-        service: Option<String>,
-        ddsource: Option<String>,
-        ddtags: Option<String>,
-    },
-    Wazuh {
-        url: String,
-        username: String,
-        password: Option<String>,
-        requests_per_minute: Option<u32>,
-    },
-    Webhook {
-        url: String,
-        max_batch_events: Option<usize>,
-    },
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -3,8 +3,8 @@
 //! secrets. A credential is sealed for the endpoint it is sent to, so a changed URL needs the
 //! credential again. Errors name the offending field (422).
 
-use audit_settings::model::{DatadogSettings, SplunkHecSettings, WazuhSettings, WebhookSettings};
-use audit_settings::{Destination, DestinationKind, Filters, Sealed};
+use audit_settings::{DestinationConfig, Filters};
+use audit_sinks::registry::{CredentialSealer, config_from_input};
 use base64::Engine;
 
 use super::ConfigInput;
@@ -32,125 +32,24 @@ pub fn check_signing_secret(field: &str, secret: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Validates the input and seals its secrets, merging with `existing` on update.
+/// Validates the input and seals its secrets, merging with `existing` on update: each type's
+/// rules are its own (`audit_sinks::registry`), the sealing rules shared by every type.
 pub(super) fn build_config(
     app: &App,
     input: ConfigInput,
-    existing: Option<&DestinationKind>,
+    existing: Option<&DestinationConfig>,
     context: (&str, &str),
-) -> ApiResult<DestinationKind> {
+) -> ApiResult<DestinationConfig> {
     let (org_id, destination_id) = context;
-    let kept_endpoint = existing.map(DestinationKind::endpoint);
-    // A credential is sealed for the endpoint it is sent to: when the endpoint changes, the
-    // stored one cannot follow it (it would not open), so it must be given again.
-    let seal = |field: &str,
-                plain: Option<String>,
-                kept: Option<&Sealed>,
-                endpoint: &str|
-     -> ApiResult<Sealed> {
-        match (plain, kept) {
-            (Some(plain), _) if plain.trim().is_empty() => Err(invalid(field, "must not be empty")),
-            (Some(plain), _) => Ok(app.secrets.seal(
-                &plain,
-                &Destination::credential_seal_context(org_id, destination_id, field, endpoint),
-            )),
-            (None, Some(kept)) if kept_endpoint.as_deref() == Some(endpoint) => Ok(kept.clone()),
-            (None, Some(_)) => Err(invalid(
-                field,
-                "is required when the destination's URL changes: a stored credential is bound to the URL it was given for",
-            )),
-            (None, None) => Err(invalid(field, "is required")),
-        }
-    };
-    let kind = match input {
-        ConfigInput::SplunkHec {
-            url,
-            token,
-            index,
-            source,
-            sourcetype,
-            host,
-            indexer_ack,
-            max_batch_bytes,
-        } => {
-            let kept = match existing {
-                Some(DestinationKind::SplunkHec(settings)) => Some(&settings.token),
-                _ => None,
-            };
-            let token = seal("config.token", token, kept, &url)?;
-            DestinationKind::SplunkHec(SplunkHecSettings {
-                url,
-                token,
-                index,
-                source,
-                sourcetype,
-                host,
-                indexer_ack,
-                max_batch_bytes,
-            })
-        }
-        ConfigInput::Datadog {
-            site,
-            url,
-            api_key,
-            service,
-            ddsource,
-            ddtags,
-        } => {
-            let kept = match existing {
-                Some(DestinationKind::Datadog(settings)) => Some(&settings.api_key),
-                _ => None,
-            };
-            let endpoint = DatadogSettings::endpoint(&site, url.as_deref());
-            let api_key = seal("config.api_key", api_key, kept, &endpoint)?;
-            DestinationKind::Datadog(DatadogSettings {
-                site,
-                url,
-                api_key,
-                service,
-                ddsource,
-                ddtags,
-            })
-        }
-        ConfigInput::Wazuh {
-            url,
-            username,
-            password,
-            requests_per_minute,
-        } => {
-            let kept = match existing {
-                Some(DestinationKind::Wazuh(settings)) => Some(&settings.password),
-                _ => None,
-            };
-            let password = seal("config.password", password, kept, &url)?;
-            DestinationKind::Wazuh(WazuhSettings {
-                url,
-                username,
-                password,
-                requests_per_minute,
-            })
-        }
-        ConfigInput::Webhook {
-            url,
-            max_batch_events,
-        } => DestinationKind::Webhook(WebhookSettings {
-            url,
-            max_batch_events,
-        }),
-    };
-    // The settings as the forwarder will check them when it builds the sink (one validation
-    // per field, in `audit_sinks`); the credentials were checked above as they were sealed.
-    audit_sinks::registry::check(&kind, &app.config.sinks, &app.config.outbound)
-        .map_err(|error| invalid(error.field, error.reason))?;
-    if let Some(existing) = existing
-        && existing.type_name() != kind.type_name()
-    {
-        return Err(invalid(
-            "config.type",
-            "the type of a destination cannot change; create a new one",
-        ));
-    }
-    Ok(kind)
+    let sealer = CredentialSealer::new(&app.secrets, org_id, destination_id);
+    config_from_input(
+        input,
+        existing,
+        &sealer,
+        &app.config.sinks,
+        &app.config.outbound,
+    )
+    .map_err(|error| invalid(error.field, error.reason))
 }
 
 /// Categories must be known to the catalogue; actions known, or prefixes like `user.*`.
