@@ -405,9 +405,20 @@ fn utc_text_millis(text: &[u8]) -> Option<i64> {
 
 /// Formats a time as RFC 3339 in UTC with milliseconds, e.g. `2026-11-26T07:04:25.123Z`.
 pub fn format_utc_millis(at: OffsetDateTime) -> String {
+    utc_millis_text(at, 'T', "Z")
+}
+
+/// Formats a time as SQL date-time text in UTC with milliseconds and no zone, e.g.
+/// `2026-11-26 07:04:25.123`: how ClickHouse reads a `DateTime64(3, 'UTC')` parameter.
+pub fn format_utc_millis_sql(at: OffsetDateTime) -> String {
+    utc_millis_text(at, ' ', "")
+}
+
+/// `<date><separator><time with milliseconds><zone>`, in UTC.
+fn utc_millis_text(at: OffsetDateTime, separator: char, zone: &str) -> String {
     let utc = at.to_offset(time::UtcOffset::UTC);
     format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        "{:04}-{:02}-{:02}{separator}{:02}:{:02}:{:02}.{:03}{zone}",
         utc.year(),
         u8::from(utc.month()),
         utc.day(),

@@ -64,6 +64,26 @@ fn describe(error: figment::Error) -> ConfigError {
     ConfigError::Load(messages.join("; "))
 }
 
+/// `key` must be positive: zero would stall or spin what it sizes or paces.
+pub fn require_positive(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::invalid(key, "must be positive"));
+    }
+    Ok(())
+}
+
+/// `key` names a file the service reads at start: it must exist, so that a typo fails
+/// `check-config` rather than the start.
+pub fn require_existing(key: &str, path: &Path) -> Result<(), ConfigError> {
+    if !path.exists() {
+        return Err(ConfigError::invalid(
+            key,
+            format!("{} does not exist", path.display()),
+        ));
+    }
+    Ok(())
+}
+
 /// Where a service's HTTP endpoints listen.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

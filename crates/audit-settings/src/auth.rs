@@ -52,6 +52,14 @@ pub enum Unauthenticated {
 }
 
 impl SettingsAuth {
+    /// Checks the `[topics]` section at `key` of a service that reads or writes settings: the
+    /// topics, and the settings keys their records are authenticated with.
+    pub fn check_topics(topics: &audit_kafka::TopicsConfig, key: &str) -> Result<(), ConfigError> {
+        topics.validate(key)?;
+        Self::from_config(&topics.settings_keys, &format!("{key}.settings_keys"))?;
+        Ok(())
+    }
+
     /// Keys as `key_id:secret` (secrets of at least 32 characters); `field` names the config
     /// key in errors, e.g. `topics.settings_keys`.
     pub fn from_config(keys: &[Secret], field: &str) -> Result<Self, ConfigError> {

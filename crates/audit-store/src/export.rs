@@ -9,7 +9,7 @@
 //!
 //! Both carry the export bounds ([`crate::bounds`]): time and memory, never a row count.
 
-use clickhouse::query::{BytesCursor, RowCursor};
+use clickhouse::query::{BytesCursor, Query, RowCursor};
 use serde::Deserialize;
 
 use crate::error::Result;
@@ -53,30 +53,27 @@ const EXPORT_ROW_COLUMNS: &str = "toString(id) AS event_id, \
 impl Store {
     /// All matching events, newest first, as NDJSON bytes (the stored canonical JSON).
     pub fn export_ndjson(&self, org_id: &str, filter: &EventFilter) -> Result<BytesCursor> {
-        let sql = filter.to_sql(org_id);
         // `raw` is compact JSON (no raw newlines or tabs), so TSVRaw yields NDJSON as is.
-        let statement = format!(
-            "SELECT raw FROM events FINAL WHERE {} ORDER BY occurred_at DESC, id DESC",
-            sql.where_clause()
-        );
-        let query = sql.apply(self.client().query(&statement));
-        let query = self
-            .export_bounds()
-            .apply(query, self.read_label(), "export", org_id);
+        let query = self.export_query(org_id, filter, "raw");
         Ok(query.fetch_bytes("TSVRaw")?)
     }
 
     /// All matching events, newest first, as typed rows (for the CSV encoder).
     pub fn export_rows(&self, org_id: &str, filter: &EventFilter) -> Result<RowCursor<ExportRow>> {
+        let query = self.export_query(org_id, filter, EXPORT_ROW_COLUMNS);
+        Ok(query.fetch::<ExportRow>()?)
+    }
+
+    /// `columns` of every event of `org_id` matching `filter`, newest first, under the export
+    /// bounds.
+    fn export_query(&self, org_id: &str, filter: &EventFilter, columns: &str) -> Query {
         let sql = filter.to_sql(org_id);
         let statement = format!(
-            "SELECT {EXPORT_ROW_COLUMNS} FROM events FINAL WHERE {} ORDER BY occurred_at DESC, id DESC",
+            "SELECT {columns} FROM events FINAL WHERE {} ORDER BY occurred_at DESC, id DESC",
             sql.where_clause()
         );
         let query = sql.apply(self.client().query(&statement));
-        let query = self
-            .export_bounds()
-            .apply(query, self.read_label(), "export", org_id);
-        Ok(query.fetch::<ExportRow>()?)
+        self.export_bounds()
+            .apply(query, self.read_label(), "export", org_id)
     }
 }

@@ -3,11 +3,13 @@
 //! of a partition resuming the chains.
 
 use clickhouse::Row;
+use clickhouse::query::Query;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::query::datetime_param;
 use crate::store::Store;
 
 /// One signed window digest.
@@ -108,15 +110,8 @@ impl Store {
             "SELECT {DIGEST_COLUMNS} FROM integrity_digests FINAL WHERE partition = {{p:Int32}} \
              ORDER BY org_id, seq DESC LIMIT 1 BY org_id"
         );
-        self.timed(async {
-            Ok(self
-                .client()
-                .query(&query)
-                .param("p", partition)
-                .fetch_all()
-                .await?)
-        })
-        .await
+        self.fetch_all_timed(self.client().query(&query).param("p", partition))
+            .await
     }
 
     /// An organization's digests from the first one sealed at or after `from` to the newest,
@@ -134,16 +129,13 @@ impl Store {
                WHERE org_id = {{org:String}} AND sealed_at >= {{from:DateTime64(3, 'UTC')}}) \
              ORDER BY seq LIMIT {{limit:UInt64}}"
         );
-        self.timed(async {
-            Ok(self
-                .client()
+        self.fetch_all_timed(
+            self.client()
                 .query(&query)
                 .param("org", org_id)
-                .param("from", crate::query::datetime_param(from))
-                .param("limit", limit)
-                .fetch_all()
-                .await?)
-        })
+                .param("from", datetime_param(from))
+                .param("limit", limit),
+        )
         .await
     }
 
@@ -158,17 +150,8 @@ impl Store {
             "SELECT {DIGEST_COLUMNS} FROM integrity_digests FINAL \
              WHERE org_id = {{org:String}} AND seq BETWEEN {{first:UInt64}} AND {{last:UInt64}} ORDER BY seq"
         );
-        self.timed(async {
-            Ok(self
-                .client()
-                .query(&query)
-                .param("org", org_id)
-                .param("first", first)
-                .param("last", last)
-                .fetch_all()
-                .await?)
-        })
-        .await
+        self.fetch_all_timed(self.windows_query(&query, org_id, first, last))
+            .await
     }
 
     /// The leaves of the digests `(seq, hash)` of an organization, in window and leaf order.
@@ -178,22 +161,12 @@ impl Store {
         first_seq: u64,
         last_seq: u64,
     ) -> Result<Vec<LeafRow>> {
-        self.timed(async {
-            Ok(self
-                .client()
-                .query(
-                    "SELECT org_id, seq, idx, digest_hash, leaf, id, occurred_at, sealed_at \
-                     FROM integrity_leaves FINAL \
-                     WHERE org_id = {org:String} AND seq BETWEEN {first:UInt64} AND {last:UInt64} \
-                     ORDER BY seq, idx",
-                )
-                .param("org", org_id)
-                .param("first", first_seq)
-                .param("last", last_seq)
-                .fetch_all()
-                .await?)
-        })
-        .await
+        let query = "SELECT org_id, seq, idx, digest_hash, leaf, id, occurred_at, sealed_at \
+             FROM integrity_leaves FINAL \
+             WHERE org_id = {org:String} AND seq BETWEEN {first:UInt64} AND {last:UInt64} \
+             ORDER BY seq, idx";
+        self.fetch_all_timed(self.windows_query(query, org_id, first_seq, last_seq))
+            .await
     }
 
     /// The stored rows of an organization with `occurred_at` in `[since, until)` (after
@@ -205,22 +178,11 @@ impl Store {
         until: OffsetDateTime,
         limit: u64,
     ) -> Result<Vec<crate::rows::EventRow>> {
-        self.timed(async {
-            Ok(self
-                .client()
-                .query(
-                    "SELECT ?fields FROM events FINAL WHERE org_id = {org:String} \
-                     AND occurred_at >= {since:DateTime64(3, 'UTC')} AND occurred_at < {until:DateTime64(3, 'UTC')} \
-                     ORDER BY occurred_at, id LIMIT {limit:UInt64}",
-                )
-                .param("org", org_id)
-                .param("since", crate::query::datetime_param(since))
-                .param("until", crate::query::datetime_param(until))
-                .param("limit", limit)
-                .fetch_all()
-                .await?)
-        })
-        .await
+        let query = "SELECT ?fields FROM events FINAL WHERE org_id = {org:String} \
+             AND occurred_at >= {since:DateTime64(3, 'UTC')} AND occurred_at < {until:DateTime64(3, 'UTC')} \
+             ORDER BY occurred_at, id LIMIT {limit:UInt64}";
+        let query = self.occurred_query(query, org_id, since, until);
+        self.fetch_all_timed(query.param("limit", limit)).await
     }
 
     /// Ids of the organization's rows in `[since, until)` indexed after `after`: newer than the
@@ -233,39 +195,50 @@ impl Store {
         after: OffsetDateTime,
         before: OffsetDateTime,
     ) -> Result<Vec<String>> {
-        self.timed(async {
-            Ok(self
-                .client()
-                .query(
-                    "SELECT toString(id) FROM events FINAL WHERE org_id = {org:String} \
-                     AND occurred_at >= {since:DateTime64(3, 'UTC')} AND occurred_at < {until:DateTime64(3, 'UTC')} \
-                     AND indexed_at > {after:DateTime64(3, 'UTC')} AND indexed_at <= {before:DateTime64(3, 'UTC')}",
-                )
-                .param("org", org_id)
-                .param("since", crate::query::datetime_param(since))
-                .param("until", crate::query::datetime_param(until))
-                .param("after", crate::query::datetime_param(after))
-                .param("before", crate::query::datetime_param(before))
-                .fetch_all()
-                .await?)
-        })
-        .await
+        let query = "SELECT toString(id) FROM events FINAL WHERE org_id = {org:String} \
+             AND occurred_at >= {since:DateTime64(3, 'UTC')} AND occurred_at < {until:DateTime64(3, 'UTC')} \
+             AND indexed_at > {after:DateTime64(3, 'UTC')} AND indexed_at <= {before:DateTime64(3, 'UTC')}";
+        let query = self
+            .occurred_query(query, org_id, since, until)
+            .param("after", datetime_param(after))
+            .param("before", datetime_param(before));
+        self.fetch_all_timed(query).await
     }
 
     /// The window (seq) holding an event, by its id.
     pub async fn window_of_event(&self, org_id: &str, id: Uuid) -> Result<Option<u64>> {
-        self.timed(async {
-            Ok(self
-                .client()
-                .query(
-                    "SELECT seq FROM integrity_leaves FINAL \
-                     WHERE org_id = {org:String} AND id = {id:UUID} ORDER BY seq LIMIT 1",
-                )
-                .param("org", org_id)
-                .param("id", id.to_string())
-                .fetch_optional()
-                .await?)
-        })
-        .await
+        let query = "SELECT seq FROM integrity_leaves FINAL \
+             WHERE org_id = {org:String} AND id = {id:UUID} ORDER BY seq LIMIT 1";
+        let query = self
+            .client()
+            .query(query)
+            .param("org", org_id)
+            .param("id", id.to_string());
+        self.fetch_optional_timed(query).await
+    }
+
+    /// `sql` bound to an organization's windows `first..=last` (`{org}`, `{first}`, `{last}`).
+    fn windows_query(&self, sql: &str, org_id: &str, first: u64, last: u64) -> Query {
+        self.client()
+            .query(sql)
+            .param("org", org_id)
+            .param("first", first)
+            .param("last", last)
+    }
+
+    /// `sql` bound to an organization's events that occurred in `[since, until)` (`{org}`,
+    /// `{since}`, `{until}`).
+    fn occurred_query(
+        &self,
+        sql: &str,
+        org_id: &str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Query {
+        self.client()
+            .query(sql)
+            .param("org", org_id)
+            .param("since", datetime_param(since))
+            .param("until", datetime_param(until))
     }
 }

@@ -5,17 +5,21 @@
 //! * Safe against downgrades: a database with a version newer than this build knows is
 //!   refused, so an old indexer never writes into a schema it does not understand.
 //!
-//! Three layouts share the versions: [`SchemaLayout::SingleNode`] (`migrations/*.sql`: one
-//! server), [`SchemaLayout::Replicated`] (`migrations/replicated/*.sql`: replicated
-//! `events_local` tables on every node of a cluster behind a Distributed `events` table; every
-//! DDL statement, the bookkeeping included, runs `ON CLUSTER`) and [`SchemaLayout::Sharded`]
-//! (`migrations/sharded/*.sql`: plain `events_local` tables on the shards of a cluster behind
-//! a Distributed `events` table, no Keeper; the caller applies the migrations to every node,
-//! each with its own bookkeeping). A migration added to one layout is added to the others
-//! with the same version.
+//! Three layouts share the versions and the SQL: [`SchemaLayout::SingleNode`] (one server),
+//! [`SchemaLayout::Replicated`] (replicated `events_local` tables on every node of a cluster
+//! behind a Distributed `events` table; every DDL statement, the bookkeeping included, runs
+//! `ON CLUSTER`) and [`SchemaLayout::Sharded`] (plain `events_local` tables on the shards of a
+//! cluster behind a Distributed `events` table, no Keeper; the caller applies the migrations to
+//! every node, each with its own bookkeeping). Each migration is one file in `migrations/`
+//! holding every layout's text: a `--@ <layouts>` line makes the lines below it, up to the
+//! next such line, part of those layouts only (`all`: every layout), and `{local}` (the
+//! `_local` of the tables behind a Distributed one) and `{on_cluster}` are filled in for the
+//! layout. The text a layout gets is what runs and what the recorded checksum covers, so a
+//! released migration's text stays byte-identical in every layout (the unit tests compare it
+//! with `tests/fixtures/migrations/`).
 //!
-//! Placeholders replaced in the SQL: `{database}`, and `{cluster}` in the cluster layouts.
-//! `{shard}` and `{replica}` are the servers' own macros and are left as they are.
+//! Placeholders replaced when the statements run: `{database}`, and `{cluster}` in the cluster
+//! layouts. `{shard}` and `{replica}` are the servers' own macros and are left as they are.
 
 use clickhouse::Client;
 use serde::Deserialize;
@@ -23,70 +27,67 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// One migration: a version, a name, and SQL statements separated by `;` at line ends.
+/// One migration: a version, a name, and the SQL of every layout (see [`Migration::sql`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
     pub version: u32,
     pub name: &'static str,
-    pub sql: &'static str,
+    /// Every layout's statements, separated by `;` at line ends, the layouts' own lines under
+    /// `--@ <layouts>` lines.
+    pub source: &'static str,
 }
 
-/// The migrations of the single-node schema.
+/// Starts a line of a migration's source naming the layouts of the lines below it.
+const LAYOUT_MARKER: &str = "--@";
+
+/// The migrations, in order; every layout has them all.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "events",
-        sql: include_str!("../migrations/0001_events.sql"),
+        source: include_str!("../migrations/0001_events.sql"),
     },
     Migration {
         version: 2,
         name: "provenance",
-        sql: include_str!("../migrations/0002_provenance.sql"),
+        source: include_str!("../migrations/0002_provenance.sql"),
     },
     Migration {
         version: 3,
         name: "integrity",
-        sql: include_str!("../migrations/0003_integrity.sql"),
+        source: include_str!("../migrations/0003_integrity.sql"),
     },
 ];
 
-/// The migrations of the replicated schema (same versions as [`MIGRATIONS`]).
-pub const MIGRATIONS_REPLICATED: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "events",
-        sql: include_str!("../migrations/replicated/0001_events.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "provenance",
-        sql: include_str!("../migrations/replicated/0002_provenance.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "integrity",
-        sql: include_str!("../migrations/replicated/0003_integrity.sql"),
-    },
-];
-
-/// The migrations of the sharded schema (same versions as [`MIGRATIONS`]).
-pub const MIGRATIONS_SHARDED: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "events",
-        sql: include_str!("../migrations/sharded/0001_events.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "provenance",
-        sql: include_str!("../migrations/sharded/0002_provenance.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "integrity",
-        sql: include_str!("../migrations/sharded/0003_integrity.sql"),
-    },
-];
+impl Migration {
+    /// The text of this migration in `layout`, its `{database}` and `{cluster}` not replaced:
+    /// the lines of the source under a `--@` line naming `layout` or `all` (lines before the
+    /// first one belong to no layout), with `{local}` and `{on_cluster}` filled in. Its
+    /// checksum is what `schema_migrations` records.
+    pub fn sql(&self, layout: &SchemaLayout) -> String {
+        let mut sql = String::with_capacity(self.source.len());
+        let mut selected = false;
+        for line in self.source.lines() {
+            if let Some(layouts) = line.strip_prefix(LAYOUT_MARKER) {
+                selected = layouts
+                    .split_whitespace()
+                    .any(|name| name == "all" || name == layout.name());
+                continue;
+            }
+            if selected {
+                sql.push_str(line);
+                sql.push('\n');
+            }
+        }
+        let (local, on_cluster) = match layout {
+            SchemaLayout::SingleNode => ("", ""),
+            SchemaLayout::Replicated { .. } => ("_local", " ON CLUSTER '{cluster}'"),
+            SchemaLayout::Sharded { .. } => ("_local", ""),
+        };
+        sql.replace("{local}", local)
+            .replace("{on_cluster}", on_cluster)
+    }
+}
 
 /// Where the schema lives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -106,22 +107,19 @@ pub enum SchemaLayout {
 }
 
 impl SchemaLayout {
-    /// The migrations of this layout.
-    pub fn migrations(&self) -> &'static [Migration] {
+    /// The layout's name in the configuration (`clickhouse.layout`) and in the `--@` lines of
+    /// the migrations.
+    fn name(&self) -> &'static str {
         match self {
-            Self::SingleNode => MIGRATIONS,
-            Self::Replicated { .. } => MIGRATIONS_REPLICATED,
-            Self::Sharded { .. } => MIGRATIONS_SHARDED,
+            Self::SingleNode => "single_node",
+            Self::Replicated { .. } => "replicated",
+            Self::Sharded { .. } => "sharded",
         }
     }
 
     /// The newest version this build knows.
     pub fn latest_version(&self) -> u32 {
-        self.migrations()
-            .iter()
-            .map(|m| m.version)
-            .max()
-            .unwrap_or(0)
+        MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0)
     }
 
     /// The engine the `events` table has in this layout (as `system.tables` names it).
@@ -172,7 +170,7 @@ impl SchemaLayout {
 
     /// The statements of `migration` with the placeholders replaced.
     pub fn render(&self, migration: &Migration, database: &str) -> Vec<String> {
-        statements(migration.sql)
+        statements(&migration.sql(self))
             .into_iter()
             .map(|statement| {
                 let statement = statement.replace("{database}", database);
@@ -202,7 +200,7 @@ pub struct MigrationReport {
 /// production migration: `indexer migrate --print-sql`).
 pub fn script(database: &str, layout: &SchemaLayout) -> Vec<String> {
     let mut script = layout.bookkeeping(database).to_vec();
-    for migration in layout.migrations() {
+    for migration in MIGRATIONS {
         script.extend(layout.render(migration, database));
     }
     script
@@ -214,7 +212,6 @@ pub async fn migrate(
     database: &str,
     layout: &SchemaLayout,
 ) -> Result<MigrationReport> {
-    let migrations = layout.migrations();
     for statement in layout.bookkeeping(database) {
         client.query(&statement).execute().await?;
     }
@@ -224,7 +221,7 @@ pub async fn migrate(
         ))
         .fetch_all()
         .await?;
-    let known = migrations.iter().map(|m| m.version).max().unwrap_or(0);
+    let known = layout.latest_version();
     if let Some(newest) = applied.iter().map(|a| a.version).max()
         && newest > known
     {
@@ -235,8 +232,8 @@ pub async fn migrate(
     }
 
     let mut report = MigrationReport::default();
-    for migration in migrations {
-        let checksum = hex::encode(Sha256::digest(migration.sql.as_bytes()));
+    for migration in MIGRATIONS {
+        let checksum = hex::encode(Sha256::digest(migration.sql(layout).as_bytes()));
         if let Some(done) = applied.iter().find(|a| a.version == migration.version) {
             if done.checksum != checksum {
                 tracing::warn!(
@@ -355,207 +352,4 @@ fn statements(sql: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-
-    #[test]
-    fn splits_statements_and_drops_comments() {
-        let sql = "-- a comment; with a semicolon\nCREATE TABLE a (x UInt8);\n\nCREATE TABLE b\n(\n  y UInt8 -- inline\n);\n";
-        let statements = statements(sql);
-        assert_eq!(statements.len(), 2);
-        assert!(statements[0].starts_with("CREATE TABLE a"));
-        assert!(statements[1].contains("y UInt8"));
-    }
-
-    #[test]
-    fn migrations_are_ordered_and_unique() {
-        for migrations in [MIGRATIONS, MIGRATIONS_REPLICATED, MIGRATIONS_SHARDED] {
-            let versions: Vec<u32> = migrations.iter().map(|m| m.version).collect();
-            let mut sorted = versions.clone();
-            sorted.sort_unstable();
-            sorted.dedup();
-            assert_eq!(versions, sorted);
-            assert!(
-                migrations
-                    .iter()
-                    .all(|m| statements(m.sql).iter().all(|s| !s.trim().is_empty()))
-            );
-        }
-    }
-
-    #[test]
-    fn every_layout_has_the_same_versions() {
-        let versions = |migrations: &[Migration]| -> Vec<(u32, &'static str)> {
-            migrations.iter().map(|m| (m.version, m.name)).collect()
-        };
-        assert_eq!(versions(MIGRATIONS), versions(MIGRATIONS_REPLICATED));
-        assert_eq!(versions(MIGRATIONS), versions(MIGRATIONS_SHARDED));
-        let cluster = SchemaLayout::Replicated {
-            cluster: "prod".into(),
-        };
-        assert_eq!(
-            SchemaLayout::SingleNode.latest_version(),
-            cluster.latest_version()
-        );
-    }
-
-    fn replicated() -> SchemaLayout {
-        SchemaLayout::Replicated {
-            cluster: "audit_cluster".into(),
-        }
-    }
-
-    #[test]
-    fn replicated_schema_renders_replicated_tables_behind_a_distributed_table() {
-        let rendered = replicated().render(&MIGRATIONS_REPLICATED[0], "audit_prod");
-        assert_eq!(rendered.len(), 2, "{rendered:#?}");
-        let (local, distributed) = (&rendered[0], &rendered[1]);
-
-        assert!(local.starts_with(
-            "CREATE TABLE IF NOT EXISTS audit_prod.events_local ON CLUSTER 'audit_cluster'"
-        ));
-        // {database} is ours to fill; {shard} and {replica} are the servers' macros.
-        assert!(local.contains(
-            "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit_prod/events_local', '{replica}', version)"
-        ));
-        assert!(local.contains("ORDER BY (org_id, occurred_at, id)"));
-        assert!(local.contains("TTL toDateTime(occurred_at) + toIntervalDay(retention_days)"));
-        assert!(!local.contains("non_replicated_deduplication_window"));
-
-        assert!(distributed.starts_with(
-            "CREATE TABLE IF NOT EXISTS audit_prod.events ON CLUSTER 'audit_cluster'"
-        ));
-        assert!(distributed.contains("AS audit_prod.events_local"));
-        assert!(distributed.contains(
-            "ENGINE = Distributed('audit_cluster', audit_prod, events_local, cityHash64(org_id))"
-        ));
-
-        for statement in &rendered {
-            assert!(!statement.contains("{database}") && !statement.contains("{cluster}"));
-            assert!(
-                !statement.contains("--"),
-                "comments are dropped: {statement}"
-            );
-            assert!(!statement.ends_with(';'));
-        }
-    }
-
-    #[test]
-    fn replicated_schema_has_the_single_node_columns_and_indexes() {
-        // Everything between the opening parenthesis and the engine must be identical, so
-        // both layouts store and index the same rows.
-        fn body(sql: &str) -> &str {
-            let start = sql.find("\n(\n").expect("column list");
-            let end = sql.find("\nENGINE").expect("engine");
-            &sql[start..end]
-        }
-        assert_eq!(body(MIGRATIONS[0].sql), body(MIGRATIONS_REPLICATED[0].sql));
-        assert_eq!(body(MIGRATIONS[0].sql), body(MIGRATIONS_SHARDED[0].sql));
-    }
-
-    fn sharded() -> SchemaLayout {
-        SchemaLayout::Sharded {
-            cluster: "audit_shards".into(),
-        }
-    }
-
-    #[test]
-    fn sharded_schema_renders_local_tables_behind_a_distributed_table_without_on_cluster() {
-        let rendered = sharded().render(&MIGRATIONS_SHARDED[0], "audit_prod");
-        assert_eq!(rendered.len(), 2, "{rendered:#?}");
-        let (local, distributed) = (&rendered[0], &rendered[1]);
-        assert!(local.starts_with("CREATE TABLE IF NOT EXISTS audit_prod.events_local\n("));
-        assert!(local.contains("ENGINE = ReplacingMergeTree(version)"));
-        // Everything after the engine (partitioning, key, TTL, settings) is the single node's.
-        let tail = |sql: &str| sql[sql.find("ENGINE").expect("engine")..].to_string();
-        assert_eq!(
-            tail(local),
-            tail(&SchemaLayout::SingleNode.render(&MIGRATIONS[0], "audit_prod")[0])
-        );
-        assert_eq!(
-            distributed,
-            "CREATE TABLE IF NOT EXISTS audit_prod.events\nAS audit_prod.events_local\n\
-             ENGINE = Distributed('audit_shards', audit_prod, events_local, cityHash64(org_id))"
-        );
-        for statement in script("audit_prod", &sharded()) {
-            assert!(!statement.contains("ON CLUSTER"), "{statement}");
-            assert!(
-                !statement.contains('{'),
-                "placeholders replaced: {statement}"
-            );
-        }
-        let [_, bookkeeping] = sharded().bookkeeping("audit");
-        assert!(bookkeeping.ends_with("ENGINE = MergeTree ORDER BY version"));
-    }
-
-    #[test]
-    fn cluster_layouts_shard_by_organization_alike() {
-        // The sharding key decides which shard holds every copy of an event: both cluster
-        // layouts must use the same one.
-        let key = |layout: &SchemaLayout, migration: &Migration| {
-            let rendered = layout.render(migration, "db").join("\n");
-            let start = rendered.find("Distributed(").expect("distributed");
-            rendered[start..]
-                .replace("audit_cluster", "C")
-                .replace("audit_shards", "C")
-        };
-        assert_eq!(
-            key(&replicated(), &MIGRATIONS_REPLICATED[0]),
-            key(&sharded(), &MIGRATIONS_SHARDED[0])
-        );
-    }
-
-    #[test]
-    fn single_node_rendering_replaces_only_the_database() {
-        let rendered = SchemaLayout::SingleNode.render(&MIGRATIONS[0], "audit");
-        assert_eq!(rendered.len(), 1);
-        assert!(rendered[0].starts_with("CREATE TABLE IF NOT EXISTS audit.events\n("));
-        assert!(rendered[0].contains("ENGINE = ReplacingMergeTree(version)"));
-        assert!(!rendered[0].contains("ON CLUSTER"));
-    }
-
-    #[test]
-    fn the_script_is_bookkeeping_then_every_migration() {
-        let script = script("audit", &replicated());
-        assert_eq!(script.len(), 10);
-        assert!(script[0].starts_with("CREATE DATABASE"));
-        assert!(script[1].contains(".schema_migrations"));
-        assert!(script[2].contains(".events_local"));
-        assert!(script[3].contains("Distributed("));
-        // 0002: the provenance column on the replicated tables and the Distributed one.
-        assert!(script[4].starts_with("ALTER TABLE audit.events_local ON CLUSTER"));
-        assert!(script[5].starts_with("ALTER TABLE audit.events ON CLUSTER"));
-        // 0003: the integrity tables, local and Distributed.
-        assert!(script[6].contains("audit.integrity_digests_local"));
-        assert!(script[7].contains("Distributed("));
-        assert!(script[8].contains("audit.integrity_leaves_local"));
-        assert!(script[9].contains("Distributed("));
-        assert!(
-            script
-                .iter()
-                .all(|s| s.contains("ON CLUSTER 'audit_cluster'"))
-        );
-    }
-
-    #[test]
-    fn bookkeeping_runs_on_the_cluster_with_a_replicated_table() {
-        let [database, table] = replicated().bookkeeping("audit");
-        assert_eq!(
-            database,
-            "CREATE DATABASE IF NOT EXISTS audit ON CLUSTER 'audit_cluster'"
-        );
-        assert!(table.starts_with(
-            "CREATE TABLE IF NOT EXISTS audit.schema_migrations ON CLUSTER 'audit_cluster' ("
-        ));
-        assert!(table.contains(
-            "ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/audit/schema_migrations', '{shard}-{replica}')"
-        ));
-
-        let [database, table] = SchemaLayout::SingleNode.bookkeeping("audit");
-        assert_eq!(database, "CREATE DATABASE IF NOT EXISTS audit");
-        assert!(table.ends_with("ENGINE = MergeTree ORDER BY version"));
-        assert!(!table.contains("ON CLUSTER"));
-    }
-}
+mod tests;

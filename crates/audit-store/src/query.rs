@@ -108,17 +108,7 @@ impl Sql {
 
 /// `2026-11-26 07:04:25.123` — the text form of a DateTime64(3) parameter (UTC).
 pub(crate) fn datetime_param(at: OffsetDateTime) -> String {
-    let utc = at.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
-        utc.year(),
-        u8::from(utc.month()),
-        utc.day(),
-        utc.hour(),
-        utc.minute(),
-        utc.second(),
-        utc.millisecond()
-    )
+    audit_core::event::format_utc_millis_sql(at)
 }
 
 fn datetime_from_ms(ms: i64) -> Result<OffsetDateTime> {

@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use clickhouse::Client;
+use clickhouse::query::Query;
+use clickhouse::{Client, RowOwned, RowRead};
 use serde::{Deserialize, Serialize};
 
 use crate::bounds::ReadBounds;
@@ -137,6 +138,23 @@ impl Store {
         tokio::time::timeout(self.timeout, future)
             .await
             .unwrap_or(Err(Error::Timeout(self.timeout)))
+    }
+
+    /// Runs `query` with the configured timeout; every row it returns.
+    pub(crate) async fn fetch_all_timed<T: RowOwned + RowRead>(
+        &self,
+        query: Query,
+    ) -> Result<Vec<T>> {
+        self.timed(async { Ok(query.fetch_all().await?) }).await
+    }
+
+    /// Runs `query` with the configured timeout; its first row, if any.
+    pub(crate) async fn fetch_optional_timed<T: RowOwned + RowRead>(
+        &self,
+        query: Query,
+    ) -> Result<Option<T>> {
+        self.timed(async { Ok(query.fetch_optional().await?) })
+            .await
     }
 
     /// `SELECT 1`: ClickHouse answers.
@@ -395,16 +413,10 @@ impl Store {
     /// How many stored rows each organization has per retention value (physical rows,
     /// duplicates included: every copy must carry the right retention).
     pub async fn retention_classes(&self) -> Result<Vec<RetentionClass>> {
-        self.timed(async {
-            Ok(self
-                .client()
-                .query(
-                    "SELECT org_id, retention_days, count() AS rows FROM events \
-                     GROUP BY org_id, retention_days ORDER BY org_id, retention_days",
-                )
-                .fetch_all()
-                .await?)
-        })
+        self.fetch_all_timed(self.client().query(
+            "SELECT org_id, retention_days, count() AS rows FROM events \
+             GROUP BY org_id, retention_days ORDER BY org_id, retention_days",
+        ))
         .await
     }
 

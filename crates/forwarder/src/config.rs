@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use audit_core::Limits;
 use audit_kafka::{ConsumerTuning, KafkaConfig, ProducerTuning, TopicsConfig};
+use audit_runtime::config::{require_existing, require_positive};
 use audit_runtime::{ConfigError, HttpConfig, TelemetryConfig};
 use audit_settings::{OutboundPolicy, PlansConfig, SealKeys};
 use serde::{Deserialize, Serialize};
@@ -255,11 +256,7 @@ impl HealthConfig {
 impl ForwarderConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate("kafka")?;
-        self.topics.validate("topics")?;
-        audit_settings::SettingsAuth::from_config(
-            &self.topics.settings_keys,
-            "topics.settings_keys",
-        )?;
+        audit_settings::SettingsAuth::check_topics(&self.topics, "topics")?;
         self.plans.validate("plans")?;
         self.outbound.validate("outbound")?;
         self.sinks.validate("sinks")?;
@@ -279,28 +276,28 @@ impl ForwarderConfig {
                 "must differ from consumer.group_id",
             ));
         }
-        positive(
+        require_positive(
             "consumer.commit_interval_ms",
             self.consumer.commit_interval_ms,
         )?;
-        positive(
+        require_positive(
             "consumer.max_buffered_events",
             self.consumer.max_buffered_events as u64,
         )?;
-        positive(
+        require_positive(
             "delivery.lane_queue_events",
             self.delivery.lane_queue_events as u64,
         )?;
-        positive("delivery.stalled_after_ms", self.delivery.stalled_after_ms)?;
-        positive(
+        require_positive("delivery.stalled_after_ms", self.delivery.stalled_after_ms)?;
+        require_positive(
             "delivery.connect_timeout_ms",
             self.delivery.connect_timeout_ms,
         )?;
-        positive(
+        require_positive(
             "delivery.request_timeout_ms",
             self.delivery.request_timeout_ms,
         )?;
-        positive(
+        require_positive(
             "delivery.max_event_age_secs",
             self.delivery.max_event_age_secs,
         )?;
@@ -318,20 +315,20 @@ impl ForwarderConfig {
                 "must be non-empty and contain no `/`",
             ));
         }
-        positive("retry.initial_backoff_ms", self.retry.initial_backoff_ms)?;
+        require_positive("retry.initial_backoff_ms", self.retry.initial_backoff_ms)?;
         if self.retry.max_backoff_ms < self.retry.initial_backoff_ms {
             return Err(ConfigError::invalid(
                 "retry.max_backoff_ms",
                 "must be at least retry.initial_backoff_ms",
             ));
         }
-        positive(
+        require_positive(
             "retry.in_memory_attempts",
             u64::from(self.retry.in_memory_attempts),
         )?;
-        positive("retry.paused_recheck_secs", self.retry.paused_recheck_secs)?;
-        positive("retry.pause_after_secs", self.retry.pause_after_secs)?;
-        positive(
+        require_positive("retry.paused_recheck_secs", self.retry.paused_recheck_secs)?;
+        require_positive("retry.pause_after_secs", self.retry.pause_after_secs)?;
+        require_positive(
             "health.publish_interval_secs",
             self.health.publish_interval_secs,
         )?;
@@ -341,21 +338,9 @@ impl ForwarderConfig {
                 "must be at least health.publish_interval_secs",
             ));
         }
-        if !self.catalogue_path.exists() {
-            return Err(ConfigError::invalid(
-                "catalogue_path",
-                format!("{} does not exist", self.catalogue_path.display()),
-            ));
-        }
+        require_existing("catalogue_path", &self.catalogue_path)?;
         Ok(())
     }
-}
-
-fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
-    if value == 0 {
-        return Err(ConfigError::invalid(key, "must be positive"));
-    }
-    Ok(())
 }
 
 /// When a full lane's queue makes the consumer wait.

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use audit_core::Limits;
 use audit_kafka::{KafkaConfig, ProducerTuning, TopicsConfig};
+use audit_runtime::config::require_existing;
 use audit_runtime::{ConfigError, HttpConfig, Secret, TelemetryConfig};
 use audit_settings::{OutboundPolicy, PlansConfig, SealKeys};
 use audit_store::ClickHouseConfig;
@@ -380,11 +381,7 @@ impl GatewayConfig {
                 "must differ from http.listen: operations endpoints stay off the public listener",
             ));
         }
-        self.topics.validate("topics")?;
-        audit_settings::SettingsAuth::from_config(
-            &self.topics.settings_keys,
-            "topics.settings_keys",
-        )?;
+        audit_settings::SettingsAuth::check_topics(&self.topics, "topics")?;
         self.clickhouse.validate("clickhouse")?;
         self.plans.validate("plans")?;
         self.integrity.public_keys()?;
@@ -423,12 +420,7 @@ impl GatewayConfig {
             ));
         }
         audit_settings::SecretBox::from_config(&self.encryption, "encryption")?;
-        if !self.catalogue_path.exists() {
-            return Err(ConfigError::invalid(
-                "catalogue_path",
-                format!("{} does not exist", self.catalogue_path.display()),
-            ));
-        }
+        require_existing("catalogue_path", &self.catalogue_path)?;
         Ok(())
     }
 }

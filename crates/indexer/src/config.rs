@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use audit_core::Limits;
 use audit_kafka::{ConsumerTuning, KafkaConfig, TopicsConfig};
+use audit_runtime::config::{require_existing, require_positive};
 use audit_runtime::{ConfigError, HttpConfig, TelemetryConfig};
 use audit_settings::PlansConfig;
 use audit_store::ClickHouseConfig;
@@ -235,11 +236,7 @@ impl IntegrityConfig {
 impl IndexerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate("kafka")?;
-        self.topics.validate("topics")?;
-        audit_settings::SettingsAuth::from_config(
-            &self.topics.settings_keys,
-            "topics.settings_keys",
-        )?;
+        audit_settings::SettingsAuth::check_topics(&self.topics, "topics")?;
         self.clickhouse.validate("clickhouse")?;
         self.plans.validate("plans")?;
         self.limits.validate().map_err(|error| {
@@ -251,42 +248,23 @@ impl IndexerConfig {
                 "must not be empty",
             ));
         }
-        if self.batch.max_rows == 0 {
-            return Err(ConfigError::invalid("batch.max_rows", "must be positive"));
-        }
+        require_positive("batch.max_rows", self.batch.max_rows as u64)?;
         if self.batch.max_bytes < 64 * 1024 {
             return Err(ConfigError::invalid(
                 "batch.max_bytes",
                 "must be at least 65536",
             ));
         }
-        if self.batch.max_partitions_per_insert == 0 {
-            return Err(ConfigError::invalid(
-                "batch.max_partitions_per_insert",
-                "must be positive",
-            ));
-        }
+        require_positive(
+            "batch.max_partitions_per_insert",
+            self.batch.max_partitions_per_insert as u64,
+        )?;
         if self.integrity.enabled {
             self.integrity.keys()?;
-            if self.integrity.window_secs == 0 {
-                return Err(ConfigError::invalid(
-                    "integrity.window_secs",
-                    "must be positive",
-                ));
-            }
+            require_positive("integrity.window_secs", self.integrity.window_secs)?;
         }
-        if self.health.stall_after_secs == 0 {
-            return Err(ConfigError::invalid(
-                "health.stall_after_secs",
-                "must be positive",
-            ));
-        }
-        if self.batch.queue_chunks == 0 {
-            return Err(ConfigError::invalid(
-                "batch.queue_chunks",
-                "must be positive",
-            ));
-        }
+        require_positive("health.stall_after_secs", self.health.stall_after_secs)?;
+        require_positive("batch.queue_chunks", self.batch.queue_chunks as u64)?;
         if self.batch.max_wait_behind_ms < self.batch.max_wait_ms {
             return Err(ConfigError::invalid(
                 "batch.max_wait_behind_ms",
@@ -301,12 +279,7 @@ impl IndexerConfig {
                 "must be at least retry.initial_backoff_ms (> 0)",
             ));
         }
-        if !self.catalogue_path.exists() {
-            return Err(ConfigError::invalid(
-                "catalogue_path",
-                format!("{} does not exist", self.catalogue_path.display()),
-            ));
-        }
+        require_existing("catalogue_path", &self.catalogue_path)?;
         Ok(())
     }
 }

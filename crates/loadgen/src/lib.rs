@@ -5,10 +5,12 @@
 
 pub mod freshness;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
@@ -188,6 +190,46 @@ pub fn print_table(rows: &[BenchRow]) {
                 .map_or("–".to_string(), |v| format!("{v:.0} MB")),
             row.notes
         );
+    }
+}
+
+/// The bench instance of Kafka and ClickHouse (started by `deploy/local/bench.sh`) and where
+/// the release binaries and their logs are: the arguments of every `make bench` binary.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchInstance {
+    /// Kafka of the bench instance.
+    #[arg(long, default_value = "127.0.0.1:59092")]
+    pub kafka: String,
+    /// ClickHouse HTTP of the bench instance.
+    #[arg(long, default_value = "http://127.0.0.1:58123")]
+    pub clickhouse: String,
+    /// Where the release binaries are.
+    #[arg(long, default_value = "target/release")]
+    pub bin_dir: PathBuf,
+    /// Logs of the services started by the benchmark.
+    #[arg(long, default_value = ".local/bench/logs")]
+    pub log_dir: PathBuf,
+}
+
+impl BenchInstance {
+    /// Starts the release `binary` on `port` with `env` overrides, its output in
+    /// `<log_dir>/<log_name>`, and waits up to `ready_within` for its `/readyz`.
+    pub async fn start_service(
+        &self,
+        binary: &str,
+        port: u16,
+        env: &[(String, String)],
+        log_name: &str,
+        ready_within: Duration,
+    ) -> anyhow::Result<BenchService> {
+        std::fs::create_dir_all(&self.log_dir)?;
+        let log = self.log_dir.join(log_name);
+        let mut service = BenchService::start(binary, &self.bin_dir.join(binary), port, env, &log)?;
+        service
+            .wait_ready(ready_within)
+            .await
+            .with_context(|| format!("{binary}: see {}", log.display()))?;
+        Ok(service)
     }
 }
 

@@ -54,16 +54,7 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
 pub fn utc_millis(ms: i64) -> String {
     let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second(),
-        at.millisecond()
-    )
+    audit_core::event::format_utc_millis(at)
 }
 
 /// `type:id (name); type:id` — one entry per target.

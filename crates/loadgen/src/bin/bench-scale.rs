@@ -18,7 +18,6 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -27,7 +26,8 @@ use audit_tests::fakes::{Fake, FakeWebhook, SIGNING_SECRET};
 use clap::Parser;
 use futures::StreamExt;
 use loadgen::{
-    BenchRow, BenchService, RssSampler, free_port, generated_event, print_table, rss_kb,
+    BenchInstance, BenchRow, BenchService, RssSampler, free_port, generated_event, print_table,
+    rss_kb,
 };
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -41,14 +41,8 @@ use serde_json::{Value, json};
     about = "Per-tenant costs: settings start-up by organizations, forwarder by destinations."
 )]
 struct Cli {
-    #[arg(long, default_value = "127.0.0.1:59092")]
-    kafka: String,
-    #[arg(long, default_value = "http://127.0.0.1:58123")]
-    clickhouse: String,
-    #[arg(long, default_value = "target/release")]
-    bin_dir: PathBuf,
-    #[arg(long, default_value = ".local/bench/logs")]
-    log_dir: PathBuf,
+    #[command(flatten)]
+    instance: BenchInstance,
     /// Organization counts of the settings start-up runs.
     #[arg(long, value_delimiter = ',', default_value = "1,1000,10000,100000")]
     settings_orgs: Vec<usize>,
@@ -109,7 +103,7 @@ impl Bench {
     ) -> Result<(BenchService, Duration)> {
         let prefix = binary.to_uppercase();
         let port = free_port();
-        let mut env = topics.env(&prefix, &self.cli.kafka);
+        let mut env = topics.env(&prefix, &self.cli.instance.kafka);
         env.push((
             format!("{prefix}__HTTP__LISTEN"),
             format!("127.0.0.1:{port}"),
@@ -117,21 +111,17 @@ impl Bench {
         if binary == "gateway" {
             env.push((
                 "GATEWAY__CLICKHOUSE__URL".to_string(),
-                self.cli.clickhouse.clone(),
+                self.cli.instance.clickhouse.clone(),
             ));
         }
         env.extend(extra.iter().cloned());
-        let log = self
-            .cli
-            .log_dir
-            .join(format!("{}-{binary}-{port}.log", topics.prefix));
+        let log_name = format!("{}-{binary}-{port}.log", topics.prefix);
         let started = Instant::now();
-        let mut service =
-            BenchService::start(binary, &self.cli.bin_dir.join(binary), port, &env, &log)?;
-        service
-            .wait_ready(Duration::from_secs(900))
-            .await
-            .with_context(|| format!("{binary}: see {}", log.display()))?;
+        let service = self
+            .cli
+            .instance
+            .start_service(binary, port, &env, &log_name, Duration::from_secs(900))
+            .await?;
         Ok((service, started.elapsed()))
     }
 
@@ -171,9 +161,9 @@ impl Bench {
         .await?;
         gateway.stop();
         let settings = format!("{}.settings", topics.prefix);
-        let (key, payload) = org_record(&self.cli.kafka, &settings, "org/org_template")?;
+        let (key, payload) = org_record(&self.cli.instance.kafka, &settings, "org/org_template")?;
         let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &self.cli.kafka)
+            .set("bootstrap.servers", &self.cli.instance.kafka)
             .set("linger.ms", "20")
             .set("compression.type", "lz4")
             .create()?;
@@ -269,7 +259,7 @@ impl Bench {
         // gateway created the topic: 6 partitions).
         let events_topic = format!("{}.events", topics.prefix);
         let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &self.cli.kafka)
+            .set("bootstrap.servers", &self.cli.instance.kafka)
             .set("partitioner", "murmur2_random")
             .set("linger.ms", "20")
             .set("compression.type", "lz4")
@@ -393,7 +383,6 @@ fn org_record(kafka: &str, topic: &str, key: &str) -> Result<(String, String)> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    std::fs::create_dir_all(&cli.log_dir)?;
     let bench = Bench {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(60))

@@ -19,12 +19,11 @@ mod ingest;
 #[path = "bench/read.rs"]
 mod read;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use loadgen::{BenchRow, BenchService, clickhouse, free_port, print_table};
+use loadgen::{BenchInstance, BenchRow, BenchService, clickhouse, free_port, print_table};
 use serde_json::{Value, json};
 
 #[derive(Debug, Parser)]
@@ -33,18 +32,8 @@ use serde_json::{Value, json};
     about = "Benchmarks of the audit-log pipeline (run through `make bench`)."
 )]
 struct Cli {
-    /// Kafka of the bench instance.
-    #[arg(long, default_value = "127.0.0.1:59092")]
-    kafka: String,
-    /// ClickHouse HTTP of the bench instance.
-    #[arg(long, default_value = "http://127.0.0.1:58123")]
-    clickhouse: String,
-    /// Where the release binaries are.
-    #[arg(long, default_value = "target/release")]
-    bin_dir: PathBuf,
-    /// Logs of the services started by the benchmark.
-    #[arg(long, default_value = ".local/bench/logs")]
-    log_dir: PathBuf,
+    #[command(flatten)]
+    instance: BenchInstance,
     /// Seconds per throughput scenario.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
@@ -85,8 +74,8 @@ impl Namespace {
         let id = format!("{name}{:06x}", rand::random::<u32>() & 0xff_ffff);
         Self {
             id,
-            kafka: cli.kafka.clone(),
-            clickhouse: cli.clickhouse.clone(),
+            kafka: cli.instance.kafka.clone(),
+            clickhouse: cli.instance.clickhouse.clone(),
         }
     }
 
@@ -149,15 +138,11 @@ impl Bench {
         for (key, value) in extra {
             env.push(((*key).into(), (*value).into()));
         }
-        std::fs::create_dir_all(&self.cli.log_dir)?;
-        let log = self.cli.log_dir.join(format!("{}-{binary}.log", ns.id));
-        let mut service =
-            BenchService::start(binary, &self.cli.bin_dir.join(binary), port, &env, &log)?;
-        service
-            .wait_ready(Duration::from_secs(90))
+        let log_name = format!("{}-{binary}.log", ns.id);
+        self.cli
+            .instance
+            .start_service(binary, port, &env, &log_name, Duration::from_secs(90))
             .await
-            .with_context(|| format!("log: {}", log.display()))?;
-        Ok(service)
     }
 
     async fn producer_key(&self, gateway: &BenchService) -> anyhow::Result<String> {

@@ -45,91 +45,124 @@ struct LoadResult {
     elapsed: Duration,
 }
 
+impl LoadResult {
+    /// The table row of this run: its latency percentiles beside the given columns.
+    fn row(&self, name: String, throughput: String, peak_rss_mb: f64, notes: String) -> BenchRow {
+        BenchRow {
+            name,
+            throughput,
+            p50_ms: Some(self.latencies.percentile_ms(50.0)),
+            p99_ms: Some(self.latencies.percentile_ms(99.0)),
+            peak_rss_mb: Some(peak_rss_mb),
+            notes,
+        }
+    }
+
+    fn per_second(&self, count: u64) -> f64 {
+        count as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Where the load goes: the gateway's ingest URL, with a producer key.
+#[derive(Clone)]
+struct Target {
+    http: reqwest::Client,
+    url: Arc<str>,
+    key: Arc<str>,
+}
+
+impl Target {
+    /// Posts one body; whether the gateway accepted it. The answer is read to its end either
+    /// way, so the connection is reused.
+    async fn post(&self, body: Bytes) -> bool {
+        let response = self
+            .http
+            .post(&*self.url)
+            .bearer_auth(&self.key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        match response {
+            Ok(response) => {
+                let accepted = response.status().is_success();
+                let _ = response.bytes().await;
+                accepted
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// What the requests of one run add up to.
+#[derive(Default)]
+struct Tally {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    latencies: Mutex<Latencies>,
+}
+
+impl Tally {
+    /// The run's result once every request is answered (`per_body` events per request).
+    async fn result(&self, started: Instant, per_body: u64) -> LoadResult {
+        let requests = self.requests.load(Ordering::Relaxed);
+        LoadResult {
+            requests,
+            events: requests * per_body,
+            errors: self.errors.load(Ordering::Relaxed),
+            latencies: std::mem::take(&mut *self.latencies.lock().await),
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
 /// Closed loop: `concurrency` workers send back to back for `duration`.
 async fn closed_loop(
-    http: &reqwest::Client,
-    url: &str,
-    key: &str,
+    target: &Target,
     bodies: Arc<Vec<Bytes>>,
     per_body: u64,
     concurrency: usize,
     duration: Duration,
 ) -> LoadResult {
     let started = Instant::now();
-    let merged = Arc::new(Mutex::new(Latencies::default()));
-    let requests = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
+    let tally = Arc::new(Tally::default());
     let mut workers = Vec::new();
     for worker in 0..concurrency {
-        let (http, url, key, bodies, merged, requests, errors) = (
-            http.clone(),
-            url.to_string(),
-            key.to_string(),
-            bodies.clone(),
-            merged.clone(),
-            requests.clone(),
-            errors.clone(),
-        );
+        let (target, bodies, tally) = (target.clone(), bodies.clone(), tally.clone());
         workers.push(tokio::spawn(async move {
+            // Each worker keeps its own histogram: one lock per worker, not per request.
             let mut latencies = Latencies::default();
             let mut n = worker;
             while started.elapsed() < duration {
                 let body = bodies[n % bodies.len()].clone();
                 n += concurrency;
                 let sent = Instant::now();
-                let response = http
-                    .post(&url)
-                    .bearer_auth(&key)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                match response {
-                    Ok(response) if response.status().is_success() => {
-                        let _ = response.bytes().await;
-                        latencies.record(sent.elapsed());
-                        requests.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(response) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        let _ = response.bytes().await;
-                    }
-                    Err(_) => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                if target.post(body).await {
+                    latencies.record(sent.elapsed());
+                    tally.requests.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    tally.errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            merged.lock().await.merge(&latencies);
+            tally.latencies.lock().await.merge(&latencies);
         }));
     }
     for worker in workers {
         let _ = worker.await;
     }
-    let requests = requests.load(Ordering::Relaxed);
-    let latencies = std::mem::take(&mut *merged.lock().await);
-    LoadResult {
-        requests,
-        events: requests * per_body,
-        errors: errors.load(Ordering::Relaxed),
-        latencies,
-        elapsed: started.elapsed(),
-    }
+    tally.result(started, per_body).await
 }
 
 /// Open loop: `rate` requests per second on a fixed schedule; latency counts from the
 /// scheduled time, so a slow server cannot hide its queueing (no coordinated omission).
 async fn open_loop(
-    http: &reqwest::Client,
-    url: &str,
-    key: &str,
+    target: &Target,
     bodies: Arc<Vec<Bytes>>,
     rate: u64,
     duration: Duration,
 ) -> LoadResult {
     let started = Instant::now();
-    let latencies = Arc::new(Mutex::new(Latencies::default()));
-    let errors = Arc::new(AtomicU64::new(0));
-    let requests = Arc::new(AtomicU64::new(0));
+    let tally = Arc::new(Tally::default());
     let tick = Duration::from_millis(10);
     let per_tick = (rate / 100).max(1);
     let mut ticker = tokio::time::interval(tick);
@@ -139,33 +172,18 @@ async fn open_loop(
     while started.elapsed() < duration {
         let scheduled = ticker.tick().await;
         for _ in 0..per_tick {
-            let (http, url, key, body, latencies, errors, requests) = (
-                http.clone(),
-                url.to_string(),
-                key.to_string(),
+            let (target, body, tally) = (
+                target.clone(),
                 bodies[n % bodies.len()].clone(),
-                latencies.clone(),
-                errors.clone(),
-                requests.clone(),
+                tally.clone(),
             );
             n += 1;
             handles.push(tokio::spawn(async move {
-                let response = http
-                    .post(&url)
-                    .bearer_auth(&key)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                match response {
-                    Ok(response) if response.status().is_success() => {
-                        let _ = response.bytes().await;
-                        latencies.lock().await.record(scheduled.elapsed());
-                        requests.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                if target.post(body).await {
+                    tally.latencies.lock().await.record(scheduled.elapsed());
+                    tally.requests.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    tally.errors.fetch_add(1, Ordering::Relaxed);
                 }
             }));
         }
@@ -173,106 +191,69 @@ async fn open_loop(
     for handle in handles {
         let _ = handle.await;
     }
-    let requests = requests.load(Ordering::Relaxed);
-    let latencies = std::mem::take(&mut *latencies.lock().await);
-    LoadResult {
-        requests,
-        events: requests,
-        errors: errors.load(Ordering::Relaxed),
-        latencies,
-        elapsed: started.elapsed(),
-    }
+    tally.result(started, 1).await
 }
 
 /// Gateway ingest: batches, single events back to back, single events at a fixed rate.
 pub(crate) async fn ingest(bench: &mut Bench) -> anyhow::Result<()> {
     let ns = Namespace::new(&bench.cli, "ingest");
     let gateway = bench.start(&ns, "gateway", &[]).await?;
-    let key = bench.producer_key(&gateway).await?;
-    let url = format!("{}/v1/events", gateway.url());
+    let target = Target {
+        http: bench.http.clone(),
+        url: format!("{}/v1/events", gateway.url()).into(),
+        key: bench.producer_key(&gateway).await?.into(),
+    };
     let rss = RssSampler::start(gateway.pid());
     let duration = Duration::from_secs(bench.cli.seconds);
+    let warm_up = Duration::from_secs(2);
 
     for (per_body, concurrency) in [(100usize, 8usize), (1000, 4)] {
         // Warm up connections and the producer.
+        let warm_up_bodies = Arc::new(bodies(per_body, 4));
         closed_loop(
-            &bench.http,
-            &url,
-            &key,
-            Arc::new(bodies(per_body, 4)),
+            &target,
+            warm_up_bodies,
             per_body as u64,
             concurrency,
-            Duration::from_secs(2),
+            warm_up,
         )
         .await;
         rss.reset();
-        let result = closed_loop(
-            &bench.http,
-            &url,
-            &key,
-            Arc::new(bodies(per_body, 64)),
-            per_body as u64,
-            concurrency,
-            duration,
-        )
-        .await;
-        bench.rows.push(BenchRow {
-            name: format!("gateway ingest, batches of {per_body} ({concurrency} connections)"),
-            throughput: format!(
-                "{:.0} events/s",
-                result.events as f64 / result.elapsed.as_secs_f64()
-            ),
-            p50_ms: Some(result.latencies.percentile_ms(50.0)),
-            p99_ms: Some(result.latencies.percentile_ms(99.0)),
-            peak_rss_mb: Some(rss.peak_mb()),
-            notes: format!(
+        let bodies = Arc::new(bodies(per_body, 64));
+        let result = closed_loop(&target, bodies, per_body as u64, concurrency, duration).await;
+        bench.rows.push(result.row(
+            format!("gateway ingest, batches of {per_body} ({concurrency} connections)"),
+            format!("{:.0} events/s", result.per_second(result.events)),
+            rss.peak_mb(),
+            format!(
                 "{} requests, {} errors; latency per request",
                 result.requests, result.errors
             ),
-        });
+        ));
     }
 
     let singles = Arc::new(bodies(1, 2000));
-    closed_loop(
-        &bench.http,
-        &url,
-        &key,
-        singles.clone(),
-        1,
-        64,
-        Duration::from_secs(2),
-    )
-    .await;
+    closed_loop(&target, singles.clone(), 1, 64, warm_up).await;
     rss.reset();
-    let result = closed_loop(&bench.http, &url, &key, singles.clone(), 1, 64, duration).await;
-    bench.rows.push(BenchRow {
-        name: "gateway ingest, single-event requests (64 connections)".into(),
-        throughput: format!(
-            "{:.0} req/s",
-            result.requests as f64 / result.elapsed.as_secs_f64()
-        ),
-        p50_ms: Some(result.latencies.percentile_ms(50.0)),
-        p99_ms: Some(result.latencies.percentile_ms(99.0)),
-        peak_rss_mb: Some(rss.peak_mb()),
-        notes: format!("{} errors", result.errors),
-    });
+    let result = closed_loop(&target, singles.clone(), 1, 64, duration).await;
+    bench.rows.push(result.row(
+        "gateway ingest, single-event requests (64 connections)".into(),
+        format!("{:.0} req/s", result.per_second(result.requests)),
+        rss.peak_mb(),
+        format!("{} errors", result.errors),
+    ));
 
     rss.reset();
-    let result = open_loop(&bench.http, &url, &key, singles, 2000, duration).await;
-    bench.rows.push(BenchRow {
-        name: "gateway ingest, single events at a fixed 2,000 req/s".into(),
-        throughput: format!(
-            "{:.0} req/s",
-            result.requests as f64 / result.elapsed.as_secs_f64()
-        ),
-        p50_ms: Some(result.latencies.percentile_ms(50.0)),
-        p99_ms: Some(result.latencies.percentile_ms(99.0)),
-        peak_rss_mb: Some(rss.peak_mb()),
-        notes: format!(
+    let result = open_loop(&target, singles, 2000, duration).await;
+    bench.rows.push(result.row(
+        "gateway ingest, single events at a fixed 2,000 req/s".into(),
+        format!("{:.0} req/s", result.per_second(result.requests)),
+        rss.peak_mb(),
+        format!(
             "open loop, latency from the scheduled send time; {} errors",
             result.errors
         ),
-    });
+    ));
     rss.stop();
     Ok(())
 }

@@ -17,8 +17,8 @@ pub(crate) async fn read(bench: &mut Bench, events: u64) -> anyhow::Result<()> {
     // A fixed namespace: the generated rows are kept and reused by later runs.
     let ns = Namespace {
         id: format!("read{events}"),
-        kafka: bench.cli.kafka.clone(),
-        clickhouse: bench.cli.clickhouse.clone(),
+        kafka: bench.cli.instance.kafka.clone(),
+        clickhouse: bench.cli.instance.clickhouse.clone(),
     };
     // The gateway needs the schema: let an indexer apply it (it then idles on an empty topic).
     let indexer = bench.start(&ns, "indexer", &[]).await?;
@@ -63,7 +63,7 @@ pub(crate) async fn read(bench: &mut Bench, events: u64) -> anyhow::Result<()> {
     let orgs: Vec<String> = (0..40).map(|i| format!("org_{:04}", 1 + i * 24)).collect();
     let mut tokens = HashMap::new();
     for org in orgs.iter().chain(std::iter::once(&"org_0000".to_string())) {
-        tokens.insert(org.clone(), mint(&bench.cli.bin_dir, org)?);
+        tokens.insert(org.clone(), mint(&bench.cli.instance.bin_dir, org)?);
     }
     let filters = [
         "",
