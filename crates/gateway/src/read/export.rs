@@ -14,7 +14,6 @@
 //! frees the slot; ClickHouse cancels the query
 //! (`cancel_http_readonly_queries_on_client_close`, see `audit_store::bounds`).
 
-
 use audit_store::ExportRow;
 use audit_store::query::ExportFormat;
 use axum::body::{Body, Bytes};
