@@ -8,6 +8,8 @@
 //!   (producer keys, user JWTs, Enterprise API tokens, operator tokens);
 //! * the one error body ([`ErrorBody`]) and the responses every operation shares: 401 for
 //!   every operation that needs a credential, 500 for all;
+//! * named sets of the other error responses ([`SettingsChange`], [`ReaderRequest`], …), so
+//!   that a handler's `responses(...)` names what can go wrong rather than listing statuses;
 //! * the event (`AuditEvent`): the published JSON Schema of the event contract
 //!   (`audit_core::EVENT_SCHEMA_JSON`), verbatim but for its `$defs`, which are inlined.
 //!
@@ -16,6 +18,7 @@
 //! identical to [`render`]. The dashboard page and its assets are HTML for browsers, not API,
 //! and are not in it.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use axum::http::{HeaderValue, header};
@@ -23,8 +26,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{RefOr, Response as OaResponse};
-use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::openapi::{Ref, RefOr, Response as OaResponse};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, PartialSchema, ToResponse, ToSchema};
 
 use crate::error::{ErrorBody, ErrorResponse, RetryLater, Unauthenticated};
 
@@ -128,6 +131,47 @@ pub struct OrgPath {
     )]
     #[allow(dead_code)] // read by the derive
     pub org: String,
+}
+
+/// Declares sets of error responses for the `responses(...)` of `#[utoipa::path]`: each set a
+/// unit type whose [`IntoResponses`] refers, by status, to the shared responses (components).
+macro_rules! response_sets {
+    ($($(#[$doc:meta])* $name:ident { $($status:literal => $response:ty),+ $(,)? })+) => {$(
+        $(#[$doc])*
+        pub struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<OaResponse>> {
+                [$(($status, <$response as ToResponse>::response().0)),+]
+                    .into_iter()
+                    .map(|(status, name)| (status.to_string(), RefOr::Ref(Ref::from_response_name(name))))
+                    .collect()
+            }
+        }
+    )+};
+}
+
+response_sets! {
+    /// 400: a path segment, parameter or header is refused.
+    BadRequest { "400" => ErrorResponse }
+    /// 403: the credential may not do this (role, plan).
+    Forbidden { "403" => ErrorResponse }
+    /// 404: no such thing (or not the caller's organization).
+    NotFound { "404" => ErrorResponse }
+    /// 409: the thing is not in a state that allows this.
+    Conflict { "409" => ErrorResponse }
+    /// 415 and 422: a request body that is not JSON, or does not validate.
+    JsonBodyRefused { "415" => ErrorResponse, "422" => ErrorResponse }
+    /// 429: too many reads in flight for the organization or the reader.
+    TooManyReads { "429" => RetryLater }
+    /// 503: a store or the settings topic is unavailable.
+    Unavailable { "503" => RetryLater }
+    /// A change of an organization's settings (`admin::update_org`): 400 (organization id,
+    /// `If-Match`), 412 (changed since the `If-Match` revision), 503 (the settings topic).
+    SettingsChange { "400" => ErrorResponse, "412" => ErrorResponse, "503" => RetryLater }
+    /// A reader's request on an organization: 400 (a parameter), 403 (role or plan), 404 (not
+    /// the reader's organization, or nothing there), 503 (a store).
+    ReaderRequest { "400" => ErrorResponse, "403" => ErrorResponse, "404" => ErrorResponse, "503" => RetryLater }
 }
 
 /// A stored or submitted event: the event contract's JSON Schema (replaced in [`document`]).

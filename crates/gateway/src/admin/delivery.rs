@@ -17,25 +17,23 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
-use super::destinations::rfc3339;
+use super::destinations::{self, rfc3339};
 use super::schemas::{DestinationHealthView, TestDelivery};
-use super::{OperatorAuth, check_org_id};
+use super::{DestinationPath, OperatorAuth, check_org_id};
 use crate::App;
-use crate::error::{ApiError, ApiResult, ErrorResponse, RetryLater};
+use crate::error::ApiResult;
 use crate::meta;
-use crate::openapi::OrgPath;
+use crate::openapi::{BadRequest, NotFound, OrgPath, Unavailable};
 
 /// Send a signed test event to a destination now
 ///
 /// Through the forwarder's own sink (`audit_sinks`: same settings, encoding, signing and outbound safety); answers
 /// what the destination said. Recorded in the organization's log.
 #[utoipa::path(post, path = "/v1/admin/orgs/{org}/destinations/{destination}/test", tag = "admin", operation_id = "testDestination",
-    params(OrgPath, ("destination" = String, Path, description = "Destination id (`dst_…`)", max_length = 200)),
+    params(OrgPath, DestinationPath),
     responses(
         (status = 200, description = "What the destination answered (delivered or not)", body = TestDelivery),
-        (status = 400, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        BadRequest, NotFound, Unavailable,
     ),
     security(("operator_token" = [])))]
 pub async fn test(
@@ -46,12 +44,7 @@ pub async fn test(
 ) -> ApiResult<Json<Value>> {
     check_org_id(&org_id)?;
     let view = app.settings.view();
-    let org = view
-        .org(&org_id)
-        .ok_or_else(|| ApiError::NotFound(format!("organization `{org_id}` has no settings")))?;
-    let destination = org
-        .destination(&destination_id)
-        .ok_or_else(|| ApiError::NotFound(format!("destination `{destination_id}` not found")))?;
+    let destination = destinations::find(&view, &org_id, &destination_id)?;
     let settings = audit_sinks::TestSettings {
         secrets: &app.secrets,
         policy: &app.config.outbound,
@@ -109,11 +102,10 @@ pub async fn test(
 
 /// A destination's delivery health, as its forwarder instances report it
 #[utoipa::path(get, path = "/v1/admin/orgs/{org}/destinations/{destination}/health", tag = "admin", operation_id = "getDestinationHealth",
-    params(OrgPath, ("destination" = String, Path, description = "Destination id (`dst_…`)", max_length = 200)),
+    params(OrgPath, DestinationPath),
     responses(
         (status = 200, description = "Health over every reporting instance", body = DestinationHealthView),
-        (status = 400, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
+        BadRequest, NotFound,
     ),
     security(("operator_token" = [])))]
 pub async fn health(
@@ -123,12 +115,7 @@ pub async fn health(
 ) -> ApiResult<Json<Value>> {
     check_org_id(&org_id)?;
     let view = app.settings.view();
-    let org = view
-        .org(&org_id)
-        .ok_or_else(|| ApiError::NotFound(format!("organization `{org_id}` has no settings")))?;
-    let destination = org
-        .destination(&destination_id)
-        .ok_or_else(|| ApiError::NotFound(format!("destination `{destination_id}` not found")))?;
+    let destination = destinations::find(&view, &org_id, &destination_id)?;
     // Records of instances that stopped reporting (expired) are left out.
     let now = time::OffsetDateTime::now_utc();
     let mut reports: Vec<&DestinationHealth> = view
@@ -197,80 +184,4 @@ fn aggregate(destination: &audit_settings::Destination, reports: &[&DestinationH
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use audit_settings::{Destination, Filters};
-    use time::OffsetDateTime;
-
-    fn destination(state: DestinationState) -> Destination {
-        Destination {
-            id: "dst_1".into(),
-            name: "SOC".into(),
-            enabled: true,
-            state,
-            filters: Filters::default(),
-            signing_secrets: vec![],
-            config: serde_json::from_value(
-                serde_json::json!({"type": "webhook", "url": "https://soc.example.com/hook"}),
-            )
-            .unwrap(),
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            format: Default::default(),
-        }
-    }
-
-    fn report(
-        instance: &str,
-        state: &str,
-        failures: u64,
-        backlog: u64,
-        at: i64,
-    ) -> DestinationHealth {
-        let at = OffsetDateTime::from_unix_timestamp(at).expect("time");
-        DestinationHealth {
-            org_id: "org_a".into(),
-            destination_id: "dst_1".into(),
-            instance: instance.into(),
-            state: state.into(),
-            last_success_at: Some(at),
-            last_failure_at: (failures > 0).then_some(at),
-            last_failure_status: (failures > 0).then(|| format!("503 from {instance}")),
-            last_failure_excerpt: None,
-            consecutive_failures: failures,
-            backlog,
-            delivered_total: 10,
-            dead_lettered_total: 1,
-            updated_at: at,
-            expires_at: None,
-        }
-    }
-
-    #[test]
-    fn aggregates_the_worst_state_latest_failure_and_sums() {
-        let a = report("fwd-a", "healthy", 0, 5, 1_700_000_000);
-        let b = report("fwd-b", "retrying", 3, 7, 1_700_000_100);
-        let view = aggregate(&destination(DestinationState::Active), &[&a, &b]);
-        assert_eq!(view["state"], "retrying");
-        assert_eq!(view["backlog"], 12);
-        assert_eq!(view["delivered_total"], 20);
-        assert_eq!(view["consecutive_failures"], 3);
-        assert_eq!(view["last_failure"]["status"], "503 from fwd-b");
-        assert_eq!(view["instances"].as_array().map(Vec::len), Some(2));
-
-        let paused = aggregate(
-            &destination(DestinationState::Paused {
-                since: OffsetDateTime::UNIX_EPOCH,
-                reason: "HEC code 4".into(),
-            }),
-            &[&a],
-        );
-        assert_eq!(paused["state"], "paused");
-        assert_eq!(paused["paused"]["reason"], "HEC code 4");
-        assert_eq!(
-            aggregate(&destination(DestinationState::Active), &[])["state"],
-            "unknown"
-        );
-    }
-}
+mod tests;

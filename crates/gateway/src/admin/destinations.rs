@@ -14,7 +14,9 @@ mod view;
 
 use std::sync::Arc;
 
-use audit_settings::{Destination, DestinationState, OrgSettings, Plan, SigningSecret};
+use audit_settings::{
+    Destination, DestinationState, OrgSettings, Plan, SettingsView, SigningSecret,
+};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -22,12 +24,14 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::IfMatch;
 use super::schemas::DestinationView;
+use super::{DestinationPath, IfMatch};
 use super::{OperatorAuth, OrgChange, update_org};
 use crate::App;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorResponse, RetryLater};
-use crate::openapi::OrgPath;
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::openapi::{
+    BadRequest, Conflict, Forbidden, JsonBodyRefused, NotFound, OrgPath, SettingsChange,
+};
 pub use input::{ConfigInput, CreateDestination, RotateSecret, UpdateDestination};
 pub use validate::check_signing_secret;
 use validate::{build_config, check_filters, invalid};
@@ -47,10 +51,25 @@ fn require_streaming(app: &App, org: &OrgSettings) -> ApiResult<()> {
     Ok(())
 }
 
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("destination `{id}` not found"))
+}
+
+/// The destination `id` of `org_id` in `settings` (404 when either is unknown).
+pub(super) fn find<'a>(
+    settings: &'a SettingsView,
+    org_id: &str,
+    id: &str,
+) -> ApiResult<&'a Destination> {
+    let org = settings
+        .org(org_id)
+        .ok_or_else(|| ApiError::NotFound(format!("organization `{org_id}` has no settings")))?;
+    org.destination(id).ok_or_else(|| not_found(id))
+}
+
 /// The destination `id` of `org`, for changing it.
 fn find_mut<'a>(org: &'a mut OrgSettings, id: &str) -> ApiResult<&'a mut Destination> {
-    org.destination_mut(id)
-        .ok_or_else(|| ApiError::NotFound(format!("destination `{id}` not found")))
+    org.destination_mut(id).ok_or_else(|| not_found(id))
 }
 
 /// The masked view of destination `id` in freshly stored settings.
@@ -88,12 +107,7 @@ fn new_signing_secret(
     request_body = CreateDestination,
     responses(
         (status = 201, description = "Created", body = DestinationView),
-        (status = 400, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 412, response = ErrorResponse),
-        (status = 415, response = ErrorResponse),
-        (status = 422, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        SettingsChange, JsonBodyRefused, Forbidden,
     ),
     security(("operator_token" = [])))]
 pub async fn create(
@@ -149,11 +163,10 @@ pub async fn create(
 
 /// A destination (secrets masked)
 #[utoipa::path(get, path = "/v1/admin/orgs/{org}/destinations/{destination}", tag = "admin", operation_id = "getDestination",
-    params(OrgPath, ("destination" = String, Path, description = "Destination id (`dst_…`)", max_length = 200)),
+    params(OrgPath, DestinationPath),
     responses(
         (status = 200, description = "The destination", body = DestinationView),
-        (status = 400, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
+        BadRequest, NotFound,
     ),
     security(("operator_token" = [])))]
 pub async fn get(
@@ -161,31 +174,19 @@ pub async fn get(
     OperatorAuth(_operator): OperatorAuth,
     Path((org_id, destination_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let view_snapshot = app.settings.view();
-    let org = view_snapshot
-        .org(&org_id)
-        .ok_or_else(|| ApiError::NotFound(format!("organization `{org_id}` has no settings")))?;
-    let destination = org
-        .destination(&destination_id)
-        .ok_or_else(|| ApiError::NotFound(format!("destination `{destination_id}` not found")))?;
-    Ok(Json(view(destination)))
+    let settings = app.settings.view();
+    Ok(Json(view(find(&settings, &org_id, &destination_id)?)))
 }
 
 /// Change a destination
 ///
 /// Absent fields keep their value; a secret absent from `config` keeps the stored one.
 #[utoipa::path(patch, path = "/v1/admin/orgs/{org}/destinations/{destination}", tag = "admin", operation_id = "updateDestination",
-    params(OrgPath, ("destination" = String, Path, description = "Destination id (`dst_…`)", max_length = 200), IfMatch),
+    params(OrgPath, DestinationPath, IfMatch),
     request_body = UpdateDestination,
     responses(
         (status = 200, description = "The destination after the change", body = DestinationView),
-        (status = 400, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 412, response = ErrorResponse),
-        (status = 415, response = ErrorResponse),
-        (status = 422, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        SettingsChange, JsonBodyRefused, Forbidden, NotFound,
     ),
     security(("operator_token" = [])))]
 pub async fn update(
@@ -240,13 +241,10 @@ pub async fn update(
 
 /// Delete a destination
 #[utoipa::path(delete, path = "/v1/admin/orgs/{org}/destinations/{destination}", tag = "admin", operation_id = "deleteDestination",
-    params(OrgPath, ("destination" = String, Path, description = "Destination id (`dst_…`)", max_length = 200), IfMatch),
+    params(OrgPath, DestinationPath, IfMatch),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 412, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        SettingsChange, NotFound,
     ),
     security(("operator_token" = [])))]
 pub async fn delete(
@@ -260,9 +258,7 @@ pub async fn delete(
         let name = org.destination(&destination_id).map(|d| d.name.clone());
         org.destinations.retain(|d| d.id != destination_id);
         if org.destinations.len() == before {
-            return Err(ApiError::NotFound(format!(
-                "destination `{destination_id}` not found"
-            )));
+            return Err(not_found(&destination_id));
         }
         Ok(OrgChange::new("audit_log.destination.deleted").target(
             "destination",
@@ -278,16 +274,11 @@ pub async fn delete(
 ///
 /// The new secret signs at once; the previous ones keep signing for `overlap_secs`.
 #[utoipa::path(post, path = "/v1/admin/orgs/{org}/destinations/{destination}/rotate-secret", tag = "admin", operation_id = "rotateDestinationSecret",
-    params(OrgPath, ("destination" = String, Path, description = "Destination id (`dst_…`)", max_length = 200), IfMatch),
+    params(OrgPath, DestinationPath, IfMatch),
     request_body = RotateSecret,
     responses(
         (status = 200, description = "The destination with its secrets", body = DestinationView),
-        (status = 400, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 412, response = ErrorResponse),
-        (status = 415, response = ErrorResponse),
-        (status = 422, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        SettingsChange, JsonBodyRefused, NotFound,
     ),
     security(("operator_token" = [])))]
 pub async fn rotate_secret(
@@ -333,15 +324,10 @@ pub async fn rotate_secret(
 
 /// Resume a paused destination
 #[utoipa::path(post, path = "/v1/admin/orgs/{org}/destinations/{destination}/resume", tag = "admin", operation_id = "resumeDestination",
-    params(OrgPath, ("destination" = String, Path, description = "Destination id (`dst_…`)", max_length = 200), IfMatch),
+    params(OrgPath, DestinationPath, IfMatch),
     responses(
         (status = 200, description = "The destination, active again", body = DestinationView),
-        (status = 400, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 409, response = ErrorResponse),
-        (status = 412, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        SettingsChange, Forbidden, NotFound, Conflict,
     ),
     security(("operator_token" = [])))]
 pub async fn resume(

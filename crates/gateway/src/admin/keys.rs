@@ -15,7 +15,8 @@ use super::destinations::rfc3339;
 use super::{OperatorAuth, check_org_id};
 use crate::App;
 use crate::auth::producer::PREFIX;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorResponse, RetryLater};
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::openapi::{BadRequest, JsonBodyRefused, NotFound, Unavailable};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -161,10 +162,7 @@ pub async fn create_key(
     request_body = CreateKey,
     responses(
         (status = 201, description = "Created; `api_key` is shown only here", body = CreatedProducerKey),
-        (status = 400, response = ErrorResponse),
-        (status = 415, response = ErrorResponse),
-        (status = 422, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        JsonBodyRefused, BadRequest, Unavailable,
     ),
     security(("operator_token" = [])))]
 pub async fn create(
@@ -202,8 +200,7 @@ pub async fn list(
     params(("key" = String, Path, description = "Key id (the 12 hex digits after `ak_`)", max_length = 200)),
     responses(
         (status = 200, description = "The key, revoked", body = ProducerKeyView),
-        (status = 404, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        NotFound, Unavailable,
     ),
     security(("operator_token" = [])))]
 pub async fn revoke(
@@ -216,12 +213,9 @@ pub async fn revoke(
         .producer_keys
         .get(&key_id)
         .ok_or_else(|| ApiError::NotFound(format!("producer key `{key_id}` not found")))?;
-    if record.revoked_at.is_some() {
+    let Some(revoked) = crate::auth::revoked(record.as_ref()) else {
         return Ok(Json(view(record)));
-    }
-    let mut revoked = record.as_ref().clone();
-    revoked.revoked_at = Some(OffsetDateTime::now_utc());
-    revoked.revision += 1;
+    };
     let updated = app
         .settings
         .put(&SettingsRecord::ProducerKey(revoked))

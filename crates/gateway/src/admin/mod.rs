@@ -72,6 +72,16 @@ pub struct IfMatch {
     pub if_match: Option<String>,
 }
 
+/// The destination named in the path (after the organization's).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DestinationPath {
+    /// Destination id (`dst_…`)
+    #[param(max_length = 200)]
+    #[allow(dead_code)] // read by the derive
+    pub destination: String,
+}
+
 /// What a settings change did, for its audit event.
 #[derive(Debug)]
 pub struct OrgChange {

@@ -15,8 +15,8 @@ use super::destinations::{self, rfc3339};
 use super::schemas::{OrgView, PlanName, RetentionView};
 use super::{OperatorAuth, OrgChange, check_org_id, update_org};
 use crate::App;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorResponse, RetryLater};
-use crate::openapi::OrgPath;
+use crate::error::{ApiError, ApiJson, ApiResult};
+use crate::openapi::{BadRequest, JsonBodyRefused, OrgPath, SettingsChange, Unavailable};
 use utoipa::ToSchema;
 
 /// A change of plan and/or retention (at least one of them).
@@ -76,7 +76,7 @@ fn with_etag(body: Value, revision: u64) -> Response {
     responses(
         (status = 200, description = "The settings", body = OrgView,
             headers(("ETag" = String, description = "The revision, e.g. `\"7\"`: send it back in `If-Match`"))),
-        (status = 400, response = ErrorResponse),
+        BadRequest,
     ),
     security(("operator_token" = [])))]
 pub async fn get(
@@ -103,11 +103,7 @@ pub async fn get(
     responses(
         (status = 200, description = "The settings after the change", body = OrgView,
             headers(("ETag" = String, description = "The new revision"))),
-        (status = 400, response = ErrorResponse),
-        (status = 412, response = ErrorResponse),
-        (status = 415, response = ErrorResponse),
-        (status = 422, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        SettingsChange, JsonBodyRefused,
     ),
     security(("operator_token" = [])))]
 pub async fn update(
@@ -181,8 +177,7 @@ pub async fn update(
     params(OrgPath),
     responses(
         (status = 200, description = "Retention and its mutations", body = RetentionView),
-        (status = 400, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        BadRequest, Unavailable,
     ),
     security(("operator_token" = [])))]
 pub async fn retention(

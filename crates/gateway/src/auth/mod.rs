@@ -10,8 +10,10 @@ pub mod operator;
 pub mod producer;
 pub mod user;
 
+use audit_settings::{ApiTokenRecord, ProducerKeyRecord};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use time::OffsetDateTime;
 
 /// The bearer token of a request, if any.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
@@ -37,6 +39,44 @@ pub fn new_credential(prefix: &str) -> (String, String, String) {
     let secret = audit_settings::random_token(32);
     let hash = audit_settings::hash_secret(&secret);
     (id.clone(), format!("{prefix}_{id}_{secret}"), hash)
+}
+
+/// The stored record of a credential that can be revoked (producer keys, API tokens).
+pub trait Revocable: Clone {
+    fn revoked_at(&mut self) -> &mut Option<OffsetDateTime>;
+    fn revision(&mut self) -> &mut u64;
+}
+
+impl Revocable for ProducerKeyRecord {
+    fn revoked_at(&mut self) -> &mut Option<OffsetDateTime> {
+        &mut self.revoked_at
+    }
+
+    fn revision(&mut self) -> &mut u64 {
+        &mut self.revision
+    }
+}
+
+impl Revocable for ApiTokenRecord {
+    fn revoked_at(&mut self) -> &mut Option<OffsetDateTime> {
+        &mut self.revoked_at
+    }
+
+    fn revision(&mut self) -> &mut u64 {
+        &mut self.revision
+    }
+}
+
+/// `record` revoked now, at its next revision, to be stored; `None` when it already is
+/// (revoking is idempotent).
+pub fn revoked<R: Revocable>(record: &R) -> Option<R> {
+    let mut revoked = record.clone();
+    if revoked.revoked_at().is_some() {
+        return None;
+    }
+    *revoked.revoked_at() = Some(OffsetDateTime::now_utc());
+    *revoked.revision() += 1;
+    Some(revoked)
 }
 
 #[cfg(test)]

@@ -27,7 +27,9 @@
 //! | `export.js` | CSV / JSON downloads |
 //! | `live.js` | live mode |
 //! | `keyboard.js` | keyboard shortcuts |
-//! | `audit-logs.css` | the stylesheet |
+//! | `audit-logs.css` | the stylesheet: theme, base elements, top bar, controls, layout |
+//! | `results.css` | … then the filters, the results bar and banners, the table |
+//! | `panels.css` | … then the detail drawer, sign-in and dialogs, motion, narrower screens |
 //! | `favicon.svg` | the icon |
 //!
 //! The modules import one another by relative URL (`./api.js` is `/assets/api.js`); the page
@@ -81,6 +83,15 @@ const fn module(name: &'static str, body: &'static str) -> Asset {
     }
 }
 
+/// A stylesheet of the page (linked by it in the order of [`ASSETS`]).
+const fn stylesheet(name: &'static str, body: &'static str) -> Asset {
+    Asset {
+        name,
+        content_type: "text/css; charset=utf-8",
+        body,
+    }
+}
+
 /// What `/assets/{name}` serves.
 const ASSETS: &[Asset] = &[
     module("audit-logs.js", include_str!("assets/audit-logs.js")),
@@ -97,11 +108,9 @@ const ASSETS: &[Asset] = &[
     module("export.js", include_str!("assets/export.js")),
     module("live.js", include_str!("assets/live.js")),
     module("keyboard.js", include_str!("assets/keyboard.js")),
-    Asset {
-        name: "audit-logs.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("assets/audit-logs.css"),
-    },
+    stylesheet("audit-logs.css", include_str!("assets/audit-logs.css")),
+    stylesheet("results.css", include_str!("assets/results.css")),
+    stylesheet("panels.css", include_str!("assets/panels.css")),
     Asset {
         name: "favicon.svg",
         content_type: "image/svg+xml",
@@ -306,6 +315,19 @@ mod tests {
                 PAGE.body.contains(&preload),
                 "the page does not preload {name}"
             );
+        }
+    }
+
+    #[test]
+    fn every_stylesheet_served_is_linked_in_order() {
+        let mut last = 0;
+        for asset in ASSETS.iter().filter(|asset| asset.name.ends_with(".css")) {
+            let link = format!(r#"<link rel="stylesheet" href="/assets/{}">"#, asset.name);
+            let at = PAGE.body.find(&link);
+            assert!(at.is_some(), "the page does not link {}", asset.name);
+            let at = at.unwrap_or_default();
+            assert!(at > last, "{} is linked out of order", asset.name);
+            last = at;
         }
     }
 

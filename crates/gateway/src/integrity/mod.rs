@@ -35,8 +35,8 @@ use uuid::Uuid;
 
 use self::heads::PublishedHeads;
 use crate::App;
-use crate::error::{ApiError, ApiQuery, ApiResult, ErrorResponse, RetryLater};
-use crate::openapi::OrgPath;
+use crate::error::{ApiError, ApiQuery, ApiResult};
+use crate::openapi::{NotFound, OrgPath, ReaderRequest};
 use crate::read::ReaderAuth;
 
 /// Events cannot be indexed before they occur (minus the allowed clock skew): windows sealed
@@ -115,7 +115,7 @@ fn enabled(app: &App) -> ApiResult<&Integrity> {
 #[utoipa::path(get, path = "/v1/integrity/keys", tag = "integrity", operation_id = "getIntegrityKeys",
     responses(
         (status = 200, description = "The keys", body = schemas::PublishedKeys),
-        (status = 404, response = ErrorResponse),
+        NotFound,
     ))]
 async fn keys(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> {
     let integrity = enabled(&app)?;
@@ -127,10 +127,7 @@ async fn keys(State(app): State<Arc<App>>) -> ApiResult<Json<Value>> {
     params(OrgPath, schemas::RangeQuery),
     responses(
         (status = 200, description = "The digests", body = schemas::DigestList),
-        (status = 400, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        ReaderRequest,
     ),
     security(("user_jwt" = []), ("api_token" = [])))]
 async fn digests(
@@ -159,10 +156,7 @@ async fn digests(
     params(OrgPath, ("event_id" = String, Path, description = "Event id (a UUID)", format = "uuid")),
     responses(
         (status = 200, description = "Leaf, audit path and digest", body = schemas::InclusionProof),
-        (status = 400, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        ReaderRequest,
     ),
     security(("user_jwt" = []), ("api_token" = [])))]
 async fn proof(
@@ -222,10 +216,7 @@ struct Verdict {
     params(OrgPath, schemas::RangeQuery),
     responses(
         (status = 200, description = "The verdict", body = schemas::Verdict),
-        (status = 400, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        ReaderRequest,
     ),
     security(("user_jwt" = []), ("api_token" = [])))]
 async fn verify(
@@ -329,10 +320,7 @@ async fn verify(
     params(OrgPath, schemas::RangeQuery),
     responses(
         (status = 200, description = "Digests and leaves", body = schemas::Bundle),
-        (status = 400, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        ReaderRequest,
     ),
     security(("user_jwt" = []), ("api_token" = [])))]
 async fn bundle(

@@ -14,27 +14,22 @@
 //! frees the slot; ClickHouse cancels the query
 //! (`cancel_http_readonly_queries_on_client_close`, see `audit_store::bounds`).
 
-use std::sync::Arc;
-
 use audit_store::ExportRow;
 use audit_store::query::ExportFormat;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use clickhouse::query::{BytesCursor, RowCursor};
 use futures::{Stream, StreamExt};
 use time::OffsetDateTime;
 
-use super::ReaderAuth;
+use super::LogRead;
 use super::csv_export::CsvEncoder;
-use super::params;
 use super::params::{ExportQuery, FilterQuery};
-use crate::App;
 use crate::admission::{ReadKind, ReadPermit};
-use crate::error::{ApiError, ApiResult, ErrorResponse, RetryLater};
+use crate::error::{ApiError, ApiResult};
 use crate::meta;
-use crate::openapi::{AuditEvent, OrgPath};
+use crate::openapi::{AuditEvent, OrgPath, ReaderRequest, TooManyReads};
 
 /// How many CSV bytes are encoded before they are sent as one chunk.
 const CSV_CHUNK_BYTES: usize = 64 * 1024;
@@ -54,30 +49,12 @@ const CSV_CHUNK_BYTES: usize = 64 * 1024;
                 (Vec<AuditEvent> = "application/json"),
                 (String = "application/x-ndjson"),
             )),
-        (status = 400, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 429, response = RetryLater),
-        (status = 503, response = RetryLater),
+        ReaderRequest, TooManyReads,
     ),
     security(("user_jwt" = []), ("api_token" = [])))]
-pub async fn export(
-    State(app): State<Arc<App>>,
-    ReaderAuth(reader): ReaderAuth,
-    Path(org_id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    reader.authorize(&org_id)?;
-    let params = params::parse(
-        query.as_deref(),
-        &["format"],
-        app.validator.catalogue(),
-        app.config.read.max_limit,
-    )?;
-    let permit = app
-        .reads
-        .admit(ReadKind::Export, &org_id, &reader.subject)?;
+pub async fn export(read: LogRead) -> ApiResult<Response> {
+    let params = read.params(&["format"])?;
+    let permit = read.admit(ReadKind::Export)?;
     let format = params.format.unwrap_or(ExportFormat::Csv);
     let (extension, content_type) = match (format, params.json_array, params.ocsf) {
         (ExportFormat::Csv, _, _) => ("csv", "text/csv; charset=utf-8"),
@@ -87,12 +64,11 @@ pub async fn export(
     };
 
     // The audit trail first: no export leaves without being recorded.
-    let mut event = meta::event(&org_id, "audit_log.exported", reader.actor(), &headers)
+    let event = read
+        .event("audit_log.exported", &params.described)
         .meta("format", extension);
-    for (name, value) in &params.described {
-        event = event.meta(&format!("filter.{name}"), value.clone());
-    }
-    meta::record(&app, event).await?;
+    meta::record(&read.app, event).await?;
+    let LogRead { app, org_id, .. } = read;
 
     let body = match format {
         ExportFormat::Csv => {

@@ -29,8 +29,9 @@ pub mod tokens;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use audit_core::system::SystemEvent;
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -43,11 +44,11 @@ use uuid::Uuid;
 use self::cursor::CursorKind;
 use self::params::{FeedQuery, FilterQuery, PageQuery};
 use crate::App;
-use crate::admission::ReadKind;
+use crate::admission::{ReadKind, ReadPermit};
 use crate::auth::user::Reader;
-use crate::error::{ApiError, ApiResult, ErrorResponse, RetryLater};
+use crate::error::{ApiError, ApiResult};
 use crate::meta;
-use crate::openapi::{AuditEvent, OrgPath};
+use crate::openapi::{AuditEvent, OrgPath, ReaderRequest, TooManyReads};
 
 /// How often viewing the log is recorded per reader and organization.
 const VIEW_RECORD_INTERVAL: Duration = Duration::from_secs(600);
@@ -68,6 +69,102 @@ impl FromRequestParts<Arc<App>> for ReaderAuth {
             .authenticate(&parts.headers, &view, &app.config.plans)
             .map(ReaderAuth)
     }
+}
+
+/// A read of one organization's log (list, feed, export): what the handler needs besides the
+/// route's own parameters. Extracting it authenticates the reader and authorizes it for the
+/// organization in the path (`{org}`).
+pub struct LogRead {
+    pub app: Arc<App>,
+    pub reader: Reader,
+    pub org_id: String,
+    /// The raw query string, parsed by [`LogRead::params`].
+    pub query: Option<String>,
+    /// The request's headers, for the read's audit event.
+    pub headers: HeaderMap,
+}
+
+impl FromRequestParts<Arc<App>> for LogRead {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
+        let ReaderAuth(reader) = ReaderAuth::from_request_parts(parts, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Path(org_id) = Path::<String>::from_request_parts(parts, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        reader
+            .authorize(&org_id)
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            app: Arc::clone(app),
+            reader,
+            org_id,
+            query: parts.uri.query().map(str::to_string),
+            headers: parts.headers.clone(),
+        })
+    }
+}
+
+impl LogRead {
+    /// The query's parameters: the filters and the route's `extra` ones.
+    fn params(&self, extra: &[&str]) -> ApiResult<params::ReadParams> {
+        params::parse(
+            self.query.as_deref(),
+            extra,
+            self.app.validator.catalogue(),
+            self.app.config.read.max_limit,
+        )
+    }
+
+    /// A read slot of `kind` for this organization and reader (429 when none is free).
+    fn admit(&self, kind: ReadKind) -> ApiResult<ReadPermit> {
+        self.app
+            .reads
+            .admit(kind, &self.org_id, &self.reader.subject)
+    }
+
+    /// The position a cursor parameter (`param`) signed for this organization names, if given.
+    fn decode_cursor(
+        &self,
+        kind: CursorKind,
+        param: &str,
+        cursor: Option<&str>,
+    ) -> ApiResult<Option<(i64, Uuid)>> {
+        cursor
+            .map(|cursor| self.app.cursors.decode(kind, &self.org_id, param, cursor))
+            .transpose()
+    }
+
+    /// The read's audit event, with its filters.
+    fn event(&self, action: &'static str, described: &[(String, String)]) -> SystemEvent {
+        let event = meta::event(&self.org_id, action, self.reader.actor(), &self.headers);
+        with_filters(event, described)
+    }
+
+    /// Records this read as a view of the log (throttled: see [`record_view`]).
+    async fn record_view(&self, described: &[(String, String)]) -> ApiResult<()> {
+        record_view(
+            &self.app,
+            &self.reader,
+            &self.org_id,
+            &self.headers,
+            described,
+        )
+        .await
+    }
+}
+
+/// Adds the filters of a read (`filter.<name>`) to its audit event.
+fn with_filters(mut event: SystemEvent, described: &[(String, String)]) -> SystemEvent {
+    for (name, value) in described {
+        event = event.meta(&format!("filter.{name}"), value.clone());
+    }
+    event
 }
 
 pub fn router() -> OpenApiRouter<Arc<App>> {
@@ -164,11 +261,8 @@ async fn record_view(
             return Ok(());
         }
     }
-    let mut event = meta::event(org_id, "audit_log.viewed", reader.actor(), headers);
-    for (name, value) in described {
-        event = event.meta(&format!("filter.{name}"), value.clone());
-    }
-    meta::record(app, event).await?;
+    let event = meta::event(org_id, "audit_log.viewed", reader.actor(), headers);
+    meta::record(app, with_filters(event, described)).await?;
     let mut recent = app.recent_views.lock().unwrap_or_else(|e| e.into_inner());
     recent.retain(|_, at| at.elapsed() < VIEW_RECORD_INTERVAL);
     recent.insert(key, Instant::now());
@@ -200,50 +294,28 @@ pub(crate) async fn record_integrity_view(
     params(OrgPath, FilterQuery, PageQuery),
     responses(
         (status = 200, description = "A page of events", body = EventPage),
-        (status = 400, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 429, response = RetryLater),
-        (status = 503, response = RetryLater),
+        ReaderRequest, TooManyReads,
     ),
     security(("user_jwt" = []), ("api_token" = [])))]
-async fn list(
-    State(app): State<Arc<App>>,
-    ReaderAuth(reader): ReaderAuth,
-    Path(org_id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    reader.authorize(&org_id)?;
-    let read = &app.config.read;
-    let params = params::parse(
-        query.as_deref(),
-        &["limit", "cursor"],
-        app.validator.catalogue(),
-        read.max_limit,
-    )?;
-    let _permit = app.reads.admit(ReadKind::Query, &org_id, &reader.subject)?;
-    let cursor = match &params.cursor {
-        Some(cursor) => {
-            let (at, id) = app
-                .cursors
-                .decode(CursorKind::Page, &org_id, "cursor", cursor)?;
-            Some(audit_store::query::PageCursor {
-                occurred_at_ms: at,
-                id,
-            })
-        }
-        None => None,
-    };
+async fn list(read: LogRead) -> ApiResult<Response> {
+    let params = read.params(&["limit", "cursor"])?;
+    let _permit = read.admit(ReadKind::Query)?;
+    let cursor = read
+        .decode_cursor(CursorKind::Page, "cursor", params.cursor.as_deref())?
+        .map(|(at, id)| audit_store::query::PageCursor {
+            occurred_at_ms: at,
+            id,
+        });
     if cursor.is_none() {
-        record_view(&app, &reader, &org_id, &headers, &params.described).await?;
+        read.record_view(&params.described).await?;
     }
-    let limit = params.limit.unwrap_or(read.default_limit);
-    let rows = app
+    let limit = params.limit.unwrap_or(read.app.config.read.default_limit);
+    let rows = read
+        .app
         .store
-        .list_events(&org_id, &params.filter, cursor, limit + 1)
+        .list_events(&read.org_id, &params.filter, cursor, limit + 1)
         .await?;
-    let (rows, last, has_more) = cut_page(&app, CursorKind::Page, &org_id, rows, limit)?;
+    let (rows, last, has_more) = cut_page(&read.app, CursorKind::Page, &read.org_id, rows, limit)?;
     let next_cursor = if has_more { last } else { None };
     metrics::counter!("gateway_reads_total", "kind" => "list").increment(1);
     Ok(page_response(&rows, next_cursor, has_more))
@@ -281,11 +353,7 @@ fn parse_id(id: &str) -> ApiResult<Uuid> {
     params(OrgPath, ("id" = String, Path, description = "Event id (a UUID)", format = "uuid")),
     responses(
         (status = 200, description = "The event as stored", body = AuditEvent),
-        (status = 400, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 429, response = RetryLater),
-        (status = 503, response = RetryLater),
+        ReaderRequest, TooManyReads,
     ),
     security(("user_jwt" = []), ("api_token" = [])))]
 async fn one(
@@ -317,61 +385,33 @@ async fn one(
     params(OrgPath, FeedQuery),
     responses(
         (status = 200, description = "The next events", body = EventPage),
-        (status = 400, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 429, response = RetryLater),
-        (status = 503, response = RetryLater),
+        ReaderRequest, TooManyReads,
     ),
     security(("user_jwt" = []), ("api_token" = [])))]
-async fn feed(
-    State(app): State<Arc<App>>,
-    ReaderAuth(reader): ReaderAuth,
-    Path(org_id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    reader.authorize(&org_id)?;
-    let read = &app.config.read;
-    let params = params::parse(
-        query.as_deref(),
-        &["limit", "after"],
-        app.validator.catalogue(),
-        read.max_limit,
-    )?;
+async fn feed(read: LogRead) -> ApiResult<Response> {
+    let params = read.params(&["limit", "after"])?;
     if !params.described.is_empty() {
         return Err(ApiError::bad_request(
             &params.described[0].0,
             "the feed takes no filters (only `after` and `limit`); filter on your side",
         ));
     }
-    let _permit = app.reads.admit(ReadKind::Query, &org_id, &reader.subject)?;
-    let after = match &params.after {
-        Some(after) => {
-            let (at, id) = app
-                .cursors
-                .decode(CursorKind::Feed, &org_id, "after", after)?;
-            Some(audit_store::query::FeedCursor {
-                indexed_at_ms: at,
-                id,
-            })
-        }
-        None => None,
-    };
-    record_view(
-        &app,
-        &reader,
-        &org_id,
-        &headers,
-        &[("feed".into(), "true".into())],
-    )
-    .await?;
-    let limit = params.limit.unwrap_or(read.max_limit);
-    let rows = app
+    let _permit = read.admit(ReadKind::Query)?;
+    let after = read
+        .decode_cursor(CursorKind::Feed, "after", params.after.as_deref())?
+        .map(|(at, id)| audit_store::query::FeedCursor {
+            indexed_at_ms: at,
+            id,
+        });
+    read.record_view(&[("feed".into(), "true".into())]).await?;
+    let config = &read.app.config.read;
+    let limit = params.limit.unwrap_or(config.max_limit);
+    let rows = read
+        .app
         .store
-        .feed(&org_id, after, read.feed_settle_secs, limit + 1)
+        .feed(&read.org_id, after, config.feed_settle_secs, limit + 1)
         .await?;
-    let (rows, last, has_more) = cut_page(&app, CursorKind::Feed, &org_id, rows, limit)?;
+    let (rows, last, has_more) = cut_page(&read.app, CursorKind::Feed, &read.org_id, rows, limit)?;
     // Nothing new: poll again with the same cursor.
     let next_cursor = last.or_else(|| params.after.clone());
     metrics::counter!("gateway_reads_total", "kind" => "feed").increment(1);

@@ -21,9 +21,9 @@ use super::ReaderAuth;
 use crate::App;
 use crate::admin::destinations::rfc3339;
 use crate::auth::user::API_TOKEN_PREFIX;
-use crate::error::{ApiError, ApiJson, ApiResult, ErrorResponse, RetryLater};
+use crate::error::{ApiError, ApiJson, ApiResult};
 use crate::meta;
-use crate::openapi::OrgPath;
+use crate::openapi::{Forbidden, JsonBodyRefused, NotFound, OrgPath, ReaderRequest, Unavailable};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -96,12 +96,7 @@ fn require_enterprise(app: &App, org_id: &str) -> ApiResult<()> {
     request_body = CreateToken,
     responses(
         (status = 201, description = "Created; `token` is shown only here", body = CreatedApiToken),
-        (status = 400, response = ErrorResponse),
-        (status = 403, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 415, response = ErrorResponse),
-        (status = 422, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        ReaderRequest, JsonBodyRefused,
     ),
     security(("user_jwt" = [])))]
 pub async fn create(
@@ -155,8 +150,7 @@ pub async fn create(
     params(OrgPath),
     responses(
         (status = 200, description = "The tokens", body = ApiTokenList),
-        (status = 403, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
+        Forbidden, NotFound,
     ),
     security(("user_jwt" = [])))]
 pub async fn list(
@@ -182,9 +176,7 @@ pub async fn list(
     params(OrgPath, ("token" = String, Path, description = "Token id (the 12 hex digits after `at_`)", max_length = 200)),
     responses(
         (status = 200, description = "The token, revoked", body = ApiTokenView),
-        (status = 403, response = ErrorResponse),
-        (status = 404, response = ErrorResponse),
-        (status = 503, response = RetryLater),
+        Forbidden, NotFound, Unavailable,
     ),
     security(("user_jwt" = [])))]
 pub async fn revoke(
@@ -200,12 +192,9 @@ pub async fn revoke(
         .get(&token_id)
         .filter(|t| t.org_id == org_id)
         .ok_or_else(|| ApiError::NotFound(format!("API token `{token_id}` not found")))?;
-    if record.revoked_at.is_some() {
+    let Some(revoked) = crate::auth::revoked(record.as_ref()) else {
         return Ok(Json(view(record)));
-    }
-    let mut revoked = record.as_ref().clone();
-    revoked.revoked_at = Some(OffsetDateTime::now_utc());
-    revoked.revision += 1;
+    };
     let name = revoked.name.clone();
     meta::record(
         &app,
