@@ -80,7 +80,6 @@ pub fn run(thread: impl ConsumerThread, runtime: tokio::runtime::Handle) {
         view,
         settings_checked: Instant::now(),
         last_commit: Instant::now(),
-        paused: false,
     };
     polling.follow(true);
     consumer::run(polling);
@@ -93,7 +92,6 @@ struct Forwarding<T> {
     view: Arc<SettingsView>,
     settings_checked: Instant,
     last_commit: Instant,
-    paused: bool,
 }
 
 impl<T: ConsumerThread> Forwarding<T> {
@@ -119,7 +117,7 @@ impl<T: ConsumerThread> Polling for Forwarding<T> {
         self.thread.core().shutdown.is_cancelled()
     }
 
-    fn before_poll(&mut self, _pause: &mut Pause) -> Step {
+    fn before_poll(&mut self, pause: &mut Pause) -> Step {
         if self.settings_checked.elapsed() >= SETTINGS_TICK {
             self.settings_checked = Instant::now();
             self.follow(false);
@@ -127,7 +125,7 @@ impl<T: ConsumerThread> Polling for Forwarding<T> {
         }
         let core = self.thread.core();
         let over = core.tracker.is_full(core.max_buffered_events);
-        if over && !self.paused {
+        if over && !pause.is_paused() {
             tracing::info!(
                 consumer = core.role,
                 in_flight = core.tracker.in_flight(),
@@ -135,7 +133,6 @@ impl<T: ConsumerThread> Polling for Forwarding<T> {
                 "buffer full: pausing consumption"
             );
         }
-        self.paused = over;
         Step::Poll { paused: over }
     }
 
