@@ -4,7 +4,7 @@
 
 use clickhouse::Row;
 use clickhouse::query::Query;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -49,32 +49,101 @@ pub struct LeafRow {
     pub sealed_at: OffsetDateTime,
 }
 
-/// A [`LeafRow`] as it is inserted: borrows its window's organization and digest hash, so a
-/// seal of many leaves allocates nothing per leaf.
+/// A leaf of a sealed window as it is stored: its hash, and the event it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealedLeaf {
+    pub leaf: [u8; 32],
+    pub id: Uuid,
+    pub occurred_at: OffsetDateTime,
+}
+
+/// One window's leaves as they are inserted: one row per window, the leaves, their ids and
+/// times as parallel arrays in leaf order (migration 0004). A row per leaf cost as much to
+/// store as the event it covers; packed, a leaf is its 56 bytes in three columns.
 #[derive(Debug, Clone, Copy, Row, Serialize)]
-pub struct LeafInsert<'a> {
+pub struct WindowInsert<'a> {
     pub org_id: &'a str,
     pub seq: u64,
-    pub idx: u32,
     pub digest_hash: &'a str,
-    pub leaf: &'a [u8; 32],
-    #[serde(with = "clickhouse::serde::uuid")]
-    pub id: Uuid,
-    #[serde(with = "clickhouse::serde::time::datetime64::millis")]
-    pub occurred_at: OffsetDateTime,
     #[serde(with = "clickhouse::serde::time::datetime64::millis")]
     pub sealed_at: OffsetDateTime,
+    #[serde(serialize_with = "leaf_hashes")]
+    leaves: &'a [SealedLeaf],
+    #[serde(serialize_with = "leaf_ids")]
+    ids: &'a [SealedLeaf],
+    #[serde(serialize_with = "leaf_times")]
+    occurred: &'a [SealedLeaf],
+}
+
+impl<'a> WindowInsert<'a> {
+    pub fn new(
+        org_id: &'a str,
+        seq: u64,
+        digest_hash: &'a str,
+        sealed_at: OffsetDateTime,
+        leaves: &'a [SealedLeaf],
+    ) -> Self {
+        Self {
+            org_id,
+            seq,
+            digest_hash,
+            sealed_at,
+            leaves,
+            ids: leaves,
+            occurred: leaves,
+        }
+    }
+
+    pub fn leaves(&self) -> &'a [SealedLeaf] {
+        self.leaves
+    }
+}
+
+// The three array columns of a window row, each serialized straight from the leaves (no
+// per-window copies).
+fn leaf_hashes<S: Serializer>(
+    leaves: &&[SealedLeaf],
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_seq(leaves.iter().map(|leaf| &leaf.leaf))
+}
+
+fn leaf_ids<S: Serializer>(
+    leaves: &&[SealedLeaf],
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    struct Id(Uuid);
+    impl Serialize for Id {
+        fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+            clickhouse::serde::uuid::serialize(&self.0, serializer)
+        }
+    }
+    serializer.collect_seq(leaves.iter().map(|leaf| Id(leaf.id)))
+}
+
+fn leaf_times<S: Serializer>(
+    leaves: &&[SealedLeaf],
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    struct Millis(OffsetDateTime);
+    impl Serialize for Millis {
+        fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+            clickhouse::serde::time::datetime64::millis::serialize(&self.0, serializer)
+        }
+    }
+    serializer.collect_seq(leaves.iter().map(|leaf| Millis(leaf.occurred_at)))
 }
 
 const DIGEST_COLUMNS: &str = "org_id, seq, partition, first_offset, end_offset, sealed_at, count, \
      retention_days, hash, note, key_id, signature";
 
 impl Store {
-    /// Stores digests and their leaves (idempotent: a replayed seal writes the same rows).
+    /// Stores digests and their windows' leaves (idempotent: a replayed seal writes the same
+    /// rows).
     pub async fn insert_seal<'a>(
         &self,
         digests: &[DigestRow],
-        leaves: impl IntoIterator<Item = LeafInsert<'a>> + Send,
+        windows: impl IntoIterator<Item = WindowInsert<'a>> + Send,
     ) -> Result<()> {
         self.timed(async {
             if !digests.is_empty() {
@@ -87,14 +156,14 @@ impl Store {
                 }
                 insert.end().await?;
             }
-            let mut leaves = leaves.into_iter().peekable();
-            if leaves.peek().is_some() {
+            let mut windows = windows.into_iter().peekable();
+            if windows.peek().is_some() {
                 let mut insert = self
                     .client()
-                    .insert::<LeafInsert<'_>>("integrity_leaves")
+                    .insert::<WindowInsert<'_>>("integrity_windows")
                     .await?;
-                for leaf in leaves {
-                    insert.write(&leaf).await?;
+                for window in windows {
+                    insert.write(&window).await?;
                 }
                 insert.end().await?;
             }
@@ -154,16 +223,23 @@ impl Store {
             .await
     }
 
-    /// The leaves of the digests `(seq, hash)` of an organization, in window and leaf order.
+    /// The leaves of an organization's windows `first_seq..=last_seq`, in window and leaf
+    /// order: the packed windows, and the rows of windows sealed before migration 0004.
     pub async fn leaves_of(
         &self,
         org_id: &str,
         first_seq: u64,
         last_seq: u64,
     ) -> Result<Vec<LeafRow>> {
-        let query = "SELECT org_id, seq, idx, digest_hash, leaf, id, occurred_at, sealed_at \
-             FROM integrity_leaves FINAL \
-             WHERE org_id = {org:String} AND seq BETWEEN {first:UInt64} AND {last:UInt64} \
+        let query = "SELECT org_id, seq, idx, digest_hash, leaf, id, occurred_at, sealed_at FROM ( \
+               SELECT org_id, seq, toUInt32(n - 1) AS idx, digest_hash, leaf, id, at AS occurred_at, sealed_at \
+               FROM integrity_windows FINAL \
+               ARRAY JOIN leaves AS leaf, ids AS id, occurred AS at, arrayEnumerate(leaves) AS n \
+               WHERE org_id = {org:String} AND seq BETWEEN {first:UInt64} AND {last:UInt64} \
+             UNION ALL \
+               SELECT org_id, seq, idx, digest_hash, leaf, id, occurred_at, sealed_at \
+               FROM integrity_leaves FINAL \
+               WHERE org_id = {org:String} AND seq BETWEEN {first:UInt64} AND {last:UInt64}) \
              ORDER BY seq, idx";
         self.fetch_all_timed(self.windows_query(query, org_id, first_seq, last_seq))
             .await
@@ -207,8 +283,13 @@ impl Store {
 
     /// The window (seq) holding an event, by its id.
     pub async fn window_of_event(&self, org_id: &str, id: Uuid) -> Result<Option<u64>> {
-        let query = "SELECT seq FROM integrity_leaves FINAL \
-             WHERE org_id = {org:String} AND id = {id:UUID} ORDER BY seq LIMIT 1";
+        let query = "SELECT seq FROM ( \
+               SELECT seq FROM integrity_windows FINAL \
+               WHERE org_id = {org:String} AND has(ids, {id:UUID}) \
+             UNION ALL \
+               SELECT seq FROM integrity_leaves FINAL \
+               WHERE org_id = {org:String} AND id = {id:UUID}) \
+             ORDER BY seq LIMIT 1";
         let query = self
             .client()
             .query(query)

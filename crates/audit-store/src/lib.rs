@@ -23,6 +23,6 @@ pub use bounds::ReadBounds;
 pub use config::ClickHouseConfig;
 pub use error::{Error, Result};
 pub use export::ExportRow;
-pub use integrity::{DigestRow, LeafInsert, LeafRow};
+pub use integrity::{DigestRow, LeafRow, SealedLeaf, WindowInsert};
 pub use rows::{EventRow, PendingEvent, partition_of};
 pub use store::{EventInsert, NotCanonical, RetentionMutation, RowKey, Store};

@@ -57,6 +57,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "integrity",
         source: include_str!("../migrations/0003_integrity.sql"),
     },
+    Migration {
+        version: 4,
+        name: "packed_leaves",
+        source: include_str!("../migrations/0004_packed_leaves.sql"),
+    },
 ];
 
 impl Migration {

@@ -1,6 +1,7 @@
 //! Tampering with ClickHouse directly — a row deleted, altered, its bytes changed, a row
 //! inserted, the newest rows cut — is found and named (window and event); an untampered
-//! organization stays intact and its inclusion proof checks against the signed note.
+//! organization stays intact and its inclusion proof checks against the signed note, also when
+//! its windows were sealed before migration 0004 (one row per leaf in `integrity_leaves`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -24,6 +25,7 @@ async fn tampering_with_clickhouse_is_found_and_named() {
         "org_insert",
         "org_cut",
         "org_clean",
+        "org_legacy",
     ];
     let mut ids: HashMap<&str, Vec<String>> = HashMap::new();
     for org in orgs {
@@ -58,7 +60,7 @@ async fn tampering_with_clickhouse_is_found_and_named() {
     ))
     .await;
     // Truncated: the newest rows and their digests and leaves removed from ClickHouse.
-    mutate("ALTER TABLE integrity_leaves DELETE WHERE org_id = 'org_cut'".into()).await;
+    mutate("ALTER TABLE integrity_windows DELETE WHERE org_id = 'org_cut'".into()).await;
     mutate("ALTER TABLE integrity_digests DELETE WHERE org_id = 'org_cut'".into()).await;
     mutate("ALTER TABLE events DELETE WHERE org_id = 'org_cut'".into()).await;
 
@@ -115,6 +117,40 @@ async fn tampering_with_clickhouse_is_found_and_named() {
             .any(|(kind, _, _)| kind == "broken_chain"),
         "the stored chain no longer continues: {cut_later}"
     );
+    // Sealed before migration 0004: the windows so far as one row per leaf, as that release
+    // wrote them, and no longer packed.
+    let sealed = ns
+        .sql_u64("SELECT max(seq) FROM integrity_windows FINAL WHERE org_id = 'org_legacy'")
+        .await;
+    ns.sql(&format!(
+        "INSERT INTO integrity_leaves SELECT org_id, seq, toUInt32(n - 1), digest_hash, leaf, id, at, sealed_at \
+         FROM integrity_windows FINAL ARRAY JOIN leaves AS leaf, ids AS id, occurred AS at, arrayEnumerate(leaves) AS n \
+         WHERE org_id = 'org_legacy' AND seq <= {sealed}"
+    ))
+    .await;
+    mutate(format!(
+        "ALTER TABLE integrity_windows DELETE WHERE org_id = 'org_legacy' AND seq <= {sealed}"
+    ))
+    .await;
+    let legacy = intact(&gateway_service, "org_legacy").await;
+    assert!(legacy["leaves"].as_u64().unwrap() >= 20, "{legacy}");
+    let legacy_event = &ids["org_legacy"][5];
+    let (status, proof) = get(
+        &gateway_service,
+        "org_legacy",
+        &format!("/v1/orgs/org_legacy/integrity/proof/{legacy_event}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{proof}");
+    assert_eq!(
+        ns.sql_u64(&format!(
+            "SELECT count() FROM integrity_leaves WHERE org_id = 'org_legacy' AND id = '{legacy_event}'"
+        ))
+        .await,
+        1,
+        "the proof was built from the legacy rows"
+    );
+
     // Nothing reported where nothing happened.
     let clean = verify(&gateway_service, "org_clean").await;
     assert_eq!(clean["findings"].as_array().unwrap().len(), 0, "{clean}");

@@ -38,6 +38,7 @@ fn every_layout_renders_the_migrations_as_released() {
                 include_str!("../../tests/fixtures/migrations/single_node/0001_events.sql"),
                 include_str!("../../tests/fixtures/migrations/single_node/0002_provenance.sql"),
                 include_str!("../../tests/fixtures/migrations/single_node/0003_integrity.sql"),
+                include_str!("../../tests/fixtures/migrations/single_node/0004_packed_leaves.sql"),
             ],
         ),
         (
@@ -46,6 +47,7 @@ fn every_layout_renders_the_migrations_as_released() {
                 include_str!("../../tests/fixtures/migrations/replicated/0001_events.sql"),
                 include_str!("../../tests/fixtures/migrations/replicated/0002_provenance.sql"),
                 include_str!("../../tests/fixtures/migrations/replicated/0003_integrity.sql"),
+                include_str!("../../tests/fixtures/migrations/replicated/0004_packed_leaves.sql"),
             ],
         ),
         (
@@ -54,6 +56,7 @@ fn every_layout_renders_the_migrations_as_released() {
                 include_str!("../../tests/fixtures/migrations/sharded/0001_events.sql"),
                 include_str!("../../tests/fixtures/migrations/sharded/0002_provenance.sql"),
                 include_str!("../../tests/fixtures/migrations/sharded/0003_integrity.sql"),
+                include_str!("../../tests/fixtures/migrations/sharded/0004_packed_leaves.sql"),
             ],
         ),
     ];
@@ -208,7 +211,7 @@ fn single_node_rendering_replaces_only_the_database() {
 #[test]
 fn the_script_is_bookkeeping_then_every_migration() {
     let script = script("audit", &replicated());
-    assert_eq!(script.len(), 10);
+    assert_eq!(script.len(), 12);
     assert!(script[0].starts_with("CREATE DATABASE"));
     assert!(script[1].contains(".schema_migrations"));
     assert!(script[2].contains(".events_local"));
@@ -221,6 +224,9 @@ fn the_script_is_bookkeeping_then_every_migration() {
     assert!(script[7].contains("Distributed("));
     assert!(script[8].contains("audit.integrity_leaves_local"));
     assert!(script[9].contains("Distributed("));
+    // 0004: the packed windows, local and Distributed.
+    assert!(script[10].contains("audit.integrity_windows_local"));
+    assert!(script[11].contains("Distributed("));
     assert!(
         script
             .iter()

@@ -32,7 +32,7 @@ use audit_core::integrity::{IntegrityKey, Signer};
 use audit_core::system::SystemEvent;
 use audit_integrity::{Hash, Note, SignedDigest, SigningKeys, leaf, root};
 use audit_settings::{INTEGRITY_SEALED, PlansConfig, SettingsStore};
-use audit_store::{DigestRow, LeafInsert, RowKey, Store};
+use audit_store::{DigestRow, RowKey, SealedLeaf, Store, WindowInsert};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -54,6 +54,15 @@ impl OpenLeaf {
             offset,
             leaf: leaf(event_bytes),
             key,
+        }
+    }
+
+    /// The leaf as its window stores it.
+    fn sealed(&self) -> SealedLeaf {
+        SealedLeaf {
+            leaf: self.leaf,
+            id: self.key.id,
+            occurred_at: self.key.occurred_at,
         }
     }
 }
@@ -89,30 +98,24 @@ struct Seal {
     sealed_at: OffsetDateTime,
     digests: Vec<DigestRow>,
     /// Each digest's leaves (same order), in offset order.
-    leaves: Vec<Vec<OpenLeaf>>,
+    leaves: Vec<Vec<SealedLeaf>>,
     heads: Vec<(String, Head)>,
 }
 
 impl Seal {
-    /// The leaf rows, borrowing from the seal.
-    fn leaf_rows(&self) -> impl Iterator<Item = LeafInsert<'_>> + Send {
+    /// One row per window, borrowing from the seal.
+    fn window_rows(&self) -> impl Iterator<Item = WindowInsert<'_>> + Send {
         self.digests
             .iter()
             .zip(&self.leaves)
-            .flat_map(move |(digest, leaves)| {
-                leaves
-                    .iter()
-                    .enumerate()
-                    .map(move |(idx, open)| LeafInsert {
-                        org_id: &digest.org_id,
-                        seq: digest.seq,
-                        idx: u32::try_from(idx).unwrap_or(u32::MAX),
-                        digest_hash: &digest.hash,
-                        leaf: &open.leaf,
-                        id: open.key.id,
-                        occurred_at: open.key.occurred_at,
-                        sealed_at: self.sealed_at,
-                    })
+            .map(move |(digest, leaves)| {
+                WindowInsert::new(
+                    &digest.org_id,
+                    digest.seq,
+                    &digest.hash,
+                    self.sealed_at,
+                    leaves,
+                )
             })
     }
 
@@ -368,7 +371,7 @@ impl Sealer {
             };
             let signed = SignedDigest::sign(&note, key);
             let hash = audit_integrity::digest_hash(&signed.note);
-            seal.leaves.push(leaves);
+            seal.leaves.push(leaves.iter().map(OpenLeaf::sealed).collect());
             seal.digests.push(DigestRow {
                 org_id: org.clone(),
                 seq: note.seq,
@@ -412,7 +415,7 @@ impl SealJob {
 impl SealIo {
     async fn store_and_publish(&self, seal: &Seal) -> Result<(), SealError> {
         self.store
-            .insert_seal(&seal.digests, seal.leaf_rows())
+            .insert_seal(&seal.digests, seal.window_rows())
             .await
             .map_err(SealError::Store)?;
         self.publish(&seal.digests).await?;

@@ -26,33 +26,35 @@ fn open(offset: i64, bytes: &[u8]) -> OpenLeaf {
 }
 
 #[test]
-fn leaf_rows_number_each_windows_leaves_from_zero_under_its_digest() {
+fn each_window_is_one_row_of_its_leaves_in_order_under_its_digest() {
+    let sealed = |opens: &[OpenLeaf]| opens.iter().map(OpenLeaf::sealed).collect::<Vec<_>>();
     let seal = Seal {
         end: 10,
         sealed_at: OffsetDateTime::UNIX_EPOCH,
         digests: vec![digest("org_a", 3, "aa"), digest("org_b", 0, "bb")],
-        leaves: vec![vec![open(1, b"x"), open(4, b"y")], vec![open(2, b"z")]],
+        leaves: vec![
+            sealed(&[open(1, b"x"), open(4, b"y")]),
+            sealed(&[open(2, b"z")]),
+        ],
         heads: Vec::new(),
     };
     let rows: Vec<_> = seal
-        .leaf_rows()
+        .window_rows()
         .map(|row| {
-            (
-                row.org_id,
-                row.seq,
-                row.idx,
-                row.digest_hash,
-                *row.leaf,
-                row.id,
-            )
+            let leaves: Vec<_> = row
+                .leaves()
+                .iter()
+                .map(|leaf| (leaf.leaf, leaf.id))
+                .collect();
+            (row.org_id, row.seq, row.digest_hash, leaves)
         })
         .collect();
+    let id = uuid::Uuid::from_u128;
     assert_eq!(
         rows,
         vec![
-            ("org_a", 3, 0, "aa", leaf(b"x"), uuid::Uuid::from_u128(1)),
-            ("org_a", 3, 1, "aa", leaf(b"y"), uuid::Uuid::from_u128(4)),
-            ("org_b", 0, 0, "bb", leaf(b"z"), uuid::Uuid::from_u128(2)),
+            ("org_a", 3, "aa", vec![(leaf(b"x"), id(1)), (leaf(b"y"), id(4))]),
+            ("org_b", 0, "bb", vec![(leaf(b"z"), id(2))]),
         ]
     );
     assert_eq!(seal.leaf_count(), 3);
