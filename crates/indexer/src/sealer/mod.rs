@@ -371,7 +371,8 @@ impl Sealer {
             };
             let signed = SignedDigest::sign(&note, key);
             let hash = audit_integrity::digest_hash(&signed.note);
-            seal.leaves.push(leaves.iter().map(OpenLeaf::sealed).collect());
+            seal.leaves
+                .push(leaves.iter().map(OpenLeaf::sealed).collect());
             seal.digests.push(DigestRow {
                 org_id: org.clone(),
                 seq: note.seq,

@@ -53,7 +53,12 @@ fn each_window_is_one_row_of_its_leaves_in_order_under_its_digest() {
     assert_eq!(
         rows,
         vec![
-            ("org_a", 3, "aa", vec![(leaf(b"x"), id(1)), (leaf(b"y"), id(4))]),
+            (
+                "org_a",
+                3,
+                "aa",
+                vec![(leaf(b"x"), id(1)), (leaf(b"y"), id(4))]
+            ),
             ("org_b", 0, "bb", vec![(leaf(b"z"), id(2))]),
         ]
     );
