@@ -100,7 +100,8 @@ impl<'a> WindowInsert<'a> {
 }
 
 // The three array columns of a window row, each serialized straight from the leaves (no
-// per-window copies).
+// per-window copies): serde serializes a field at a time, so each column field holds the same
+// slice.
 fn leaf_hashes<S: Serializer>(
     leaves: &&[SealedLeaf],
     serializer: S,

@@ -86,7 +86,8 @@ struct Chains {
     /// The offset after the last written batch.
     written_to: Option<i64>,
     heads: HashMap<String, Head>,
-    open: HashMap<String, Vec<OpenLeaf>>,
+    /// Leaves at or above the boundary, per organization, as their window will store them.
+    open: HashMap<String, Vec<SealedLeaf>>,
     /// A seal signed but not yet stored and published: retried as it is.
     pending: Option<Arc<Seal>>,
 }
@@ -216,7 +217,12 @@ impl Sealer {
                 // Re-read after a crash: already in a sealed window.
                 let open = chains.open.entry(org).or_default();
                 let before = open.len();
-                open.extend(batch.into_iter().filter(|leaf| leaf.offset >= boundary));
+                open.extend(
+                    batch
+                        .iter()
+                        .filter(|leaf| leaf.offset >= boundary)
+                        .map(OpenLeaf::sealed),
+                );
                 self.open_leaves += open.len() - before;
             }
         }
@@ -371,8 +377,7 @@ impl Sealer {
             };
             let signed = SignedDigest::sign(&note, key);
             let hash = audit_integrity::digest_hash(&signed.note);
-            seal.leaves
-                .push(leaves.iter().map(OpenLeaf::sealed).collect());
+            seal.leaves.push(leaves);
             seal.digests.push(DigestRow {
                 org_id: org.clone(),
                 seq: note.seq,
