@@ -118,6 +118,13 @@ pub struct ConsumerTuning {
     pub session_timeout_ms: u32,
     /// Most time between polls before the group considers this instance stuck (ms).
     pub max_poll_interval_ms: u32,
+    /// Static group membership (`group.instance.id`): a name stable across restarts and
+    /// unique per instance (a pod's name). An instance restarted under its name within
+    /// `session_timeout_ms` takes its partitions back at once, without a rebalance; unset, a
+    /// crashed instance's partitions wait for its session to expire (BENCHMARKS.md, crash
+    /// freshness). The cost: a static member stopping for good also holds its partitions
+    /// until then, since it leaves the group without telling it.
+    pub group_instance_id: Option<String>,
 }
 
 impl Default for ConsumerTuning {
@@ -128,17 +135,34 @@ impl Default for ConsumerTuning {
             queued_max_kbytes: 4 * 1024,
             session_timeout_ms: 10_000,
             max_poll_interval_ms: 300_000,
+            group_instance_id: None,
         }
     }
 }
 
 impl ConsumerTuning {
+    /// Checks what librdkafka would refuse only at the first connection.
+    pub fn validate(&self, section: &str) -> Result<(), ConfigError> {
+        if let Some(instance) = &self.group_instance_id
+            && (instance.trim().is_empty() || instance.len() > 249)
+        {
+            return Err(ConfigError::invalid(
+                format!("{section}.group_instance_id"),
+                "must be 1 to 249 characters when set",
+            ));
+        }
+        Ok(())
+    }
+
     /// Group consumer settings: offsets are never committed or stored automatically.
     pub fn apply(&self, config: &mut ClientConfig, group_id: &str) {
         config
             .set("group.id", group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
+        if let Some(instance) = &self.group_instance_id {
+            config.set("group.instance.id", instance);
+        }
         let defaults = [
             ("auto.offset.reset", "earliest".to_string()),
             (

@@ -43,7 +43,7 @@ pub struct ExportRow {
 
 /// The SELECT list of [`ExportRow`]. Computed columns get names of their own: an alias equal
 /// to a column name would replace that column in WHERE.
-const EXPORT_ROW_COLUMNS: &str = "toString(id) AS event_id, \
+pub const EXPORT_ROW_COLUMNS: &str = "toString(id) AS event_id, \
      toUnixTimestamp64Milli(occurred_at) AS occurred_at_ms, \
      toUnixTimestamp64Milli(received_at) AS received_at_ms, \
      category, action, outcome, actor_type, actor_id, actor_name, actor_email, \

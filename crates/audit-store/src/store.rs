@@ -392,6 +392,13 @@ impl EventInsert {
         }))
     }
 
+    /// Sends a row already built (the benchmark's insert ceiling: the same INSERT without
+    /// the indexer's per-event work). After an `Err` the insert is aborted and must be dropped.
+    pub async fn write_row(&mut self, row: &EventRow) -> Result<()> {
+        self.insert.write(row).await?;
+        Ok(())
+    }
+
     /// Finishes the INSERT: Ok once ClickHouse has stored every row written.
     pub async fn end(self) -> Result<()> {
         let started = self.started;

@@ -256,6 +256,7 @@ impl HealthConfig {
 impl ForwarderConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate("kafka")?;
+        self.consumer.tuning.validate("consumer.tuning")?;
         audit_settings::SettingsAuth::check_topics(&self.topics, "topics")?;
         self.plans.validate("plans")?;
         self.outbound.validate("outbound")?;

@@ -236,6 +236,7 @@ impl IntegrityConfig {
 impl IndexerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate("kafka")?;
+        self.consumer.tuning.validate("consumer.tuning")?;
         audit_settings::SettingsAuth::check_topics(&self.topics, "topics")?;
         self.clickhouse.validate("clickhouse")?;
         self.plans.validate("plans")?;

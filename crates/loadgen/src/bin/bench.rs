@@ -3,7 +3,9 @@
 //! process, and prints one Markdown table (events/s, p50/p99 latency, peak RSS).
 //!
 //! * `ingest`  — gateway: batches of 100 and 1,000, single-event requests, latency at 2,000 req/s.
-//! * `indexer` — indexer throughput from a pre-filled topic; freshness at a steady 5,000 events/s.
+//! * `indexer` — indexer throughput from a pre-filled topic beside ClickHouse's own Kafka engine
+//!   and the insert ceiling ([`peers`]); freshness at a steady 5,000 events/s, and through a
+//!   SIGKILL of the indexer ([`crash`]).
 //! * `read`    — first-page latency on 10M events across 1,000 organizations; export of 1M rows;
 //!   indexer freshness while one tenant hammers reads.
 //!
@@ -12,10 +14,14 @@
 
 #![allow(clippy::print_stdout)]
 
+#[path = "bench/crash.rs"]
+mod crash;
 #[path = "bench/indexer.rs"]
 mod indexer;
 #[path = "bench/ingest.rs"]
 mod ingest;
+#[path = "bench/peers.rs"]
+mod peers;
 #[path = "bench/read.rs"]
 mod read;
 
@@ -53,6 +59,9 @@ enum Which {
         /// Events pre-filled into the topic.
         #[arg(long, default_value_t = 2_000_000)]
         events: u64,
+        /// Skip the peer, ceiling and crash rows (A/B runs of the indexer alone).
+        #[arg(long)]
+        no_peers: bool,
     },
     /// Read API latency and export throughput.
     Read {
@@ -175,7 +184,9 @@ async fn main() -> anyhow::Result<()> {
     };
     match which {
         Which::Ingest => ingest::ingest(&mut bench).await?,
-        Which::Indexer { events } => indexer::indexer(&mut bench, events).await?,
+        Which::Indexer { events, no_peers } => {
+            indexer::indexer(&mut bench, events, !no_peers).await?
+        }
         Which::Read { events } => read::read(&mut bench, events).await?,
     }
     print_table(&bench.rows);

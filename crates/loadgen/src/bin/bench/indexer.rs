@@ -5,23 +5,28 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use loadgen::{BenchRow, RssSampler, clickhouse, freshness, generated_event, now_rfc3339};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use crate::{Bench, Namespace, count_rows};
+use crate::{Bench, Namespace, count_rows, crash, peers};
 
 /// Throughput, tagged then untagged, then freshness.
-pub(crate) async fn indexer(bench: &mut Bench, events: u64) -> anyhow::Result<()> {
+pub(crate) async fn indexer(bench: &mut Bench, events: u64, peers: bool) -> anyhow::Result<()> {
     let key = audit_core::integrity::IntegrityKey::new(&bench.cli.integrity_key)
         .map_err(|e| anyhow::anyhow!(e))?;
     for (label, integrity) in [
         ("as written by the gateway (tagged)", Some(&key)),
         ("produced straight to Kafka (fully validated)", None),
     ] {
-        indexer_throughput(bench, events, label, integrity).await?;
+        indexer_throughput(bench, events, label, integrity, peers).await?;
     }
-    indexer_freshness(bench).await
+    indexer_freshness(bench).await?;
+    if peers {
+        crash::crash_freshness(bench, false).await?;
+        crash::crash_freshness(bench, true).await?;
+    }
+    Ok(())
 }
 
 /// The events topic of a scenario: 6 partitions, broker timestamps.
@@ -105,6 +110,7 @@ async fn indexer_throughput(
     events: u64,
     label: &str,
     integrity: Option<&audit_core::integrity::IntegrityKey>,
+    peers: bool,
 ) -> anyhow::Result<()> {
     let ns = Namespace::new(&bench.cli, "indexer");
     create_topic(&ns.kafka, &ns.events_topic()).await?;
@@ -118,10 +124,13 @@ async fn indexer_throughput(
     let indexer = bench.start(&ns, "indexer", &[]).await?;
     let rss = RssSampler::start(indexer.pid());
     let mut first_row = None;
+    let mut steady = None;
     loop {
         let rows = count_rows(bench, &ns).await;
+        let now = Instant::now();
         if rows > 0 && first_row.is_none() {
-            first_row = Some(Instant::now());
+            first_row = Some(now);
+            steady = Some((now, rows));
         }
         if rows >= events {
             break;
@@ -133,6 +142,10 @@ async fn indexer_throughput(
     }
     let done = Instant::now();
     let indexing = done - first_row.unwrap_or(started);
+    let ours = match steady {
+        Some((at, base)) if base < events => (events - base) as f64 / (done - at).as_secs_f64(),
+        _ => events as f64 / indexing.as_secs_f64(),
+    };
     bench.rows.push(BenchRow {
         name: format!("indexer, {events} events pre-filled, {label}"),
         throughput: format!("{:.0} events/s", events as f64 / indexing.as_secs_f64()),
@@ -140,12 +153,15 @@ async fn indexer_throughput(
         p99_ms: None,
         peak_rss_mb: Some(rss.peak_mb()),
         notes: format!(
-            "first row → last row {indexing:.1?}; from process start {:.1?}",
+            "first row → last row {indexing:.1?}; from process start {:.1?}; steady {ours:.0} events/s",
             done - started
         ),
     });
     drop(indexer);
     rss.stop();
+    if peers {
+        compare_with_peers(bench, &ns, events, label, integrity.is_some(), ours).await?;
+    }
     clickhouse(
         &bench.http,
         &ns.clickhouse,
@@ -153,6 +169,60 @@ async fn indexer_throughput(
         &format!("DROP DATABASE IF EXISTS {}", ns.database()),
     )
     .await?;
+    Ok(())
+}
+
+/// The peer and ceiling rows beside one indexer run: the Kafka engine reads the same topic
+/// (now alone on the machine); the ceiling runs once, beside the tagged run.
+async fn compare_with_peers(
+    bench: &mut Bench,
+    ns: &Namespace,
+    events: u64,
+    label: &str,
+    tagged: bool,
+    ours: f64,
+) -> anyhow::Result<()> {
+    let mut runs = Vec::new();
+    for consumers in [1, 2] {
+        let peer = peers::kafka_engine(bench, ns, events, consumers).await?;
+        eprintln!("bench: Kafka engine peer, {consumers} consumer(s): {peer}");
+        runs.push((consumers, peer));
+    }
+    let (best_consumers, best) = runs
+        .iter()
+        .copied()
+        .max_by(|a, b| a.1.per_s.total_cmp(&b.1.per_s))
+        .context("no peer run")?;
+    bench.rows.push(BenchRow {
+        name: format!("peer: ClickHouse Kafka engine + materialized view, {label}"),
+        throughput: format!("{best} (best: {best_consumers} consumer(s))"),
+        p50_ms: None,
+        p99_ms: None,
+        peak_rss_mb: None,
+        notes: format!(
+            "**indexer / peer = {:.2}** (steady rates; indexer {ours:.0}/s); {}; JSON parsed in SQL into a table identical to events, no validation, deduplication, dead-lettering or retention lookup",
+            ours / best.per_s,
+            runs.iter()
+                .map(|(n, r)| format!("{n} consumer(s) {r} in {:.1?}", r.total))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    });
+    if tagged {
+        let ceiling = peers::insert_ceiling(bench, events).await?;
+        bench.rows.push(BenchRow {
+            name: "ceiling: the same rows pre-built, streamed through the store's INSERT".into(),
+            throughput: format!("{ceiling}"),
+            p50_ms: None,
+            p99_ms: None,
+            peak_rss_mb: None,
+            notes: format!(
+                "**indexer (tagged) / ceiling = {:.2}**; batches of 200,000 rows, the indexer's insert settings, {:.1?}",
+                ours / ceiling.per_s,
+                ceiling.total
+            ),
+        });
+    }
     Ok(())
 }
 

@@ -232,6 +232,22 @@ pub(crate) async fn ingest(bench: &mut Bench) -> anyhow::Result<()> {
         ));
     }
 
+    let batched = bench
+        .rows
+        .last()
+        .and_then(|row| row.throughput.split(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let bare = bare_produce(&ns, &bodies(1000, 64), duration).await?;
+    bench.rows.push(BenchRow {
+        name: "peer: bare rdkafka producer, the same events, the gateway's producer settings".into(),
+        throughput: format!("{bare:.0} events/s"),
+        notes: format!(
+            "**gateway (batches of 1,000) / bare = {:.2}**; acks=all, idempotent, linger 2 ms, lz4, one message per event keyed by organization, up to 4,000 in flight, every delivery awaited",
+            batched / bare
+        ),
+        ..BenchRow::default()
+    });
+
     let singles = Arc::new(bodies(1, 2000));
     closed_loop(&target, singles.clone(), 1, 64, warm_up).await;
     rss.reset();
@@ -256,4 +272,71 @@ pub(crate) async fn ingest(bench: &mut Bench) -> anyhow::Result<()> {
     ));
     rss.stop();
     Ok(())
+}
+
+/// The gateway's peer: the events of `bodies` produced straight to the gateway's topic by one
+/// rdkafka producer with the gateway's settings (`config/gateway.toml` `[producer]`), as many
+/// in flight as the batched run has (4 connections × 1,000 events). Events per second
+/// acknowledged by the broker.
+async fn bare_produce(ns: &Namespace, bodies: &[Bytes], duration: Duration) -> anyhow::Result<f64> {
+    use futures::StreamExt;
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+    let mut events = Vec::new();
+    for body in bodies {
+        let batch: Vec<Value> = serde_json::from_slice(body)?;
+        for event in batch {
+            let org = event["org_id"].as_str().unwrap_or_default().to_string();
+            events.push((org, event.to_string()));
+        }
+    }
+    let kafka = audit_kafka::KafkaConfig {
+        brokers: ns.kafka.clone(),
+        properties: Default::default(),
+        secret_properties: Default::default(),
+    };
+    let mut config = kafka.client_config("bench-bare");
+    audit_kafka::ProducerTuning {
+        linger_ms: 2,
+        delivery_timeout_ms: 5_000,
+        ..Default::default()
+    }
+    .apply(&mut config);
+    let producer: FutureProducer = config.create()?;
+    let topic = ns.events_topic();
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let (mut delivered, mut failed) = (0u64, 0u64);
+    let started = Instant::now();
+    let mut n = 0usize;
+    while started.elapsed() < duration {
+        let (org, payload) = &events[n % events.len()];
+        n += 1;
+        let record = FutureRecord::to(&topic).key(org).payload(payload);
+        match producer.send_result(record) {
+            Ok(delivery) => in_flight.push(delivery),
+            Err((error, _)) => anyhow::bail!("bare producer: {error}"),
+        }
+        if in_flight.len() >= 4_000
+            && let Some(result) = in_flight.next().await
+        {
+            if matches!(result, Ok(Ok(_))) {
+                delivered += 1;
+            } else {
+                failed += 1;
+            }
+        }
+    }
+    while let Some(result) = in_flight.next().await {
+        if matches!(result, Ok(Ok(_))) {
+            delivered += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    producer.flush(Duration::from_secs(10))?;
+    if failed > 0 {
+        anyhow::bail!("bare producer: {failed} deliveries failed");
+    }
+    Ok(delivered as f64 / elapsed.as_secs_f64())
 }

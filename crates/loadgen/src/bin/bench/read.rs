@@ -139,9 +139,10 @@ pub(crate) async fn read(bench: &mut Bench, events: u64) -> anyhow::Result<()> {
         } else {
             lines
         };
+        let ours = rows as f64 / elapsed.as_secs_f64();
         bench.rows.push(BenchRow {
             name: format!("export {format}, {rows} rows"),
-            throughput: format!("{:.0} rows/s", rows as f64 / elapsed.as_secs_f64()),
+            throughput: format!("{ours:.0} rows/s"),
             p50_ms: None,
             p99_ms: None,
             peak_rss_mb: Some(rss.peak_mb()),
@@ -149,6 +150,19 @@ pub(crate) async fn read(bench: &mut Bench, events: u64) -> anyhow::Result<()> {
                 "{:.0} MB in {elapsed:.1?}; RSS of the gateway",
                 bytes as f64 / 1e6
             ),
+        });
+        let (peer_rows, peer_bytes, peer_elapsed) = engine_export(bench, &ns, format).await?;
+        let peer = peer_rows as f64 / peer_elapsed.as_secs_f64();
+        bench.rows.push(BenchRow {
+            name: format!("peer: ClickHouse's own export over HTTP, {format}, {peer_rows} rows"),
+            throughput: format!("{peer:.0} rows/s"),
+            notes: format!(
+                "**export / engine = {:.2}**; the same SELECT (FINAL, newest first) in {}; {:.0} MB in {peer_elapsed:.1?}",
+                ours / peer,
+                if format == "csv" { "FORMAT CSVWithNames, the CSV export's columns" } else { "FORMAT TSVRaw of `raw`, the NDJSON export's own query" },
+                peer_bytes as f64 / 1e6
+            ),
+            ..BenchRow::default()
         });
     }
     rss.stop();
@@ -234,4 +248,43 @@ fn mint(bin_dir: &Path, org: &str) -> anyhow::Result<String> {
         bail!("mint-token: {}", String::from_utf8_lossy(&output.stderr));
     }
     Ok(String::from_utf8(output.stdout)?.trim().to_string())
+}
+
+/// The export's peer: ClickHouse answering the export's own query for `org_0000` over HTTP in
+/// its own output format, read to the end. Rows, bytes and time.
+async fn engine_export(
+    bench: &Bench,
+    ns: &Namespace,
+    format: &str,
+) -> anyhow::Result<(u64, u64, std::time::Duration)> {
+    let (columns, output) = if format == "csv" {
+        (audit_store::export::EXPORT_ROW_COLUMNS, "CSVWithNames")
+    } else {
+        ("raw", "TSVRaw")
+    };
+    let sql = format!(
+        "SELECT {columns} FROM events FINAL WHERE org_id = 'org_0000' \
+         ORDER BY occurred_at DESC, id DESC FORMAT {output}"
+    );
+    let started = Instant::now();
+    let mut response = bench
+        .http
+        .post(format!("{}/?database={}", ns.clickhouse, ns.database()))
+        .body(sql)
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!("the engine's export: {}", response.status());
+    }
+    let (mut bytes, mut lines) = (0u64, 0u64);
+    while let Some(chunk) = response.chunk().await? {
+        bytes += chunk.len() as u64;
+        lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    let rows = if format == "csv" {
+        lines.saturating_sub(1)
+    } else {
+        lines
+    };
+    Ok((rows, bytes, started.elapsed()))
 }

@@ -1,0 +1,211 @@
+//! What an operator would run instead of the indexer, and the engine's own ceiling, measured in
+//! the same run on the same pre-filled topic (`bench indexer`):
+//!
+//! * **the Kafka engine peer** — ClickHouse's own `Kafka` table engine and a materialized view
+//!   that parses the JSON in SQL into a table identical to `events` (`CREATE TABLE … AS events`:
+//!   same columns, codecs, sorting key, skip indexes and TTL). It neither validates, nor
+//!   deduplicates, nor dead-letters, nor looks up retention (a constant stands in). Run with 1
+//!   and 2 consumers; the best counts.
+//! * **the insert ceiling** — the same events as rows built before the clock starts, streamed
+//!   through the store's own INSERT (same settings as the indexer's) in the indexer's largest
+//!   batch: the most any indexer could do on this ClickHouse.
+//!
+//! Every rate here, ours included, is *steady*: rows that became visible after the first ones
+//! were seen, over the time from then to the last row. Counting from the first visible row
+//! flatters whoever writes big blocks (the Kafka engine flushes up to a million rows at once).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use loadgen::clickhouse;
+use serde_json::json;
+
+use crate::{Bench, Namespace};
+
+/// How fast rows became visible in a table.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Steady {
+    /// Rows per second after the first visible ones.
+    pub(crate) per_s: f64,
+    /// From the start of the watch to the last row.
+    pub(crate) total: Duration,
+}
+
+impl std::fmt::Display for Steady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.0} rows/s", self.per_s)
+    }
+}
+
+/// Polls `SELECT count() FROM table` until it reaches `rows`; the steady rate of its growth.
+pub(crate) async fn watch(
+    bench: &Bench,
+    ns: &Namespace,
+    table: &str,
+    rows: u64,
+) -> anyhow::Result<Steady> {
+    let started = Instant::now();
+    let sql = format!("SELECT count() FROM {table}");
+    let mut first: Option<(Instant, u64)> = None;
+    loop {
+        let seen: u64 = clickhouse(&bench.http, &ns.clickhouse, &ns.database(), &sql)
+            .await
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        let now = Instant::now();
+        if seen > 0 && first.is_none() {
+            first = Some((now, seen));
+        }
+        if seen >= rows {
+            let (at, base) = first.unwrap_or((started, 0));
+            // All rows in the first block: no growth to time, the whole watch is the time.
+            let (grown, took) = if seen > base {
+                (seen - base, now - at)
+            } else {
+                (seen, now - started)
+            };
+            return Ok(Steady {
+                per_s: grown as f64 / took.as_secs_f64().max(1e-3),
+                total: now - started,
+            });
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            bail!("{table}: only {seen} of {rows} rows in 30 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// ClickHouse's Kafka engine + a materialized view reading `ns`'s events topic from its start,
+/// with `consumers` consumers, into `peer<consumers>_events`.
+pub(crate) async fn kafka_engine(
+    bench: &Bench,
+    ns: &Namespace,
+    events: u64,
+    consumers: u8,
+) -> anyhow::Result<Steady> {
+    let db = ns.database();
+    let table = format!("peer{consumers}_events");
+    let queue = format!("peer{consumers}_queue");
+    let view = format!("peer{consumers}_mv");
+    let sql = |statement: String| async move {
+        clickhouse(&bench.http, &ns.clickhouse, &ns.database(), &statement).await
+    };
+    sql(format!("CREATE TABLE {db}.{table} AS {db}.events")).await?;
+    sql(format!(
+        "CREATE TABLE {db}.{queue} (raw String) ENGINE = Kafka SETTINGS \
+         kafka_broker_list = '{brokers}', kafka_topic_list = '{topic}', \
+         kafka_group_name = '{group}', kafka_format = 'JSONAsString', \
+         kafka_num_consumers = {consumers}, kafka_thread_per_consumer = 1",
+        brokers = ns.kafka,
+        topic = ns.events_topic(),
+        group = format!("{}-{queue}", ns.id),
+    ))
+    .await?;
+    // The columns the indexer fills, parsed from the JSON in SQL; `received_at` falls back to
+    // the broker's append time as the indexer's does.
+    sql(format!(
+        "CREATE MATERIALIZED VIEW {db}.{view} TO {db}.{table} AS SELECT \
+           JSONExtractString(raw, 'org_id') AS org_id, \
+           parseDateTime64BestEffort(JSONExtractString(raw, 'occurred_at'), 3, 'UTC') AS occurred_at, \
+           toUUID(JSONExtractString(raw, 'id')) AS id, \
+           ifNull(parseDateTime64BestEffortOrNull(JSONExtractString(raw, 'received_at'), 3, 'UTC'), \
+                  assumeNotNull(_timestamp_ms)) AS received_at, \
+           JSONExtractString(raw, 'category') AS category, \
+           JSONExtractString(raw, 'action') AS action, \
+           JSONExtractString(raw, 'outcome') AS outcome, \
+           JSONExtractString(raw, 'actor', 'type') AS actor_type, \
+           JSONExtractString(raw, 'actor', 'id') AS actor_id, \
+           JSONExtractString(raw, 'actor', 'name') AS actor_name, \
+           JSONExtractString(raw, 'actor', 'email') AS actor_email, \
+           arrayMap(t -> JSONExtractString(t, 'type'), JSONExtractArrayRaw(raw, 'targets')) AS target_types, \
+           arrayMap(t -> JSONExtractString(t, 'id'), JSONExtractArrayRaw(raw, 'targets')) AS target_ids, \
+           arrayMap(t -> JSONExtractString(t, 'name'), JSONExtractArrayRaw(raw, 'targets')) AS target_names, \
+           JSONExtractString(raw, 'context', 'ip') AS ip, \
+           JSONExtractString(raw, 'context', 'user_agent') AS user_agent, \
+           JSONExtractString(raw, 'context', 'location') AS location, \
+           JSONExtractString(raw, 'context', 'request_id') AS request_id, \
+           CAST(arrayMap(kv -> (kv.1, if(JSONType(kv.2) = 'String', JSONExtractString(kv.2), kv.2)), \
+                         JSONExtractKeysAndValuesRaw(raw, 'metadata')), 'Map(String, String)') AS metadata, \
+           JSONExtractString(raw, 'source') AS source, \
+           toUInt8(1) AS schema_version, \
+           toUInt16(365) AS retention_days, \
+           raw \
+         FROM {db}.{queue}"
+    ))
+    .await?;
+    let measured = watch(bench, ns, &table, events).await;
+    // Dropping the queue stops its consumers, so the next run has the machine to itself.
+    for statement in [
+        format!("DROP VIEW IF EXISTS {db}.{view}"),
+        format!("DROP TABLE IF EXISTS {db}.{queue}"),
+    ] {
+        sql(statement).await?;
+    }
+    let measured = measured?;
+    let rows = clickhouse(
+        &bench.http,
+        &ns.clickhouse,
+        &db,
+        &format!("SELECT count() FROM {table}"),
+    )
+    .await?;
+    sql(format!("DROP TABLE IF EXISTS {db}.{table}")).await?;
+    if rows.trim().parse::<u64>().unwrap_or(0) < events {
+        bail!("the Kafka engine peer stored {rows} of {events} rows");
+    }
+    Ok(measured)
+}
+
+/// The events as rows built before the clock starts, streamed through the store's own INSERT
+/// into a fresh database's `events` in batches of the indexer's largest (200,000 rows).
+pub(crate) async fn insert_ceiling(bench: &Bench, events: u64) -> anyhow::Result<Steady> {
+    let ns = Namespace::new(&bench.cli, "ceiling");
+    let config: audit_store::ClickHouseConfig = serde_json::from_value(json!({
+        "url": ns.clickhouse,
+        "database": ns.database(),
+        // As config/indexer.toml: same host, no compression on the wire.
+        "compression": "none",
+    }))?;
+    let store = audit_store::Store::new(&config);
+    store
+        .migrate()
+        .await
+        .context("migrating the ceiling database")?;
+    let at = loadgen::now_rfc3339();
+    let received = time::OffsetDateTime::now_utc();
+    let rows = (0..events)
+        .map(|n| {
+            let org = format!("org_{:04}", n % 1000);
+            let mut event = loadgen::generated_event(&org, n, &at);
+            event["received_at"] = json!(at);
+            event["provenance"] = json!("gateway");
+            let raw = serde_json::to_vec(&event)?;
+            let parsed: audit_core::AuditEvent = serde_json::from_slice(&raw)?;
+            Ok(audit_store::EventRow::from_event(
+                &parsed, &raw, 365, received,
+            ))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let started = Instant::now();
+    for batch in rows.chunks(200_000) {
+        let mut insert = store.begin_insert().await?;
+        for row in batch {
+            insert.write_row(row).await?;
+        }
+        insert.end().await?;
+    }
+    let took = started.elapsed();
+    clickhouse(
+        &bench.http,
+        &ns.clickhouse,
+        "default",
+        &format!("DROP DATABASE IF EXISTS {}", ns.database()),
+    )
+    .await?;
+    Ok(Steady {
+        per_s: events as f64 / took.as_secs_f64(),
+        total: took,
+    })
+}
