@@ -1,11 +1,12 @@
 //! What an operator would run instead of the indexer, and the engine's own ceiling, measured in
 //! the same run on the same pre-filled topic (`bench indexer`):
 //!
-//! * **the Kafka engine peer** — ClickHouse's own `Kafka` table engine and a materialized view
-//!   that parses the JSON in SQL into a table identical to `events` (`CREATE TABLE … AS events`:
-//!   same columns, codecs, sorting key, skip indexes and TTL). It neither validates, nor
-//!   deduplicates, nor dead-letters, nor looks up retention (a constant stands in). Run with 1
-//!   and 2 consumers; the best counts.
+//! * **the Kafka engine peer** — what ClickHouse's `Kafka` table engine and a materialized view
+//!   do: consume the topic and parse the JSON in SQL into a table identical to `events`
+//!   (`CREATE TABLE … AS events`: same columns, codecs, sorting key, skip indexes and TTL). It
+//!   neither validates, nor deduplicates, nor dead-letters, nor looks up retention (a constant
+//!   stands in). The engine itself cannot run here (see [`kafka_engine`]), so bare consumers
+//!   feed the same SQL. Run with 1 and 2 consumers; the best counts.
 //! * **the insert ceiling** — the same events as rows built before the clock starts, streamed
 //!   through the store's own INSERT (same settings as the indexer's) in the indexer's largest
 //!   batch: the most any indexer could do on this ClickHouse.
@@ -14,10 +15,14 @@
 //! were seen, over the time from then to the last row. Counting from the first visible row
 //! flatters whoever writes big blocks (the Kafka engine flushes up to a million rows at once).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use loadgen::clickhouse;
+use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use serde_json::json;
 
 use crate::{Bench, Namespace};
@@ -77,8 +82,49 @@ pub(crate) async fn watch(
     }
 }
 
-/// ClickHouse's Kafka engine + a materialized view reading `ns`'s events topic from its start,
-/// with `consumers` consumers, into `peer<consumers>_events`.
+/// The columns the indexer fills, parsed from the JSON (`raw`) in SQL, as a Kafka engine's
+/// materialized view would; `received_at` falls back to the insert time for events without.
+const FROM_JSON: &str = "SELECT \
+       JSONExtractString(raw, 'org_id') AS org_id, \
+       parseDateTime64BestEffort(JSONExtractString(raw, 'occurred_at'), 3, 'UTC') AS occurred_at, \
+       toUUID(JSONExtractString(raw, 'id')) AS id, \
+       ifNull(parseDateTime64BestEffortOrNull(JSONExtractString(raw, 'received_at'), 3, 'UTC'), \
+              now64(3)) AS received_at, \
+       JSONExtractString(raw, 'category') AS category, \
+       JSONExtractString(raw, 'action') AS action, \
+       JSONExtractString(raw, 'outcome') AS outcome, \
+       JSONExtractString(raw, 'actor', 'type') AS actor_type, \
+       JSONExtractString(raw, 'actor', 'id') AS actor_id, \
+       JSONExtractString(raw, 'actor', 'name') AS actor_name, \
+       JSONExtractString(raw, 'actor', 'email') AS actor_email, \
+       arrayMap(t -> JSONExtractString(t, 'type'), JSONExtractArrayRaw(raw, 'targets')) AS target_types, \
+       arrayMap(t -> JSONExtractString(t, 'id'), JSONExtractArrayRaw(raw, 'targets')) AS target_ids, \
+       arrayMap(t -> JSONExtractString(t, 'name'), JSONExtractArrayRaw(raw, 'targets')) AS target_names, \
+       JSONExtractString(raw, 'context', 'ip') AS ip, \
+       JSONExtractString(raw, 'context', 'user_agent') AS user_agent, \
+       JSONExtractString(raw, 'context', 'location') AS location, \
+       JSONExtractString(raw, 'context', 'request_id') AS request_id, \
+       CAST(arrayMap(kv -> (kv.1, if(JSONType(kv.2) = 'String', JSONExtractString(kv.2), kv.2)), \
+                     JSONExtractKeysAndValuesRaw(raw, 'metadata')), 'Map(String, String)') AS metadata, \
+       JSONExtractString(raw, 'source') AS source, \
+       toUInt8(1) AS schema_version, \
+       toUInt16(365) AS retention_days, \
+       raw";
+
+/// The columns [`FROM_JSON`] fills, in its order (`indexed_at` takes its default).
+const COLUMNS: &str = "org_id, occurred_at, id, received_at, category, action, outcome, \
+    actor_type, actor_id, actor_name, actor_email, target_types, target_ids, target_names, ip, \
+    user_agent, location, request_id, metadata, source, schema_version, retention_days, raw";
+
+/// Rows per INSERT of the peer (the Kafka engine's `kafka_max_block_size` is of this order).
+const PEER_BLOCK_ROWS: usize = 100_000;
+
+/// The Kafka engine's work without the engine (this ClickHouse, chdb-core, refuses
+/// `ENGINE = Kafka` with Code 49 "Shutdown was called"): `consumers` bare rdkafka consumers
+/// read `ns`'s events topic from its start and stream the messages unchanged into
+/// `INSERT … SELECT <FROM_JSON> FROM input('raw String') FORMAT JSONAsString`, i.e. the JSON
+/// is parsed by ClickHouse in SQL into `peer<consumers>_events`, a table identical to `events`.
+/// Offsets are committed after each INSERT, as the engine does.
 pub(crate) async fn kafka_engine(
     bench: &Bench,
     ns: &Namespace,
@@ -87,75 +133,101 @@ pub(crate) async fn kafka_engine(
 ) -> anyhow::Result<Steady> {
     let db = ns.database();
     let table = format!("peer{consumers}_events");
-    let queue = format!("peer{consumers}_queue");
-    let view = format!("peer{consumers}_mv");
-    let sql = |statement: String| async move {
-        clickhouse(&bench.http, &ns.clickhouse, &ns.database(), &statement).await
-    };
-    sql(format!("CREATE TABLE {db}.{table} AS {db}.events")).await?;
-    sql(format!(
-        "CREATE TABLE {db}.{queue} (raw String) ENGINE = Kafka SETTINGS \
-         kafka_broker_list = '{brokers}', kafka_topic_list = '{topic}', \
-         kafka_group_name = '{group}', kafka_format = 'JSONAsString', \
-         kafka_num_consumers = {consumers}, kafka_thread_per_consumer = 1",
-        brokers = ns.kafka,
-        topic = ns.events_topic(),
-        group = format!("{}-{queue}", ns.id),
-    ))
-    .await?;
-    // The columns the indexer fills, parsed from the JSON in SQL; `received_at` falls back to
-    // the broker's append time as the indexer's does.
-    sql(format!(
-        "CREATE MATERIALIZED VIEW {db}.{view} TO {db}.{table} AS SELECT \
-           JSONExtractString(raw, 'org_id') AS org_id, \
-           parseDateTime64BestEffort(JSONExtractString(raw, 'occurred_at'), 3, 'UTC') AS occurred_at, \
-           toUUID(JSONExtractString(raw, 'id')) AS id, \
-           ifNull(parseDateTime64BestEffortOrNull(JSONExtractString(raw, 'received_at'), 3, 'UTC'), \
-                  assumeNotNull(_timestamp_ms)) AS received_at, \
-           JSONExtractString(raw, 'category') AS category, \
-           JSONExtractString(raw, 'action') AS action, \
-           JSONExtractString(raw, 'outcome') AS outcome, \
-           JSONExtractString(raw, 'actor', 'type') AS actor_type, \
-           JSONExtractString(raw, 'actor', 'id') AS actor_id, \
-           JSONExtractString(raw, 'actor', 'name') AS actor_name, \
-           JSONExtractString(raw, 'actor', 'email') AS actor_email, \
-           arrayMap(t -> JSONExtractString(t, 'type'), JSONExtractArrayRaw(raw, 'targets')) AS target_types, \
-           arrayMap(t -> JSONExtractString(t, 'id'), JSONExtractArrayRaw(raw, 'targets')) AS target_ids, \
-           arrayMap(t -> JSONExtractString(t, 'name'), JSONExtractArrayRaw(raw, 'targets')) AS target_names, \
-           JSONExtractString(raw, 'context', 'ip') AS ip, \
-           JSONExtractString(raw, 'context', 'user_agent') AS user_agent, \
-           JSONExtractString(raw, 'context', 'location') AS location, \
-           JSONExtractString(raw, 'context', 'request_id') AS request_id, \
-           CAST(arrayMap(kv -> (kv.1, if(JSONType(kv.2) = 'String', JSONExtractString(kv.2), kv.2)), \
-                         JSONExtractKeysAndValuesRaw(raw, 'metadata')), 'Map(String, String)') AS metadata, \
-           JSONExtractString(raw, 'source') AS source, \
-           toUInt8(1) AS schema_version, \
-           toUInt16(365) AS retention_days, \
-           raw \
-         FROM {db}.{queue}"
-    ))
-    .await?;
-    let measured = watch(bench, ns, &table, events).await;
-    // Dropping the queue stops its consumers, so the next run has the machine to itself.
-    for statement in [
-        format!("DROP VIEW IF EXISTS {db}.{view}"),
-        format!("DROP TABLE IF EXISTS {db}.{queue}"),
-    ] {
-        sql(statement).await?;
-    }
-    let measured = measured?;
-    let rows = clickhouse(
+    clickhouse(
         &bench.http,
         &ns.clickhouse,
         &db,
-        &format!("SELECT count() FROM {table}"),
+        &format!("CREATE TABLE {db}.{table} AS {db}.events"),
     )
     .await?;
-    sql(format!("DROP TABLE IF EXISTS {db}.{table}")).await?;
-    if rows.trim().parse::<u64>().unwrap_or(0) < events {
-        bail!("the Kafka engine peer stored {rows} of {events} rows");
+    let stop = Arc::new(AtomicBool::new(false));
+    let group = format!("{}-peer{consumers}", ns.id);
+    let insert = format!(
+        "INSERT INTO {db}.{table} ({COLUMNS}) {FROM_JSON} FROM input('raw String') FORMAT JSONAsString"
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..consumers {
+        let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &ns.kafka)
+            .set("group.id", &group)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()?;
+        consumer.subscribe(&[&ns.events_topic()])?;
+        let (http, url, insert, stop) = (
+            bench.http.clone(),
+            format!("{}/?database={db}", ns.clickhouse),
+            insert.clone(),
+            stop.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            consume_into(&consumer, &http, &url, &insert, &stop).await
+        }));
     }
-    Ok(measured)
+    // A consumer ends early only on an error: that ends the measurement too.
+    let consumers =
+        futures::future::try_join_all(tasks.into_iter().map(|task| async move { task.await? }));
+    tokio::pin!(consumers);
+    let measured = tokio::select! {
+        measured = watch(bench, ns, &table, events) => measured,
+        ended = &mut consumers => {
+            ended?;
+            bail!("the peer's consumers stopped before the last row");
+        }
+    };
+    stop.store(true, Ordering::Relaxed);
+    consumers.await?;
+    clickhouse(
+        &bench.http,
+        &ns.clickhouse,
+        &db,
+        &format!("DROP TABLE IF EXISTS {db}.{table}"),
+    )
+    .await?;
+    measured
+}
+
+/// One peer consumer: blocks of up to [`PEER_BLOCK_ROWS`] messages (or what 200 ms brought),
+/// each one INSERT, then its offsets committed; until `stop`.
+async fn consume_into(
+    consumer: &StreamConsumer,
+    http: &reqwest::Client,
+    url: &str,
+    insert: &str,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    while !stop.load(Ordering::Relaxed) {
+        let mut body = Vec::with_capacity(PEER_BLOCK_ROWS * 600);
+        let mut rows = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(200);
+        while rows < PEER_BLOCK_ROWS {
+            match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                Ok(Ok(message)) => {
+                    if let Some(payload) = message.payload() {
+                        body.extend_from_slice(payload);
+                        body.push(b'\n');
+                        rows += 1;
+                    }
+                }
+                Ok(Err(error)) => bail!("peer consumer: {error}"),
+                Err(_) => break,
+            }
+        }
+        if rows == 0 {
+            continue;
+        }
+        let response = http
+            .post(url)
+            .query(&[("query", insert)])
+            .body(body)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("peer insert: {}", response.text().await.unwrap_or_default());
+        }
+        consumer.commit_consumer_state(CommitMode::Sync)?;
+    }
+    Ok(())
 }
 
 /// The events as rows built before the clock starts, streamed through the store's own INSERT
