@@ -230,6 +230,27 @@ mod tests {
         assert_eq!(producer.get("acks"), Some("all"));
         assert_eq!(producer.get("enable.idempotence"), Some("true"));
 
+        assert_eq!(consumer.get("group.instance.id"), None);
+        let named = ConsumerTuning {
+            group_instance_id: Some("indexer-0".into()),
+            ..ConsumerTuning::default()
+        };
+        named.validate("consumer.tuning").unwrap();
+        let mut static_member = kafka.client_config("c");
+        named.apply(&mut static_member, "g");
+        assert_eq!(static_member.get("group.instance.id"), Some("indexer-0"));
+        let blank = ConsumerTuning {
+            group_instance_id: Some(" ".into()),
+            ..ConsumerTuning::default()
+        };
+        assert!(
+            blank
+                .validate("consumer.tuning")
+                .unwrap_err()
+                .to_string()
+                .contains("consumer.tuning.group_instance_id")
+        );
+
         let forbidden = KafkaConfig {
             properties: [("acks".to_string(), "1".to_string())].into(),
             ..kafka

@@ -82,34 +82,29 @@ pub(crate) async fn watch(
     }
 }
 
-/// The columns the indexer fills, parsed from the JSON (`raw`) in SQL, as a Kafka engine's
-/// materialized view would; `received_at` falls back to the insert time for events without.
+/// The columns the indexer fills, from the JSON (`raw`) parsed once in SQL into a typed tuple,
+/// as an operator's materialized view would; `received_at` falls back to the insert time for
+/// events without. Followed by `FROM input('raw String')`.
 const FROM_JSON: &str = "SELECT \
-       JSONExtractString(raw, 'org_id') AS org_id, \
-       parseDateTime64BestEffort(JSONExtractString(raw, 'occurred_at'), 3, 'UTC') AS occurred_at, \
-       toUUID(JSONExtractString(raw, 'id')) AS id, \
-       ifNull(parseDateTime64BestEffortOrNull(JSONExtractString(raw, 'received_at'), 3, 'UTC'), \
-              now64(3)) AS received_at, \
-       JSONExtractString(raw, 'category') AS category, \
-       JSONExtractString(raw, 'action') AS action, \
-       JSONExtractString(raw, 'outcome') AS outcome, \
-       JSONExtractString(raw, 'actor', 'type') AS actor_type, \
-       JSONExtractString(raw, 'actor', 'id') AS actor_id, \
-       JSONExtractString(raw, 'actor', 'name') AS actor_name, \
-       JSONExtractString(raw, 'actor', 'email') AS actor_email, \
-       arrayMap(t -> JSONExtractString(t, 'type'), JSONExtractArrayRaw(raw, 'targets')) AS target_types, \
-       arrayMap(t -> JSONExtractString(t, 'id'), JSONExtractArrayRaw(raw, 'targets')) AS target_ids, \
-       arrayMap(t -> JSONExtractString(t, 'name'), JSONExtractArrayRaw(raw, 'targets')) AS target_names, \
-       JSONExtractString(raw, 'context', 'ip') AS ip, \
-       JSONExtractString(raw, 'context', 'user_agent') AS user_agent, \
-       JSONExtractString(raw, 'context', 'location') AS location, \
-       JSONExtractString(raw, 'context', 'request_id') AS request_id, \
-       CAST(arrayMap(kv -> (kv.1, if(JSONType(kv.2) = 'String', JSONExtractString(kv.2), kv.2)), \
-                     JSONExtractKeysAndValuesRaw(raw, 'metadata')), 'Map(String, String)') AS metadata, \
-       JSONExtractString(raw, 'source') AS source, \
-       toUInt8(1) AS schema_version, \
-       toUInt16(365) AS retention_days, \
-       raw";
+       e.org_id AS org_id, \
+       parseDateTime64BestEffort(e.occurred_at, 3, 'UTC') AS occurred_at, \
+       toUUID(e.id) AS id, \
+       ifNull(parseDateTime64BestEffortOrNull(e.received_at, 3, 'UTC'), now64(3)) AS received_at, \
+       e.category AS category, e.action AS action, e.outcome AS outcome, \
+       e.actor.type AS actor_type, e.actor.id AS actor_id, e.actor.name AS actor_name, \
+       e.actor.email AS actor_email, \
+       arrayMap(t -> t.type, e.targets) AS target_types, \
+       arrayMap(t -> t.id, e.targets) AS target_ids, \
+       arrayMap(t -> t.name, e.targets) AS target_names, \
+       e.context.ip AS ip, e.context.user_agent AS user_agent, e.context.location AS location, \
+       e.context.request_id AS request_id, e.metadata AS metadata, e.source AS source, \
+       toUInt8(1) AS schema_version, toUInt16(365) AS retention_days, raw \
+     FROM (SELECT raw, JSONExtract(raw, 'Tuple(id String, org_id String, occurred_at String, \
+         received_at String, category String, action String, outcome String, \
+         actor Tuple(type String, id String, name String, email String), \
+         targets Array(Tuple(type String, id String, name String)), \
+         context Tuple(ip String, user_agent String, location String, request_id String), \
+         metadata Map(String, String), source String)') AS e";
 
 /// The columns [`FROM_JSON`] fills, in its order (`indexed_at` takes its default).
 const COLUMNS: &str = "org_id, occurred_at, id, received_at, category, action, outcome, \
@@ -143,7 +138,7 @@ pub(crate) async fn kafka_engine(
     let stop = Arc::new(AtomicBool::new(false));
     let group = format!("{}-peer{consumers}", ns.id);
     let insert = format!(
-        "INSERT INTO {db}.{table} ({COLUMNS}) {FROM_JSON} FROM input('raw String') FORMAT JSONAsString"
+        "INSERT INTO {db}.{table} ({COLUMNS}) {FROM_JSON} FROM input('raw String')) FORMAT JSONAsString"
     );
     let mut tasks = Vec::new();
     for _ in 0..consumers {
