@@ -96,6 +96,13 @@ impl Namespace {
         format!("bench_{}", self.id)
     }
 
+    /// Drops the scenario's database (its rows are not kept between runs).
+    async fn drop_database(&self, http: &reqwest::Client) -> anyhow::Result<()> {
+        let sql = format!("DROP DATABASE IF EXISTS {}", self.database());
+        clickhouse(http, &self.clickhouse, "default", &sql).await?;
+        Ok(())
+    }
+
     fn env(&self, prefix: &str, port: u16) -> Vec<(String, String)> {
         let var = |k: &str| format!("{prefix}__{k}");
         vec![

@@ -162,13 +162,7 @@ async fn indexer_throughput(
     if peers {
         compare_with_peers(bench, &ns, events, label, integrity.is_some(), ours).await?;
     }
-    clickhouse(
-        &bench.http,
-        &ns.clickhouse,
-        "default",
-        &format!("DROP DATABASE IF EXISTS {}", ns.database()),
-    )
-    .await?;
+    ns.drop_database(&bench.http).await?;
     Ok(())
 }
 

@@ -264,13 +264,7 @@ pub(crate) async fn insert_ceiling(bench: &Bench, events: u64) -> anyhow::Result
         insert.end().await?;
     }
     let took = started.elapsed();
-    clickhouse(
-        &bench.http,
-        &ns.clickhouse,
-        "default",
-        &format!("DROP DATABASE IF EXISTS {}", ns.database()),
-    )
-    .await?;
+    ns.drop_database(&bench.http).await?;
     Ok(Steady {
         per_s: events as f64 / took.as_secs_f64(),
         total: took,
