@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use loadgen::{BenchRow, RssSampler, clickhouse, freshness, generated_event, now_rfc3339};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use crate::{Bench, Namespace, count_rows, crash, peers};
+use crate::{Bench, Namespace, crash, peers};
 
 /// Throughput, tagged then untagged, then freshness.
 pub(crate) async fn indexer(bench: &mut Bench, events: u64, peers: bool) -> anyhow::Result<()> {
@@ -123,29 +123,10 @@ async fn indexer_throughput(
     let started = Instant::now();
     let indexer = bench.start(&ns, "indexer", &[]).await?;
     let rss = RssSampler::start(indexer.pid());
-    let mut first_row = None;
-    let mut steady = None;
-    loop {
-        let rows = count_rows(bench, &ns).await;
-        let now = Instant::now();
-        if rows > 0 && first_row.is_none() {
-            first_row = Some(now);
-            steady = Some((now, rows));
-        }
-        if rows >= events {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(1800) {
-            bail!("indexed only {rows} of {events} in 30 minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let done = Instant::now();
-    let indexing = done - first_row.unwrap_or(started);
-    let ours = match steady {
-        Some((at, base)) if base < events => (events - base) as f64 / (done - at).as_secs_f64(),
-        _ => events as f64 / indexing.as_secs_f64(),
-    };
+    let watched = peers::watch(bench, &ns, "events", events, started).await?;
+    // The table's usual figure (first row → last row) and the steady rate the peers compare.
+    let indexing = watched.first_to_last;
+    let ours = watched.per_s;
     bench.rows.push(BenchRow {
         name: format!("indexer, {events} events pre-filled, {label}"),
         throughput: format!("{:.0} events/s", events as f64 / indexing.as_secs_f64()),
@@ -154,7 +135,7 @@ async fn indexer_throughput(
         peak_rss_mb: Some(rss.peak_mb()),
         notes: format!(
             "first row → last row {indexing:.1?}; from process start {:.1?}; steady {ours:.0} events/s",
-            done - started
+            watched.total
         ),
     });
     drop(indexer);

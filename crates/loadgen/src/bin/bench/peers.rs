@@ -32,7 +32,9 @@ use crate::{Bench, Namespace};
 pub(crate) struct Steady {
     /// Rows per second after the first visible ones.
     pub(crate) per_s: f64,
-    /// From the start of the watch to the last row.
+    /// From the first visible row to the last.
+    pub(crate) first_to_last: Duration,
+    /// From `started` (the watch's, or the writer's start) to the last row.
     pub(crate) total: Duration,
 }
 
@@ -43,13 +45,14 @@ impl std::fmt::Display for Steady {
 }
 
 /// Polls `SELECT count() FROM table` until it reaches `rows`; the steady rate of its growth.
+/// `started` is when the writer started (times in the result count from it).
 pub(crate) async fn watch(
     bench: &Bench,
     ns: &Namespace,
     table: &str,
     rows: u64,
+    started: Instant,
 ) -> anyhow::Result<Steady> {
-    let started = Instant::now();
     let sql = format!("SELECT count() FROM {table}");
     let mut first: Option<(Instant, u64)> = None;
     loop {
@@ -72,6 +75,7 @@ pub(crate) async fn watch(
             };
             return Ok(Steady {
                 per_s: grown as f64 / took.as_secs_f64().max(1e-3),
+                first_to_last: now - at,
                 total: now - started,
             });
         }
@@ -164,7 +168,7 @@ pub(crate) async fn kafka_engine(
         futures::future::try_join_all(tasks.into_iter().map(|task| async move { task.await? }));
     tokio::pin!(consumers);
     let measured = tokio::select! {
-        measured = watch(bench, ns, &table, events) => measured,
+        measured = watch(bench, ns, &table, events, Instant::now()) => measured,
         ended = &mut consumers => {
             ended?;
             bail!("the peer's consumers stopped before the last row");
@@ -267,6 +271,7 @@ pub(crate) async fn insert_ceiling(bench: &Bench, events: u64) -> anyhow::Result
     ns.drop_database(&bench.http).await?;
     Ok(Steady {
         per_s: events as f64 / took.as_secs_f64(),
+        first_to_last: took,
         total: took,
     })
 }
