@@ -30,6 +30,7 @@
 mod classes;
 mod object;
 mod view;
+mod write;
 
 use std::borrow::Cow;
 
@@ -78,12 +79,7 @@ pub fn to_json(event: &AuditEvent, catalogue: &Catalogue) -> Vec<u8> {
 
 /// Appends the OCSF object of `event`, as compact JSON, to `out`.
 pub fn write_json(event: &EventView<'_>, catalogue: &Catalogue, out: &mut Vec<u8>) {
-    let start = out.len();
-    // Serializing plain structs of strings and numbers into memory cannot fail; were it to,
-    // no half object is left behind.
-    if serde_json::to_writer(&mut *out, &map(event, catalogue)).is_err() {
-        out.truncate(start);
-    }
+    write::event(&map(event, catalogue), out);
 }
 
 /// The OCSF object of `event` (borrowing from it).

@@ -42,7 +42,77 @@ fn ocsf_with(event: Value, catalogue: &Catalogue) -> Value {
         String::from_utf8_lossy(&from_view[13..]),
         String::from_utf8_lossy(&from_event)
     );
+    assert_written_as_serde_would(&view, catalogue);
     serde_json::from_slice(&from_event).unwrap()
+}
+
+/// The hand-written writer's bytes are serde_json's of the same object.
+fn assert_written_as_serde_would(view: &EventView<'_>, catalogue: &Catalogue) {
+    let mut written = Vec::new();
+    write_json(view, catalogue, &mut written);
+    let serialized = serde_json::to_vec(&map(view, catalogue)).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&written),
+        String::from_utf8_lossy(&serialized)
+    );
+}
+
+mod written {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Text with what JSON must escape (quotes, backslashes, control characters) and what it
+    /// must not (non-ASCII, DEL), often enough to matter.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z0-9_.@-]{1,12}",
+            "[\\\\\"\u{0}-\u{1f}\u{7f}a-zé€😀 ,:/]{1,16}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_event_is_written_as_serde_would(
+            action in prop_oneof![
+                Just("user.login.failed"),
+                Just("member.invite.sent"),
+                Just("member.role.changed"),
+                Just("api_key.generated"),
+                Just("audit_log.destination.tested"),
+                Just("some.unknown.action"),
+            ],
+            outcome in prop_oneof![Just("success"), Just("failure")],
+            actor_type in prop_oneof![Just("user"), Just("service"), Just("api_key"), Just("system")],
+            name in text(),
+            email in text(),
+            ip in text(),
+            user_agent in text(),
+            target_kind in prop_oneof![Just("user".to_string()), text()],
+            target_name in text(),
+            meta_key in text(),
+            meta_value in text(),
+        ) {
+            let mut event = event(action, "catalogue", outcome);
+            event["actor"] = json!({"type": actor_type, "id": name, "name": name, "email": email});
+            event["context"]["ip"] = json!(ip);
+            event["context"]["user_agent"] = json!(user_agent);
+            event["targets"] = json!([
+                {"type": target_kind, "id": target_name, "name": target_name},
+                {"type": "workspace", "id": "w_1"}
+            ]);
+            event["metadata"] = json!({ meta_key: meta_value, "role": meta_value });
+            let catalogue = Catalogue::builtin();
+            // Both views: read from the stored JSON (forwarder), made from the parsed event
+            // (export, with its metadata as a map).
+            let text = event.to_string();
+            let view: EventView<'_> = serde_json::from_str(&text).unwrap();
+            assert_written_as_serde_would(&view, &catalogue);
+            if let Ok(parsed) = serde_json::from_value::<AuditEvent>(event) {
+                assert_written_as_serde_would(&EventView::from(&parsed), &catalogue);
+            }
+        }
+    }
 }
 
 #[test]
