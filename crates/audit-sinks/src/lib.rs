@@ -284,6 +284,14 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     /// Sends one batch (already encoded, in order) under `message_id`; never fails: every
     /// outcome is an [`Attempt`] classified by the type.
     fn send<'a>(&'a self, parts: &'a [&'a [u8]], message_id: &'a str) -> BoxFuture<'a, Attempt>;
+
+    /// The request [`Sink::send`] makes for this batch (body framed, credentials, signed now),
+    /// built but not sent: the forwarder's benchmark posts the very same bytes with a bare
+    /// client to measure what the forwarder costs. `None` when a batch takes more than one
+    /// request built ahead (Wazuh's session, Splunk's indexer acknowledgement).
+    fn request(&self, _parts: &[&[u8]], _message_id: &str) -> Option<reqwest::RequestBuilder> {
+        None
+    }
 }
 
 /// A destination ready to receive batches: its type's sink and the format of its events.
@@ -323,6 +331,11 @@ impl DestinationSink {
 
     pub async fn send(&self, parts: &[&[u8]], message_id: &str) -> Attempt {
         self.sink.send(parts, message_id).await
+    }
+
+    /// See [`Sink::request`].
+    pub fn request(&self, parts: &[&[u8]], message_id: &str) -> Option<reqwest::RequestBuilder> {
+        self.sink.request(parts, message_id)
     }
 }
 

@@ -57,16 +57,21 @@ fn destination(secrets: &SecretBox, config: serde_json::Value, format: EventForm
     destination
 }
 
-#[test]
-fn the_format_chooses_the_payload_inside_the_same_envelope() {
-    let secrets = SecretBox::ephemeral();
-    let context = SinkContext {
+/// What the forwarder builds sinks with, opening secrets sealed by `secrets`.
+fn context(secrets: &SecretBox) -> SinkContext {
+    SinkContext {
         client: reqwest::Client::new(),
         policy: OutboundPolicy::default(),
         secrets: secrets.clone(),
         options: SinksConfig::default(),
         catalogue: Arc::new(Catalogue::builtin()),
-    };
+    }
+}
+
+#[test]
+fn the_format_chooses_the_payload_inside_the_same_envelope() {
+    let secrets = SecretBox::ephemeral();
+    let context = context(&secrets);
     let event = crate::event::synthetic_event(
         "org_a",
         "audit_log.destination.tested",
@@ -113,6 +118,38 @@ fn the_format_chooses_the_payload_inside_the_same_envelope() {
         error.to_string().contains("unknown variant `sentinel`"),
         "{error}"
     );
+}
+
+#[test]
+fn a_batch_request_is_built_ahead_framed_and_signed() {
+    let secrets = SecretBox::ephemeral();
+    let config = serde_json::json!({"type": "webhook", "url": "https://soc.example.com/hook"});
+    let sink = context(&secrets)
+        .build(
+            "org_a",
+            &destination(&secrets, config, EventFormat::Native),
+            &SinkState::default(),
+        )
+        .unwrap();
+    let event = crate::event::synthetic_event(
+        "org_a",
+        "audit_log.destination.tested",
+        serde_json::json!({}),
+    );
+    let part = sink.encode(&event);
+    let request = sink
+        .request(&[&part, &part], "msg_1")
+        .expect("one request")
+        .build()
+        .unwrap();
+    assert_eq!(request.url().as_str(), "https://soc.example.com/hook");
+    let body = request.body().and_then(reqwest::Body::as_bytes);
+    assert_eq!(body, Some(&json_array(&[&part, &part])[..]));
+    assert_eq!(request.headers()[signing::HEADER_ID], "msg_1");
+    let signature = request.headers()[signing::HEADER_SIGNATURE]
+        .to_str()
+        .unwrap();
+    assert!(signature.starts_with("v1,"), "{signature}");
 }
 
 #[test]

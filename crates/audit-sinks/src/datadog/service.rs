@@ -51,4 +51,9 @@ impl Sink for DatadogSink {
     fn send<'a>(&'a self, parts: &'a [&'a [u8]], message_id: &'a str) -> BoxFuture<'a, Attempt> {
         Box::pin(self.deliver(parts, message_id))
     }
+
+    fn request(&self, parts: &[&[u8]], message_id: &str) -> Option<reqwest::RequestBuilder> {
+        let body = Bytes::from(encoder::frame(parts, self.config.gzip_level));
+        Some(request::logs(&self.sender, &self.config, message_id, body))
+    }
 }

@@ -142,6 +142,21 @@ impl Sink for HecSink {
     fn send<'a>(&'a self, parts: &'a [&'a [u8]], message_id: &'a str) -> BoxFuture<'a, Attempt> {
         Box::pin(self.deliver(parts, message_id))
     }
+
+    fn request(&self, parts: &[&[u8]], message_id: &str) -> Option<reqwest::RequestBuilder> {
+        // With indexer acknowledgement a batch is delivered only once polled as indexed.
+        if self.channel.is_some() {
+            return None;
+        }
+        let body = Bytes::from(encoder::frame(parts));
+        Some(request::events(
+            &self.sender,
+            &self.config,
+            message_id,
+            &body,
+            None,
+        ))
+    }
 }
 
 /// Whether `{"acks":{"<id>":true}}` says `ack_id` is indexed.

@@ -51,4 +51,9 @@ impl Sink for WebhookSink {
     fn send<'a>(&'a self, parts: &'a [&'a [u8]], message_id: &'a str) -> BoxFuture<'a, Attempt> {
         Box::pin(self.deliver(parts, message_id))
     }
+
+    fn request(&self, parts: &[&[u8]], message_id: &str) -> Option<reqwest::RequestBuilder> {
+        let body = Bytes::from(encoder::frame(parts));
+        Some(request::post(&self.sender, &self.config, message_id, body))
+    }
 }
