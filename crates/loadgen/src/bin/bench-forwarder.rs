@@ -10,7 +10,12 @@
 //!    forwarder's peak RSS, and the CPU time per event of the forwarder and of the receivers
 //!    (they share the cores, so a receiver with more to parse slows the measured rate too).
 //!    The `hec-ocsf` and `webhook-ocsf` runs measure the same with the destination in the
-//!    OCSF format (each event mapped to its OCSF object before sending).
+//!    OCSF format (each event mapped to its OCSF object before sending); `hec-direct` with a
+//!    direct producer's events (untagged: validated by the forwarder).
+//!    Each throughput row is followed by its **peer** (unless `--no-peers`): a bare HTTP client
+//!    posting the same batches (same events, encoding, sizes, signatures), built before the
+//!    clock, one request at a time, to the same receiver; its rate and forwarder / bare
+//!    (issue 19's goal: ≥ 0.7). See [`peer`].
 //! 3. **Latency**: a fresh forwarder on an empty topic; once one warm-up event went through
 //!    (the consumer group has assigned the partition), events produced at a fixed `--rate`
 //!    (1,000/s) for `--latency-secs`; latency = receiver arrival − produce call, per event (ids
@@ -26,7 +31,7 @@
 //! This file holds the command line and the order of the runs; the parts are modules:
 //! [`process`] (child processes), [`kafka`] (topics and producing events as the gateway or a
 //! direct producer would), [`services`] (provisioning through a gateway, the forwarder, the
-//! receivers' counters), [`throughput`] and [`latency`] (the measurements).
+//! receivers' counters), [`throughput`], [`peer`] and [`latency`] (the measurements).
 
 #![allow(clippy::print_stdout)]
 
@@ -34,6 +39,8 @@
 mod kafka;
 #[path = "bench-forwarder/latency.rs"]
 mod latency;
+#[path = "bench-forwarder/peer.rs"]
+mod peer;
 #[path = "bench-forwarder/process.rs"]
 mod process;
 #[path = "bench-forwarder/services.rs"]
@@ -50,9 +57,10 @@ use loadgen::print_table;
 
 use kafka::Topics;
 use latency::{latency_run, neighbour_run};
+use peer::Peer;
 use process::{Process, free_port, wait_ready};
 use services::provision;
-use throughput::throughput_run;
+use throughput::{Target, throughput_run};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -100,9 +108,14 @@ struct Cli {
     /// Writes each latency run's `sent_us,latency_us` per event to `<dir>/<run>.csv`.
     #[arg(long)]
     latency_trace: Option<PathBuf>,
-    /// Extra forwarder settings, e.g. `FORWARDER__DELIVERY__LINGER_MS=100` (repeatable).
+    /// Extra forwarder settings, e.g. `FORWARDER__DELIVERY__LINGER_MS=100` (repeatable; not
+    /// applied to the peers).
     #[arg(long = "forwarder-env", value_parser = parse_env)]
     forwarder_env: Vec<(String, String)>,
+    /// Skips the peer row after each throughput run (a bare HTTP client posting the same
+    /// batches).
+    #[arg(long)]
+    no_peers: bool,
 }
 
 fn parse_env(text: &str) -> Result<(String, String)> {
@@ -164,69 +177,48 @@ async fn main() -> Result<()> {
 
     let key = IntegrityKey::new(&cli.integrity_key)
         .map_err(|reason| anyhow!("--integrity-key {reason}"))?;
+    let peer = if cli.no_peers {
+        None
+    } else {
+        Some(Peer::new(&cli, &topics).await?)
+    };
     let mut rows = Vec::new();
     for run in &cli.runs {
-        let row = match run.as_str() {
-            "neighbour" => {
-                let pair = neighbour_run(&cli, &topics, &http, &hec, Some(&key)).await?;
-                rows.extend(pair);
-                continue;
-            }
-            "hec" | "hec-direct" => {
-                // hec-direct: untagged messages, as a direct producer writes them.
-                let tag_key = (run == "hec").then_some(&key);
-                throughput_run(
-                    &cli,
-                    &topics,
-                    &http,
-                    "splunk_hec",
-                    "org_bench_hec",
-                    (&hec, receivers.pid()),
-                    tag_key,
-                )
-                .await?
-            }
-            "webhook" | "webhook-ocsf" => {
-                let org = if run == "webhook" {
-                    "org_bench_webhook"
+        let new_rows = match run.as_str() {
+            "neighbour" => neighbour_run(&cli, &topics, &http, &hec, Some(&key)).await?,
+            "hec" | "hec-direct" | "hec-ocsf" | "webhook" | "webhook-ocsf" => {
+                let (kind, receiver) = if run.starts_with("hec") {
+                    ("splunk_hec", &hec)
                 } else {
-                    "org_bench_webhook_ocsf"
+                    ("webhook", &webhook)
                 };
-                throughput_run(
-                    &cli,
-                    &topics,
-                    &http,
-                    "webhook",
-                    org,
-                    (&webhook, receivers.pid()),
-                    Some(&key),
-                )
-                .await?
+                // hec-direct: org_bench_hec's destination, with untagged messages, as a direct
+                // producer writes them.
+                let org = format!(
+                    "org_bench_{}",
+                    run.trim_end_matches("-direct").replace('-', "_")
+                );
+                let tag_key = (run != "hec-direct").then_some(&key);
+                let target = Target {
+                    kind,
+                    org: &org,
+                    receiver,
+                    receiver_pid: receivers.pid(),
+                };
+                throughput_run(&cli, &topics, &http, &target, tag_key, peer.as_ref()).await?
             }
-            "hec-ocsf" => {
-                throughput_run(
-                    &cli,
-                    &topics,
-                    &http,
-                    "splunk_hec",
-                    "org_bench_hec_ocsf",
-                    (&hec, receivers.pid()),
-                    Some(&key),
-                )
-                .await?
-            }
-            "latency" => latency_run(&cli, &topics, &http, &hec, Some(&key)).await?,
+            "latency" => vec![latency_run(&cli, &topics, &http, &hec, Some(&key)).await?],
             other => bail!(
                 "unknown run `{other}` (hec, webhook, latency, neighbour, hec-direct, hec-ocsf, webhook-ocsf)"
             ),
         };
-        println!(
-            "bench: {}: {} (peak RSS {:.0} MB)",
-            row.name,
-            row.throughput,
-            row.peak_rss_mb.unwrap_or(0.0)
-        );
-        rows.push(row);
+        for row in &new_rows {
+            let rss = row
+                .peak_rss_mb
+                .map_or(String::new(), |mb| format!(" (peak RSS {mb:.0} MB)"));
+            println!("bench: {}: {}{rss}", row.name, row.throughput);
+        }
+        rows.extend(new_rows);
     }
     receivers.stop();
     println!();

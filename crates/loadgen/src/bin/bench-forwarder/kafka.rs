@@ -1,18 +1,20 @@
 //! Kafka for the benchmark: each run's topics under one random prefix, the topics created with
-//! 6 partitions, and events produced as the gateway publishes them (integrity-tagged, with
-//! provenance) or as a direct producer does (untagged), with the send time in microseconds.
+//! 6 partitions, events produced as the gateway publishes them (integrity-tagged, with
+//! provenance) or as a direct producer does (untagged), with the send time in microseconds,
+//! and a topic read back from its start (the peers').
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
 use audit_core::integrity::{self, IntegrityKey};
 use loadgen::{generated_event, now_rfc3339};
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::json;
 
 /// The topics of one run.
@@ -35,12 +37,15 @@ impl Topics {
     }
 }
 
+/// Partitions of every events topic of the benchmark.
+const PARTITIONS: i32 = 6;
+
 /// An events topic: 6 partitions, broker timestamps, kept a day.
 pub(crate) async fn create_topic(brokers: &str, name: &str) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()?;
-    let topic = NewTopic::new(name, 6, TopicReplication::Fixed(1))
+    let topic = NewTopic::new(name, PARTITIONS, TopicReplication::Fixed(1))
         .set("message.timestamp.type", "LogAppendTime")
         .set("retention.ms", "86400000");
     let results = admin
@@ -70,6 +75,22 @@ pub(crate) fn producer(brokers: &str) -> Result<FutureProducer> {
         .set("batch.size", "1000000")
         .set("queue.buffering.max.messages", "200000")
         .create()?)
+}
+
+/// A consumer of every partition of `topic` from its start, in no group (it commits nothing):
+/// reads back what a run pre-filled.
+pub(crate) fn reader(brokers: &str, topic: &str) -> Result<BaseConsumer> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bench-forwarder-reader")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut partitions = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        partitions.add_partition_offset(topic, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&partitions)?;
+    Ok(consumer)
 }
 
 /// The headers the gateway puts on what it publishes: with its integrity tag when `key` is

@@ -12,6 +12,9 @@ use crate::kafka::Topics;
 use crate::process::{Process, free_port, wait_ready};
 use crate::{Cli, HEC_TOKEN, OPERATOR_TOKEN, SIGNING_SECRET};
 
+/// The forwarder's configuration file (relative to the repository root).
+pub(crate) const FORWARDER_CONFIG: &str = "config/forwarder.toml";
+
 /// Creates the organizations and destinations of the benchmark through a gateway.
 pub(crate) async fn provision(
     cli: &Cli,
@@ -169,7 +172,7 @@ pub(crate) async fn start_forwarder(
     let mut forwarder = Process::spawn(
         "forwarder",
         &cli.bin_dir.join("forwarder"),
-        &["--config", "config/forwarder.toml"],
+        &["--config", FORWARDER_CONFIG],
         &env,
         Path::new(&format!("/tmp/{group}-forwarder.log")),
     )?;
@@ -178,19 +181,44 @@ pub(crate) async fn start_forwarder(
     Ok((forwarder, url))
 }
 
-/// A fake receiver's counters (`/_fake/stats`).
-pub(crate) async fn stats(http: &reqwest::Client, receiver: &str) -> Result<Value> {
-    Ok(http
-        .get(format!("{receiver}/_fake/stats"))
-        .send()
-        .await?
-        .json()
-        .await?)
+/// A fake receiver's counters at one moment (`/_fake/stats`).
+pub(crate) struct Counters(Value);
+
+impl Counters {
+    pub(crate) async fn read(http: &reqwest::Client, receiver: &str) -> Result<Self> {
+        let stats = http
+            .get(format!("{receiver}/_fake/stats"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(Self(stats))
+    }
+
+    /// The counter `name` (`events`, `accepted_requests`, `duplicates`, …).
+    pub(crate) fn get(&self, name: &str) -> u64 {
+        self.0[name].as_u64().unwrap_or(0)
+    }
+
+    /// How much `name` grew since `earlier`.
+    pub(crate) fn since(&self, earlier: &Self, name: &str) -> u64 {
+        self.get(name).saturating_sub(earlier.get(name))
+    }
+
+    /// What the receiver saw since `earlier`, for a row's notes.
+    pub(crate) fn summary_since(&self, earlier: &Self) -> String {
+        format!(
+            "{} requests, {} duplicates, {} signature failures",
+            self.since(earlier, "accepted_requests"),
+            self.since(earlier, "duplicates"),
+            self.since(earlier, "signature_failures"),
+        )
+    }
 }
 
 /// Events a fake receiver accepted so far.
 pub(crate) async fn accepted_events(http: &reqwest::Client, receiver: &str) -> Result<u64> {
-    Ok(stats(http, receiver).await?["events"].as_u64().unwrap_or(0))
+    Ok(Counters::read(http, receiver).await?.get("events"))
 }
 
 /// The forwarder's batches so far (`forwarder_batch_rows` and `forwarder_batch_bytes`

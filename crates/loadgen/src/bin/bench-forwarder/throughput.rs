@@ -1,6 +1,7 @@
 //! The throughput runs: a topic pre-filled with `--events` events of one Enterprise
 //! organization, then a release forwarder started on it; events/s from the first to the last
 //! event the receiver accepted, peak RSS, and CPU per event of the forwarder and the receiver.
+//! Each is followed by its peer's row ([`crate::peer`]): a bare client posting the same batches.
 
 use std::time::{Duration, Instant};
 
@@ -11,18 +12,36 @@ use rdkafka::producer::Producer;
 
 use crate::Cli;
 use crate::kafka::{Topics, create_topic, producer, send};
-use crate::services::{accepted_events, batch_sizes, start_forwarder, stats};
+use crate::peer::Peer;
+use crate::services::{Counters, accepted_events, batch_sizes, start_forwarder};
 
-/// Pre-fills, forwards, measures.
+/// Where a throughput run forwards to.
+pub(crate) struct Target<'a> {
+    /// The destination type (`splunk_hec`, `webhook`).
+    pub(crate) kind: &'a str,
+    /// The organization, whose one destination is of that type.
+    pub(crate) org: &'a str,
+    /// The fake receiver's URL and the fake receivers' process.
+    pub(crate) receiver: &'a str,
+    pub(crate) receiver_pid: u32,
+}
+
+/// Pre-fills, forwards, measures; then the peer, when there is one. The forwarder's row, and
+/// the peer's.
 pub(crate) async fn throughput_run(
     cli: &Cli,
     topics: &Topics,
     http: &reqwest::Client,
-    run: &str,
-    org: &str,
-    (receiver, receiver_pid): (&str, u32),
+    target: &Target<'_>,
     key: Option<&IntegrityKey>,
-) -> Result<BenchRow> {
+    peer: Option<&Peer>,
+) -> Result<Vec<BenchRow>> {
+    let Target {
+        kind: run,
+        org,
+        receiver,
+        receiver_pid,
+    } = *target;
     let ocsf = org.ends_with("_ocsf");
     let slug = match (key, ocsf) {
         (None, _) => format!("{run}-direct"),
@@ -45,9 +64,9 @@ pub(crate) async fn throughput_run(
         cli.events as f64 / fill.as_secs_f64()
     );
     // The receivers serve every run: their counters are read before and after this one.
-    let stats_before = stats(http, receiver).await?;
-    let before = stats_before["events"].as_u64().unwrap_or(0);
-    let target = before + cli.events;
+    let counters_before = Counters::read(http, receiver).await?;
+    let before = counters_before.get("events");
+    let expected = before + cli.events;
     let group = format!("{}-{slug}", topics.prefix);
     let receiver_cpu_before = cpu_seconds(receiver_pid);
     let launched = Instant::now();
@@ -65,7 +84,7 @@ pub(crate) async fn throughput_run(
         if count != last.1 {
             last = (now, count);
         }
-        if count >= target {
+        if count >= expected {
             break;
         }
         if now > deadline {
@@ -99,14 +118,8 @@ pub(crate) async fn throughput_run(
     println!(
         "bench: {slug}: CPU per event: forwarder {forwarder_cpu:.1} µs, receiver {receiver_cpu:.1} µs; {batches}"
     );
-    let stats_after = stats(http, receiver).await?;
-    let counted = |name: &str| {
-        stats_after[name]
-            .as_u64()
-            .unwrap_or(0)
-            .saturating_sub(stats_before[name].as_u64().unwrap_or(0))
-    };
-    Ok(BenchRow {
+    let counters_after = Counters::read(http, receiver).await?;
+    let forwarder_row = BenchRow {
         name: match (key, ocsf) {
             (Some(_), false) => format!("forwarder → {run} (fake), Kafka → receiver"),
             (Some(_), true) => format!("forwarder → {run} (fake), format ocsf, Kafka → receiver"),
@@ -117,12 +130,24 @@ pub(crate) async fn throughput_run(
         p99_ms: None,
         peak_rss_mb: Some(peak),
         notes: format!(
-            "{} events of one organization (one partition, in order), batching + HMAC signing, JSON, no compression; {:.1} s incl. start; CPU per event: forwarder {forwarder_cpu:.1} µs, receiver {receiver_cpu:.1} µs; {} requests, {} duplicates, {} signature failures",
+            "{} events of one organization (one partition, in order), batching + HMAC signing, JSON, no compression; {:.1} s incl. start; CPU per event: forwarder {forwarder_cpu:.1} µs, receiver {receiver_cpu:.1} µs; {}",
             cli.events,
             total.as_secs_f64(),
-            counted("accepted_requests"),
-            counted("duplicates"),
-            counted("signature_failures"),
+            counters_after.summary_since(&counters_before),
         ),
-    })
+    };
+    let Some(peer) = peer else {
+        return Ok(vec![forwarder_row]);
+    };
+    let posted = peer.run(http, &topic, target, cli.events).await?;
+    let name = match (key, ocsf) {
+        (Some(_), false) => format!("peer: bare HTTP client → {run} (fake), same signed batches"),
+        (Some(_), true) => {
+            format!("peer: bare HTTP client → {run} (fake), format ocsf, same signed batches")
+        }
+        (None, _) => format!(
+            "peer: bare HTTP client → {run} (fake), same signed batches of the direct producer's events"
+        ),
+    };
+    Ok(vec![forwarder_row, posted.row(name, rate)])
 }
