@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Item, Lane, LaneInput, Mode, Role, ms};
+use super::{Item, Lane, Mode, Role, ms};
 use crate::delivery::ParkReason;
 use crate::health::PauseRequest;
 use audit_sinks::signing::batch_message_id;
@@ -131,39 +131,11 @@ impl Lane {
         let bytes: usize = parts.iter().map(|part| part.len()).sum();
         self.metrics.batch_rows.record(batch.len() as f64);
         self.metrics.batch_bytes.record(bytes as f64);
-        let encodes = self.encodes();
         let attempt = match &self.sink {
             Ok(sink) => {
                 self.sending_since_ms
                     .store(crate::clock::now_ms(), Ordering::Relaxed);
-                let request = sink.send(&parts, &message_id);
-                tokio::pin!(request);
-                // Encode what is queued behind this request while it is in flight.
-                let limits = sink.limits();
-                let mut staged_bytes: usize = self.staged.iter().map(Self::item_len).sum();
-                let mut closed = false;
-                let attempt = loop {
-                    let room = !closed
-                        && self.pending_configure.is_none()
-                        && self.staged.len() < limits.max_events
-                        && sink.framed_len(staged_bytes, self.staged.len()) < limits.max_bytes;
-                    tokio::select! {
-                        biased;
-                        attempt = &mut request => break attempt,
-                        input = self.input.recv(), if room => match input {
-                            Some(LaneInput::Deliver(delivery)) => {
-                                let item = Item::new(encodes.then_some(sink), delivery);
-                                staged_bytes += Self::item_len(&item);
-                                self.staged.push_back(item);
-                            }
-                            // Nothing is taken past a settings change until it is applied.
-                            Some(LaneInput::Configure(destination)) => {
-                                self.pending_configure = Some(destination);
-                            }
-                            None => closed = true,
-                        },
-                    }
-                };
+                let attempt = sink.send(&parts, &message_id).await;
                 self.sending_since_ms.store(0, Ordering::Relaxed);
                 attempt
             }

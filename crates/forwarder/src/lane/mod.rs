@@ -25,13 +25,7 @@
 //!
 //! Before sending, events whose partition was revoked are dropped (their new owner re-reads
 //! them) and events older than `max_event_age_secs` are dead-lettered.
-//!
-//! While a request is in flight the lane takes the events queued behind it and encodes them
-//! (at most one batch's worth, `Lane::staged`), so that encoding — mapping to OCSF above
-//! all — overlaps the destination's answer instead of adding to it. A settings change among
-//! them stops that; it applies to the staged events too (they are encoded again).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
@@ -98,17 +92,7 @@ pub struct LaneContext {
 /// One event and its encoding for the destination.
 struct Item {
     delivery: Delivery,
-    /// Empty when the lane cannot send (paused, unusable settings, retired): it parks or
-    /// dead-letters the event instead.
     encoded: Vec<u8>,
-}
-
-impl Item {
-    /// The event encoded for `sink`, or not encoded when `None`.
-    fn new(sink: Option<&DestinationSink>, delivery: Delivery) -> Self {
-        let encoded = sink.map_or_else(Vec::new, |sink| sink.encode(&delivery.event));
-        Self { delivery, encoded }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -151,10 +135,7 @@ pub struct Lane {
     input: mpsc::Receiver<LaneInput>,
     overflowing: Arc<AtomicBool>,
     sending_since_ms: Arc<AtomicI64>,
-    /// Events taken from `input` ahead of the next batch, in order, before everything still
-    /// in `input`: the one that did not fit the last batch, and those encoded while the last
-    /// request was in flight (bounded by one batch's limits).
-    staged: VecDeque<Item>,
+    carry: Option<Item>,
     pending_configure: Option<Option<Arc<Destination>>>,
     metrics: LaneMetrics,
 }
@@ -177,7 +158,7 @@ impl Lane {
             input: spec.input,
             overflowing: spec.overflowing,
             sending_since_ms: spec.sending_since_ms,
-            staged: VecDeque::new(),
+            carry: None,
             pending_configure: None,
             metrics,
         };
@@ -197,7 +178,7 @@ impl Lane {
             if let Some(configure) = self.pending_configure.take() {
                 self.configure(configure);
             }
-            if self.input.is_empty() && self.staged.is_empty() {
+            if self.input.is_empty() && self.carry.is_none() {
                 self.overflowing.store(false, Ordering::Relaxed);
             }
         }
@@ -233,12 +214,6 @@ impl Lane {
                 }
             }
         }
-        // Events staged under the old settings go out under the new ones.
-        let staged = std::mem::take(&mut self.staged);
-        self.staged = staged
-            .into_iter()
-            .map(|item| self.item(item.delivery))
-            .collect();
     }
 
     fn limits(&self) -> BatchLimits {
@@ -258,8 +233,11 @@ impl Lane {
     }
 
     fn item(&self, delivery: Delivery) -> Item {
-        let sink = self.sink.as_ref().ok().filter(|_| self.encodes());
-        Item::new(sink, delivery)
+        let encoded = match (&self.sink, self.encodes()) {
+            (Ok(sink), true) => sink.encode(&delivery.event),
+            _ => Vec::new(),
+        };
+        Item { delivery, encoded }
     }
 
     fn item_len(item: &Item) -> usize {
@@ -283,15 +261,8 @@ impl Lane {
         let limits = self.limits();
         let mut batch: Vec<Item> = Vec::new();
         let mut bytes = 0;
-        while let Some(item) = self.staged.pop_front() {
-            let len = Self::item_len(&item);
-            let full = batch.len() >= limits.max_events
-                || self.framed_len(bytes + len, batch.len() + 1) > limits.max_bytes;
-            if full && !batch.is_empty() {
-                self.staged.push_front(item);
-                return Some(batch);
-            }
-            bytes += len;
+        if let Some(item) = self.carry.take() {
+            bytes += Self::item_len(&item);
             batch.push(item);
         }
         if batch.is_empty() {
@@ -330,7 +301,7 @@ impl Lane {
                     let item = self.item(delivery);
                     let len = Self::item_len(&item);
                     if self.framed_len(bytes + len, batch.len() + 1) > limits.max_bytes {
-                        self.staged.push_back(item);
+                        self.carry = Some(item);
                         break;
                     }
                     bytes += len;

@@ -34,18 +34,10 @@ pub(super) fn reply(verdict: Verdict) -> Reply {
 pub(super) struct Receiver {
     pub(super) limits: BatchLimits,
     pub(super) script: Mutex<Script>,
-    /// How long each request takes to be answered.
-    pub(super) latency: Duration,
     pub(super) requests: Mutex<Vec<(Instant, Vec<String>)>>,
-    /// The id of every event encoded, in order.
-    pub(super) encoded: Mutex<Vec<String>>,
 }
 
 impl Receiver {
-    pub(super) fn encoded(&self) -> Vec<String> {
-        self.encoded.lock().unwrap().clone()
-    }
-
     pub(super) fn requests(&self) -> Vec<Vec<String>> {
         let requests = self.requests.lock().unwrap();
         requests.iter().map(|(_, ids)| ids.clone()).collect()
@@ -73,7 +65,6 @@ impl Sink for FakeSink {
 
     /// The event's id: requests show which events they carried.
     fn encode(&self, event: &ForwardEvent, _payload: Payload<'_>) -> Vec<u8> {
-        self.0.encoded.lock().unwrap().push(event.id.clone());
         event.id.as_bytes().to_vec()
     }
 
@@ -99,11 +90,7 @@ impl Sink for FakeSink {
             latency: Duration::from_millis(1),
             message_id: message_id.to_string(),
         };
-        let latency = self.0.latency;
-        Box::pin(async move {
-            tokio::time::sleep(latency).await;
-            attempt
-        })
+        Box::pin(async move { attempt })
     }
 }
 
@@ -184,7 +171,6 @@ pub(super) struct Setup {
     pub(super) script: Script,
     pub(super) unusable: Option<&'static str>,
     pub(super) max_event_age: Duration,
-    pub(super) request_latency: Duration,
 }
 
 impl Setup {
@@ -199,7 +185,6 @@ impl Setup {
             script: Box::new(script),
             unusable: None,
             max_event_age: Duration::from_secs(3600),
-            request_latency: Duration::ZERO,
         }
     }
 
@@ -207,9 +192,7 @@ impl Setup {
         let receiver = Arc::new(Receiver {
             limits: self.limits,
             script: Mutex::new(self.script),
-            latency: self.request_latency,
             requests: Mutex::new(Vec::new()),
-            encoded: Mutex::new(Vec::new()),
         });
         let recorder = Arc::new(Recorder::default());
         let retry = RetryConfig {

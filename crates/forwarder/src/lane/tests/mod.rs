@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use self::harness::{Harness, Reply, Setup, ids, reply};
+use self::harness::{Reply, Setup, ids, reply};
 use super::{LaneInput, Role};
 use crate::delivery::{Delivery, ParkReason};
 use crate::event::synthetic_event;
@@ -367,67 +367,6 @@ async fn a_deleted_destination_dead_letters_what_it_still_holds() {
     let dead: Vec<String> = done.dead.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(dead, after);
     assert!(done.dead[0].1.contains("deleted or disabled"));
-    assert_eq!(done.unanswered, 0);
-}
-
-/// A lane whose requests take 100 ms, in batches of 3: one full batch sent at once, then
-/// `queued` more events 10 ms later, while it is in flight.
-async fn in_flight_with(queued: usize) -> (Harness, Vec<String>, Vec<String>) {
-    let mut setup = Setup::new(|_| reply(Verdict::Delivered));
-    setup.limits.max_events = 3;
-    setup.request_latency = Duration::from_millis(100);
-    let mut lane = setup.start();
-    let first = lane.send(3, 0).await;
-    tokio::time::sleep(Duration::from_millis(10)).await;
-    let behind = lane.send(queued, 0).await;
-    (lane, first, behind)
-}
-
-#[tokio::test(start_paused = true)]
-async fn events_queued_behind_a_request_are_encoded_while_it_is_in_flight_and_sent_next_in_order() {
-    // Five behind a batch of three: one batch's worth is staged, the rest waits in the queue.
-    let (lane, first, behind) = in_flight_with(5).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        lane.receiver.requests(),
-        vec![first.clone()],
-        "still in flight"
-    );
-    assert_eq!(
-        lane.receiver.encoded(),
-        [first.clone(), ids(&behind, &[0, 1, 2])].concat(),
-        "the next batch is encoded before the answer, and no more than it"
-    );
-    let done = lane.finish().await;
-    assert_eq!(
-        done.requests,
-        vec![first, ids(&behind, &[0, 1, 2]), ids(&behind, &[3, 4])]
-    );
-    assert_eq!(done.delivered(), 8);
-    assert_eq!(done.unanswered, 0);
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_settings_change_queued_behind_a_request_applies_to_the_events_staged_before_it() {
-    let (mut lane, first, staged) = in_flight_with(2).await;
-    lane.input.send(LaneInput::Configure(None)).await.unwrap();
-    let after = lane.send(1, 0).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        lane.receiver.encoded(),
-        [first.clone(), staged.clone()].concat(),
-        "nothing is taken past the change before it is applied"
-    );
-    let done = lane.finish().await;
-    assert_eq!(done.requests, vec![first]);
-    // Deleted: what the lane still held is dead-lettered (a replay can send it again).
-    let dead: Vec<String> = done.dead.iter().map(|(id, _)| id.clone()).collect();
-    assert_eq!(dead, [staged, after].concat());
-    assert!(
-        done.dead
-            .iter()
-            .all(|(_, reason)| reason.contains("deleted or disabled"))
-    );
     assert_eq!(done.unanswered, 0);
 }
 
