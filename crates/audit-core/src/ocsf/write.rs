@@ -235,9 +235,9 @@ fn string(out: &mut Vec<u8>, text: &str) {
 /// always: ids, names, addresses), else serde_json's own escaping, so the bytes never differ.
 fn escaped(out: &mut Vec<u8>, text: &str) {
     // A loop without early exit, which the compiler vectorises.
-    let plain = text
-        .bytes()
-        .fold(true, |plain, b| plain & (b >= 0x20 && b != b'"' && b != b'\\'));
+    let plain = text.bytes().fold(true, |plain, b| {
+        plain & (b >= 0x20 && b != b'"' && b != b'\\')
+    });
     if plain {
         out.extend_from_slice(text.as_bytes());
     } else {
