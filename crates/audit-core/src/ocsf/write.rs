@@ -13,12 +13,18 @@ use super::view::{MetadataView, TargetView};
 /// Appends `event` to `out` as compact JSON.
 pub(super) fn event(event: &OcsfEvent<'_>, out: &mut Vec<u8>) {
     let mut object = Object::open(out);
-    object.int("class_uid", event.class_uid);
-    object.str("class_name", event.class_name);
-    object.int("category_uid", event.category_uid);
-    object.str("category_name", event.category_name);
-    object.int("activity_id", event.activity_id);
-    object.str("activity_name", event.activity_name);
+    object.captioned(
+        ("class_uid", event.class_uid),
+        ("class_name", event.class_name),
+    );
+    object.captioned(
+        ("category_uid", event.category_uid),
+        ("category_name", event.category_name),
+    );
+    object.captioned(
+        ("activity_id", event.activity_id),
+        ("activity_name", event.activity_name),
+    );
     object.int("type_uid", event.type_uid);
     object.key("type_name");
     // Catalogue names: never escaped, but checked like every other string.
@@ -28,10 +34,11 @@ pub(super) fn event(event: &OcsfEvent<'_>, out: &mut Vec<u8>) {
     escaped(object.out, event.type_name.activity);
     object.out.push(b'"');
     object.int("time", event.time);
-    object.int("severity_id", event.severity_id);
-    object.str("severity", event.severity);
-    object.int("status_id", event.status_id);
-    object.str("status", event.status);
+    object.captioned(
+        ("severity_id", event.severity_id),
+        ("severity", event.severity),
+    );
+    object.captioned(("status_id", event.status_id), ("status", event.status));
     object.str("message", event.message);
     object.object("metadata", |metadata| {
         let m = &event.metadata;
@@ -199,6 +206,16 @@ impl<'o> Object<'o> {
         self.key(key);
         self.out
             .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+    }
+
+    /// An OCSF enum attribute and its caption (`severity_id` and `severity`, …).
+    fn captioned(
+        &mut self,
+        (id_key, id): (&str, impl itoa::Integer),
+        (key, caption): (&str, &str),
+    ) {
+        self.int(id_key, id);
+        self.str(key, caption);
     }
 
     fn object(&mut self, key: &str, fields: impl FnOnce(&mut Object<'_>)) {
