@@ -271,7 +271,12 @@ impl BenchService {
             .open(log)?;
         let child = std::process::Command::new(binary)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .env("RUST_LOG", "warn")
+            // Quiet by default (logging costs the measured services CPU); `BENCH_SERVICE_LOG`
+            // (a `RUST_LOG` filter) for looking into a run.
+            .env(
+                "RUST_LOG",
+                std::env::var("BENCH_SERVICE_LOG").unwrap_or_else(|_| "warn".to_string()),
+            )
             .stdin(std::process::Stdio::null())
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
