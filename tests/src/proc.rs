@@ -35,3 +35,8 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let system: u64 = fields.next()?.parse().ok()?;
     Some((user + system) as f64 / 100.0)
 }
+
+/// CPU seconds `pid` used since it had used `before` ([`cpu_seconds`]), if both are known.
+pub fn cpu_seconds_since(pid: u32, before: Option<f64>) -> Option<f64> {
+    Some(cpu_seconds(pid)? - before?)
+}

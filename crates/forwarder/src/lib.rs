@@ -73,15 +73,37 @@ use audit_kafka::offsets::OffsetTracker;
 use audit_sinks::SinkContext;
 use audit_sinks::outbound::{ClientTimeouts, build_client};
 
+/// What the forwarder reads and sends with, built from its configuration: the events' decoder
+/// and the destinations' sinks (the benchmark's bare-client peer builds its requests with the
+/// same, so that it posts the very bytes the forwarder would).
+pub fn decoder_and_sinks(config: &ForwarderConfig) -> Result<(Decoder, SinkContext)> {
+    let catalogue = Arc::new(Catalogue::load(&config.catalogue_path)?);
+    let validator = Arc::new(EventValidator::new(catalogue.clone(), config.limits)?);
+    let decoder = Decoder::new(validator, config.topics.integrity("topics")?);
+    let client = build_client(
+        &config.outbound,
+        ClientTimeouts {
+            connect: Duration::from_millis(config.delivery.connect_timeout_ms),
+            request: Duration::from_millis(config.delivery.request_timeout_ms),
+        },
+    )?;
+    let sinks = SinkContext {
+        client,
+        policy: config.outbound.clone(),
+        secrets: SecretBox::from_config(&config.encryption, "encryption")?,
+        options: config.sinks.clone(),
+        catalogue,
+    };
+    Ok((decoder, sinks))
+}
+
 /// Runs the forwarder until `shutdown` is cancelled, then drains and returns.
 pub async fn run(
     config: ForwarderConfig,
     metrics: PrometheusHandle,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let catalogue = Arc::new(Catalogue::load(&config.catalogue_path)?);
-    let validator = Arc::new(EventValidator::new(catalogue.clone(), config.limits)?);
-    let secrets = SecretBox::from_config(&config.encryption, "encryption")?;
+    let (decoder, sinks) = decoder_and_sinks(&config)?;
     let integrity = config.topics.integrity("topics")?;
     let readiness = Readiness::new(&["kafka", "settings"]);
     let registry = Arc::new(Registry::default());
@@ -110,13 +132,6 @@ pub async fn run(
         shutdown.clone(),
     )?;
 
-    let client = build_client(
-        &config.outbound,
-        ClientTimeouts {
-            connect: Duration::from_millis(config.delivery.connect_timeout_ms),
-            request: Duration::from_millis(config.delivery.request_timeout_ms),
-        },
-    )?;
     let mut producer_config = config.kafka.client_config(&format!("forwarder-{instance}"));
     config.producer.apply(&mut producer_config);
     let producer: FutureProducer = producer_config.create()?;
@@ -130,13 +145,7 @@ pub async fn run(
         lanes_stop.clone(),
     );
     let context = Arc::new(LaneContext {
-        sinks: Arc::new(SinkContext {
-            client,
-            policy: config.outbound.clone(),
-            secrets,
-            options: config.sinks.clone(),
-            catalogue,
-        }),
+        sinks: Arc::new(sinks),
         parker: Arc::new(parker.clone()),
         backoff: config.retry.engine(),
         retry: config.retry.clone(),
@@ -202,7 +211,7 @@ pub async fn run(
             &config.topics.events,
             Role::Main,
         )?,
-        decoder: Decoder::new(validator, integrity.clone()),
+        decoder,
     };
     let events_consumer = events.core.consumer.clone();
     let events_thread = {

@@ -91,7 +91,7 @@ impl RssSampler {
     }
 }
 
-pub use audit_tests::proc::{cpu_seconds, rss_kb};
+pub use audit_tests::proc::{cpu_seconds, cpu_seconds_since, rss_kb};
 
 /// The pid of the process listening on a TCP port (from /proc/net/tcp + /proc/*/fd).
 pub fn pid_listening_on(port: u16) -> Option<u32> {

@@ -34,17 +34,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use audit_core::{Catalogue, EventValidator};
 use audit_kafka::MessageParts;
-use audit_settings::{Destination, SecretBox, SettingsStore, SettingsView};
-use audit_sinks::outbound::{ClientTimeouts, build_client};
+use audit_settings::{Destination, SettingsStore, SettingsView};
 use audit_sinks::signing::batch_message_id;
 use audit_sinks::{
     BatchLimits, DestinationSink, ForwardEvent, SinkContext, SinkFactory, SinkState,
 };
 use forwarder::ForwarderConfig;
 use forwarder::event::Decoder;
-use loadgen::{BenchRow, cpu_seconds};
+use loadgen::{BenchRow, cpu_seconds, cpu_seconds_since};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::Cli;
@@ -81,20 +79,7 @@ impl Peer {
         store.wait_caught_up(Duration::from_secs(60)).await?;
         let settings = store.view();
         store.stop();
-        let catalogue = Arc::new(Catalogue::load(&config.catalogue_path)?);
-        let validator = EventValidator::new(catalogue.clone(), config.limits)?;
-        let decoder = Decoder::new(Arc::new(validator), config.topics.integrity("topics")?);
-        let timeouts = ClientTimeouts {
-            connect: Duration::from_millis(config.delivery.connect_timeout_ms),
-            request: Duration::from_millis(config.delivery.request_timeout_ms),
-        };
-        let sinks = SinkContext {
-            client: build_client(&config.outbound, timeouts)?,
-            secrets: SecretBox::from_config(&config.encryption, "encryption")?,
-            policy: config.outbound,
-            options: config.sinks,
-            catalogue,
-        };
+        let (decoder, sinks) = forwarder::decoder_and_sinks(&config)?;
         Ok(Self {
             brokers: cli.brokers.clone(),
             decoder,
@@ -142,9 +127,8 @@ impl Peer {
                 clock.answered(prepared.events);
             }
             clock.pause();
-            posted.client_cpu_s += cpu_seconds(std::process::id())
-                .zip(client_cpu)
-                .map_or(f64::NAN, |(after, before)| after - before);
+            posted.client_cpu_s +=
+                cpu_seconds_since(std::process::id(), client_cpu).unwrap_or(f64::NAN);
             reader.resume(&reader.assignment()?)?;
         }
         let after = Counters::read(http, target.receiver).await?;
@@ -152,9 +136,8 @@ impl Peer {
         if accepted != count {
             bail!("the receiver accepted {accepted} of the {count} events the peer posted");
         }
-        posted.receiver_cpu_s = cpu_seconds(target.receiver_pid)
-            .zip(receiver_cpu)
-            .map_or(f64::NAN, |(after, before)| after - before);
+        posted.receiver_cpu_s =
+            cpu_seconds_since(target.receiver_pid, receiver_cpu).unwrap_or(f64::NAN);
         posted.per_s = clock.per_s();
         posted.receiver = after.summary_since(&before);
         Ok(posted)

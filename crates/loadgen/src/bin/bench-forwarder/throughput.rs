@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use audit_core::integrity::IntegrityKey;
-use loadgen::{BenchRow, RssSampler, cpu_seconds};
+use loadgen::{BenchRow, RssSampler, cpu_seconds, cpu_seconds_since};
 use rdkafka::producer::Producer;
 
 use crate::Cli;
@@ -106,11 +106,7 @@ pub(crate) async fn throughput_run(
         |seconds: Option<f64>| seconds.map_or(f64::NAN, |s| s * 1e6 / cli.events as f64);
     let forwarder_cpu = per_event_us(cpu_seconds(forwarder.pid()));
     let batches = batch_sizes(http, &forwarder_url).await;
-    let receiver_cpu = per_event_us(
-        cpu_seconds(receiver_pid)
-            .zip(receiver_cpu_before)
-            .map(|(after, before)| after - before),
-    );
+    let receiver_cpu = per_event_us(cpu_seconds_since(receiver_pid, receiver_cpu_before));
     forwarder.stop();
     let (first_at, first_count) = first.unwrap_or((launched, before));
     let measured = last.0.duration_since(first_at).as_secs_f64().max(0.001);
