@@ -30,6 +30,7 @@ pub struct Freshness {
     pub offered: u64,
     /// Tracked events never seen in ClickHouse.
     pub unseen: usize,
+    pub probe_errors: ProbeErrors,
 }
 
 /// Publishes for `duration`, then waits up to 15 s for the tracked events to appear.
@@ -40,10 +41,14 @@ pub async fn measure(target: &Target, duration: Duration) -> Freshness {
         let (target, acked, latencies) = (target.clone(), acked.clone(), latencies.clone());
         tokio::spawn(async move {
             let started = Instant::now();
+            let mut errors = ProbeErrors::default();
             while started.elapsed() < duration + Duration::from_secs(15) {
                 let pending: Vec<String> = acked.lock().await.keys().cloned().collect();
-                if !pending.is_empty() {
-                    let list = pending
+                // One query per chunk: the ids of a long stall in one `IN` list would pass
+                // ClickHouse's `max_query_size` (256 KiB, ≈ 6,700 ids), and every later probe
+                // would fail — the events would look never indexed.
+                for chunk in pending.chunks(PROBE_CHUNK) {
+                    let list = chunk
                         .iter()
                         .map(|id| format!("'{id}'"))
                         .collect::<Vec<_>>()
@@ -51,21 +56,24 @@ pub async fn measure(target: &Target, duration: Duration) -> Freshness {
                     let sql = format!(
                         "SELECT toString(id) FROM events WHERE id IN ({list}) FORMAT TSVRaw"
                     );
-                    if let Ok(found) =
-                        clickhouse(&target.http, &target.clickhouse, &target.database, &sql).await
+                    match clickhouse(&target.http, &target.clickhouse, &target.database, &sql).await
                     {
-                        let now = Instant::now();
-                        let mut acked = acked.lock().await;
-                        let mut latencies = latencies.lock().await;
-                        for id in found.lines() {
-                            if let Some(at) = acked.remove(id) {
-                                latencies.record(now - at);
+                        Ok(found) => {
+                            let now = Instant::now();
+                            let mut acked = acked.lock().await;
+                            let mut latencies = latencies.lock().await;
+                            for id in found.lines() {
+                                if let Some(at) = acked.remove(id) {
+                                    latencies.record(now - at);
+                                }
                             }
                         }
+                        Err(error) => errors.note(error),
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            errors
         })
     };
     let started = Instant::now();
@@ -105,12 +113,39 @@ pub async fn measure(target: &Target, duration: Duration) -> Freshness {
     for send in sends {
         let _ = send.await;
     }
-    let _ = poller.await;
+    let probe_errors = poller.await.unwrap_or_default();
     let latencies = std::mem::take(&mut *latencies.lock().await);
     let unseen = acked.lock().await.len();
     Freshness {
         latencies,
         offered: n,
         unseen,
+        probe_errors,
+    }
+}
+
+/// Ids per probe query (≈ 39 bytes each: far below `max_query_size`).
+const PROBE_CHUNK: usize = 1_000;
+
+/// Probe queries ClickHouse refused or did not answer: a run with many of them measured the
+/// probe, not the indexer.
+#[derive(Debug, Default)]
+pub struct ProbeErrors {
+    pub count: u64,
+    pub last: Option<String>,
+}
+
+impl ProbeErrors {
+    /// For a row's notes: empty when every probe was answered.
+    pub fn describe(&self) -> String {
+        match &self.last {
+            Some(last) => format!("; **{} probe queries failed** (last: {last})", self.count),
+            None => String::new(),
+        }
+    }
+
+    fn note(&mut self, error: anyhow::Error) {
+        self.count += 1;
+        self.last = Some(format!("{error:#}").chars().take(300).collect());
     }
 }

@@ -1,5 +1,8 @@
-//! `bench-validate`: single-thread cost of the shared event validator (the indexer's and the
-//! gateway's per-event CPU), for profiling the decode path.
+//! `bench-validate`: single-thread cost per event of the steps the consumers run on each
+//! message, for profiling the decode paths: the shared validator (the indexer's and the
+//! gateway's per-event CPU on the direct-producer path), the head read of a tagged event (what
+//! the indexer and the forwarder parse to route it), and the OCSF object of an event (what a
+//! forwarder lane adds per event in the OCSF format).
 
 #![allow(clippy::print_stdout)]
 
@@ -9,8 +12,28 @@ use std::time::Instant;
 use audit_core::validate::Arrival;
 use audit_core::{Catalogue, EventValidator, Limits};
 
+/// Times `step` over `count` calls and prints its cost per event.
+fn time(
+    name: &str,
+    count: usize,
+    mut step: impl FnMut(usize) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    for n in 0..count {
+        step(n)?;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{name}: {:.0} events/s ({:.2} µs/event, one thread)",
+        count as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e6 / count as f64
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
-    let validator = EventValidator::new(Arc::new(Catalogue::builtin()), Limits::default())?;
+    let catalogue = Arc::new(Catalogue::builtin());
+    let validator = EventValidator::new(catalogue.clone(), Limits::default())?;
     let at =
         time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?;
     let payloads: Vec<Vec<u8>> = (0..10_000)
@@ -20,27 +43,43 @@ fn main() -> anyhow::Result<()> {
                 .into_bytes()
         })
         .collect();
-    let count = 200_000;
-    let started = Instant::now();
-    for n in 0..count {
+    let arrival = || {
         let now = time::OffsetDateTime::now_utc();
-        let arrival = Arrival {
+        Arrival {
             now,
             received_at: now,
             fallback_id: uuid::Uuid::nil(),
             provenance: audit_core::Provenance::Kafka,
             verified_source: None,
-        };
+        }
+    };
+    let count = 200_000;
+    let mut canonical = Vec::with_capacity(payloads.len());
+    time("validate_bytes", count, |n| {
         let valid = validator
-            .validate_bytes(&payloads[n % payloads.len()], arrival)
+            .validate_bytes(&payloads[n % payloads.len()], arrival())
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        if canonical.len() < payloads.len() {
+            canonical.push(valid.json.clone());
+        }
         std::hint::black_box(valid);
-    }
-    let elapsed = started.elapsed();
-    println!(
-        "validate_bytes: {:.0} events/s ({:.1} µs/event, one thread)",
-        count as f64 / elapsed.as_secs_f64(),
-        elapsed.as_micros() as f64 / count as f64
-    );
+        Ok(())
+    })?;
+    let size = canonical.iter().map(Vec::len).sum::<usize>() / canonical.len();
+    println!("canonical events: {size} bytes on average");
+    time("EventHead::read (tagged routing)", count, |n| {
+        let head = audit_kafka::EventHead::read(&canonical[n % canonical.len()])?;
+        std::hint::black_box(head);
+        Ok(())
+    })?;
+    let events: Vec<_> = canonical
+        .iter()
+        .map(|json| forwarder::event::decode_head(json, 0))
+        .collect::<Result<_, _>>()?;
+    time("ocsf_json (view read, map, write)", count, |n| {
+        let object = audit_sinks::event::ocsf_json(&events[n % events.len()], &catalogue);
+        std::hint::black_box(object);
+        Ok(())
+    })?;
     Ok(())
 }

@@ -63,6 +63,15 @@ enum Which {
         #[arg(long)]
         no_peers: bool,
     },
+    /// Freshness through an indexer SIGKILL + restart alone, `runs` times (the crash rows of
+    /// `indexer`, repeated to look into a run that stalls).
+    Crash {
+        #[arg(long, default_value_t = 1)]
+        runs: u32,
+        /// With static group membership (`group_instance_id`) instead of dynamic.
+        #[arg(long = "static")]
+        static_member: bool,
+    },
     /// Read API latency and export throughput.
     Read {
         /// Events generated in ClickHouse.
@@ -193,6 +202,14 @@ async fn main() -> anyhow::Result<()> {
         Which::Ingest => ingest::ingest(&mut bench).await?,
         Which::Indexer { events, no_peers } => {
             indexer::indexer(&mut bench, events, !no_peers).await?
+        }
+        Which::Crash {
+            runs,
+            static_member,
+        } => {
+            for _ in 0..runs {
+                crash::crash_freshness(&mut bench, static_member).await?;
+            }
         }
         Which::Read { events } => read::read(&mut bench, events).await?,
     }

@@ -52,12 +52,13 @@ pub(crate) async fn crash_freshness(bench: &mut Bench, static_member: bool) -> a
         p99_ms: Some(latencies.percentile_ms(99.0)),
         peak_rss_mb: None,
         notes: format!(
-            "**max {:.0} ms**; killed {:.0?} into a {duration:.0?} run, restarted and ready {back:.1?} later; {} sampled events, {} not seen; session timeout {} ms",
+            "**max {:.0} ms**; killed {:.0?} into a {duration:.0?} run, restarted and ready {back:.1?} later; {} sampled events, {} not seen; session timeout {} ms{}",
             latencies.percentile_ms(100.0),
             duration / 3,
             latencies.count(),
             measured.unseen,
             audit_kafka::ConsumerTuning::default().session_timeout_ms,
+            measured.probe_errors.describe(),
         ),
     });
     drop(restarted);

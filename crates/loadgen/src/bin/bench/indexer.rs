@@ -269,6 +269,7 @@ async fn indexer_freshness(bench: &mut Bench) -> anyhow::Result<()> {
     let target = freshness_target(bench, &ns, url, key);
     let measured = freshness::measure(&target, duration).await;
     let (latencies, n, unseen) = (measured.latencies, measured.offered, measured.unseen);
+    let probe_errors = measured.probe_errors.describe();
     bench.rows.push(BenchRow {
         name: "freshness: gateway ack → queryable, steady 5,000 events/s".into(),
         throughput: format!("{:.0} events/s offered", n as f64 / duration.as_secs_f64()),
@@ -276,7 +277,7 @@ async fn indexer_freshness(bench: &mut Bench) -> anyhow::Result<()> {
         p99_ms: Some(latencies.percentile_ms(99.0)),
         peak_rss_mb: Some(rss.peak_mb()),
         notes: format!(
-            "{} sampled events (every 10th), {unseen} not seen; 50 ms polling; RSS of the indexer; after one warm-up event ({warm_up:.0?}: consumer group join)",
+            "{} sampled events (every 10th), {unseen} not seen; 50 ms polling; RSS of the indexer; after one warm-up event ({warm_up:.0?}: consumer group join){probe_errors}",
             latencies.count()
         ),
     });

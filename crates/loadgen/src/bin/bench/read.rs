@@ -213,9 +213,10 @@ async fn freshness_while_hammered(
             p99_ms: Some(measured.latencies.percentile_ms(99.0)),
             peak_rss_mb: None,
             notes: format!(
-                "{notes}{} sampled events, {} not seen",
+                "{notes}{} sampled events, {} not seen{}",
                 measured.latencies.count(),
-                measured.unseen
+                measured.unseen,
+                measured.probe_errors.describe()
             ),
         });
     }
