@@ -16,6 +16,7 @@
 //! Files: [`Limits`] and their own check in `limits.rs`, the schema pass in `schema.rs`, the
 //! catalogue and clock rules and the stamping here, the tests in `tests.rs`.
 
+mod fast;
 mod limits;
 mod schema;
 #[cfg(test)]
@@ -76,6 +77,8 @@ const MAX_ERRORS_PER_EVENT: usize = 20;
 #[derive(Debug)]
 pub struct EventValidator {
     schema: jsonschema::Validator,
+    /// The fast pass's format checks (`fast.rs`).
+    formats: fast::Formats,
     catalogue: Arc<Catalogue>,
     limits: Limits,
 }
@@ -85,6 +88,7 @@ impl EventValidator {
         let schema = schema::compile(&limits)?;
         Ok(Self {
             schema,
+            formats: fast::Formats::new()?,
             catalogue,
             limits,
         })
@@ -104,6 +108,12 @@ impl EventValidator {
         bytes: &[u8],
         arrival: Arrival<'_>,
     ) -> std::result::Result<ValidEvent, Vec<FieldError>> {
+        self.check_size(bytes)?;
+        // Most events are valid: the fast pass accepts them without a JSON tree; the schema
+        // pass decides about the rest and names their errors.
+        if let Some(input) = fast::accept(bytes, &self.limits, &self.formats) {
+            return self.finish(input, arrival);
+        }
         let value = self.parse(bytes)?;
         self.validate_value(&value, arrival)
     }
@@ -111,6 +121,12 @@ impl EventValidator {
     /// Parses one event's bytes into a JSON value, refusing without parsing bytes far over
     /// the size limit (so that no single event can cost more than a few times the limit).
     pub fn parse(&self, bytes: &[u8]) -> std::result::Result<Value, Vec<FieldError>> {
+        self.check_size(bytes)?;
+        serde_json::from_slice(bytes)
+            .map_err(|error| vec![FieldError::new("$", format!("not valid JSON: {error}"))])
+    }
+
+    fn check_size(&self, bytes: &[u8]) -> std::result::Result<(), Vec<FieldError>> {
         if bytes.len() > self.limits.max_event_bytes.saturating_mul(4) {
             // Far over the limit: do not spend time parsing it.
             return Err(vec![FieldError::new(
@@ -122,8 +138,7 @@ impl EventValidator {
                 ),
             )]);
         }
-        serde_json::from_slice(bytes)
-            .map_err(|error| vec![FieldError::new("$", format!("not valid JSON: {error}"))])
+        Ok(())
     }
 
     /// Validates one parsed event.
@@ -144,6 +159,15 @@ impl EventValidator {
         }
         let input = EventInput::deserialize(value)
             .map_err(|error| vec![FieldError::new("$", error.to_string())])?;
+        self.finish(input, arrival)
+    }
+
+    /// The rules a schema cannot express, then the normalised event and its encoding.
+    fn finish(
+        &self,
+        input: EventInput,
+        arrival: Arrival<'_>,
+    ) -> std::result::Result<ValidEvent, Vec<FieldError>> {
         let event = input.into_event(
             || arrival.fallback_id,
             Stamp {

@@ -401,3 +401,234 @@ fn limits_validate_names_the_key() {
     assert_eq!(error.to_string(), "max_event_bytes: must be at least 1024");
     assert!(Limits::default().validate().is_ok());
 }
+
+/// The fast pass (`fast.rs`) against the schema pass: whatever bytes come in, validating them
+/// gives the same event or the same errors as the schema pass alone.
+mod fast_and_schema_agree {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A validation's answer: the canonical JSON, or the errors.
+    type Answer = Result<Vec<u8>, Vec<FieldError>>;
+
+    /// Both passes' answer for `bytes`: with the fast pass, and the schema pass alone.
+    fn both(bytes: &[u8]) -> (Answer, Answer) {
+        let validator = validator();
+        let with_fast = validator.validate_bytes(bytes, arrival()).map(|v| v.json);
+        let schema_only = validator
+            .parse(bytes)
+            .and_then(|value| validator.validate_value(&value, arrival()))
+            .map(|v| v.json);
+        (with_fast, schema_only)
+    }
+
+    fn assert_agree(bytes: &[u8]) {
+        let (with_fast, schema_only) = both(bytes);
+        assert_eq!(
+            with_fast,
+            schema_only,
+            "input: {}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+
+    /// Values a field may be replaced with: every JSON type, near-misses of each format.
+    fn fixed_replacements() -> Vec<Value> {
+        vec![
+            Value::Null,
+            json!(true),
+            json!(1),
+            json!(2),
+            json!(1.0),
+            json!(-0.5),
+            json!(1e300),
+            json!([]),
+            json!({}),
+            json!(["user", "u_1"]),
+            json!({"success": null}),
+            json!(""),
+            json!("success"),
+            json!("user"),
+            json!("system"),
+            json!("gateway"),
+            json!("0190d7a0-6c1e-7b3a-9f00-000000000001"),
+            json!("0190d7a06c1e7b3a9f00000000000001"),
+            json!("{0190d7a0-6c1e-7b3a-9f00-000000000001}"),
+            json!("urn:uuid:0190d7a0-6c1e-7b3a-9f00-000000000001"),
+            json!("2026-11-26T12:00:00Z"),
+            json!("2026-11-26t12:00:00z"),
+            json!("2026-11-26T12:00:00.123456789+02:00"),
+            json!("2026-11-26T23:59:60Z"),
+            json!("2026-02-30T12:00:00Z"),
+            json!("2026-11-26 12:00:00Z"),
+            json!("2026-11-26T12:00:00"),
+            json!("ada@example.com"),
+            json!("Ada <ada@example.com>"),
+            json!("ada@[203.0.113.9]"),
+            json!("not an email"),
+            json!("203.0.113.9"),
+            json!("::1"),
+            json!("fe80::1%eth0"),
+            json!("203.0.113.256"),
+            json!("authentication"),
+            json!("user.login.succeeded"),
+            json!("billing.invoice.generated"),
+            json!("a..b"),
+            json!("org_acme\n"),
+            json!("x".repeat(1024)),
+            json!("x".repeat(1025)),
+            json!("é".repeat(1024)),
+            json!("é".repeat(1025)),
+        ]
+    }
+
+    fn replacement() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            proptest::sample::select(fixed_replacements()),
+            "\\PC{0,12}".prop_map(Value::String),
+            "[a-z0-9._:\\-]{0,10}".prop_map(Value::String),
+        ]
+    }
+
+    /// Where in the event a replacement goes.
+    const PATHS: &[&[&str]] = &[
+        &["id"],
+        &["org_id"],
+        &["occurred_at"],
+        &["received_at"],
+        &["category"],
+        &["action"],
+        &["outcome"],
+        &["actor"],
+        &["actor", "type"],
+        &["actor", "id"],
+        &["actor", "name"],
+        &["actor", "email"],
+        &["actor", "extra"],
+        &["targets"],
+        &["targets", "0"],
+        &["targets", "0", "type"],
+        &["targets", "0", "id"],
+        &["targets", "0", "name"],
+        &["context"],
+        &["context", "ip"],
+        &["context", "user_agent"],
+        &["context", "location"],
+        &["metadata"],
+        &["metadata", "k"],
+        &["metadata", ""],
+        &["source"],
+        &["version"],
+        &["provenance"],
+        &["unknown"],
+    ];
+
+    /// Sets `path` to `value` where the path still leads somewhere (an earlier change may
+    /// have replaced a parent by a scalar).
+    fn set(event: &mut Value, path: &[&str], value: Value) {
+        let (last, parents) = path.split_last().expect("a path");
+        let mut node = event;
+        for key in parents {
+            let next = match node {
+                Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+                Value::Object(map) => map.get_mut(*key),
+                _ => None,
+            };
+            let Some(next) = next else { return };
+            node = next;
+        }
+        match node {
+            Value::Array(items) => {
+                if let Some(item) = last.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                    *item = value;
+                }
+            }
+            Value::Object(map) => {
+                map.insert((*last).to_string(), value);
+            }
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn for_any_field_replaced_or_removed(
+            changes in proptest::collection::vec(
+                (0..PATHS.len(), replacement(), any::<bool>()),
+                1..4,
+            )
+        ) {
+            let mut event = base();
+            for (path, value, remove) in changes {
+                let path = PATHS[path];
+                if remove && path.len() == 1 {
+                    event.as_object_mut().expect("object").remove(path[0]);
+                } else {
+                    set(&mut event, path, value);
+                }
+            }
+            assert_agree(&serde_json::to_vec(&event).expect("json"));
+        }
+    }
+
+    fn base() -> Value {
+        let mut event = good();
+        event["id"] = json!("0190d7a0-6c1e-7b3a-9f00-000000000001");
+        event
+    }
+
+    #[test]
+    fn for_every_field_replaced_by_every_near_miss_or_removed() {
+        for path in PATHS {
+            if path.len() == 1 {
+                let mut event = base();
+                event.as_object_mut().unwrap().remove(path[0]);
+                assert_agree(&serde_json::to_vec(&event).unwrap());
+            }
+            for value in fixed_replacements() {
+                let mut event = base();
+                set(&mut event, path, value);
+                assert_agree(&serde_json::to_vec(&event).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn on_shapes_serde_would_take_and_the_schema_refuses() {
+        let good = serde_json::to_string(&good()).unwrap();
+        for bytes in [
+            // Duplicate keys: the JSON tree keeps the last one, a struct refuses them.
+            good.replacen('{', r#"{"outcome":"failure","#, 1),
+            good.replacen('{', r#"{"source":"a","source":"b","#, 1),
+            // Structs sent as arrays of their fields, in order.
+            r#"["0190d7a0-6c1e-7b3a-9f00-000000000001","org_acme","2026-11-26T12:00:00Z","2026-11-26T12:00:00Z","authentication","user.login.succeeded","success",{"type":"user","id":"u_1"},[],{},{},"identity-api",1,"kafka"]"#.to_string(),
+            good.replace(
+                r#""actor":{"email":"ada@example.com","id":"u_1","name":"Ada","type":"user"}"#,
+                r#""actor":["user","u_1","Ada","ada@example.com"]"#,
+            ),
+            good.replace(
+                r#""actor":{"email":"ada@example.com","id":"u_1","name":"Ada","type":"user"}"#,
+                r#""actor":["user","u_1"]"#,
+            ),
+            // Enums as single-key objects.
+            good.replace(r#""outcome":"success""#, r#""outcome":{"success":null}"#),
+            // Whitespace, trailing garbage, not JSON.
+            format!("  {good}\n"),
+            format!("{good}x"),
+            "{".to_string(),
+            String::new(),
+        ] {
+            assert_agree(bytes.as_bytes());
+        }
+        // The canonical events the platform writes are taken by the fast pass itself.
+        let written = validator()
+            .validate_bytes(good.as_bytes(), arrival())
+            .unwrap();
+        let formats = fast::Formats::new().unwrap();
+        assert!(fast::accept(&written.json, &Limits::default(), &formats).is_some());
+        assert!(fast::accept(good.as_bytes(), &Limits::default(), &formats).is_some());
+    }
+}

@@ -51,8 +51,8 @@ use uuid::Uuid;
 
 use super::lines::{Line, LineSplitter, pause_before};
 use super::{
-    EventError, InFlight, authenticate, body_format, documents::BodyFormat, fallback_id, invalid,
-    validate,
+    EventError, InFlight, admit, authenticate, body_format, documents::BodyFormat, fallback_id,
+    invalid,
 };
 use crate::App;
 use crate::admission::{KeyedLimiter, Slot};
@@ -400,7 +400,8 @@ impl<'a> ImportRun<'a> {
             provenance: Provenance::Gateway,
             verified_source: Some(self.producer.name()),
         };
-        validate(self.app, self.producer, &value, arrival)
+        let valid = self.app.validator.validate_value(&value, arrival);
+        admit(self.app, self.producer, valid, arrival)
     }
 
     /// The id of a line without one: the same for the same producer, organization, line

@@ -198,20 +198,33 @@ pub async fn ingest(
     let mut results = Vec::with_capacity(documents.items.len());
     let mut accepted = Vec::with_capacity(documents.items.len());
     for (index, raw) in documents.items.iter().enumerate() {
-        // One event's value at a time: parsed, validated, dropped.
-        let outcome = match app.validator.parse(raw) {
-            Ok(value) => {
-                let fallback_id = fallback_id(&producer, &value, idempotency_key, single, index);
-                let arrival = Arrival {
-                    now,
-                    received_at: now,
-                    fallback_id,
-                    provenance: Provenance::Gateway,
-                    verified_source: Some(producer.name()),
-                };
-                validate(&app, &producer, &value, arrival)
+        let arrival = |fallback_id| Arrival {
+            now,
+            received_at: now,
+            fallback_id,
+            provenance: Provenance::Gateway,
+            verified_source: Some(producer.name()),
+        };
+        let outcome = match idempotency_key {
+            // The fallback id is random: validate the bytes (a valid event is decoded once,
+            // without a JSON tree).
+            None => {
+                let arrival = arrival(audit_core::event::new_event_id());
+                let valid = app.validator.validate_bytes(raw, arrival);
+                admit(&app, &producer, valid, arrival)
             }
-            Err(errors) => Err(invalid(errors)),
+            // The fallback id derives from the key and the document's organization: one
+            // event's value at a time, parsed, validated, dropped.
+            Some(_) => match app.validator.parse(raw) {
+                Ok(value) => {
+                    let fallback_id =
+                        fallback_id(&producer, &value, idempotency_key, single, index);
+                    let arrival = arrival(fallback_id);
+                    let valid = app.validator.validate_value(&value, arrival);
+                    admit(&app, &producer, valid, arrival)
+                }
+                Err(errors) => Err(invalid(errors)),
+            },
         };
         match outcome {
             Ok(valid) => {
@@ -284,18 +297,16 @@ fn authenticate(app: &App, headers: &HeaderMap) -> ApiResult<Producer> {
     })
 }
 
-fn validate(
+/// A validated event (the validator stamps the server-owned fields: received_at (now),
+/// provenance and source (this key's name), whatever the producer sent), if the
+/// organization's retention and the producer key's scope admit it.
+fn admit(
     app: &App,
     producer: &Producer,
-    value: &Value,
+    valid: Result<audit_core::validate::ValidEvent, Vec<FieldError>>,
     arrival: Arrival<'_>,
 ) -> Result<audit_core::validate::ValidEvent, Vec<EventError>> {
-    // The validator stamps the server-owned fields: received_at (now), provenance and
-    // source (this key's name), whatever the producer sent.
-    let valid = app
-        .validator
-        .validate_value(value, arrival)
-        .map_err(invalid)?;
+    let valid = valid.map_err(invalid)?;
     let settings = app.settings.view();
     app.config
         .plans
