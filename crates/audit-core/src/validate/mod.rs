@@ -2,7 +2,9 @@
 //!
 //! Validation runs in two passes:
 //! 1. the published JSON Schema (`schema/audit-event.v1.schema.json`), with its size limits
-//!    rewritten from [`Limits`] so that configuration and schema never disagree;
+//!    rewritten from [`Limits`] so that configuration and schema never disagree. Bytes go
+//!    first through a fast pass (`fast.rs`) that can only accept, and accepts exactly what the
+//!    schema would, without building a JSON tree; the schema decides about the rest;
 //! 2. the rules a schema cannot express: the category/action catalogue (internal categories
 //!    are refused: only the platform writes them, see [`crate::system`]), clock skew, and the
 //!    size of the normalised event.
@@ -14,7 +16,8 @@
 //! offending value: a 10 MB string must not become a 10 MB error message.
 //!
 //! Files: [`Limits`] and their own check in `limits.rs`, the schema pass in `schema.rs`, the
-//! catalogue and clock rules and the stamping here, the tests in `tests.rs`.
+//! fast pass in `fast.rs`, the catalogue and clock rules and the stamping here, the tests in
+//! `tests.rs`.
 
 mod fast;
 mod limits;
