@@ -131,6 +131,37 @@ impl<P: Partitions> ConsumerContext for GroupContext<P> {
     }
 }
 
+/// Closes a group consumer — it leaves its group — on a thread of its own, waiting at most
+/// `timeout`. For a service's last step, once what it could commit is committed: librdkafka's
+/// close can wait on a rebalance that does not complete (seen when a stop came while another
+/// member was joining), and a graceful stop must not hang on it; the group then expires the
+/// member after its session timeout. Closes only if `consumer` is the last reference.
+pub async fn close<C: ConsumerContext + 'static>(
+    consumer: Arc<BaseConsumer<C>>,
+    timeout: Duration,
+    name: &'static str,
+) {
+    let (closed, done) = tokio::sync::oneshot::channel();
+    let closing = move || {
+        drop(consumer);
+        let _ = closed.send(());
+    };
+    if let Err(error) = std::thread::Builder::new()
+        .name(format!("{name}-close"))
+        .spawn(closing)
+    {
+        tracing::warn!(consumer = name, %error, "no thread to close the consumer; the group expires it after its session timeout");
+        return;
+    }
+    if tokio::time::timeout(timeout, done).await.is_err() {
+        tracing::warn!(
+            consumer = name,
+            ?timeout,
+            "the consumer did not leave its group in time; the group expires it after its session timeout"
+        );
+    }
+}
+
 /// Commits `offsets` (partition, next offset to read) of `topic`. A failure is logged: the
 /// next commit covers it, and at worst the next owner re-reads (at-least-once).
 pub fn commit<C: ConsumerContext>(

@@ -39,6 +39,7 @@
 //! what the indexer does before each poll, with each message and on a revoke.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use audit_core::EventValidator;
@@ -65,16 +66,29 @@ pub type IndexerConsumer = BaseConsumer<GroupContext<IndexerPartitions>>;
 /// The indexer's half of a rebalance (module doc).
 pub struct IndexerPartitions {
     shared: Arc<Shared>,
+    /// Set at shutdown, once the writer drained: a revoke while the consumer closes has
+    /// nothing left to wait for.
+    closing: AtomicBool,
 }
 
 impl IndexerPartitions {
     pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+        Self {
+            shared,
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    pub fn set_closing(&self) {
+        self.closing.store(true, Ordering::Relaxed);
     }
 }
 
 impl Partitions for IndexerPartitions {
     fn revoking(&self, partitions: &[i32]) -> Vec<(i32, i64)> {
+        if self.closing.load(Ordering::Relaxed) {
+            return self.shared.release(partitions);
+        }
         // The open batch already streams rows of the revoked partitions: end it and let the
         // writer finish it, so their offsets can be committed before the partitions go.
         let drained = self.shared.drain();

@@ -34,6 +34,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::IndexerConfig;
 
+/// How long leaving the consumer group may take at shutdown (everything is committed by then;
+/// the group's session timeout covers a close that does not finish).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Applies the schema migrations and returns.
 pub async fn migrate(config: &IndexerConfig) -> anyhow::Result<()> {
     let store = Store::new(&config.clickhouse);
@@ -198,8 +202,9 @@ pub async fn run(
         tracing::warn!("writer did not drain in time; its batches will be re-read on restart");
         writer_task.abort();
     }
+    kafka_consumer.context().partitions().set_closing();
     kafka_consumer.unsubscribe();
-    drop(kafka_consumer);
+    audit_kafka::consumer::close(kafka_consumer, CLOSE_TIMEOUT, "indexer").await;
     settings.stop();
     let _ = ops.await;
     tracing::info!("indexer stopped");
