@@ -285,3 +285,52 @@ impl ConsumerLoop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use audit_store::PendingEvent;
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    /// A shared state with one row of partition 0 in the batch being built, and the queue the
+    /// writer would read.
+    fn with_a_row() -> (Arc<Shared>, mpsc::Receiver<crate::shared::Piece>) {
+        let (queue, receiver) = mpsc::channel(8);
+        let shared = Shared::new("t", Duration::from_millis(20), queue);
+        let epoch = shared.note_read(0, 7);
+        let row = PendingEvent {
+            org_id: "org_a".into(),
+            json: b"{}".to_vec(),
+            retention_days: 90,
+            broker_ms: 0,
+            partition: 202_612,
+        };
+        shared.add_row((0, 7, epoch), row, false);
+        (shared, receiver)
+    }
+
+    #[test]
+    fn a_revoke_hands_the_open_batch_to_the_writer_first() {
+        let (shared, mut receiver) = with_a_row();
+        IndexerPartitions::new(shared).revoking(&[0]);
+        assert!(
+            receiver.try_recv().is_ok(),
+            "the batch was ended for the writer"
+        );
+    }
+
+    /// At shutdown the writer has drained and is gone: the revoke librdkafka runs while the
+    /// consumer closes must not wait for it (it once made the close hang).
+    #[test]
+    fn a_revoke_while_closing_releases_without_a_drain() {
+        let (shared, mut receiver) = with_a_row();
+        let partitions = IndexerPartitions::new(shared);
+        partitions.set_closing();
+        partitions.revoking(&[0]);
+        assert!(
+            receiver.try_recv().is_err(),
+            "nothing handed to a writer that is gone"
+        );
+    }
+}
