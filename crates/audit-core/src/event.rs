@@ -417,12 +417,10 @@ pub fn format_utc_millis_sql(at: OffsetDateTime) -> String {
 /// `<date><separator><time with milliseconds><zone>`, in UTC.
 fn utc_millis_text(at: OffsetDateTime, separator: char, zone: &str) -> String {
     let utc = at.to_offset(time::UtcOffset::UTC);
-    let Ok(year) = u16::try_from(utc.year()) else {
-        return utc_millis_formatted(utc, separator, zone);
+    let year = match u16::try_from(utc.year()) {
+        Ok(year) if year <= 9999 => year,
+        _ => return utc_millis_formatted(utc, separator, zone),
     };
-    if year > 9999 {
-        return utc_millis_formatted(utc, separator, zone);
-    }
     // Digit by digit: twice per event on every write path, and `format!` showed in the
     // validator's profile (6 % of it).
     let mut text = String::with_capacity(24);

@@ -147,13 +147,9 @@ impl Input {
         }
         ensure(self.category.len() <= 64 && is_category(&self.category))?;
         ensure(self.action.len() <= 128 && is_action(&self.action))?;
-        ensure(matches!(self.outcome.as_str(), "success" | "failure"))?;
 
+        // `outcome` and `actor.type` are checked where they are read (`into_input`).
         let actor = &self.actor.0;
-        ensure(matches!(
-            actor.kind.as_str(),
-            "user" | "service" | "api_key" | "system"
-        ))?;
         ensure(non_empty_text(&actor.id) && some_text(&actor.name) && some_text(&actor.email))?;
         if let Some(email) = &actor.email {
             ensure(Formats::check(&formats.email, email))?;
@@ -212,14 +208,16 @@ impl Input {
             action: self.action,
             outcome: match self.outcome.as_str() {
                 "success" => Outcome::Success,
-                _ => Outcome::Failure,
+                "failure" => Outcome::Failure,
+                _ => return None,
             },
             actor: Actor {
                 kind: match actor.kind.as_str() {
                     "user" => ActorType::User,
                     "service" => ActorType::Service,
                     "api_key" => ActorType::ApiKey,
-                    _ => ActorType::System,
+                    "system" => ActorType::System,
+                    _ => return None,
                 },
                 id: actor.id,
                 name: actor.name,

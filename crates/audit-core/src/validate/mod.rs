@@ -117,7 +117,7 @@ impl EventValidator {
         if let Some(input) = fast::accept(bytes, &self.limits, &self.formats) {
             return self.finish(input, arrival);
         }
-        let value = self.parse(bytes)?;
+        let value = parse_json(bytes)?;
         self.validate_value(&value, arrival)
     }
 
@@ -125,8 +125,7 @@ impl EventValidator {
     /// the size limit (so that no single event can cost more than a few times the limit).
     pub fn parse(&self, bytes: &[u8]) -> std::result::Result<Value, Vec<FieldError>> {
         self.check_size(bytes)?;
-        serde_json::from_slice(bytes)
-            .map_err(|error| vec![FieldError::new("$", format!("not valid JSON: {error}"))])
+        parse_json(bytes)
     }
 
     fn check_size(&self, bytes: &[u8]) -> std::result::Result<(), Vec<FieldError>> {
@@ -261,6 +260,12 @@ impl EventValidator {
             Some(_) => Vec::new(),
         }
     }
+}
+
+/// Bytes as a JSON value (the size already checked).
+fn parse_json(bytes: &[u8]) -> std::result::Result<Value, Vec<FieldError>> {
+    serde_json::from_slice(bytes)
+        .map_err(|error| vec![FieldError::new("$", format!("not valid JSON: {error}"))])
 }
 
 fn json_type(value: &Value) -> &'static str {
