@@ -189,3 +189,40 @@ async fn a_create_time_topic_does_not_let_producers_choose_the_arrival_time() {
     );
     pipeline.others_keep_flowing("org_bystander").await;
 }
+
+/// The shapes serde would read and the schema refuses — the validator's fast pass must not
+/// take them (`audit_core::validate::fast`): produced straight to the topic, each is
+/// dead-lettered with the schema's reason, stored nowhere, and the others keep flowing.
+#[tokio::test(flavor = "multi_thread")]
+async fn shapes_only_serde_would_read_are_dead_lettered_from_direct_producers() {
+    let pipeline = Pipeline::start("hostile-kafka-shapes").await;
+    let brokers = pipeline.brokers().to_string();
+    let topic = pipeline.ns.events_topic.clone();
+    let shapes: [(&str, &str, Value); 4] = [
+        (
+            "actor as an array of its fields",
+            "actor",
+            json!(["user", "u_1"]),
+        ),
+        (
+            "outcome as a single-key object",
+            "outcome",
+            json!({"success": null}),
+        ),
+        ("source as null", "source", Value::Null),
+        ("version 2", "version", json!(2)),
+    ];
+    let mut sent = Vec::new();
+    for (shape, field, value) in shapes {
+        let mut forged = event("org_victim", "user.login.succeeded");
+        forged[field] = value;
+        kafka::kcat(&brokers, &topic, "org_victim", &[], &forged.to_string());
+        sent.push((shape, forged["id"].as_str().unwrap().to_string()));
+    }
+    for (shape, id) in &sent {
+        let reason = pipeline.dead_lettered(id).await;
+        assert!(!reason.is_empty(), "{shape}: dead-lettered with a reason");
+        assert_eq!(pipeline.count(id).await, 0, "{shape}: not in the log");
+    }
+    pipeline.others_keep_flowing("org_bystander").await;
+}

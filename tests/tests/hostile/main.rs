@@ -14,7 +14,7 @@
 //! | [`http_ingest`] | one HTTP request: bodies that never end or are too big, floods from one key, slow connections |
 //! | [`import`] | a producer importing years of history: bad lines, re-sends, a second import, a stalled body |
 //! | [`http_producers`] | a producer key choosing server-owned fields or the platform's own category |
-//! | [`kafka_producers`] | a producer straight to Kafka backdating, claiming verification, forging internal events |
+//! | [`kafka_producers`] | a producer straight to Kafka backdating, claiming verification, forging internal events, sending shapes only serde would read |
 //! | [`settings_topic`] | a Kafka client injecting, rewriting, deleting or replaying settings records |
 //! | [`operators`] | concurrent settings writers and automatic pauses, credentials and URLs, API-token audit, stale health |
 //! | [`readers`] | another application's tokens, truncated cursors, the operations endpoints, trust settings |
