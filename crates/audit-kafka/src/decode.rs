@@ -87,6 +87,35 @@ impl<'a> EventHead<'a> {
     }
 }
 
+/// What a consumer reads of a tagged message: its [`EventHead`], or more when it needs more
+/// (the forwarder reads the whole event when it maps it to OCSF, so that the event is parsed
+/// once). Whatever is read, the decoder checks the same fields against the tag.
+pub trait TaggedRead<'a>: Sized {
+    /// Reads canonical JSON, with its `occurred_at` in unix milliseconds.
+    fn read(payload: &'a [u8]) -> Result<(Self, i64), DecodeError>;
+    fn org_id(&self) -> &str;
+    fn category(&self) -> &str;
+    fn provenance(&self) -> Option<&str>;
+}
+
+impl<'a> TaggedRead<'a> for EventHead<'a> {
+    fn read(payload: &'a [u8]) -> Result<(Self, i64), DecodeError> {
+        EventHead::read(payload)
+    }
+
+    fn org_id(&self) -> &str {
+        &self.org_id
+    }
+
+    fn category(&self) -> &str {
+        &self.category
+    }
+
+    fn provenance(&self) -> Option<&str> {
+        self.provenance.as_deref()
+    }
+}
+
 /// Which of the two ways a message was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
@@ -106,12 +135,12 @@ impl Path {
     }
 }
 
-/// The event a message carries.
+/// The event a message carries (a tagged one read as `H`, by default its head).
 #[derive(Debug)]
-pub enum Decoded<'a> {
+pub enum Decoded<'a, H = EventHead<'a>> {
     /// Written by the platform: the payload is its canonical JSON, of which the head was read.
     Tagged {
-        head: EventHead<'a>,
+        head: H,
         occurred_at_ms: i64,
         payload: &'a [u8],
     },
@@ -119,7 +148,7 @@ pub enum Decoded<'a> {
     Validated(ValidEvent),
 }
 
-impl Decoded<'_> {
+impl<'a, H: TaggedRead<'a>> Decoded<'a, H> {
     pub fn path(&self) -> Path {
         match self {
             Decoded::Tagged { .. } => Path::Tagged,
@@ -129,7 +158,7 @@ impl Decoded<'_> {
 
     pub fn org_id(&self) -> &str {
         match self {
-            Decoded::Tagged { head, .. } => &head.org_id,
+            Decoded::Tagged { head, .. } => head.org_id(),
             Decoded::Validated(valid) => &valid.event.org_id,
         }
     }
@@ -186,17 +215,25 @@ pub struct EventDecoder<'a> {
 impl EventDecoder<'_> {
     /// The event in `message`, or why it has none.
     pub fn decode<'m>(&self, message: MessageParts<'m>) -> Result<Decoded<'m>, DecodeError> {
+        self.decode_as(message)
+    }
+
+    /// [`EventDecoder::decode`], a tagged message read as `H`.
+    pub fn decode_as<'m, H: TaggedRead<'m>>(
+        &self,
+        message: MessageParts<'m>,
+    ) -> Result<Decoded<'m, H>, DecodeError> {
         let payload = message.payload.ok_or(DecodeError::Empty)?;
         let signer = message
             .integrity_tag
             .and_then(|tag| self.integrity.verify(payload, tag));
         let decoded = match signer {
             Some(signer) => {
-                let (head, occurred_at_ms) = EventHead::read(payload)?;
+                let (head, occurred_at_ms) = H::read(payload)?;
                 audit_core::integrity::check_tagged(
                     signer,
-                    head.provenance.as_deref(),
-                    &head.category,
+                    head.provenance(),
+                    head.category(),
                     self.validator.catalogue(),
                 )?;
                 Decoded::Tagged {

@@ -23,7 +23,7 @@ pub mod topics;
 
 pub use config::{ConsumerTuning, KafkaConfig, ProducerTuning};
 pub use dead_letter::{DeadLetter, DeadLetterWriter, header_str};
-pub use decode::{DecodeError, Decoded, EventDecoder, EventHead, MessageParts, Path};
+pub use decode::{DecodeError, Decoded, EventDecoder, EventHead, MessageParts, Path, TaggedRead};
 pub use error::{Error, Result};
 pub use events::{broker_time, event_headers};
 pub use probe::spawn_kafka_probe;

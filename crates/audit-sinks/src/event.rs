@@ -52,9 +52,6 @@ impl ForwardEvent {
 /// not held back: its object is made from the head the forwarder read (id, organization,
 /// action, outcome, times, source).
 pub fn ocsf_json(event: &ForwardEvent, catalogue: &Catalogue) -> Vec<u8> {
-    // About twice the event (names of the class, activity and product; OCSF's nesting): the
-    // object is written without growing its buffer.
-    let mut out = Vec::with_capacity(event.json.len() * 2 + 256);
     // The whole event's UTF-8 checked at once is cheaper than string by string (`from_slice`).
     let view = std::str::from_utf8(&event.json)
         .map_err(|error| error.to_string())
@@ -62,14 +59,26 @@ pub fn ocsf_json(event: &ForwardEvent, catalogue: &Catalogue) -> Vec<u8> {
             serde_json::from_str::<EventView<'_>>(text).map_err(|error| error.to_string())
         });
     match view {
-        Ok(mut view) => {
-            view.received_at_ms = view.received_at_ms.or(Some(event.received_at_ms));
-            audit_core::ocsf::write_json(&view, catalogue, &mut out);
-        }
+        Ok(view) => ocsf_of_view(&view, event, catalogue),
         Err(error) => {
             tracing::warn!(event_id = %event.id, %error, "event is not contract v1; its OCSF object has the head's fields only");
-            audit_core::ocsf::write_json(&head_only(event), catalogue, &mut out);
+            ocsf_of_view(&head_only(event), event, catalogue)
         }
+    }
+}
+
+/// The OCSF object of `event` from a view of all of it (already read), its `received_at` the
+/// event's when the view has none.
+pub fn ocsf_of_view(view: &EventView<'_>, event: &ForwardEvent, catalogue: &Catalogue) -> Vec<u8> {
+    // About twice the event (names of the class, activity and product; OCSF's nesting): the
+    // object is written without growing its buffer.
+    let mut out = Vec::with_capacity(event.json.len() * 2 + 256);
+    if view.received_at_ms.is_some() {
+        audit_core::ocsf::write_json(view, catalogue, &mut out);
+    } else {
+        let mut view = view.clone();
+        view.received_at_ms = Some(event.received_at_ms);
+        audit_core::ocsf::write_json(&view, catalogue, &mut out);
     }
     out
 }

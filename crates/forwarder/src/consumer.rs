@@ -36,11 +36,11 @@
 use std::sync::Arc;
 
 use audit_kafka::MessageParts;
-use audit_settings::SettingsView;
+use audit_settings::{EventFormat, SettingsView};
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::delivery::Delivery;
-use crate::event::Decoder;
+use crate::event::{Decoder, Reading};
 use crate::polling::{ConsumerCore, ConsumerThread};
 
 /// The events consumer thread: routes each event to the lanes of the destinations it
@@ -74,8 +74,17 @@ impl EventsConsumer {
         let partition = message.partition();
         let offset = message.offset();
         let parts = MessageParts::of(message, self.core.tracker.topic(), "forwarder");
-        let event = match self.decoder.decode(parts) {
-            Ok(event) => event,
+        let reading = if message
+            .key()
+            .and_then(|key| view.org(std::str::from_utf8(key).ok()?))
+            .is_some_and(|org| takes_ocsf(&org.destinations))
+        {
+            Reading::Whole
+        } else {
+            Reading::Head
+        };
+        let mut decoded = match self.decoder.decode_reading(parts, reading) {
+            Ok(decoded) => decoded,
             Err(reason) => {
                 // The indexer dead-letters invalid messages; the forwarder skips them.
                 metrics::counter!("forwarder_skipped_total", "reason" => "invalid").increment(1);
@@ -84,6 +93,7 @@ impl EventsConsumer {
                 return;
             }
         };
+        let event = &decoded.event;
         let Some(org) = view.org(&event.org_id).cloned() else {
             self.core.tracker.track(partition, offset, 0);
             return;
@@ -114,7 +124,13 @@ impl EventsConsumer {
         let Some(ack) = self.core.tracker.track(partition, offset, count) else {
             return;
         };
-        let event = Arc::new(event);
+        if targets
+            .iter()
+            .any(|destination| destination.format == EventFormat::Ocsf)
+        {
+            decoded.map_ocsf(self.decoder.catalogue());
+        }
+        let event = Arc::new(decoded.event);
         let source: Arc<str> = Arc::from(format!(
             "{}/{partition}/{offset}",
             self.core.tracker.topic()
@@ -132,6 +148,14 @@ impl EventsConsumer {
             }
         }
     }
+}
+
+/// Whether any of an organization's destinations takes events in the OCSF format (then its
+/// events are read whole, see [`Reading::Whole`]).
+fn takes_ocsf(destinations: &[audit_settings::Destination]) -> bool {
+    destinations
+        .iter()
+        .any(|destination| destination.enabled && destination.format == EventFormat::Ocsf)
 }
 
 /// `occurred_at` from unix milliseconds (out-of-range values count as the epoch).

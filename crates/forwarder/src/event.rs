@@ -3,17 +3,19 @@
 //!
 //! A message of the events topic is decoded by the rules every consumer shares
 //! (`audit_kafka::decode`): a message the platform wrote (verified integrity tag) is read for
-//! its head only; every other one runs through the same validator as the indexer, with the
-//! same fallback id and `received_at` (the broker's append time), so an event without an id
-//! gets the id it has in query results, and a message the indexer dead-letters as invalid (an
-//! internal category among them) is not forwarded either.
+//! its head only — or whole, when the event will be mapped to OCSF ([`Reading::Whole`]: one
+//! parse for routing and mapping); every other one runs through the same validator as the
+//! indexer, with the same fallback id and `received_at` (the broker's append time), so an
+//! event without an id gets the id it has in query results, and a message the indexer
+//! dead-letters as invalid (an internal category among them) is not forwarded either.
 
 use std::sync::{Arc, OnceLock};
 
-use audit_core::EventValidator;
 use audit_core::event::unix_millis;
 use audit_core::integrity::IntegrityKey;
-use audit_kafka::{Decoded, EventDecoder, EventHead, MessageParts};
+use audit_core::ocsf::EventView;
+use audit_core::{AuditEvent, Catalogue, EventValidator};
+use audit_kafka::{EventDecoder, EventHead, MessageParts, TaggedRead};
 use bytes::Bytes;
 use time::OffsetDateTime;
 
@@ -45,6 +47,94 @@ pub enum DecodeError {
     HeaderNotANumber(&'static str),
 }
 
+/// How much of a tagged event to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// Its head: what routing and the native format need.
+    Head,
+    /// All of it, when one of its destinations takes OCSF: the one parse serves routing and
+    /// the mapping (reading the head here and the whole event again in a lane was two).
+    Whole,
+}
+
+/// A decoded event, and what its OCSF object is mapped from.
+#[derive(Debug)]
+pub struct Decoded<'m> {
+    pub event: ForwardEvent,
+    whole: Whole<'m>,
+}
+
+#[derive(Debug)]
+enum Whole<'m> {
+    /// Read for its head: mapped from its JSON, as a lane does.
+    NotRead,
+    View(EventView<'m>),
+    Validated(Box<AuditEvent>),
+}
+
+impl Decoded<'_> {
+    /// Maps the event's OCSF object from what was read and keeps it with the event
+    /// ([`ForwardEvent::ocsf`]), so no lane parses it again.
+    pub fn map_ocsf(&mut self, catalogue: &Catalogue) {
+        let object = match &self.whole {
+            Whole::NotRead => return,
+            Whole::View(view) => audit_sinks::event::ocsf_of_view(view, &self.event, catalogue),
+            Whole::Validated(event) => {
+                audit_sinks::event::ocsf_of_view(&EventView::from(&**event), &self.event, catalogue)
+            }
+        };
+        let mut object = object;
+        // Kept while the event waits in its lanes: no spare capacity.
+        object.shrink_to_fit();
+        // Set only here, before the event is shared.
+        let _ = self.event.ocsf.set(object);
+    }
+}
+
+/// A tagged event read whole; when it does not read as contract v1 (a newer producer's), its
+/// head, as [`Reading::Head`] would (a lane then maps what the head has).
+enum WholeOrHead<'a> {
+    Whole(EventView<'a>),
+    Head(EventHead<'a>),
+}
+
+impl<'a> TaggedRead<'a> for WholeOrHead<'a> {
+    fn read(payload: &'a [u8]) -> Result<(Self, i64), audit_kafka::DecodeError> {
+        // The whole event's UTF-8 checked at once is cheaper than string by string.
+        let view = std::str::from_utf8(payload)
+            .ok()
+            .and_then(|text| serde_json::from_str::<EventView<'a>>(text).ok());
+        match view {
+            Some(view) => {
+                let occurred_at_ms = view.occurred_at_ms;
+                Ok((WholeOrHead::Whole(view), occurred_at_ms))
+            }
+            None => EventHead::read(payload).map(|(head, at)| (WholeOrHead::Head(head), at)),
+        }
+    }
+
+    fn org_id(&self) -> &str {
+        match self {
+            WholeOrHead::Whole(view) => &view.org_id,
+            WholeOrHead::Head(head) => &head.org_id,
+        }
+    }
+
+    fn category(&self) -> &str {
+        match self {
+            WholeOrHead::Whole(view) => &view.category,
+            WholeOrHead::Head(head) => &head.category,
+        }
+    }
+
+    fn provenance(&self) -> Option<&str> {
+        match self {
+            WholeOrHead::Whole(view) => view.provenance.map(|provenance| provenance.as_str()),
+            WholeOrHead::Head(head) => head.provenance.as_deref(),
+        }
+    }
+}
+
 impl Decoder {
     pub fn new(validator: Arc<EventValidator>, integrity: IntegrityKey) -> Self {
         Self {
@@ -53,41 +143,98 @@ impl Decoder {
         }
     }
 
+    /// The catalogue events are validated and mapped with.
+    pub fn catalogue(&self) -> &Catalogue {
+        self.validator.catalogue()
+    }
+
     /// The event in a message of the events topic, or why it is not forwarded.
     pub fn decode(&self, parts: MessageParts<'_>) -> Result<ForwardEvent, DecodeError> {
+        self.decode_reading(parts, Reading::Head)
+            .map(|decoded| decoded.event)
+    }
+
+    /// [`Decoder::decode`], a tagged event read as `reading` says.
+    pub fn decode_reading<'m>(
+        &self,
+        parts: MessageParts<'m>,
+        reading: Reading,
+    ) -> Result<Decoded<'m>, DecodeError> {
         let time = parts.time;
         let decoder = EventDecoder {
             validator: &self.validator,
             integrity: &self.integrity,
         };
-        match decoder.decode(parts)? {
-            Decoded::Tagged {
-                head,
-                occurred_at_ms,
-                payload,
-            } => {
-                let received_ms = unix_millis(time.received_at(OffsetDateTime::now_utc()));
-                from_head(head, occurred_at_ms, payload, received_ms)
+        let received_now = || unix_millis(time.received_at(OffsetDateTime::now_utc()));
+        let tagged = match reading {
+            Reading::Head => match decoder.decode(parts)? {
+                audit_kafka::Decoded::Tagged {
+                    head,
+                    occurred_at_ms,
+                    payload,
+                } => return from_head(head, occurred_at_ms, payload, received_now()).map(not_read),
+                audit_kafka::Decoded::Validated(valid) => Err(valid),
+            },
+            Reading::Whole => match decoder.decode_as::<WholeOrHead<'m>>(parts)? {
+                audit_kafka::Decoded::Tagged {
+                    head: WholeOrHead::Whole(view),
+                    payload,
+                    ..
+                } => Ok((view, payload)),
+                audit_kafka::Decoded::Tagged {
+                    head: WholeOrHead::Head(head),
+                    occurred_at_ms,
+                    payload,
+                } => return from_head(head, occurred_at_ms, payload, received_now()).map(not_read),
+                audit_kafka::Decoded::Validated(valid) => Err(valid),
+            },
+        };
+        match tagged {
+            Ok((view, payload)) => {
+                let event = from_view(&view, payload, received_now())?;
+                Ok(Decoded {
+                    event,
+                    whole: Whole::View(view),
+                })
             }
-            Decoded::Validated(valid) => {
-                let event = valid.event;
-                let received_at = event
+            Err(valid) => {
+                let received_at = valid
+                    .event
                     .received_at
                     .unwrap_or_else(|| time.received_at(OffsetDateTime::now_utc()));
-                Ok(ForwardEvent {
-                    id: event.id.to_string(),
-                    received_at_ms: unix_millis(received_at),
-                    occurred_at_ms: event.occurred_at_millis(),
-                    org_id: event.org_id,
-                    category: event.category,
-                    action: event.action,
-                    outcome: event.outcome.as_str().to_string(),
-                    source: event.source,
-                    json: Bytes::from(valid.json),
-                    ocsf: OnceLock::new(),
+                let json = Bytes::from(valid.json);
+                Ok(match reading {
+                    Reading::Head => not_read(from_valid(valid.event, json, received_at)),
+                    Reading::Whole => Decoded {
+                        event: from_valid(valid.event.clone(), json, received_at),
+                        whole: Whole::Validated(Box::new(valid.event)),
+                    },
                 })
             }
         }
+    }
+}
+
+/// The event of a message validated here.
+fn from_valid(event: AuditEvent, json: Bytes, received_at: OffsetDateTime) -> ForwardEvent {
+    ForwardEvent {
+        id: event.id.to_string(),
+        received_at_ms: unix_millis(received_at),
+        occurred_at_ms: event.occurred_at_millis(),
+        org_id: event.org_id,
+        category: event.category,
+        action: event.action,
+        outcome: event.outcome.as_str().to_string(),
+        source: event.source,
+        json,
+        ocsf: OnceLock::new(),
+    }
+}
+
+fn not_read(event: ForwardEvent) -> Decoded<'static> {
+    Decoded {
+        event,
+        whole: Whole::NotRead,
     }
 }
 
@@ -119,6 +266,26 @@ fn from_head(
         source: head.source.map(|source| source.into_owned()),
         occurred_at_ms,
         received_at_ms: received_at,
+        json: Bytes::copy_from_slice(payload),
+        ocsf: OnceLock::new(),
+    })
+}
+
+/// The event of canonical JSON from all of it read; the same as [`from_head`] of its head.
+fn from_view(
+    view: &EventView<'_>,
+    payload: &[u8],
+    fallback_received_ms: i64,
+) -> Result<ForwardEvent, DecodeError> {
+    Ok(ForwardEvent {
+        id: view.id.to_string(),
+        org_id: view.org_id.to_string(),
+        category: view.category.to_string(),
+        action: view.action.to_string(),
+        outcome: view.outcome.as_str().to_string(),
+        source: view.source.as_deref().map(str::to_owned),
+        occurred_at_ms: view.occurred_at_ms,
+        received_at_ms: view.received_at_ms.unwrap_or(fallback_received_ms),
         json: Bytes::copy_from_slice(payload),
         ocsf: OnceLock::new(),
     })
@@ -360,6 +527,98 @@ mod tests {
         assert_eq!(object["metadata"]["tenant_uid"], "org_a");
         assert_eq!(object["activity_name"], "Logon");
         assert_eq!(object["time"], 1_767_225_600_250_i64);
+    }
+
+    /// Both readings of `payload`: the same event or the same refusal, and reading it whole
+    /// maps the object a lane would have mapped from its JSON.
+    fn both_readings(key: &[u8], payload: &str, tag: Option<&[u8]>) -> Option<ForwardEvent> {
+        let decoder = decoder();
+        let parts = MessageParts {
+            key: Some(key),
+            payload: Some(payload.as_bytes()),
+            ..info(tag)
+        };
+        let head = decoder.decode_reading(parts, Reading::Head);
+        let whole = decoder.decode_reading(parts, Reading::Whole);
+        match (head, whole) {
+            (Ok(head), Ok(mut whole)) => {
+                assert_eq!(head.event, whole.event, "{payload}");
+                whole.map_ocsf(decoder.catalogue());
+                let lane = ocsf_json(&head.event, decoder.catalogue());
+                if let Some(mapped) = whole.event.ocsf.get() {
+                    assert_eq!(mapped, &lane, "{payload}");
+                }
+                Some(whole.event)
+            }
+            (Err(head), Err(whole)) => {
+                assert_eq!(head.to_string(), whole.to_string(), "{payload}");
+                None
+            }
+            (head, whole) => panic!("{payload}: the readings differ: {head:?} / {whole:?}"),
+        }
+    }
+
+    #[test]
+    fn an_event_read_whole_is_the_event_read_for_its_head_and_maps_once() {
+        let tagged = |payload: &str| tag(payload);
+        // Tagged, in the gateway's canonical form: read whole and mapped in the consumer.
+        let event = both_readings(
+            b"org_a",
+            GATEWAY_EVENT,
+            Some(tagged(GATEWAY_EVENT).as_bytes()),
+        )
+        .expect("decodes");
+        assert!(event.ocsf.get().is_some(), "mapped from the one parse");
+        // Escapes, a missing received_at and source, a null location.
+        let escaped = GATEWAY_EVENT
+            .replace("\"u_1\"", "\"u_\\\"1\\u00e9\"")
+            .replace(",\"received_at\":\"2026-01-01T00:00:01.000Z\"", "")
+            .replace(",\"source\":\"identity-api\"", "")
+            .replace("\"context\":{}", "\"context\":{\"location\":null}");
+        let event =
+            both_readings(b"org_a", &escaped, Some(tagged(&escaped).as_bytes())).expect("decodes");
+        assert_eq!(event.received_at_ms, 1_764_140_000_000, "the broker's time");
+        assert!(event.ocsf.get().is_some());
+        // A field this build does not know: read for its head, mapped by a lane.
+        let newer = GATEWAY_EVENT.replace("\"version\":1", "\"version\":1,\"colour\":\"red\"");
+        let event =
+            both_readings(b"org_a", &newer, Some(tagged(&newer).as_bytes())).expect("decodes");
+        assert!(event.ocsf.get().is_none());
+        // Validated here: mapped from the validated event.
+        let direct = r#"{"org_id":"org_a","occurred_at":"2026-01-01T02:00:00+02:00","category":"billing","action":"billing.invoice.generated","outcome":"success","actor":{"type":"system","id":"billing"},"metadata":{"n":1}}"#;
+        let event = both_readings(b"org_a", direct, None).expect("valid");
+        assert!(event.ocsf.get().is_some());
+        // The same refusals either way: a forged tag on an invalid event, another
+        // organization's key, a gateway tag claiming the system's provenance, an outcome only
+        // the head would take.
+        let unknown = direct.replace("billing.invoice.generated", "billing.teleported");
+        assert!(both_readings(b"org_a", &unknown, Some(b"v1=forged")).is_none());
+        assert!(
+            both_readings(
+                b"org_b",
+                GATEWAY_EVENT,
+                Some(tagged(GATEWAY_EVENT).as_bytes())
+            )
+            .is_none()
+        );
+        let claims_system =
+            GATEWAY_EVENT.replace("\"provenance\":\"gateway\"", "\"provenance\":\"system\"");
+        assert!(
+            both_readings(
+                b"org_a",
+                &claims_system,
+                Some(tagged(&claims_system).as_bytes())
+            )
+            .is_none()
+        );
+        let odd_outcome = GATEWAY_EVENT.replace("\"failure\"", "\"maybe\"");
+        let event = both_readings(
+            b"org_a",
+            &odd_outcome,
+            Some(tagged(&odd_outcome).as_bytes()),
+        )
+        .expect("the head takes any outcome text");
+        assert_eq!(event.outcome, "maybe");
     }
 
     #[test]
