@@ -137,6 +137,8 @@ impl Path {
 
 /// The event a message carries (a tagged one read as `H`, by default its head).
 #[derive(Debug)]
+// Returned once per message and taken apart at once: not worth a box per validated event.
+#[allow(clippy::large_enum_variant)]
 pub enum Decoded<'a, H = EventHead<'a>> {
     /// Written by the platform: the payload is its canonical JSON, of which the head was read.
     Tagged {
