@@ -65,6 +65,8 @@ pub struct Decoded<'m> {
 }
 
 #[derive(Debug)]
+// One per message being routed, on the consumer's stack: no box for the view.
+#[allow(clippy::large_enum_variant)]
 enum Whole<'m> {
     /// Read for its head: mapped from its JSON, as a lane does.
     NotRead,
