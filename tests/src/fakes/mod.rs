@@ -319,27 +319,199 @@ async fn received_route(
 
 /// The `id` of an audit event in raw JSON (without materialising the rest), or the
 /// `metadata.uid` of an OCSF object (destinations in the `ocsf` format): how the tests
-/// recognise events, not something the vendors check. One pass over the object: the
-/// `metadata` object is only looked into when there is no `id`.
+/// recognise events, not something the vendors check.
 pub fn event_id(raw: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Ids<'a> {
-        #[serde(borrow)]
-        id: Option<std::borrow::Cow<'a, str>>,
-        #[serde(borrow)]
-        metadata: Option<&'a serde_json::value::RawValue>,
+    serde_json::from_str::<EventRead>(raw).ok()?.id
+}
+
+/// What a fake reads of one event, in the same pass as the request around it: its id (`id`,
+/// else an OCSF object's `metadata.uid`) and whether it is blank (`""`, `null`, `{}`). Every
+/// other value is skipped, not built, so a receiver reads each byte once — on the benchmark's
+/// two cores the receivers' reading is counted against the forwarder's throughput.
+#[derive(Debug, Default)]
+pub struct EventRead {
+    pub id: Option<String>,
+    pub blank: bool,
+}
+
+impl<'de> Deserialize<'de> for EventRead {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(EventVisitor { top: true })
     }
-    #[derive(Deserialize)]
-    struct OcsfMetadata<'a> {
-        #[serde(borrow)]
-        uid: std::borrow::Cow<'a, str>,
+}
+
+/// Reads an event (`top`) or its `metadata` object (not top: only `uid` is looked at).
+struct EventVisitor {
+    top: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for EventVisitor {
+    type Value = EventRead;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("an event")
     }
-    let ids = serde_json::from_str::<Ids<'_>>(raw).ok()?;
-    if let Some(id) = ids.id {
-        return Some(id.into_owned());
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<EventRead, E> {
+        Ok(EventRead {
+            id: None,
+            blank: text.is_empty(),
+        })
     }
-    let metadata = serde_json::from_str::<OcsfMetadata<'_>>(ids.metadata?.get()).ok()?;
-    Some(metadata.uid.into_owned())
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<EventRead, E> {
+        Ok(EventRead {
+            id: None,
+            blank: true,
+        })
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<EventRead, E> {
+        Ok(EventRead::default())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<EventRead, E> {
+        Ok(EventRead::default())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<EventRead, E> {
+        Ok(EventRead::default())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<EventRead, E> {
+        Ok(EventRead::default())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<EventRead, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(EventRead::default())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<EventRead, A::Error> {
+        let own = if self.top { "id" } else { "uid" };
+        let mut id = None;
+        let mut uid = None;
+        let mut entries = 0;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            entries += 1;
+            if key == own {
+                id = map.next_value::<Text>()?.0;
+            } else if self.top && key == "metadata" {
+                uid = map.next_value_seed(MetadataSeed)?.id;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(EventRead {
+            id: id.or(uid),
+            blank: entries == 0,
+        })
+    }
+}
+
+struct MetadataSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for MetadataSeed {
+    type Value = EventRead;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<EventRead, D::Error> {
+        deserializer.deserialize_any(EventVisitor { top: false })
+    }
+}
+
+/// A string value, or `None` for any other value (skipped).
+struct Text(Option<String>);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let read = deserializer.deserialize_any(TextVisitor)?;
+        Ok(Text(read))
+    }
+}
+
+struct TextVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TextVisitor {
+    type Value = Option<String>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("any value")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Option<String>, E> {
+        Ok(Some(text.to_string()))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod event_read_tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_blanks_are_read_in_one_pass() {
+        let read = |raw: &str| serde_json::from_str::<EventRead>(raw).expect(raw);
+        let native = read(r#"{"id":"e1","actor":{"id":"u1"},"metadata":{"uid":"m"}}"#);
+        assert_eq!(native.id.as_deref(), Some("e1"), "the event's own id first");
+        let ocsf = read(
+            r#"{"class_uid":3002,"actor":{"user":{"uid":"u1"}},"metadata":{"version":"1.4.0","uid":"e2"},"user":{"uid":"u1"}}"#,
+        );
+        assert_eq!(
+            ocsf.id.as_deref(),
+            Some("e2"),
+            "an OCSF object's metadata.uid"
+        );
+        let escaped = read(r#"{"id":"e\"3","x":[1,{"id":"no"}]}"#);
+        assert_eq!(escaped.id.as_deref(), Some("e\"3"));
+        assert_eq!(read(r#"{"x":1}"#).id, None);
+        assert_eq!(
+            read(r#"{"id":7,"metadata":{"uid":"e4"}}"#).id.as_deref(),
+            Some("e4")
+        );
+        for blank in [r#""""#, "null", "{}", "{ }"] {
+            assert!(read(blank).blank, "{blank}");
+        }
+        for not_blank in [r#""x""#, "0", "[]", r#"{"a":null}"#] {
+            assert!(!read(not_blank).blank, "{not_blank}");
+        }
+        assert_eq!(event_id(r#"{"id":"e5"}"#).as_deref(), Some("e5"));
+        assert_eq!(event_id("{not json"), None);
+    }
 }
 
 /// The interface the tests drive every fake through.

@@ -25,10 +25,9 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::{Fake, FakeCore, HttpServer, control_routes, event_id};
+use super::{EventRead, Fake, FakeCore, HttpServer, control_routes};
 
 /// How the fake HEC is set up.
 #[derive(Debug, Clone)]
@@ -188,11 +187,18 @@ fn channel(
 }
 
 #[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    event: Option<&'a RawValue>,
+struct Envelope {
+    /// Read in the envelope's one pass (`null` is a blank event, not a missing one).
+    #[serde(default, deserialize_with = "present")]
+    event: Option<EventRead>,
     #[serde(default)]
     index: Option<String>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<EventRead>, D::Error> {
+    EventRead::deserialize(deserializer).map(Some)
 }
 
 async fn events(
@@ -227,7 +233,7 @@ async fn events(
     let mut accepted: Vec<(String, Option<Value>)> = Vec::new();
     let mut refusal = None;
     // Envelopes back to back, each read once (its text, for the record, is the stream's span).
-    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Envelope<'_>>();
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Envelope>();
     let mut envelope_start = 0;
     for index in 0.. {
         let Some(envelope) = stream.next() else {
@@ -243,8 +249,7 @@ async fn events(
             refusal = Some(("Event field is required", 12, index));
             break;
         };
-        let event_text = event.get().trim();
-        if matches!(event_text, "\"\"" | "null" | "{}") {
+        if event.blank {
             refusal = Some(("Event field cannot be blank", 13, index));
             break;
         }
@@ -254,7 +259,7 @@ async fn events(
             refusal = Some(("Incorrect index", 7, index));
             break;
         }
-        let id = event_id(event_text).unwrap_or_default();
+        let id = event.id.unwrap_or_default();
         if state.core.is_poison(&id) {
             refusal = Some(("Invalid data format", 6, index));
             break;
