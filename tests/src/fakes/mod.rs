@@ -479,41 +479,6 @@ impl<'de> serde::de::Visitor<'de> for TextVisitor {
     }
 }
 
-#[cfg(test)]
-mod event_read_tests {
-    use super::*;
-
-    #[test]
-    fn ids_and_blanks_are_read_in_one_pass() {
-        let read = |raw: &str| serde_json::from_str::<EventRead>(raw).expect(raw);
-        let native = read(r#"{"id":"e1","actor":{"id":"u1"},"metadata":{"uid":"m"}}"#);
-        assert_eq!(native.id.as_deref(), Some("e1"), "the event's own id first");
-        let ocsf = read(
-            r#"{"class_uid":3002,"actor":{"user":{"uid":"u1"}},"metadata":{"version":"1.4.0","uid":"e2"},"user":{"uid":"u1"}}"#,
-        );
-        assert_eq!(
-            ocsf.id.as_deref(),
-            Some("e2"),
-            "an OCSF object's metadata.uid"
-        );
-        let escaped = read(r#"{"id":"e\"3","x":[1,{"id":"no"}]}"#);
-        assert_eq!(escaped.id.as_deref(), Some("e\"3"));
-        assert_eq!(read(r#"{"x":1}"#).id, None);
-        assert_eq!(
-            read(r#"{"id":7,"metadata":{"uid":"e4"}}"#).id.as_deref(),
-            Some("e4")
-        );
-        for blank in [r#""""#, "null", "{}", "{ }"] {
-            assert!(read(blank).blank, "{blank}");
-        }
-        for not_blank in [r#""x""#, "0", "[]", r#"{"a":null}"#] {
-            assert!(!read(not_blank).blank, "{not_blank}");
-        }
-        assert_eq!(event_id(r#"{"id":"e5"}"#).as_deref(), Some("e5"));
-        assert_eq!(event_id("{not json"), None);
-    }
-}
-
 /// The interface the tests drive every fake through.
 pub trait Fake {
     fn core(&self) -> &Arc<FakeCore>;
@@ -559,5 +524,40 @@ pub trait Fake {
 
     fn stats(&self) -> Stats {
         self.core().stats()
+    }
+}
+
+#[cfg(test)]
+mod event_read_tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_blanks_are_read_in_one_pass() {
+        let read = |raw: &str| serde_json::from_str::<EventRead>(raw).expect(raw);
+        let native = read(r#"{"id":"e1","actor":{"id":"u1"},"metadata":{"uid":"m"}}"#);
+        assert_eq!(native.id.as_deref(), Some("e1"), "the event's own id first");
+        let ocsf = read(
+            r#"{"class_uid":3002,"actor":{"user":{"uid":"u1"}},"metadata":{"version":"1.4.0","uid":"e2"},"user":{"uid":"u1"}}"#,
+        );
+        assert_eq!(
+            ocsf.id.as_deref(),
+            Some("e2"),
+            "an OCSF object's metadata.uid"
+        );
+        let escaped = read(r#"{"id":"e\"3","x":[1,{"id":"no"}]}"#);
+        assert_eq!(escaped.id.as_deref(), Some("e\"3"));
+        assert_eq!(read(r#"{"x":1}"#).id, None);
+        assert_eq!(
+            read(r#"{"id":7,"metadata":{"uid":"e4"}}"#).id.as_deref(),
+            Some("e4")
+        );
+        for blank in [r#""""#, "null", "{}", "{ }"] {
+            assert!(read(blank).blank, "{blank}");
+        }
+        for not_blank in [r#""x""#, "0", "[]", r#"{"a":null}"#] {
+            assert!(!read(not_blank).blank, "{not_blank}");
+        }
+        assert_eq!(event_id(r#"{"id":"e5"}"#).as_deref(), Some("e5"));
+        assert_eq!(event_id("{not json"), None);
     }
 }
