@@ -81,5 +81,23 @@ fn main() -> anyhow::Result<()> {
         std::hint::black_box(object);
         Ok(())
     })?;
+    // The forwarder's consumer reads an OCSF-bound event whole instead of its head, then maps it.
+    time("EventView read (whole, instead of the head)", count, |n| {
+        let text = std::str::from_utf8(&canonical[n % canonical.len()])?;
+        let view: audit_core::ocsf::EventView<'_> = serde_json::from_str(text)?;
+        std::hint::black_box(view);
+        Ok(())
+    })?;
+    let views: Vec<audit_core::ocsf::EventView<'_>> = canonical
+        .iter()
+        .map(|json| serde_json::from_slice(json))
+        .collect::<Result<_, _>>()?;
+    time("OCSF map + write of a read view", count, |n| {
+        let view = &views[n % views.len()];
+        let mut out = Vec::with_capacity(1536);
+        audit_core::ocsf::write_json(view, &catalogue, &mut out);
+        std::hint::black_box(out);
+        Ok(())
+    })?;
     Ok(())
 }

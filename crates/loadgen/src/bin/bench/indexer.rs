@@ -6,7 +6,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use loadgen::{BenchRow, RssSampler, clickhouse, freshness, generated_event, now_rfc3339};
+use loadgen::{
+    BenchRow, RssSampler, clickhouse, cpu_seconds, cpu_seconds_since, freshness,
+    generated_event, now_rfc3339,
+};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::{Bench, Namespace, crash, peers};
@@ -123,7 +126,24 @@ async fn indexer_throughput(
     let started = Instant::now();
     let indexer = bench.start(&ns, "indexer", &[]).await?;
     let rss = RssSampler::start(indexer.pid());
+    // CPU per event of the indexer and of the engine: steadier than events/s on a shared
+    // machine (an A/B of sealing, say, compares the work each side does per event).
+    let engine = engine_pid(&bench.cli.instance.clickhouse);
+    let cpu_before = (
+        cpu_seconds(indexer.pid()),
+        engine.and_then(cpu_seconds),
+    );
     let watched = peers::watch(bench, &ns, "events", events, started).await?;
+    let per_event = |pid: Option<u32>, before: Option<f64>| {
+        pid.and_then(|pid| cpu_seconds_since(pid, before))
+            .map_or_else(|| "?".to_string(), |s| format!("{:.1}", s * 1e6 / events as f64))
+    };
+    let cpu = format!(
+        "CPU per event: indexer {} µs, engine {} µs",
+        per_event(Some(indexer.pid()), cpu_before.0),
+        per_event(engine, cpu_before.1)
+    );
+    eprintln!("bench: {label}: {cpu}");
     // The table's usual figure (first row → last row) and the steady rate the peers compare.
     let indexing = watched.first_to_last;
     let ours = watched.per_s;
@@ -134,7 +154,7 @@ async fn indexer_throughput(
         p99_ms: None,
         peak_rss_mb: Some(rss.peak_mb()),
         notes: format!(
-            "first row → last row {indexing:.1?}; from process start {:.1?}; steady {ours:.0} events/s",
+            "first row → last row {indexing:.1?}; from process start {:.1?}; steady {ours:.0} events/s; {cpu}",
             watched.total
         ),
     });
@@ -145,6 +165,12 @@ async fn indexer_throughput(
     }
     ns.drop_database(&bench.http).await?;
     Ok(())
+}
+
+/// The engine's process: the one listening on the HTTP port of `url`.
+fn engine_pid(url: &str) -> Option<u32> {
+    let port = url.rsplit(':').next()?.trim_end_matches('/').parse().ok()?;
+    loadgen::pid_listening_on(port)
 }
 
 /// The peer and ceiling rows beside one indexer run: the Kafka engine reads the same topic
