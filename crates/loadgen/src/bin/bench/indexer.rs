@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use loadgen::{
-    BenchRow, RssSampler, clickhouse, cpu_seconds, cpu_seconds_since, freshness,
-    generated_event, now_rfc3339,
+    BenchRow, RssSampler, clickhouse, cpu_seconds, cpu_seconds_since, freshness, generated_event,
+    now_rfc3339,
 };
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
@@ -129,14 +129,14 @@ async fn indexer_throughput(
     // CPU per event of the indexer and of the engine: steadier than events/s on a shared
     // machine (an A/B of sealing, say, compares the work each side does per event).
     let engine = engine_pid(&bench.cli.instance.clickhouse);
-    let cpu_before = (
-        cpu_seconds(indexer.pid()),
-        engine.and_then(cpu_seconds),
-    );
+    let cpu_before = (cpu_seconds(indexer.pid()), engine.and_then(cpu_seconds));
     let watched = peers::watch(bench, &ns, "events", events, started).await?;
     let per_event = |pid: Option<u32>, before: Option<f64>| {
         pid.and_then(|pid| cpu_seconds_since(pid, before))
-            .map_or_else(|| "?".to_string(), |s| format!("{:.1}", s * 1e6 / events as f64))
+            .map_or_else(
+                || "?".to_string(),
+                |s| format!("{:.1}", s * 1e6 / events as f64),
+            )
     };
     let cpu = format!(
         "CPU per event: indexer {} µs, engine {} µs",
