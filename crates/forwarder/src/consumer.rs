@@ -4,10 +4,11 @@
 //!
 //! One dedicated thread owns the group consumer (group `consumer.group_id`, `forwarder` by
 //! default) and calls `poll`; rebalance callbacks therefore run on this thread, between two
-//! messages. For each message it decodes the event ([`crate::event`]), finds the organization's
-//! settings, and routes one [`Delivery`] to the lane of every destination that should receive
-//! it: the organization's plan streams (Enterprise), the destination is enabled, its filters
-//! match. A paused destination still receives its events: its lane parks them on the retry
+//! messages. For each message it decodes the event ([`crate::event`]; read whole and mapped to
+//! OCSF here, once, when the organization has a destination in that format), finds the
+//! organization's settings, and routes one [`Delivery`] to the lane of every destination that
+//! should receive it: the organization's plan streams (Enterprise), the destination is
+//! enabled, its filters match. A paused destination still receives its events: its lane parks them on the retry
 //! topic (reason `paused`) so they are delivered after an operator resumes it.
 //!
 //! * **Offsets** are never stored or committed automatically. The [`OffsetTracker`](audit_kafka::offsets::OffsetTracker) counts,
