@@ -1,8 +1,8 @@
 //! The OCSF format end to end, on the real Kafka broker and ClickHouse engine: an
 //! organization's destinations in `format: ocsf` (a webhook and Splunk HEC, the fake
 //! receivers of tests/src/fakes) receive OCSF objects while another organization's native
-//! destination keeps receiving native events, and `export?format=ocsf` returns the stored
-//! events as OCSF. What the receivers got and what the export returned is checked by the
+//! destination keeps receiving native events — sent through the gateway or produced straight
+//! to Kafka — and `export?format=ocsf` returns the stored events as OCSF. What the receivers got and what the export returned is checked by the
 //! independent validator (deploy/local/ocsf-validator.sh) too.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
@@ -164,6 +164,24 @@ async fn ocsf_destinations_and_exports_get_ocsf_while_native_destinations_keep_n
     }
     let (status, body) = gateway.post_events(&key, &json!(batch)).await;
     assert_eq!(status, 202, "{body}");
+    // Straight to Kafka: validated by the forwarder and mapped from the validated event (an
+    // event read from the topic for an OCSF destination is parsed once, not again in a lane).
+    let producer = audit_tests::kafka::producer(&ns.infra.kafka);
+    let mut direct = HashSet::new();
+    for action in ACTIONS.iter().take(4) {
+        let event = event("org_ocsf", action);
+        let id = event["id"].as_str().unwrap().to_string();
+        let payload = event.to_string();
+        audit_tests::kafka::produce(
+            &producer,
+            &ns.events_topic,
+            Some("org_ocsf"),
+            payload.as_bytes(),
+        )
+        .await;
+        ids.push(("org_ocsf", id.clone()));
+        direct.insert(id);
+    }
     let wanted = |org: &str| -> HashSet<String> {
         ids.iter()
             .filter(|(o, _)| *o == org)
@@ -197,6 +215,18 @@ async fn ocsf_destinations_and_exports_get_ocsf_while_native_destinations_keep_n
             .unwrap()
             .starts_with("audit_log.");
         assert!(wanted_ocsf.contains(uid) || own, "{object}");
+    }
+    for objects in [&webhook_objects, &hec_objects] {
+        let from_kafka: HashSet<&str> = objects
+            .iter()
+            .filter(|o| o["unmapped"]["provenance"] == "kafka")
+            .map(|o| o["metadata"]["uid"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            from_kafka,
+            direct.iter().map(String::as_str).collect(),
+            "the events produced straight to Kafka, as OCSF"
+        );
     }
     let failed_logins: Vec<&Value> = webhook_objects
         .iter()
