@@ -13,7 +13,7 @@
 //! * Offsets are the service's [`crate::offsets::OffsetTracker`]; [`commit`] sends them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::client::ClientContext;
@@ -34,6 +34,11 @@ pub trait Partitions: Send + Sync + 'static {
     /// flight for them and return the offsets to commit before they go.
     fn revoking(&self, partitions: &[i32]) -> Vec<(i32, i64)>;
 
+    /// Partitions are being revoked while the consumer closes ([`GroupContext::set_closing`]),
+    /// after the service drained: return their offsets at once, nothing is left to wait for
+    /// (waiting there once made a close hang).
+    fn release(&self, partitions: &[i32]) -> Vec<(i32, i64)>;
+
     /// The offsets of [`Partitions::revoking`] are committed (or the commit failed): forget the
     /// partitions.
     fn revoked(&self, _partitions: &[i32]) {}
@@ -52,6 +57,8 @@ pub struct GroupContext<P> {
     partitions: P,
     stats: StatsContext,
     assignments: AtomicU64,
+    /// Set at shutdown: a revoke releases instead of waiting ([`Partitions::release`]).
+    closing: AtomicBool,
 }
 
 impl<P: Partitions> GroupContext<P> {
@@ -63,6 +70,21 @@ impl<P: Partitions> GroupContext<P> {
             partitions,
             stats: StatsContext::new(name),
             assignments: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+        }
+    }
+
+    /// The service drained and the consumer is about to close: revokes from now on release.
+    pub fn set_closing(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+
+    /// The offsets to commit for a revoke of `revoked`.
+    fn offsets_of_revoke(&self, revoked: &[i32]) -> Vec<(i32, i64)> {
+        if self.closing.load(Ordering::Relaxed) {
+            self.partitions.release(revoked)
+        } else {
+            self.partitions.revoking(revoked)
         }
     }
 
@@ -105,7 +127,7 @@ impl<P: Partitions> ConsumerContext for GroupContext<P> {
         }
         metrics::counter!(format!("{}_rebalances_total", self.service), "consumer" => self.name, "kind" => "revoke")
             .increment(1);
-        let offsets = self.partitions.revoking(&revoked);
+        let offsets = self.offsets_of_revoke(&revoked);
         commit(consumer, &self.topic, &offsets, CommitMode::Sync);
         self.partitions.revoked(&revoked);
         tracing::info!(consumer = self.name, ?revoked, "partitions revoked");
@@ -306,5 +328,42 @@ fn set_paused<P: Partitions>(consumer: &BaseConsumer<GroupContext<P>>, pause: bo
     match result {
         Ok(()) => tracing::debug!(consumer = name, pause, "consumption paused or resumed"),
         Err(error) => tracing::warn!(consumer = name, %error, pause, "pause/resume failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Records which half of a revoke ran.
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<&'static str>>);
+
+    impl Partitions for Recorded {
+        fn revoking(&self, _partitions: &[i32]) -> Vec<(i32, i64)> {
+            self.0.lock().unwrap().push("revoking");
+            Vec::new()
+        }
+
+        fn release(&self, _partitions: &[i32]) -> Vec<(i32, i64)> {
+            self.0.lock().unwrap().push("release");
+            Vec::new()
+        }
+
+        fn assigned(&self, _partitions: &[i32]) {}
+    }
+
+    #[test]
+    fn a_revoke_waits_for_the_service_until_the_consumer_closes() {
+        let context = GroupContext::new("test", "test", "t", Recorded::default());
+        context.offsets_of_revoke(&[0]);
+        context.set_closing();
+        context.offsets_of_revoke(&[0]);
+        assert_eq!(
+            *context.partitions().0.lock().unwrap(),
+            ["revoking", "release"]
+        );
     }
 }

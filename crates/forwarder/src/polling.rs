@@ -18,7 +18,6 @@
 //! (`audit_kafka::offsets`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use audit_kafka::consumer::{self, GroupContext, Partitions, Pause, Polling, Step};
@@ -189,7 +188,7 @@ impl<T: ConsumerThread> Polling for Forwarding<T> {
                 let _ = tokio::time::timeout(Duration::from_secs(2), lane).await;
             }
         });
-        core.consumer.context().partitions().set_closing();
+        core.consumer.context().set_closing();
         core.consumer.unsubscribe();
         tracing::info!(consumer = core.role, drained, "consumer stopped");
     }
@@ -201,8 +200,6 @@ impl<T: ConsumerThread> Polling for Forwarding<T> {
 pub struct TrackedPartitions {
     tracker: Arc<OffsetTracker>,
     drain_timeout: Duration,
-    /// Set at shutdown, when the drain already happened.
-    closing: AtomicBool,
 }
 
 impl TrackedPartitions {
@@ -210,27 +207,25 @@ impl TrackedPartitions {
         Self {
             tracker,
             drain_timeout,
-            closing: AtomicBool::new(false),
         }
-    }
-
-    pub fn set_closing(&self) {
-        self.closing.store(true, Ordering::Relaxed);
     }
 }
 
 impl Partitions for TrackedPartitions {
     fn revoking(&self, partitions: &[i32]) -> Vec<(i32, i64)> {
-        let drained = self.closing.load(Ordering::Relaxed)
-            || self
-                .tracker
-                .wait_drained(Some(partitions), self.drain_timeout);
+        let drained = self
+            .tracker
+            .wait_drained(Some(partitions), self.drain_timeout);
         if !drained {
             tracing::warn!(
                 ?partitions,
                 "revoked partitions still have events in flight; the next owner re-reads them"
             );
         }
+        self.tracker.revoke(partitions)
+    }
+
+    fn release(&self, partitions: &[i32]) -> Vec<(i32, i64)> {
         self.tracker.revoke(partitions)
     }
 

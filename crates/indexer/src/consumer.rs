@@ -39,7 +39,6 @@
 //! what the indexer does before each poll, with each message and on a revoke.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use audit_core::EventValidator;
@@ -66,29 +65,16 @@ pub type IndexerConsumer = BaseConsumer<GroupContext<IndexerPartitions>>;
 /// The indexer's half of a rebalance (module doc).
 pub struct IndexerPartitions {
     shared: Arc<Shared>,
-    /// Set at shutdown, once the writer drained: a revoke while the consumer closes has
-    /// nothing left to wait for.
-    closing: AtomicBool,
 }
 
 impl IndexerPartitions {
     pub fn new(shared: Arc<Shared>) -> Self {
-        Self {
-            shared,
-            closing: AtomicBool::new(false),
-        }
-    }
-
-    pub fn set_closing(&self) {
-        self.closing.store(true, Ordering::Relaxed);
+        Self { shared }
     }
 }
 
 impl Partitions for IndexerPartitions {
     fn revoking(&self, partitions: &[i32]) -> Vec<(i32, i64)> {
-        if self.closing.load(Ordering::Relaxed) {
-            return self.shared.release(partitions);
-        }
         // The open batch already streams rows of the revoked partitions: end it and let the
         // writer finish it, so their offsets can be committed before the partitions go.
         let drained = self.shared.drain();
@@ -98,6 +84,10 @@ impl Partitions for IndexerPartitions {
                 "the writer did not finish in time; the next owner re-reads (deduplicated)"
             );
         }
+        self.shared.release(partitions)
+    }
+
+    fn release(&self, partitions: &[i32]) -> Vec<(i32, i64)> {
         self.shared.release(partitions)
     }
 
@@ -321,13 +311,13 @@ mod tests {
     }
 
     /// At shutdown the writer has drained and is gone: the revoke librdkafka runs while the
-    /// consumer closes must not wait for it (it once made the close hang).
+    /// consumer closes must not wait for it (it once made the close hang; the switch to this
+    /// half is `GroupContext::set_closing`'s).
     #[test]
     fn a_revoke_while_closing_releases_without_a_drain() {
         let (shared, mut receiver) = with_a_row();
         let partitions = IndexerPartitions::new(shared);
-        partitions.set_closing();
-        partitions.revoking(&[0]);
+        partitions.release(&[0]);
         assert!(
             receiver.try_recv().is_err(),
             "nothing handed to a writer that is gone"

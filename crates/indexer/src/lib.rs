@@ -202,7 +202,7 @@ pub async fn run(
         tracing::warn!("writer did not drain in time; its batches will be re-read on restart");
         writer_task.abort();
     }
-    kafka_consumer.context().partitions().set_closing();
+    kafka_consumer.context().set_closing();
     kafka_consumer.unsubscribe();
     audit_kafka::consumer::close(kafka_consumer, CLOSE_TIMEOUT, "indexer").await;
     settings.stop();
