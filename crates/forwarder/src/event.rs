@@ -15,6 +15,7 @@ use audit_core::event::unix_millis;
 use audit_core::integrity::IntegrityKey;
 use audit_core::ocsf::EventView;
 use audit_core::{AuditEvent, Catalogue, EventValidator};
+use audit_kafka::Decoded::{Tagged, Validated};
 use audit_kafka::{EventDecoder, EventHead, MessageParts, TaggedRead};
 use bytes::Bytes;
 use time::OffsetDateTime;
@@ -167,38 +168,36 @@ impl Decoder {
             integrity: &self.integrity,
         };
         let received_now = || unix_millis(time.received_at(OffsetDateTime::now_utc()));
-        let tagged = match reading {
+        let decoded = match reading {
             Reading::Head => match decoder.decode(parts)? {
-                audit_kafka::Decoded::Tagged {
+                Tagged {
                     head,
                     occurred_at_ms,
                     payload,
-                } => return from_head(head, occurred_at_ms, payload, received_now()).map(not_read),
-                audit_kafka::Decoded::Validated(valid) => Err(valid),
-            },
-            Reading::Whole => match decoder.decode_as::<WholeOrHead<'m>>(parts)? {
-                audit_kafka::Decoded::Tagged {
-                    head: WholeOrHead::Whole(view),
-                    payload,
-                    ..
-                } => Ok((view, payload)),
-                audit_kafka::Decoded::Tagged {
+                } => Tagged {
                     head: WholeOrHead::Head(head),
                     occurred_at_ms,
                     payload,
-                } => return from_head(head, occurred_at_ms, payload, received_now()).map(not_read),
-                audit_kafka::Decoded::Validated(valid) => Err(valid),
+                },
+                Validated(valid) => Validated(valid),
             },
+            Reading::Whole => decoder.decode_as::<WholeOrHead<'m>>(parts)?,
         };
-        match tagged {
-            Ok((view, payload)) => {
-                let event = from_view(&view, payload, received_now())?;
-                Ok(Decoded {
-                    event,
-                    whole: Whole::View(view),
-                })
-            }
-            Err(valid) => {
+        match decoded {
+            Tagged {
+                head: WholeOrHead::Whole(view),
+                payload,
+                ..
+            } => Ok(Decoded {
+                event: from_view(&view, payload, received_now())?,
+                whole: Whole::View(view),
+            }),
+            Tagged {
+                head: WholeOrHead::Head(head),
+                occurred_at_ms,
+                payload,
+            } => from_head(head, occurred_at_ms, payload, received_now()).map(not_read),
+            Validated(valid) => {
                 let received_at = valid
                     .event
                     .received_at
