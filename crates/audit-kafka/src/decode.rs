@@ -15,7 +15,7 @@
 
 use std::borrow::Cow;
 
-use audit_core::integrity::{IntegrityKey, TagMismatch};
+use audit_core::integrity::{IntegrityKey, Leaf, TagMismatch, Verified};
 use audit_core::validate::{Arrival, BrokerTime, ValidEvent};
 use audit_core::{EventValidator, FieldError};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -145,6 +145,8 @@ pub enum Decoded<'a, H = EventHead<'a>> {
         head: H,
         occurred_at_ms: i64,
         payload: &'a [u8],
+        /// The payload's leaf, computed by the tag's check.
+        leaf: Leaf,
     },
     /// Validated here, its server-owned fields stamped: `json` is what is stored.
     Validated(ValidEvent),
@@ -226,11 +228,11 @@ impl EventDecoder<'_> {
         message: MessageParts<'m>,
     ) -> Result<Decoded<'m, H>, DecodeError> {
         let payload = message.payload.ok_or(DecodeError::Empty)?;
-        let signer = message
+        let verified = message
             .integrity_tag
             .and_then(|tag| self.integrity.verify(payload, tag));
-        let decoded = match signer {
-            Some(signer) => {
+        let decoded = match verified {
+            Some(Verified { signer, leaf }) => {
                 let (head, occurred_at_ms) = H::read(payload)?;
                 audit_core::integrity::check_tagged(
                     signer,
@@ -242,6 +244,7 @@ impl EventDecoder<'_> {
                     head,
                     occurred_at_ms,
                     payload,
+                    leaf,
                 }
             }
             None => {
@@ -318,6 +321,7 @@ mod tests {
             head,
             occurred_at_ms,
             payload,
+            leaf,
         } = decoded
         else {
             panic!("tagged");
@@ -325,6 +329,13 @@ mod tests {
         assert_eq!(head.action, "user.login.failed");
         assert_eq!(occurred_at_ms, 1_767_225_600_250);
         assert_eq!(payload, EVENT.as_bytes());
+        // SHA-256(0x00 || EVENT), computed apart (Python's hashlib): the leaf the indexer
+        // seals the row under comes with the tag's check.
+        let hex: String = leaf.iter().map(|byte| format!("{byte:02x}")).collect();
+        assert_eq!(
+            hex,
+            "9c75069c9227188556a0f19cda24c31c3f5c93f8ed290c97537a3085f6267fca"
+        );
 
         // A forged tag is no tag: validated, and the claimed provenance replaced.
         let decoded = decoder

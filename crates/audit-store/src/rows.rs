@@ -105,6 +105,9 @@ pub struct PendingEvent {
     pub broker_ms: i64,
     /// The table partition the row lands in ([`partition_of`] its `occurred_at`).
     pub partition: u32,
+    /// The JSON's leaf when checking the message's integrity tag computed it (the platform's
+    /// own messages); the indexer computes it for the others when it seals.
+    pub leaf: Option<audit_core::integrity::Leaf>,
 }
 
 /// The events table's partition of a row: the UTC month of its `occurred_at` as `YYYYMM`

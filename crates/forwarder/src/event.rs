@@ -174,10 +174,12 @@ impl Decoder {
                     head,
                     occurred_at_ms,
                     payload,
+                    leaf,
                 } => Tagged {
                     head: WholeOrHead::Head(head),
                     occurred_at_ms,
                     payload,
+                    leaf,
                 },
                 Validated(valid) => Validated(valid),
             },
@@ -196,6 +198,7 @@ impl Decoder {
                 head: WholeOrHead::Head(head),
                 occurred_at_ms,
                 payload,
+                ..
             } => from_head(head, occurred_at_ms, payload, received_now()).map(not_read),
             Validated(valid) => {
                 let received_at = valid

@@ -295,6 +295,7 @@ mod tests {
             retention_days: 90,
             broker_ms: 0,
             partition: 202_612,
+            leaf: None,
         };
         shared.add_row((0, 7, epoch), row, false);
         (shared, receiver)

@@ -66,18 +66,30 @@ pub fn decode(
     if let Some(path) = path {
         metrics::counter!("indexer_messages_total", "path" => path.as_str()).increment(1);
     }
-    let (org_id, occurred_at, json) = match decoded? {
+    let (org_id, occurred_at, json, leaf) = match decoded? {
         Decoded::Tagged {
             head,
             occurred_at_ms,
             payload,
+            leaf,
         } => {
             // Written by the platform, which wrote this exact canonical JSON: only what routes
-            // the row was read (the row is built while the insert streams).
+            // the row was read (the row is built while the insert streams), and its leaf came
+            // with the tag's check.
             let occurred_at = at_millis(occurred_at_ms);
-            (head.org_id.into_owned(), occurred_at, payload.to_vec())
+            (
+                head.org_id.into_owned(),
+                occurred_at,
+                payload.to_vec(),
+                Some(leaf),
+            )
         }
-        Decoded::Validated(valid) => (valid.event.org_id, valid.event.occurred_at, valid.json),
+        Decoded::Validated(valid) => (
+            valid.event.org_id,
+            valid.event.occurred_at,
+            valid.json,
+            None,
+        ),
     };
     let org = settings.org(&org_id).map(AsRef::as_ref);
     decoder
@@ -91,6 +103,7 @@ pub fn decode(
         retention_days,
         broker_ms,
         partition: audit_store::partition_of(occurred_at),
+        leaf,
     })
 }
 

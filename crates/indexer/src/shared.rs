@@ -140,6 +140,7 @@ mod test_support {
             retention_days: 90,
             broker_ms: 0,
             partition: 202_611,
+            leaf: None,
         });
         building.positions.push((partition, offset));
     }

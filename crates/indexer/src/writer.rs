@@ -37,6 +37,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use audit_integrity::leaf;
 use audit_kafka::DeadLetterWriter;
 use audit_runtime::Readiness;
 use audit_store::{PendingEvent, Store};
@@ -230,7 +231,11 @@ impl Writer {
                         open.written.leaf(
                             *partition,
                             &row.org_id,
-                            OpenLeaf::new(*offset, &row.json, key),
+                            OpenLeaf::new(
+                                *offset,
+                                row.leaf.unwrap_or_else(|| leaf(&row.json)),
+                                key,
+                            ),
                         );
                     }
                 }

@@ -56,7 +56,7 @@ async fn direct_producers_cannot_backdate_claim_verification_or_write_internal_e
         &brokers,
         &topic,
         "org_victim",
-        &["audit-integrity=v2=system.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
+        &["audit-integrity=v3=system.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
         &deleted.to_string(),
     );
     kafka::kcat(

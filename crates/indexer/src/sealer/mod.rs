@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use audit_core::integrity::{IntegrityKey, Signer};
 use audit_core::system::SystemEvent;
-use audit_integrity::{Hash, Note, SignedDigest, SigningKeys, leaf, root};
+use audit_integrity::{Hash, Note, SignedDigest, SigningKeys, root};
 use audit_settings::{INTEGRITY_SEALED, PlansConfig, SettingsStore};
 use audit_store::{DigestRow, RowKey, SealedLeaf, Store, WindowInsert};
 use rdkafka::error::KafkaError;
@@ -49,12 +49,9 @@ pub struct OpenLeaf {
 }
 
 impl OpenLeaf {
-    pub fn new(offset: i64, event_bytes: &[u8], key: RowKey) -> Self {
-        Self {
-            offset,
-            leaf: leaf(event_bytes),
-            key,
-        }
+    /// `leaf`: [`audit_integrity::leaf`] of the row's JSON.
+    pub fn new(offset: i64, leaf: Hash, key: RowKey) -> Self {
+        Self { offset, leaf, key }
     }
 
     /// The leaf as its window stores it.

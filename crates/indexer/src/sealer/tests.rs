@@ -1,3 +1,5 @@
+use audit_integrity::leaf;
+
 use super::*;
 
 fn digest(org: &str, seq: u64, hash: &str) -> DigestRow {
@@ -22,7 +24,7 @@ fn open(offset: i64, bytes: &[u8]) -> OpenLeaf {
         id: uuid::Uuid::from_u128(offset as u128),
         occurred_at: OffsetDateTime::UNIX_EPOCH,
     };
-    OpenLeaf::new(offset, bytes, key)
+    OpenLeaf::new(offset, leaf(bytes), key)
 }
 
 #[test]
