@@ -169,7 +169,10 @@ impl DedicatedEngine {
                 EngineKind::Kafka => "kafka",
                 EngineKind::ClickHouse => "clickhouse",
             }),
-            ports: (crate::service::free_port(), crate::service::free_port()),
+            ports: {
+                let [first, second] = crate::service::free_ports();
+                (first, second)
+            },
         };
         engine.run("start");
         engine

@@ -44,10 +44,16 @@ pub fn bin_dir() -> PathBuf {
 
 /// A free TCP port on loopback (bound and released; the service binds it right after).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .unwrap()
+    let [port] = free_ports();
+    port
+}
+
+/// `N` distinct free TCP ports on loopback. All are held until every one is known: ports
+/// picked one after another can repeat (a gateway once got the same port for both listeners).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: [std::net::TcpListener; N] =
+        std::array::from_fn(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    listeners.map(|listener| listener.local_addr().unwrap().port())
 }
 
 /// A running service. Killed when dropped.
@@ -75,19 +81,18 @@ impl Service {
     /// Starts a service without waiting for readiness.
     pub fn spawn(kind: ServiceKind, ns: &Namespace, extra: &[(&str, &str)]) -> Self {
         let prefix = kind.env_prefix();
-        let port = free_port();
+        let [port, gateway_ops_port] = free_ports();
         let mut env = ns.env(prefix);
         env.push((
             format!("{prefix}__HTTP__LISTEN"),
             format!("127.0.0.1:{port}"),
         ));
         let ops_port = if kind == ServiceKind::Gateway {
-            let ops_port = free_port();
             env.push((
                 format!("{prefix}__OPS__LISTEN"),
-                format!("127.0.0.1:{ops_port}"),
+                format!("127.0.0.1:{gateway_ops_port}"),
             ));
-            ops_port
+            gateway_ops_port
         } else {
             port
         };

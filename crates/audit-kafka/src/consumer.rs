@@ -153,14 +153,17 @@ impl<P: Partitions> ConsumerContext for GroupContext<P> {
     }
 }
 
+/// How long a service's last step waits for its consumer to leave the group (everything is
+/// committed by then; the group's session timeout covers a close that does not finish).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Closes a group consumer — it leaves its group — on a thread of its own, waiting at most
-/// `timeout`. For a service's last step, once what it could commit is committed: librdkafka's
+/// [`CLOSE_TIMEOUT`]. For a service's last step, once what it could commit is committed: librdkafka's
 /// close can wait on a rebalance that does not complete (seen when a stop came while another
 /// member was joining), and a graceful stop must not hang on it; the group then expires the
 /// member after its session timeout. Closes only if `consumer` is the last reference.
 pub async fn close<C: ConsumerContext + 'static>(
     consumer: Arc<BaseConsumer<C>>,
-    timeout: Duration,
     name: &'static str,
 ) {
     let (closed, done) = tokio::sync::oneshot::channel();
@@ -175,10 +178,10 @@ pub async fn close<C: ConsumerContext + 'static>(
         tracing::warn!(consumer = name, %error, "no thread to close the consumer; the group expires it after its session timeout");
         return;
     }
-    if tokio::time::timeout(timeout, done).await.is_err() {
+    if tokio::time::timeout(CLOSE_TIMEOUT, done).await.is_err() {
         tracing::warn!(
             consumer = name,
-            ?timeout,
+            timeout = ?CLOSE_TIMEOUT,
             "the consumer did not leave its group in time; the group expires it after its session timeout"
         );
     }

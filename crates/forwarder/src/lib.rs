@@ -73,10 +73,6 @@ use audit_kafka::offsets::OffsetTracker;
 use audit_sinks::SinkContext;
 use audit_sinks::outbound::{ClientTimeouts, build_client};
 
-/// How long leaving a consumer group may take at shutdown before the group is left to expire
-/// the member after its session timeout.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// What the forwarder reads and sends with, built from its configuration: the events' decoder
 /// and the destinations' sinks (the benchmark's bare-client peer builds its requests with the
 /// same, so that it posts the very bytes the forwarder would).
@@ -293,8 +289,8 @@ pub async fn run(
     // Bounded, like the indexer's: librdkafka's close can wait forever on a rebalance that
     // does not complete (seen in the rebalance test when the stop came while another member
     // joined: the rebalance callback, run by the close, waited on the closing client).
-    audit_kafka::consumer::close(events_consumer, CLOSE_TIMEOUT, "forwarder").await;
-    audit_kafka::consumer::close(retry_consumer, CLOSE_TIMEOUT, "forwarder-retry").await;
+    audit_kafka::consumer::close(events_consumer, "forwarder").await;
+    audit_kafka::consumer::close(retry_consumer, "forwarder-retry").await;
     tracing::debug!("consumers closed");
     settings.stop();
     tracing::debug!("settings follower stopped");

@@ -34,10 +34,6 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::IndexerConfig;
 
-/// How long leaving the consumer group may take at shutdown (everything is committed by then;
-/// the group's session timeout covers a close that does not finish).
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Applies the schema migrations and returns.
 pub async fn migrate(config: &IndexerConfig) -> anyhow::Result<()> {
     let store = Store::new(&config.clickhouse);
@@ -204,7 +200,7 @@ pub async fn run(
     }
     kafka_consumer.context().set_closing();
     kafka_consumer.unsubscribe();
-    audit_kafka::consumer::close(kafka_consumer, CLOSE_TIMEOUT, "indexer").await;
+    audit_kafka::consumer::close(kafka_consumer, "indexer").await;
     settings.stop();
     let _ = ops.await;
     tracing::info!("indexer stopped");

@@ -256,7 +256,13 @@ impl BenchService {
         let mut env = env.to_vec();
         let is_gateway = env.iter().any(|(key, _)| key.starts_with("GATEWAY__"));
         let ops_port = if is_gateway {
-            let ops_port = free_port();
+            // `port` was released by the caller: make sure the second listener differs.
+            let ops_port = loop {
+                match free_port() {
+                    candidate if candidate != port => break candidate,
+                    _ => continue,
+                }
+            };
             env.push((
                 "GATEWAY__OPS__LISTEN".to_string(),
                 format!("127.0.0.1:{ops_port}"),
@@ -344,12 +350,19 @@ impl Drop for BenchService {
     }
 }
 
-/// A free TCP port on loopback.
+/// A free TCP port on loopback (bound and released; the service binds it right after).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    let [port] = free_ports();
+    port
+}
+
+/// `N` distinct free TCP ports on loopback. All are held until every one is known: ports
+/// picked one after another can repeat.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: [std::net::TcpListener; N] = std::array::from_fn(|_| {
+        std::net::TcpListener::bind("127.0.0.1:0").expect("no free port on loopback")
+    });
+    listeners.map(|listener| listener.local_addr().expect("a bound listener").port())
 }
 
 /// Runs SQL against ClickHouse over HTTP and returns the body.

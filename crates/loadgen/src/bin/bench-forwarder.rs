@@ -58,7 +58,7 @@ use loadgen::print_table;
 use kafka::Topics;
 use latency::{latency_run, neighbour_run};
 use peer::Peer;
-use process::{Process, free_port, wait_ready};
+use process::{Process, wait_ready};
 use services::provision;
 use throughput::{Target, throughput_run};
 
@@ -141,13 +141,7 @@ async fn main() -> Result<()> {
         prefix: prefix.clone(),
     };
     // The gateway creates the settings, dead-letter and retry topics (compacted settings).
-    let ports = [
-        free_port()?,
-        free_port()?,
-        free_port()?,
-        free_port()?,
-        free_port()?,
-    ];
+    let ports: [u16; 5] = loadgen::free_ports();
     let port_args: Vec<String> = ports.iter().map(u16::to_string).collect();
     let mut receivers = Process::spawn(
         "fake-receivers",

@@ -65,13 +65,6 @@ impl Drop for Process {
     }
 }
 
-/// A free TCP port on loopback.
-pub(crate) fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// Waits up to 60 s for `url` to answer 2xx; fails early if the process exited.
 pub(crate) async fn wait_ready(
     http: &reqwest::Client,

@@ -9,7 +9,7 @@ use anyhow::{Result, anyhow};
 use serde_json::{Value, json};
 
 use crate::kafka::Topics;
-use crate::process::{Process, free_port, wait_ready};
+use crate::process::{Process, wait_ready};
 use crate::{Cli, HEC_TOKEN, OPERATOR_TOKEN, SIGNING_SECRET};
 
 /// The forwarder's configuration file (relative to the repository root).
@@ -24,8 +24,7 @@ pub(crate) async fn provision(
     webhook_url: &str,
     hung_webhook_url: &str,
 ) -> Result<HashMap<&'static str, String>> {
-    let port = free_port()?;
-    let ops_port = free_port()?;
+    let [port, ops_port] = loadgen::free_ports();
     let env = vec![
         ("GATEWAY__KAFKA__BROKERS".to_string(), cli.brokers.clone()),
         (
@@ -141,7 +140,7 @@ pub(crate) async fn start_forwarder(
     group: &str,
     http: &reqwest::Client,
 ) -> Result<(Process, String)> {
-    let port = free_port()?;
+    let port = loadgen::free_port();
     let env = vec![
         ("FORWARDER__KAFKA__BROKERS".to_string(), cli.brokers.clone()),
         (
