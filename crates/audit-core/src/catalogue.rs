@@ -49,7 +49,9 @@ pub struct ActionDef {
 #[derive(Debug, Clone)]
 pub struct Catalogue {
     categories: BTreeMap<String, CategoryDef>,
-    category_of_action: HashMap<String, String>,
+    /// Every action by name, with its category: one lookup per event on the hot paths (the
+    /// forwarder's OCSF mapping, validation).
+    actions: HashMap<String, (String, ActionDef)>,
 }
 
 impl Catalogue {
@@ -63,7 +65,7 @@ impl Catalogue {
             )));
         }
         let mut categories = BTreeMap::new();
-        let mut category_of_action = HashMap::new();
+        let mut actions = HashMap::new();
         for category in file.category {
             for action in &category.actions {
                 if let Some(mapping) = &action.ocsf {
@@ -71,8 +73,8 @@ impl Catalogue {
                         Error::CatalogueInvalid(format!("action `{}`: ocsf: {reason}", action.name))
                     })?;
                 }
-                if let Some(previous) =
-                    category_of_action.insert(action.name.clone(), category.name.clone())
+                if let Some((previous, _)) =
+                    actions.insert(action.name.clone(), (category.name.clone(), action.clone()))
                 {
                     return Err(Error::CatalogueInvalid(format!(
                         "action `{}` is listed in both `{previous}` and `{}`",
@@ -90,7 +92,7 @@ impl Catalogue {
         }
         Ok(Self {
             categories,
-            category_of_action,
+            actions,
         })
     }
 
@@ -120,13 +122,14 @@ impl Catalogue {
 
     /// The definition of an action, if it exists.
     pub fn action(&self, name: &str) -> Option<&ActionDef> {
-        let category = self.categories.get(self.category_of(name)?)?;
-        category.actions.iter().find(|action| action.name == name)
+        self.actions.get(name).map(|(_, action)| action)
     }
 
     /// The category an action belongs to, if the action exists.
     pub fn category_of(&self, action: &str) -> Option<&str> {
-        self.category_of_action.get(action).map(String::as_str)
+        self.actions
+            .get(action)
+            .map(|(category, _)| category.as_str())
     }
 }
 

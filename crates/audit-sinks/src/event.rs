@@ -38,12 +38,7 @@ impl ForwardEvent {
     /// same bytes. (Mapping it in the consumer instead, off the lanes, was measured slower on
     /// 2 cores: the consumer thread became the bottleneck, and each lane was woken per event.)
     pub fn ocsf(&self, catalogue: &Catalogue) -> &[u8] {
-        self.ocsf.get_or_init(|| {
-            let mut object = ocsf_json(self, catalogue);
-            // Kept while the event waits in its lanes: no spare capacity.
-            object.shrink_to_fit();
-            object
-        })
+        self.ocsf.get_or_init(|| ocsf_json(self, catalogue))
     }
 }
 
@@ -69,18 +64,32 @@ pub fn ocsf_json(event: &ForwardEvent, catalogue: &Catalogue) -> Vec<u8> {
 
 /// The OCSF object of `event` from a view of all of it (already read), its `received_at` the
 /// event's when the view has none.
+/// The object is kept with the event while it waits in its lanes, so it is returned at its
+/// exact size: written into this thread's scratch buffer (grown once, reused), then copied.
 pub fn ocsf_of_view(view: &EventView<'_>, event: &ForwardEvent, catalogue: &Catalogue) -> Vec<u8> {
-    // About twice the event (names of the class, activity and product; OCSF's nesting): the
-    // object is written without growing its buffer.
-    let mut out = Vec::with_capacity(event.json.len() * 2 + 256);
-    if view.received_at_ms.is_some() {
-        audit_core::ocsf::write_json(view, catalogue, &mut out);
-    } else {
-        let mut view = view.clone();
-        view.received_at_ms = Some(event.received_at_ms);
-        audit_core::ocsf::write_json(&view, catalogue, &mut out);
-    }
-    out
+    SCRATCH.with_borrow_mut(|out| {
+        out.clear();
+        if view.received_at_ms.is_some() {
+            audit_core::ocsf::write_json(view, catalogue, out);
+        } else {
+            let mut view = view.clone();
+            view.received_at_ms = Some(event.received_at_ms);
+            audit_core::ocsf::write_json(&view, catalogue, out);
+        }
+        let object = out.to_vec();
+        if out.capacity() > SCRATCH_KEPT {
+            // One outsized event does not pin its buffer for the thread's life.
+            *out = Vec::new();
+        }
+        object
+    })
+}
+
+/// The most a thread keeps of its scratch buffer between objects.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 fn head_only(event: &ForwardEvent) -> EventView<'_> {

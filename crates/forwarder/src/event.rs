@@ -79,15 +79,13 @@ impl Decoded<'_> {
     /// Maps the event's OCSF object from what was read and keeps it with the event
     /// ([`ForwardEvent::ocsf`]), so no lane parses it again.
     pub fn map_ocsf(&mut self, catalogue: &Catalogue) {
-        let mut object = match &self.whole {
+        let object = match &self.whole {
             Whole::NotRead => return,
             Whole::View(view) => audit_sinks::event::ocsf_of_view(view, &self.event, catalogue),
             Whole::Validated(event) => {
                 audit_sinks::event::ocsf_of_view(&EventView::from(&**event), &self.event, catalogue)
             }
         };
-        // Kept while the event waits in its lanes: no spare capacity.
-        object.shrink_to_fit();
         // Set only here, before the event is shared.
         let _ = self.event.ocsf.set(object);
     }

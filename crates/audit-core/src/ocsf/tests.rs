@@ -387,3 +387,38 @@ fn views_read_what_the_event_reads_and_refuse_the_rest() {
         );
     }
 }
+
+/// The metadata entry a class reads (User Access Management's `role`, …) is found in the raw
+/// object as the parsed map would give it: the last entry of the name, unescaped, only when a
+/// string, and nothing when the object holds a value the map refuses.
+#[test]
+fn a_metadata_entry_read_from_the_raw_object_is_the_parsed_maps() {
+    use std::collections::BTreeMap;
+
+    use crate::event::MetadataValue;
+
+    let objects = [
+        r#"{"role":"admin","attempt":2}"#,
+        r#"{"attempt":2,"role":"a\"dmin\u00e9"}"#,
+        r#"{"role":"first","role":"last"}"#,
+        r#"{"role":1.5,"new_role":null,"privileges":true}"#,
+        r#"{"role":"admin","nested":{"role":"x"}}"#,
+        r#"{"role":"admin","list":["x"]}"#,
+        r#"{"r\u006fle":"escaped key"}"#,
+        r#"{"other":"x"}"#,
+    ];
+    for object in objects {
+        let raw = serde_json::value::RawValue::from_string(object.to_string()).unwrap();
+        let map: Option<BTreeMap<String, MetadataValue>> = serde_json::from_str(object).ok();
+        for key in ["role", "new_role", "privileges", "missing"] {
+            let expected = map.as_ref().and_then(|map| match map.get(key) {
+                Some(MetadataValue::String(text)) => Some(text.clone()),
+                _ => None,
+            });
+            let read = MetadataView::Json(&raw)
+                .text(key)
+                .map(|text| text.into_owned());
+            assert_eq!(read, expected, "{key} of {object}");
+        }
+    }
+}

@@ -124,16 +124,98 @@ impl<'a> MetadataView<'a> {
                 Some(MetadataValue::String(text)) => Some(Cow::Borrowed(text.as_str())),
                 _ => None,
             },
-            // Only the classes that read an entry get here (User Access Management).
+            // Only the classes that read an entry get here (User Access Management): the
+            // entry is found in one pass, without building the others.
             MetadataView::Json(raw) => {
-                let mut map: BTreeMap<String, MetadataValue> =
-                    serde_json::from_str(raw.get()).ok()?;
-                match map.remove(key) {
-                    Some(MetadataValue::String(text)) => Some(Cow::Owned(text)),
-                    _ => None,
-                }
+                let mut reader = serde_json::Deserializer::from_str(raw.get());
+                reader.deserialize_map(EntryText(key)).ok()?
             }
         }
+    }
+}
+
+/// Reads a metadata object for the text of one entry: the last entry of that name, as a map
+/// keeps it, and nothing when a value is not a scalar (the map would refuse the object).
+struct EntryText<'k>(&'k str);
+
+impl<'de> Visitor<'de> for EntryText<'_> {
+    type Value = Option<Cow<'de, str>>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a metadata object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(name) = map.next_key::<KeyText<'de>>()? {
+            let value = map.next_value::<ScalarText<'de>>()?;
+            if name.0 == self.0 {
+                found = value.0;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A key, borrowed unless escaped.
+struct KeyText<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for KeyText<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_str(ScalarVisitor)
+            .and_then(|text| {
+                text.map(KeyText)
+                    .ok_or_else(|| D::Error::custom("a key is a string"))
+            })
+    }
+}
+
+/// A metadata value: its text when a string, `None` for the other scalars; arrays and objects
+/// are refused, as [`MetadataValue`] refuses them.
+struct ScalarText<'de>(Option<Cow<'de, str>>);
+
+impl<'de> Deserialize<'de> for ScalarText<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ScalarVisitor).map(ScalarText)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Option<Cow<'de, str>>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a string, number, boolean or null")
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Borrowed(text)))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(text.to_owned())))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
     }
 }
 
