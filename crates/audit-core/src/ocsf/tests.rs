@@ -288,6 +288,27 @@ fn emails_follow_the_ocsf_pattern() {
     }
 }
 
+proptest::proptest! {
+    /// The byte-wise check accepts what OCSF's `email_t` pattern accepts, written as the
+    /// pattern reads (characters and its class as a string).
+    #[test]
+    fn emails_are_checked_as_the_pattern_reads(
+        text in "[a-zA-Z0-9!#$%&'*+,./=?^_`{|}~ é@\\-]{0,12}(@[a-z0-9_é.-]{0,8})?"
+    ) {
+        let pattern = |text: &str| {
+            let Some((local, domain)) = text.split_once('@') else { return false };
+            let Some((label, rest)) = domain.split_once('.') else { return false };
+            !local.is_empty()
+                && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+,-./=?^_`{|}~".contains(c))
+                && !label.is_empty()
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !rest.is_empty()
+                && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        };
+        proptest::prop_assert_eq!(is_ocsf_email(&text), pattern(&text), "{}", text);
+    }
+}
+
 #[test]
 fn every_builtin_action_maps_to_its_catalogue_class_consistently() {
     let catalogue = Catalogue::builtin();
