@@ -162,12 +162,7 @@ struct KeyText<'de>(Cow<'de, str>);
 
 impl<'de> Deserialize<'de> for KeyText<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_str(ScalarVisitor)
-            .and_then(|text| {
-                text.map(KeyText)
-                    .ok_or_else(|| D::Error::custom("a key is a string"))
-            })
+        deserializer.deserialize_str(TextVisitor).map(KeyText)
     }
 }
 
